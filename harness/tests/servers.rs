@@ -1,0 +1,60 @@
+//! The harness starts real servers that answer, and PgBouncer pools behave as configured.
+
+use prismicx_harness::{servers, unique_name, PoolAlias};
+use sqlx::{Connection, Executor, Row};
+
+#[tokio::test]
+async fn postgres_and_pgbouncer_serve_a_fresh_database_with_scram_login() {
+    let s = servers();
+    let db = s.postgres.create_database().await.unwrap();
+    let mut admin = s.postgres.admin_connect(&db.name).await.unwrap();
+    let role = unique_name("r_");
+    admin
+        .execute(format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'").as_str())
+        .await
+        .unwrap();
+    let mut c = sqlx::PgConnection::connect_with(&s.pgbouncer.options(&db.name, &role, &format!("pw-{role}")))
+        .await
+        .unwrap();
+    let row = c.fetch_one("SELECT current_user::text AS u, current_database()::text AS d").await.unwrap();
+    assert_eq!(row.get::<String, _>("u"), role);
+    assert_eq!(row.get::<String, _>("d"), db.name);
+
+    let wrong = sqlx::PgConnection::connect_with(&s.pgbouncer.options(&db.name, &role, "wrong")).await;
+    assert!(wrong.is_err(), "a wrong password must be refused");
+}
+
+#[tokio::test]
+async fn pool_aliases_are_applied_with_reload() {
+    let s = servers();
+    let db = s.postgres.create_database().await.unwrap();
+    let alias = unique_name("pool_");
+    s.pgbouncer
+        .set_aliases(&[PoolAlias { name: alias.clone(), dbname: db.name.clone(), pool_size: 3 }])
+        .await
+        .unwrap();
+    let dbs = s.pgbouncer.show_databases().await.unwrap();
+    assert_eq!(dbs.get(&alias), Some(&3));
+}
+
+#[tokio::test]
+async fn redis_answers() {
+    let s = servers();
+    let client = redis::Client::open(s.redis.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let pong: String = redis::cmd("PING").query_async(&mut c).await.unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[tokio::test]
+async fn mongo_wire_server_answers() {
+    let s = servers();
+    let client = mongodb::Client::with_uri_str(s.mongo.uri()).await.unwrap();
+    let db = client.database(&unique_name("h_"));
+    db.collection::<mongodb::bson::Document>("c")
+        .insert_one(mongodb::bson::doc! {"a": 1})
+        .await
+        .unwrap();
+    let n = db.collection::<mongodb::bson::Document>("c").count_documents(mongodb::bson::doc! {}).await.unwrap();
+    assert_eq!(n, 1);
+}
