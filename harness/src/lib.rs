@@ -120,7 +120,8 @@ impl Servers {
         guardian.watch_pid(redis.pid());
         let mongo = mongo?;
         guardian.watch_pid(mongo.pid());
-        let pgbouncer = PgBouncer::start(&pgb_bin, &dir.join("pgbouncer"), ports.pgbouncer, &postgres)?;
+        let pgbouncer =
+            PgBouncer::start(&pgb_bin, &dir.join("pgbouncer"), ports.pgbouncer, &postgres)?;
         guardian.watch_pid(pgbouncer.pid());
         Ok(Servers {
             postgres,

@@ -82,11 +82,17 @@ impl Mongo {
 fn initiate_replica_set(port: u16) -> Result<()> {
     let shell = crate::tools::find("mongosh").or_else(|| crate::tools::find("mongo"));
     let Some(shell) = shell else {
-        anyhow::bail!("a mongod was found but no mongosh to initiate its replica set; install mongosh")
+        anyhow::bail!(
+            "a mongod was found but no mongosh to initiate its replica set; install mongosh"
+        )
     };
     let status = std::process::Command::new(shell)
         .arg(format!("mongodb://127.0.0.1:{port}/?directConnection=true"))
-        .args(["--quiet", "--eval", "try { rs.status() } catch (e) { rs.initiate() }"])
+        .args([
+            "--quiet",
+            "--eval",
+            "try { rs.status() } catch (e) { rs.initiate() }",
+        ])
         .status()?;
     anyhow::ensure!(status.success(), "rs.initiate() failed");
     std::thread::sleep(Duration::from_secs(2));

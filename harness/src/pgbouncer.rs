@@ -119,7 +119,10 @@ impl PgBouncer {
     /// Adds or replaces pool aliases, rewrites the included databases file and reloads.
     pub async fn set_aliases(&self, aliases: &[PoolAlias]) -> Result<()> {
         let content = {
-            let mut map = self.aliases.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+            let mut map = self
+                .aliases
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?;
             for a in aliases {
                 map.insert(a.name.clone(), a.clone());
             }

@@ -52,7 +52,12 @@ impl Postgres {
             .arg(format!("unix_socket_directories={}", dir.display()))
             .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
-            .args(["-c", "shared_buffers=256MB", "-c", "max_locks_per_transaction=256"])
+            .args([
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "max_locks_per_transaction=256",
+            ])
             .args(["-c", "password_encryption=scram-sha-256"])
             .spawn()
             .context("starting postgres")?;
@@ -81,7 +86,10 @@ impl Postgres {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!("postgres did not become ready; see {}", self.process.log().display())
+        bail!(
+            "postgres did not become ready; see {}",
+            self.process.log().display()
+        )
     }
 
     pub fn port(&self) -> u16 {

@@ -26,7 +26,10 @@ pub struct RunAs {
 }
 
 pub fn unprivileged_user() -> Result<Option<RunAs>> {
-    let out = Command::new("id").arg("-u").output().context("running `id -u`")?;
+    let out = Command::new("id")
+        .arg("-u")
+        .output()
+        .context("running `id -u`")?;
     if String::from_utf8_lossy(&out.stdout).trim() != "0" {
         return Ok(None);
     }
@@ -142,8 +145,12 @@ impl ServerProcess {
 
     /// Sends the server's graceful stop signal, waits up to 10 s, then kills it. Idempotent.
     pub fn stop(&self) {
-        let Ok(mut guard) = self.child.lock() else { return };
-        let Some(mut child) = guard.take() else { return };
+        let Ok(mut guard) = self.child.lock() else {
+            return;
+        };
+        let Some(mut child) = guard.take() else {
+            return;
+        };
         let _ = Command::new("kill")
             .arg(format!("-{}", self.stop_signal))
             .arg(child.id().to_string())

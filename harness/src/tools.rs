@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-pub const APT_HINT_PGBOUNCER: &str = "install it with `apt-get install pgbouncer` (or run `make deps`)";
-pub const APT_HINT_REDIS: &str = "install it with `apt-get install redis-server` (or run `make deps`)";
+pub const APT_HINT_PGBOUNCER: &str =
+    "install it with `apt-get install pgbouncer` (or run `make deps`)";
+pub const APT_HINT_REDIS: &str =
+    "install it with `apt-get install redis-server` (or run `make deps`)";
 
 /// Finds `name` on PATH or in /usr/sbin (Debian puts pgbouncer there).
 pub fn require(name: &str, hint: &str) -> Result<PathBuf> {

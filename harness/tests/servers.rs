@@ -13,14 +13,22 @@ async fn postgres_and_pgbouncer_serve_a_fresh_database_with_scram_login() {
         .execute(format!("CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'").as_str())
         .await
         .unwrap();
-    let mut c = sqlx::PgConnection::connect_with(&s.pgbouncer.options(&db.name, &role, &format!("pw-{role}")))
+    let mut c = sqlx::PgConnection::connect_with(&s.pgbouncer.options(
+        &db.name,
+        &role,
+        &format!("pw-{role}"),
+    ))
+    .await
+    .unwrap();
+    let row = c
+        .fetch_one("SELECT current_user::text AS u, current_database()::text AS d")
         .await
         .unwrap();
-    let row = c.fetch_one("SELECT current_user::text AS u, current_database()::text AS d").await.unwrap();
     assert_eq!(row.get::<String, _>("u"), role);
     assert_eq!(row.get::<String, _>("d"), db.name);
 
-    let wrong = sqlx::PgConnection::connect_with(&s.pgbouncer.options(&db.name, &role, "wrong")).await;
+    let wrong =
+        sqlx::PgConnection::connect_with(&s.pgbouncer.options(&db.name, &role, "wrong")).await;
     assert!(wrong.is_err(), "a wrong password must be refused");
 }
 
@@ -30,7 +38,11 @@ async fn pool_aliases_are_applied_with_reload() {
     let db = s.postgres.create_database().await.unwrap();
     let alias = unique_name("pool_");
     s.pgbouncer
-        .set_aliases(&[PoolAlias { name: alias.clone(), dbname: db.name.clone(), pool_size: 3 }])
+        .set_aliases(&[PoolAlias {
+            name: alias.clone(),
+            dbname: db.name.clone(),
+            pool_size: 3,
+        }])
         .await
         .unwrap();
     let dbs = s.pgbouncer.show_databases().await.unwrap();
@@ -55,6 +67,10 @@ async fn mongo_wire_server_answers() {
         .insert_one(mongodb::bson::doc! {"a": 1})
         .await
         .unwrap();
-    let n = db.collection::<mongodb::bson::Document>("c").count_documents(mongodb::bson::doc! {}).await.unwrap();
+    let n = db
+        .collection::<mongodb::bson::Document>("c")
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }

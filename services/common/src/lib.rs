@@ -1,1 +1,34 @@
-pub fn x(){}
+//! The shared library of the six PrismicX services.
+//!
+//! A request flows through it like this:
+//!
+//! 1. [`http::platform_router`] wraps a service's API router with request IDs, a timeout, a body
+//!    limit, tracing and metrics, and adds `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
+//! 2. [`auth::require_api_key`] authenticates the `Authorization: Bearer` (or `X-API-Key`) key:
+//!    the platform key from `API_KEY`, or a tenant-scoped key verified by a [`auth::KeyStore`].
+//! 3. The [`tenancy::Tenant`] extractor turns the principal into a tenant and its placement
+//!    (tier, state, pools, databases) through a cached [`tenancy::TenantResolver`]; suspended or
+//!    unknown tenants stop here.
+//! 4. Handlers reach data only through tenant-scoped handles: [`pg::TenantDb::begin`] opens a
+//!    transaction that sets `app.tenant_id` and `search_path` transaction-locally, and
+//!    [`mongo::TenantCollection`] adds the tenant filter to every query and write.
+//! 5. Errors become RFC 9457 problem+json through [`error::ApiError`].
+//!
+//! [`events`] carries tenant lifecycle events over Redis so every service drops cached keys and
+//! placements when a tenant changes.
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod http;
+pub mod metrics;
+pub mod mongo;
+pub mod pagination;
+pub mod pg;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use error::{ApiError, FieldError};

@@ -1,0 +1,117 @@
+//! Configuration shared by every service, read from flags or the platform's environment
+//! variables (`SERVICE_NAME`, `HOST`, `PORT`, `API_KEY`, …). Service-specific settings
+//! (`*_DB_*`, `*_LOG_LEVEL`) live in each service's own config and use [`Secret`] for passwords.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A value that never appears in `Debug` or `Display` output (logs, panics, error messages).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself; call only where it is used (a connection, a comparison).
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl FromStr for Secret<String> {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl From<&str> for Secret<String> {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+/// Settings every service reads the same way.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Service identifier used in logs and metrics (e.g. `user-data-service`).
+    #[arg(long, env = "SERVICE_NAME")]
+    pub service_name: Option<String>,
+    /// Address to bind.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Port to bind (each service has its platform default).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+    /// The platform API key: full access to every tenant (the tenant is named by `X-Tenant`).
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Secret<String>,
+    /// File with the tenant registry and tenant-scoped API keys (JSON; see docs/services.md),
+    /// used until the tenant-mgmt service serves the registry.
+    #[arg(long, env = "TENANT_REGISTRY_FILE")]
+    pub tenant_registry_file: Option<PathBuf>,
+    /// How long resolved tenants and verified keys stay cached in this process (seconds).
+    /// Redis lifecycle events evict entries earlier.
+    #[arg(long, env = "TENANT_CACHE_TTL_SECS", default_value_t = 30)]
+    pub tenant_cache_ttl_secs: u64,
+    /// Redis for lifecycle events (cache invalidation), e.g. `redis://redis-cache:6379`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<Secret<String>>,
+    /// Requests taking longer are answered 503 (seconds).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body (bytes).
+    #[arg(long, env = "BODY_LIMIT_BYTES", default_value_t = 1024 * 1024)]
+    pub body_limit_bytes: usize,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl CommonArgs {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn tenant_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.tenant_cache_ttl_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s: Secret<String> = "hunter2-very-secret".into();
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{s}"), "[redacted]");
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Holder {
+            password: Secret<String>,
+        }
+        let h = Holder {
+            password: s.clone(),
+        };
+        assert!(!format!("{h:?}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2-very-secret");
+    }
+}

@@ -1,0 +1,238 @@
+//! Extractors whose rejections are problem+json with the offending field named.
+//!
+//! [`Json`] reports the JSON path of a bad value (`attributes.team: invalid type …`), refuses
+//! unknown media types (415) and oversized bodies (413); [`Path`] and [`Query`] name the bad
+//! parameter. Nothing a client sends can make them panic.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, FieldError};
+
+/// A JSON body (request) or response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType(
+                "the request body must be JSON (Content-Type: application/json)".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("the request body is larger than allowed".into())
+            } else {
+                ApiError::BadRequest {
+                    detail: "the request body could not be read".into(),
+                    field: None,
+                }
+            }
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Deserializes `bytes`, turning a failure into a 400 (malformed JSON) or 422 (valid JSON of the
+/// wrong shape) that names the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let message = strip_position(&inner.to_string());
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                // serde_path_to_error's path already ends with an unknown field's name, but stops
+                // at the parent of a missing one.
+                let field = missing_field_name(&message)
+                    .map(|f| join_path(&path, f))
+                    .or_else(|| {
+                        (path == ".")
+                            .then(|| unknown_field_name(&message).map(str::to_string))
+                            .flatten()
+                    })
+                    .unwrap_or_else(|| if path == "." { "body".into() } else { path });
+                ApiError::Validation(vec![FieldError::new(field, message)])
+            }
+            _ => ApiError::BadRequest {
+                detail: format!("the request body is not valid JSON: {message}"),
+                field: Some("body".into()),
+            },
+        }
+    })
+}
+
+fn join_path(parent: &str, field: &str) -> String {
+    if parent == "." || parent.is_empty() {
+        field.to_string()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+fn unknown_field_name(msg: &str) -> Option<&str> {
+    msg.strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+fn missing_field_name(msg: &str) -> Option<&str> {
+    msg.strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Path parameters; a bad one is a 400 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => {
+                let detail = e.body_text();
+                Err(ApiError::BadRequest {
+                    field: Some(path_param_name(&detail).unwrap_or("path").to_string()),
+                    detail,
+                })
+            }
+        }
+    }
+}
+
+fn path_param_name(detail: &str) -> Option<&str> {
+    // axum: "Invalid URL: Cannot parse `id` with value `x` to a `u128`"
+    detail
+        .split('`')
+        .nth(1)
+        .filter(|_| detail.contains("Cannot parse `"))
+}
+
+/// Query parameters; a bad one is a 400 naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let message = err.into_inner().to_string();
+                let field = unknown_field_name(&message)
+                    .map(str::to_string)
+                    .unwrap_or(if path == "." { "query".into() } else { path });
+                ApiError::BadRequest {
+                    detail: format!("invalid query parameter: {message}"),
+                    field: Some(field),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Body {
+        email: String,
+        nested: Option<Nested>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Nested {
+        count: u32,
+    }
+
+    fn field_of(e: ApiError) -> (u16, String) {
+        let p = e.problem();
+        (
+            p.status,
+            p.errors
+                .first()
+                .map(|f| f.field.clone())
+                .unwrap_or_default(),
+        )
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let e = parse_json::<Body>(br#"{"email":"a@b.c","tenantId":"x"}"#).unwrap_err();
+        assert_eq!(field_of(e), (422, "tenantId".into()));
+    }
+
+    #[test]
+    fn nested_type_error_names_path() {
+        let e = parse_json::<Body>(br#"{"email":"a@b.c","nested":{"count":"x"}}"#).unwrap_err();
+        assert_eq!(field_of(e), (422, "nested.count".into()));
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = parse_json::<Body>(br#"{}"#).unwrap_err();
+        assert_eq!(field_of(e), (422, "email".into()));
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let e = parse_json::<Body>(br#"{"email": "#).unwrap_err();
+        assert_eq!(field_of(e), (400, "body".into()));
+    }
+}

@@ -1,0 +1,280 @@
+//! MongoDB access for tenant data in shared collections.
+//!
+//! [`TenantCollection`] is the only handle services get on a shared collection. It cannot run a
+//! query or a write without the tenant filter: every filter is wrapped as
+//! `{$and: [{tenant_id: <tenant>}, <filter>]}`, every inserted document gets the tenant's
+//! `tenant_id` (a different one is refused), updates may not touch `tenant_id`, aggregations
+//! start with the tenant `$match` and may not use stages that read or write other collections,
+//! and every index it creates leads with `tenant_id`.
+//!
+//! `tenant_id` is stored as a BSON UUID (binary subtype 4).
+
+use futures::TryStreamExt;
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::options::{FindOptions, IndexOptions};
+use mongodb::{Collection, IndexModel};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// The field every tenant-owned document carries.
+pub const TENANT_FIELD: &str = "tenant_id";
+
+/// Stages an aggregation through [`TenantCollection`] may not use: they read or write other
+/// collections, where the tenant filter would not apply.
+const FORBIDDEN_STAGES: &[&str] = &["$lookup", "$graphLookup", "$unionWith", "$out", "$merge"];
+
+/// Errors of the tenant-scoped repository.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantMongoError {
+    #[error("document carries tenant_id of another tenant")]
+    ForeignTenant,
+    #[error("updates may not change tenant_id")]
+    TenantFieldUpdate,
+    #[error("aggregation stage {0} is not allowed on tenant data")]
+    ForbiddenStage(String),
+    #[error("document could not be encoded: {0}")]
+    Encode(#[from] bson::ser::Error),
+    #[error("document could not be decoded: {0}")]
+    Decode(#[from] bson::de::Error),
+    #[error(transparent)]
+    Mongo(#[from] mongodb::error::Error),
+}
+
+impl From<TenantMongoError> for crate::ApiError {
+    fn from(e: TenantMongoError) -> Self {
+        match e {
+            TenantMongoError::ForeignTenant | TenantMongoError::TenantFieldUpdate => {
+                crate::ApiError::Forbidden("the operation is outside the tenant's data".into())
+            }
+            TenantMongoError::Mongo(m) => m.into(),
+            other => crate::ApiError::internal(other),
+        }
+    }
+}
+
+/// The tenant id as stored in documents.
+pub fn tenant_bson(id: Uuid) -> Bson {
+    Bson::Binary(bson::Binary::from_uuid(bson::Uuid::from_bytes(
+        *id.as_bytes(),
+    )))
+}
+
+/// A shared collection seen through one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantCollection<T: Send + Sync> {
+    inner: Collection<Document>,
+    tenant: Bson,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> TenantCollection<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync,
+{
+    pub fn new(db: &mongodb::Database, collection: &str, tenant_id: Uuid) -> Self {
+        TenantCollection {
+            inner: db.collection(collection),
+            tenant: tenant_bson(tenant_id),
+            _t: std::marker::PhantomData,
+        }
+    }
+
+    /// `filter` restricted to the tenant.
+    pub fn scoped(&self, filter: Document) -> Document {
+        if filter.is_empty() {
+            doc! { TENANT_FIELD: self.tenant.clone() }
+        } else {
+            doc! { "$and": [ { TENANT_FIELD: self.tenant.clone() }, filter ] }
+        }
+    }
+
+    fn decode(d: Document) -> Result<T, TenantMongoError> {
+        Ok(bson::from_document(d)?)
+    }
+
+    pub async fn find_one(&self, filter: Document) -> Result<Option<T>, TenantMongoError> {
+        match self.inner.find_one(self.scoped(filter)).await? {
+            Some(d) => Ok(Some(Self::decode(d)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn find(
+        &self,
+        filter: Document,
+        options: Option<FindOptions>,
+    ) -> Result<Vec<T>, TenantMongoError> {
+        let cursor = self
+            .inner
+            .find(self.scoped(filter))
+            .with_options(options)
+            .await?;
+        let docs: Vec<Document> = cursor.try_collect().await?;
+        docs.into_iter().map(Self::decode).collect()
+    }
+
+    pub async fn count(&self, filter: Document) -> Result<u64, TenantMongoError> {
+        Ok(self.inner.count_documents(self.scoped(filter)).await?)
+    }
+
+    /// Inserts `value` with the tenant's `tenant_id`; a document naming another tenant is refused.
+    pub async fn insert_one(&self, value: &T) -> Result<Bson, TenantMongoError> {
+        let mut d = bson::to_document(value)?;
+        match d.get(TENANT_FIELD) {
+            None => {
+                d.insert(TENANT_FIELD, self.tenant.clone());
+            }
+            Some(v) if *v == self.tenant => {}
+            Some(_) => return Err(TenantMongoError::ForeignTenant),
+        }
+        Ok(self.inner.insert_one(d).await?.inserted_id)
+    }
+
+    fn check_update(update: &Document) -> Result<(), TenantMongoError> {
+        for (op, body) in update {
+            if !op.starts_with('$') {
+                // A replacement document: allowed only if it keeps tenant_id out of it.
+                if op == TENANT_FIELD {
+                    return Err(TenantMongoError::TenantFieldUpdate);
+                }
+                continue;
+            }
+            if let Bson::Document(fields) = body {
+                if fields
+                    .keys()
+                    .any(|k| k == TENANT_FIELD || k.starts_with("tenant_id."))
+                {
+                    return Err(TenantMongoError::TenantFieldUpdate);
+                }
+                if op == "$rename"
+                    && fields
+                        .values()
+                        .any(|v| v.as_str().is_some_and(|s| s == TENANT_FIELD))
+                {
+                    return Err(TenantMongoError::TenantFieldUpdate);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates one of the tenant's documents; returns how many matched.
+    pub async fn update_one(
+        &self,
+        filter: Document,
+        update: Document,
+    ) -> Result<u64, TenantMongoError> {
+        Self::check_update(&update)?;
+        Ok(self
+            .inner
+            .update_one(self.scoped(filter), update)
+            .await?
+            .matched_count)
+    }
+
+    /// Updates the tenant's documents matching `filter`; returns how many matched.
+    pub async fn update_many(
+        &self,
+        filter: Document,
+        update: Document,
+    ) -> Result<u64, TenantMongoError> {
+        Self::check_update(&update)?;
+        Ok(self
+            .inner
+            .update_many(self.scoped(filter), update)
+            .await?
+            .matched_count)
+    }
+
+    /// Deletes one of the tenant's documents; returns how many were deleted.
+    pub async fn delete_one(&self, filter: Document) -> Result<u64, TenantMongoError> {
+        Ok(self
+            .inner
+            .delete_one(self.scoped(filter))
+            .await?
+            .deleted_count)
+    }
+
+    pub async fn delete_many(&self, filter: Document) -> Result<u64, TenantMongoError> {
+        Ok(self
+            .inner
+            .delete_many(self.scoped(filter))
+            .await?
+            .deleted_count)
+    }
+
+    /// Runs `pipeline` on the tenant's documents only.
+    pub async fn aggregate(
+        &self,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, TenantMongoError> {
+        for stage in &pipeline {
+            if let Some(op) = stage
+                .keys()
+                .find(|k| FORBIDDEN_STAGES.contains(&k.as_str()))
+            {
+                return Err(TenantMongoError::ForbiddenStage(op.clone()));
+            }
+        }
+        let mut full = vec![doc! { "$match": { TENANT_FIELD: self.tenant.clone() } }];
+        full.extend(pipeline);
+        let cursor = self.inner.aggregate(full).await?;
+        Ok(cursor.try_collect().await?)
+    }
+
+    /// Ensures an index on `tenant_id` followed by `keys`.
+    pub async fn ensure_index(
+        &self,
+        name: &str,
+        keys: Document,
+        unique: bool,
+    ) -> Result<(), TenantMongoError> {
+        let mut full = doc! { TENANT_FIELD: 1 };
+        for (k, v) in keys {
+            if k != TENANT_FIELD {
+                full.insert(k, v);
+            }
+        }
+        let model = IndexModel::builder()
+            .keys(full)
+            .options(
+                IndexOptions::builder()
+                    .name(name.to_string())
+                    .unique(unique)
+                    .build(),
+            )
+            .build();
+        self.inner.create_index(model).await?;
+        Ok(())
+    }
+}
+
+/// Whether `e` is a duplicate-key error (E11000).
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(we)) => we.code == 11000,
+        ErrorKind::Command(ce) => ce.code == 11000,
+        ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().any(|we| we.code == 11000)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn updates_touching_tenant_id_are_refused() {
+        type C = TenantCollection<Document>;
+        assert!(C::check_update(&doc! {"$set": {"name": "x"}}).is_ok());
+        assert!(C::check_update(&doc! {"$set": {"tenant_id": "x"}}).is_err());
+        assert!(C::check_update(&doc! {"$unset": {"tenant_id": ""}}).is_err());
+        assert!(C::check_update(&doc! {"$rename": {"other": "tenant_id"}}).is_err());
+        assert!(C::check_update(&doc! {"tenant_id": "x", "a": 1}).is_err());
+    }
+}

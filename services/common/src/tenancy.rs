@@ -1,0 +1,481 @@
+//! Tenant identity and resolution: request → principal → tenant → placement.
+//!
+//! A [`TenantResolver`] says where a tenant lives (id, tier, state). tenant-mgmt implements it
+//! from the registry; until then [`StaticRegistry`] reads it from a file. [`Tenancy`] puts an
+//! in-process TTL cache in front of the resolver and of the [`KeyStore`](crate::auth::KeyStore),
+//! and the [`Tenant`] extractor gives handlers a resolved, active tenant or refuses the request.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{KeyDigest, KeyStore, PresentedKey, Principal};
+use crate::cache::TtlCache;
+use crate::config::Secret;
+use crate::error::ApiError;
+
+/// Header naming the tenant when the platform key is used.
+pub const TENANT_HEADER: &str = "x-tenant";
+
+/// A tenant's slug: its `metadata.name`, a DNS label of at most 40 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(transparent)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    pub const MAX_LEN: usize = 40;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() || s.len() > Self::MAX_LEN {
+            return Err(format!("must be 1 to {} characters", Self::MAX_LEN));
+        }
+        let bytes = s.as_bytes();
+        let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
+        if !bytes.iter().all(|&c| ok_char(c)) {
+            return Err("may contain only lowercase letters, digits and '-'".into());
+        }
+        if bytes[0] == b'-' || bytes[bytes.len() - 1] == b'-' {
+            return Err("must start and end with a letter or digit".into());
+        }
+        Ok(TenantSlug(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The slug as an SQL identifier fragment: `-` becomes `_`. Slugs never contain `_`, so
+    /// distinct slugs give distinct identifiers.
+    pub fn ident(&self) -> String {
+        self.0.replace('-', "_")
+    }
+
+    /// The tenant's PostgreSQL schema in every service database: `tenant_<slug>`.
+    pub fn pg_schema(&self) -> String {
+        format!("tenant_{}", self.ident())
+    }
+
+    /// The NOLOGIN role owning the tenant's schemas: `tenant_<slug>_owner`.
+    pub fn pg_owner_role(&self) -> String {
+        format!("tenant_{}_owner", self.ident())
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantSlug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TenantSlug::parse(&s).map_err(|e| serde::de::Error::custom(format!("tenant slug {e}")))
+    }
+}
+
+impl fmt::Display for TenantSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Service tier: `standard` tenants share pools and collections, `dedicated` tenants get their
+/// own PgBouncer pool and MongoDB database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Standard,
+    Dedicated,
+}
+
+/// Lifecycle state in the registry. Only `active` tenants are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantState {
+    Provisioning,
+    #[default]
+    Active,
+    Suspended,
+    Deleting,
+}
+
+/// Where a tenant lives and whether it may be served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantPlacement {
+    /// The UUID the operator assigned; carried by every row and document of the tenant.
+    pub id: Uuid,
+    pub slug: TenantSlug,
+    pub tier: Tier,
+    pub state: TenantState,
+}
+
+/// Errors of a resolver or key store backend (the registry being unreachable, say).
+pub type DirectoryError = anyhow::Error;
+
+/// Resolves a tenant slug to its placement.
+#[async_trait]
+pub trait TenantResolver: Send + Sync + 'static {
+    async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError>;
+}
+
+/// The tenant registry and tenant keys from a JSON file (`TENANT_REGISTRY_FILE`):
+/// `{"tenants":[{"slug":"demo","id":"…","tier":"standard","state":"active","apiKeys":["sha256:<hex>"]}]}`.
+/// Keys are stored as SHA-256 digests, never in clear.
+#[derive(Debug, Clone, Default)]
+pub struct StaticRegistry {
+    tenants: Vec<RegistryEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryEntry {
+    pub slug: TenantSlug,
+    pub id: Uuid,
+    #[serde(default)]
+    pub tier: Tier,
+    #[serde(default)]
+    pub state: TenantState,
+    /// `sha256:<64 hex digits>` digests of the tenant's API keys.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    tenants: Vec<RegistryEntry>,
+}
+
+impl StaticRegistry {
+    pub fn from_entries(tenants: Vec<RegistryEntry>) -> Self {
+        StaticRegistry { tenants }
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading tenant registry {}: {e}", path.display()))?;
+        let file: RegistryFile = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("parsing tenant registry {}: {e}", path.display()))?;
+        for t in &file.tenants {
+            for k in &t.api_keys {
+                KeyDigest::parse(k)
+                    .map_err(|e| anyhow::anyhow!("tenant {}: api key digest {e}", t.slug))?;
+            }
+        }
+        Ok(StaticRegistry {
+            tenants: file.tenants,
+        })
+    }
+}
+
+#[async_trait]
+impl TenantResolver for StaticRegistry {
+    async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError> {
+        Ok(self
+            .tenants
+            .iter()
+            .find(|t| &t.slug == slug)
+            .map(|t| TenantPlacement {
+                id: t.id,
+                slug: t.slug.clone(),
+                tier: t.tier,
+                state: t.state,
+            }))
+    }
+}
+
+#[async_trait]
+impl KeyStore for StaticRegistry {
+    async fn verify(&self, key: &PresentedKey) -> Result<Option<TenantSlug>, DirectoryError> {
+        let digest = key.digest();
+        Ok(self
+            .tenants
+            .iter()
+            .find(|t| {
+                t.api_keys
+                    .iter()
+                    .filter_map(|k| KeyDigest::parse(k).ok())
+                    .any(|d| d.ct_eq(&digest))
+            })
+            .map(|t| t.slug.clone()))
+    }
+}
+
+/// Authentication and tenant resolution with their caches; cheap to clone.
+#[derive(Clone)]
+pub struct Tenancy {
+    inner: Arc<TenancyInner>,
+}
+
+struct TenancyInner {
+    platform_key: KeyDigest,
+    keys: Arc<dyn KeyStore>,
+    resolver: Arc<dyn TenantResolver>,
+    key_cache: TtlCache<KeyDigest, TenantSlug>,
+    tenant_cache: TtlCache<TenantSlug, TenantPlacement>,
+}
+
+impl fmt::Debug for Tenancy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tenancy")
+            .field("cached_keys", &self.inner.key_cache.len())
+            .field("cached_tenants", &self.inner.tenant_cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tenancy {
+    /// `ttl` bounds how long a revoked key or a suspended tenant keeps working in this process
+    /// when no lifecycle event reaches it.
+    pub fn new(
+        platform_key: &Secret<String>,
+        keys: Arc<dyn KeyStore>,
+        resolver: Arc<dyn TenantResolver>,
+        ttl: Duration,
+    ) -> Self {
+        Tenancy {
+            inner: Arc::new(TenancyInner {
+                platform_key: KeyDigest::of(platform_key.expose()),
+                keys,
+                resolver,
+                key_cache: TtlCache::new(ttl, 100_000),
+                tenant_cache: TtlCache::new(ttl, 100_000),
+            }),
+        }
+    }
+
+    /// Verifies a presented key: the platform key, or a tenant key known to the key store.
+    pub async fn authenticate(&self, key: &PresentedKey) -> Result<Principal, ApiError> {
+        let digest = key.digest();
+        if digest.ct_eq(&self.inner.platform_key) {
+            return Ok(Principal::Platform);
+        }
+        if let Some(slug) = self.inner.key_cache.get(&digest) {
+            return Ok(Principal::Tenant(slug));
+        }
+        match self.inner.keys.verify(key).await {
+            Ok(Some(slug)) => {
+                self.inner.key_cache.insert(digest, slug.clone());
+                Ok(Principal::Tenant(slug))
+            }
+            Ok(None) => Err(ApiError::Unauthorized("the API key is not valid".into())),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "key store unavailable");
+                Err(ApiError::Unavailable(
+                    "API keys cannot be verified right now".into(),
+                ))
+            }
+        }
+    }
+
+    /// The placement of `slug` (cached), whatever its state.
+    pub async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, ApiError> {
+        if let Some(p) = self.inner.tenant_cache.get(slug) {
+            return Ok(Some(p));
+        }
+        match self.inner.resolver.resolve(slug).await {
+            Ok(Some(p)) => {
+                self.inner.tenant_cache.insert(slug.clone(), p.clone());
+                Ok(Some(p))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "tenant registry unavailable");
+                Err(ApiError::Unavailable(
+                    "tenants cannot be resolved right now".into(),
+                ))
+            }
+        }
+    }
+
+    /// Forgets everything cached about `slug` (its placement and the keys that named it).
+    pub fn invalidate(&self, slug: &TenantSlug) {
+        self.inner.tenant_cache.remove(slug);
+        self.inner.key_cache.retain(|_, s| s != slug);
+    }
+
+    /// Forgets everything cached.
+    pub fn invalidate_all(&self) {
+        self.inner.tenant_cache.clear();
+        self.inner.key_cache.clear();
+    }
+
+    /// The tenant a request acts for, given its principal and `X-Tenant` header.
+    pub async fn tenant_for(
+        &self,
+        principal: &Principal,
+        header: Option<&str>,
+    ) -> Result<TenantPlacement, ApiError> {
+        let named = match header {
+            Some(h) => Some(
+                TenantSlug::parse(h)
+                    .map_err(|e| ApiError::bad_request("X-Tenant", format!("tenant slug {e}")))?,
+            ),
+            None => None,
+        };
+        let slug = match (principal, named) {
+            (Principal::Tenant(own), Some(named)) if &named != own => {
+                return Err(ApiError::Forbidden(
+                    "this API key belongs to another tenant".into(),
+                ))
+            }
+            (Principal::Tenant(own), _) => own.clone(),
+            (Principal::Platform, Some(named)) => named,
+            (Principal::Platform, None) => {
+                return Err(ApiError::bad_request(
+                    "X-Tenant",
+                    "the platform key must name a tenant in the X-Tenant header",
+                ))
+            }
+        };
+        let placement = self.resolve(&slug).await?.ok_or_else(|| match principal {
+            Principal::Platform => ApiError::NotFound(format!("tenant {slug} does not exist")),
+            Principal::Tenant(_) => ApiError::Unauthorized("the API key is not valid".into()),
+        })?;
+        match placement.state {
+            TenantState::Active => Ok(placement),
+            TenantState::Suspended => {
+                Err(ApiError::Forbidden(format!("tenant {slug} is suspended")))
+            }
+            TenantState::Provisioning => Err(ApiError::Unavailable(format!(
+                "tenant {slug} is still being provisioned"
+            ))),
+            TenantState::Deleting => Err(ApiError::NotFound(format!(
+                "tenant {slug} is being deleted"
+            ))),
+        }
+    }
+}
+
+/// The active tenant a request acts for. Extracting it requires an authenticated request
+/// (see [`crate::auth::require_api_key`]).
+#[derive(Debug, Clone)]
+pub struct Tenant(pub TenantPlacement);
+
+impl<S> FromRequestParts<S> for Tenant
+where
+    Tenancy: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("an API key is required".into()))?;
+        let header = match parts.headers.get(TENANT_HEADER) {
+            Some(v) => Some(
+                v.to_str()
+                    .map_err(|_| ApiError::bad_request("X-Tenant", "must be ASCII"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let tenancy = Tenancy::from_ref(state);
+        tenancy
+            .tenant_for(&principal, header.as_deref())
+            .await
+            .map(Tenant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_dns_labels() {
+        for ok in ["a", "acme", "acme-corp", "a1", &"x".repeat(40)] {
+            assert!(TenantSlug::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "é",
+            &"x".repeat(41),
+            "a b",
+        ] {
+            assert!(TenantSlug::parse(bad).is_err(), "{bad}");
+        }
+        let s = TenantSlug::parse("acme-corp").unwrap();
+        assert_eq!(s.pg_schema(), "tenant_acme_corp");
+        assert_eq!(s.pg_owner_role(), "tenant_acme_corp_owner");
+    }
+
+    fn registry() -> StaticRegistry {
+        StaticRegistry::from_entries(vec![
+            RegistryEntry {
+                slug: TenantSlug::parse("a").unwrap(),
+                id: Uuid::new_v4(),
+                tier: Tier::Standard,
+                state: TenantState::Active,
+                api_keys: vec![KeyDigest::of("key-a").to_string()],
+            },
+            RegistryEntry {
+                slug: TenantSlug::parse("b").unwrap(),
+                id: Uuid::new_v4(),
+                tier: Tier::Dedicated,
+                state: TenantState::Suspended,
+                api_keys: vec![KeyDigest::of("key-b").to_string()],
+            },
+        ])
+    }
+
+    fn tenancy() -> Tenancy {
+        let r = Arc::new(registry());
+        Tenancy::new(&"platform".into(), r.clone(), r, Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn keys_map_to_their_tenant_and_no_other() {
+        let t = tenancy();
+        let a = t.authenticate(&PresentedKey::new("key-a")).await.unwrap();
+        assert_eq!(a, Principal::Tenant(TenantSlug::parse("a").unwrap()));
+        assert_eq!(t.tenant_for(&a, None).await.unwrap().slug.as_str(), "a");
+        let err = t.tenant_for(&a, Some("b")).await.unwrap_err();
+        assert_eq!(err.status(), 403);
+        let err = t
+            .authenticate(&PresentedKey::new("key-c"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn platform_key_needs_a_tenant_header_and_suspended_tenants_are_refused() {
+        let t = tenancy();
+        let p = t
+            .authenticate(&PresentedKey::new("platform"))
+            .await
+            .unwrap();
+        assert_eq!(p, Principal::Platform);
+        assert_eq!(t.tenant_for(&p, None).await.unwrap_err().status(), 400);
+        assert_eq!(
+            t.tenant_for(&p, Some("a")).await.unwrap().slug.as_str(),
+            "a"
+        );
+        assert_eq!(t.tenant_for(&p, Some("b")).await.unwrap_err().status(), 403);
+        assert_eq!(
+            t.tenant_for(&p, Some("zz")).await.unwrap_err().status(),
+            404
+        );
+        assert_eq!(
+            t.tenant_for(&p, Some("Bad_Slug"))
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+}
