@@ -1,1 +1,159 @@
+//! user-data-service: the users of each PrismicX tenant — profiles, JSONB attributes, roles and
+//! memberships, search and cursor pagination, and an audit trail.
+//!
+//! Data flow: a request passes the shared HTTP shell (auth, tenant resolution) into a handler in
+//! [`routes`], which validates its input with [`domain`], opens the tenant's transaction on
+//! `system_users` through PgBouncer ([`prismicx_service_common::pg::TenantDb::begin`]), runs the
+//! SQL in `repo`, and commits. Tenant data lives in the tenant's schema `tenant_<slug>`; the
+//! shared audit trail lives in `prismicx.audit_events` under row-level security.
+//! [`migrations`] is the schema the operator applies to every tenant.
 
+pub mod config;
+pub mod domain;
+pub mod migrations;
+pub mod openapi;
+mod repo;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::FromRef;
+use axum::Router;
+use prismicx_service_common::http::{platform_router, ReadinessCheck, RedisCheck, Shell};
+use prismicx_service_common::metrics::Metrics;
+use prismicx_service_common::pg::{migrate, TenantDb};
+use prismicx_service_common::tenancy::{StaticRegistry, Tenancy};
+use prismicx_service_common::{events, telemetry};
+use sqlx::Connection;
+
+pub use config::Config;
+
+/// The name in logs and metrics.
+pub const SERVICE: &str = "user-data-service";
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Arc<TenantDb>,
+    pub tenancy: Tenancy,
+}
+
+impl FromRef<AppState> for Tenancy {
+    fn from_ref(s: &AppState) -> Tenancy {
+        s.tenancy.clone()
+    }
+}
+
+/// HTTP settings of [`app`].
+#[derive(Clone)]
+pub struct AppSettings {
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    /// Checks beyond the database (Redis) for `/readyz`.
+    pub extra_readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl std::fmt::Debug for AppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppSettings")
+            .field("request_timeout", &self.request_timeout)
+            .field("body_limit", &self.body_limit)
+            .field("extra_readiness", &self.extra_readiness.len())
+            .finish()
+    }
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            request_timeout: Duration::from_secs(30),
+            body_limit: 1024 * 1024,
+            extra_readiness: Vec::new(),
+        }
+    }
+}
+
+/// The whole application, callable without a socket (tests drive it with `oneshot`).
+pub fn app(state: AppState, settings: AppSettings) -> Router {
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![state.db.clone()];
+    readiness.extend(settings.extra_readiness);
+    let shell = Shell {
+        tenancy: state.tenancy.clone(),
+        metrics: Metrics::new(SERVICE),
+        readiness,
+        openapi: openapi::document(),
+        request_timeout: settings.request_timeout,
+        body_limit: settings.body_limit,
+    };
+    platform_router(routes::router().with_state(state), shell)
+}
+
+/// Applies the system migrations over `url` (direct to PostgreSQL), retrying the connection for
+/// up to a minute while the database comes up.
+pub async fn migrate_system(url: &str) -> anyhow::Result<i32> {
+    let mut delay = Duration::from_millis(250);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut conn = loop {
+        match sqlx::PgConnection::connect(url).await {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "migration connection failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e).context("connecting for system migrations"),
+        }
+    };
+    migrate::apply_system(&mut conn, &migrations::SCHEMA).await
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log_level, &config.common.log_format);
+    if let Some(url) = &config.db_migrate_url {
+        let v = migrate_system(url.expose()).await?;
+        tracing::info!(version = v, "system migrations applied");
+    }
+    let registry = match &config.common.tenant_registry_file {
+        Some(path) => StaticRegistry::load(path)?,
+        None => {
+            tracing::warn!("TENANT_REGISTRY_FILE is not set: only the platform key works and no tenant resolves");
+            StaticRegistry::default()
+        }
+    };
+    let registry = Arc::new(registry);
+    let tenancy = Tenancy::new(
+        &config.common.api_key,
+        registry.clone(),
+        registry,
+        config.common.tenant_cache_ttl(),
+    );
+    let mut settings = AppSettings {
+        request_timeout: config.common.request_timeout(),
+        body_limit: config.common.body_limit_bytes,
+        extra_readiness: Vec::new(),
+    };
+    if let Some(url) = &config.common.redis_url {
+        let client = redis::Client::open(url.expose().as_str()).context("REDIS_URL")?;
+        settings.extra_readiness.push(Arc::new(RedisCheck(client)));
+        events::spawn_invalidator(url.clone(), tenancy.clone(), None);
+    }
+    let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
+    let state = AppState {
+        db: db.clone(),
+        tenancy,
+    };
+    let addr: SocketAddr = format!(
+        "{}:{}",
+        config.common.host,
+        config.common.port.unwrap_or(config::DEFAULT_PORT)
+    )
+    .parse()
+    .context("HOST/PORT do not form a socket address")?;
+    prismicx_service_common::http::serve(app(state, settings), addr).await?;
+    db.close().await;
+    Ok(())
+}

