@@ -21,7 +21,7 @@ test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
 	$(CARGO) test --workspace --locked
 
 run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_ARGS="..."
-	$(CARGO) run --locked -p prismicx-harness --bin prismicx-local -- $(RUN_ARGS)
+	$(CARGO) run --locked -p prismicx-local -- up $(RUN_ARGS)
 
 bench: deps ## Run the user-data get_user benchmark
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user

@@ -9,7 +9,7 @@ VENV="$TOOLS/venv"
 BIN="$TOOLS/bin"
 LOG="$TOOLS/install-deps.log"
 
-DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15)
+DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15 curl)
 
 mkdir -p "$TOOLS"
 
