@@ -118,7 +118,8 @@ impl PgBouncer {
 
     /// Adds or replaces pool aliases, rewrites the included databases file and reloads.
     pub async fn set_aliases(&self, aliases: &[PoolAlias]) -> Result<()> {
-        let content = {
+        {
+            // Written under the lock so concurrent callers cannot leave an older file in place.
             let mut map = self
                 .aliases
                 .lock()
@@ -126,9 +127,8 @@ impl PgBouncer {
             for a in aliases {
                 map.insert(a.name.clone(), a.clone());
             }
-            databases_ini(self.server_port, &map)
-        };
-        std::fs::write(&self.databases_file, content)?;
+            std::fs::write(&self.databases_file, databases_ini(self.server_port, &map))?;
+        }
         let mut admin = self.admin_console().await?;
         admin.execute("RELOAD").await.context("PgBouncer RELOAD")?;
         Ok(())

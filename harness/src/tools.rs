@@ -87,3 +87,32 @@ pub fn mongo_server() -> Result<MongoServer> {
         venv.display()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_binary_says_which_and_how_to_install_it() {
+        let err = require("prismicx-no-such-server", APT_HINT_REDIS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`prismicx-no-such-server` was not found"),
+            "{err}"
+        );
+        assert!(err.contains("apt-get install redis-server"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_postgres_directory_is_explained() {
+        std::env::set_var("PRISMICX_PG_BIN", "/nonexistent/pg/bin");
+        let err = postgres_bin_dir().unwrap_err().to_string();
+        std::env::remove_var("PRISMICX_PG_BIN");
+        assert!(
+            err.contains("/nonexistent/pg/bin/initdb")
+                && err.contains("apt-get install postgresql-15"),
+            "{err}"
+        );
+    }
+}

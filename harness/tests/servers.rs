@@ -1,5 +1,7 @@
 //! The harness starts real servers that answer, and PgBouncer pools behave as configured.
 
+#![allow(clippy::unwrap_used)]
+
 use prismicx_harness::{servers, unique_name, PoolAlias};
 use sqlx::{Connection, Executor, Row};
 

@@ -52,12 +52,9 @@ impl Metrics {
         );
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(
-                [
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-                ]
-                .into_iter(),
-            )
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ])
         });
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(

@@ -210,11 +210,8 @@ where
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, TenantMongoError> {
         for stage in &pipeline {
-            if let Some(op) = stage
-                .keys()
-                .find(|k| FORBIDDEN_STAGES.contains(&k.as_str()))
-            {
-                return Err(TenantMongoError::ForbiddenStage(op.clone()));
+            if let Some(op) = forbidden_stage(stage) {
+                return Err(TenantMongoError::ForbiddenStage(op));
             }
         }
         let mut full = vec![doc! { "$match": { TENANT_FIELD: self.tenant.clone() } }];
@@ -250,6 +247,25 @@ where
     }
 }
 
+/// The first forbidden stage name anywhere in `doc`, including sub-pipelines (`$facet`,
+/// `$lookup.pipeline`, …), where a top-level check would not look.
+fn forbidden_stage(doc: &Document) -> Option<String> {
+    fn in_bson(v: &Bson) -> Option<String> {
+        match v {
+            Bson::Document(d) => forbidden_stage(d),
+            Bson::Array(a) => a.iter().find_map(in_bson),
+            _ => None,
+        }
+    }
+    doc.iter().find_map(|(k, v)| {
+        if FORBIDDEN_STAGES.contains(&k.as_str()) {
+            Some(k.clone())
+        } else {
+            in_bson(v)
+        }
+    })
+}
+
 /// Whether `e` is a duplicate-key error (E11000).
 pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     use mongodb::error::{ErrorKind, WriteFailure};
@@ -276,5 +292,16 @@ mod tests {
         assert!(C::check_update(&doc! {"$unset": {"tenant_id": ""}}).is_err());
         assert!(C::check_update(&doc! {"$rename": {"other": "tenant_id"}}).is_err());
         assert!(C::check_update(&doc! {"tenant_id": "x", "a": 1}).is_err());
+    }
+
+    #[test]
+    fn forbidden_stages_are_found_at_any_depth() {
+        assert_eq!(forbidden_stage(&doc! {"$match": {"a": 1}}), None);
+        assert_eq!(
+            forbidden_stage(&doc! {"$lookup": {"from": "x"}}).as_deref(),
+            Some("$lookup")
+        );
+        let nested = doc! {"$facet": {"leak": [{"$unionWith": {"coll": "x"}}]}};
+        assert_eq!(forbidden_stage(&nested).as_deref(), Some("$unionWith"));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! For every table in the system schema and in every `tenant_*` schema (except
 //! `schema_migrations`): row-level security enabled and forced; a policy for all commands whose
-//! USING and WITH CHECK both test `app.tenant_id`; a `tenant_id uuid NOT NULL` column; an index
+//! USING and WITH CHECK both test `app.tenant_id` and which applies to the given roles; no
+//! permissive policy that ignores `app.tenant_id` (permissive policies are OR-ed); a `tenant_id uuid NOT NULL` column; an index
 //! leading with `tenant_id`. For the given roles (the service's login and app roles): no
 //! superuser, no BYPASSRLS, and no ownership of (or membership in a role owning) any of those
 //! tables. Owners of tenant schemas must not be able to log in.
@@ -34,6 +35,7 @@ struct TableFacts {
     tenant_id_not_null: Option<bool>,
     tenant_index: bool,
     tenant_policy: bool,
+    open_policies: Vec<String>,
 }
 
 const TABLES_SQL: &str = r#"
@@ -52,8 +54,20 @@ SELECT n.nspname::text AS schema,
                  AND pg_get_expr(p.polqual, p.polrelid) LIKE '%app.tenant_id%'
                  AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid), pg_get_expr(p.polqual, p.polrelid)) LIKE '%app.tenant_id%'
                  AND pg_get_expr(p.polqual, p.polrelid) LIKE '%tenant_id%=%'
-                 AND (p.polroles = '{0}' OR p.polroles @> ARRAY(SELECT oid FROM pg_roles WHERE rolname = ANY($2)))
-              ) AS tenant_policy
+                 -- it must apply to every role the services query as (directly, to PUBLIC, or
+                 -- to a role they are members of)
+                 AND NOT EXISTS (
+                   SELECT 1 FROM pg_roles q
+                   WHERE q.rolname = ANY($2)
+                     AND NOT (0 = ANY(p.polroles)
+                              OR EXISTS (SELECT 1 FROM unnest(p.polroles) r
+                                         WHERE r <> 0 AND pg_has_role(q.oid, r, 'USAGE'))))
+              ) AS tenant_policy,
+       ARRAY(SELECT p.polname::text FROM pg_policy p
+             WHERE p.polrelid = c.oid AND p.polpermissive
+               AND ((p.polqual IS NOT NULL AND pg_get_expr(p.polqual, p.polrelid) NOT LIKE '%app.tenant_id%')
+                    OR (p.polwithcheck IS NOT NULL AND pg_get_expr(p.polwithcheck, p.polrelid) NOT LIKE '%app.tenant_id%'))
+             ORDER BY 1) AS open_policies
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_roles o ON o.oid = c.relowner
@@ -114,6 +128,13 @@ pub async fn lint_database(conn: &mut PgConnection, roles: &[String]) -> Result<
         }
         if !t.tenant_policy {
             v("no policy for all commands tests tenant_id against app.tenant_id");
+        }
+        if !t.open_policies.is_empty() {
+            // Permissive policies are OR-ed: one that ignores the tenant opens the table.
+            v(&format!(
+                "permissive policy {} does not test app.tenant_id",
+                t.open_policies.join(", ")
+            ));
         }
         match (t.tenant_id_type.as_deref(), t.tenant_id_not_null) {
             (None, _) => v("has no tenant_id column"),

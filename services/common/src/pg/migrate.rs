@@ -84,16 +84,18 @@ async fn ensure_nologin_role(conn: &mut PgConnection, role: &str) -> Result<()> 
         lit = quote_literal(role),
         ident = quote_ident(role),
     );
-    sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+    sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&sql)).await?;
     // A non-superuser administrator must be a member to act as (SET ROLE) the owner.
     let is_super: bool =
         super::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             .fetch_one(&mut *conn)
             .await?;
     if !is_super {
-        sqlx::raw_sql(&format!("GRANT {} TO CURRENT_USER", quote_ident(role)))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::Executor::execute(
+            &mut *conn,
+            sqlx::raw_sql(&format!("GRANT {} TO CURRENT_USER", quote_ident(role))),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -139,21 +141,25 @@ async fn apply_pending(
     owner: &str,
     migrations: &[Migration],
 ) -> Result<i32> {
-    sqlx::raw_sql(&format!("SET LOCAL ROLE {}", quote_ident(owner)))
-        .execute(&mut *conn)
-        .await?;
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!("SET LOCAL ROLE {}", quote_ident(owner))),
+    )
+    .await?;
     query("SELECT set_config('search_path', $1, true)")
         .bind(quote_ident(schema))
         .execute(&mut *conn)
         .await?;
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
            version integer PRIMARY KEY, \
            name text NOT NULL, \
            checksum text NOT NULL, \
            applied_at timestamptz NOT NULL DEFAULT now())",
+        ),
     )
-    .execute(&mut *conn)
     .await?;
     let applied: Vec<(i32, String, String)> =
         super::query_as("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
@@ -172,8 +178,7 @@ async fn apply_pending(
                 );
             }
         } else {
-            sqlx::raw_sql(m.sql)
-                .execute(&mut *conn)
+            sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(m.sql))
                 .await
                 .with_context(|| {
                     format!("migration {} ({}) in schema {schema}", m.version, m.name)
@@ -187,7 +192,7 @@ async fn apply_pending(
         }
         version = version.max(m.version);
     }
-    sqlx::raw_sql("RESET ROLE").execute(&mut *conn).await?;
+    sqlx::Executor::execute(&mut *conn, sqlx::raw_sql("RESET ROLE")).await?;
     Ok(version)
 }
 
@@ -195,12 +200,14 @@ async fn apply_pending(
 /// `schema_migrations`. Re-run after every migration so new tables are covered.
 async fn grant_app(conn: &mut PgConnection, schema: &str, app: &str) -> Result<()> {
     let (s, a) = (quote_ident(schema), quote_ident(app));
-    sqlx::raw_sql(&format!(
-        "GRANT USAGE ON SCHEMA {s} TO {a}; \
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!(
+            "GRANT USAGE ON SCHEMA {s} TO {a}; \
          GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {a}; \
          REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {s}.schema_migrations FROM {a};"
-    ))
-    .execute(&mut *conn)
+        )),
+    )
     .await?;
     Ok(())
 }
@@ -232,12 +239,14 @@ async fn apply_system_once(
         quote_ident(&roles.owner),
         quote_ident(&roles.app),
     );
-    sqlx::raw_sql(&format!(
-        "REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
+    sqlx::Executor::execute(
+        &mut *tx,
+        sqlx::raw_sql(&format!(
+            "REVOKE ALL ON DATABASE {db} FROM PUBLIC; \
                  GRANT CONNECT ON DATABASE {db} TO {a}; \
                  CREATE SCHEMA IF NOT EXISTS {s} AUTHORIZATION {o};"
-    ))
-    .execute(&mut *tx)
+        )),
+    )
     .await?;
     let version = apply_pending(&mut tx, SYSTEM_SCHEMA, &roles.owner, migrations).await?;
     grant_app(&mut tx, SYSTEM_SCHEMA, &roles.app).await?;
@@ -271,7 +280,7 @@ async fn ensure_login_role_once(
         .bind(password.expose())
         .execute(&mut *tx)
         .await?;
-    sqlx::raw_sql(&format!(
+    sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&format!(
                 "DO $$ BEGIN \
                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
                      EXECUTE format('CREATE ROLE %I LOGIN NOBYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE', {lit}); \
@@ -282,8 +291,7 @@ async fn ensure_login_role_once(
                 lit = quote_literal(login),
                 ident = quote_ident(login),
                 app = quote_ident(&roles.app),
-            ))
-            .execute(&mut *tx)
+            )))
             .await?;
     query("SELECT set_config('prismicx.login_password', '', true)")
         .execute(&mut *tx)
@@ -328,12 +336,14 @@ async fn provision_tenant_once(
         .await?;
     ensure_nologin_role(&mut tx, &owner).await?;
     ensure_nologin_role(&mut tx, &roles.app).await?;
-    sqlx::raw_sql(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}",
-        quote_ident(&tenant_schema),
-        quote_ident(&owner)
-    ))
-    .execute(&mut *tx)
+    sqlx::Executor::execute(
+        &mut *tx,
+        sqlx::raw_sql(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}",
+            quote_ident(&tenant_schema),
+            quote_ident(&owner)
+        )),
+    )
     .await?;
     // Column defaults and policies read the tenant id; set it for the migration too.
     query("SELECT set_config('app.tenant_id', $1, true)")

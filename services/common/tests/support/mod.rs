@@ -1,0 +1,175 @@
+//! Fixtures shared by the integration tests: a tiny service schema that follows the tenancy
+//! contract, and a freshly provisioned database (system schema, tenants, login role) on the
+//! harness PostgreSQL. Every fixture has its own database, roles and tenant slugs, so tests run
+//! in parallel on the shared servers.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use prismicx_harness::{servers, unique_name, PoolAlias};
+use prismicx_service_common::config::Secret;
+use prismicx_service_common::pg::migrate::{self, DatabaseRoles, Migration, ServiceSchema};
+use prismicx_service_common::pg::{PgSettings, TenantDb};
+use prismicx_service_common::tenancy::{TenantPlacement, TenantSlug, TenantState, Tier};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Shared table `prismicx.notes`, RLS enabled and forced, policy on `app.tenant_id`, index
+/// leading with `tenant_id`.
+pub const NOTES: Migration = Migration {
+    version: 1,
+    name: "notes",
+    sql: r#"
+CREATE TABLE prismicx.notes (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting('app.tenant_id', true), '')::uuid,
+    body text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE prismicx.notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE prismicx.notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON prismicx.notes
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+CREATE INDEX notes_tenant_created ON prismicx.notes (tenant_id, created_at);
+"#,
+};
+
+/// Tenant-schema table `items` (created in `tenant_<slug>` through the migration's search_path),
+/// with the same protections as the shared table.
+pub const ITEMS: Migration = Migration {
+    version: 1,
+    name: "items",
+    sql: r#"
+CREATE TABLE items (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL DEFAULT NULLIF(current_setting('app.tenant_id', true), '')::uuid,
+    name text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE items FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON items
+    USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
+    WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
+CREATE INDEX items_tenant_created ON items (tenant_id, created_at);
+"#,
+};
+
+/// A second tenant migration, so the tenant version (2) differs from the system version (1).
+pub const ITEMS_QTY: Migration = Migration {
+    version: 2,
+    name: "items_qty",
+    sql: "ALTER TABLE items ADD COLUMN qty integer NOT NULL DEFAULT 0",
+};
+
+pub static SCHEMA: ServiceSchema = ServiceSchema {
+    system: &[NOTES],
+    tenant: &[ITEMS, ITEMS_QTY],
+};
+
+/// A provisioned service database on the harness servers.
+#[derive(Debug)]
+pub struct PgFixture {
+    pub database: String,
+    pub login: String,
+    pub password: Secret<String>,
+    pub tenants: Vec<TenantPlacement>,
+}
+
+impl PgFixture {
+    /// A fresh database with the system schema applied, `n` standard tenants provisioned and a
+    /// login role for the service.
+    pub async fn provision(n: usize) -> PgFixture {
+        let s = servers();
+        let database = s.postgres.create_database().await.unwrap().name;
+        let mut admin = s.postgres.admin_connect(&database).await.unwrap();
+        assert_eq!(migrate::apply_system(&mut admin, &SCHEMA).await.unwrap(), 1);
+        let mut tenants = Vec::new();
+        for _ in 0..n {
+            let t = new_tenant(Tier::Standard);
+            let v = migrate::provision_tenant(&mut admin, &SCHEMA, &t.slug, t.id)
+                .await
+                .unwrap();
+            assert_eq!(v, 2);
+            tenants.push(t);
+        }
+        let login = unique_name("login_");
+        let password = Secret::new(unique_name("pw-"));
+        migrate::ensure_login_role(&mut admin, &login, &password)
+            .await
+            .unwrap();
+        PgFixture {
+            database,
+            login,
+            password,
+            tenants,
+        }
+    }
+
+    /// A superuser connection straight to the database (not through PgBouncer).
+    pub async fn admin(&self) -> PgConnection {
+        servers()
+            .postgres
+            .admin_connect(&self.database)
+            .await
+            .unwrap()
+    }
+
+    pub fn roles(&self) -> DatabaseRoles {
+        DatabaseRoles::for_database(&self.database)
+    }
+
+    /// Settings reaching `dbname` (the database or a PgBouncer pool alias) through PgBouncer as
+    /// the login role.
+    pub fn settings(&self, dbname: &str, pool_size: u32) -> PgSettings {
+        PgSettings {
+            host: "127.0.0.1".into(),
+            port: servers().pgbouncer.port(),
+            database: dbname.to_string(),
+            user: self.login.clone(),
+            password: self.password.clone(),
+            pool_size,
+            dedicated_pool_size: 2,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// A [`TenantDb`] on the service database through PgBouncer.
+    pub fn tenant_db(&self, pool_size: u32) -> TenantDb {
+        TenantDb::connect_lazy(self.settings(&self.database, pool_size))
+    }
+}
+
+/// A tenant with a fresh slug and id (not provisioned).
+pub fn new_tenant(tier: Tier) -> TenantPlacement {
+    TenantPlacement {
+        id: Uuid::new_v4(),
+        slug: TenantSlug::parse(&unique_name("t")).unwrap(),
+        tier,
+        state: TenantState::Active,
+    }
+}
+
+/// Adds a PgBouncer pool alias and checks PgBouncer serves it after the RELOAD.
+pub async fn set_alias(alias: PoolAlias) {
+    let name = alias.name.clone();
+    let pgbouncer = &servers().pgbouncer;
+    pgbouncer.set_aliases(&[alias]).await.unwrap();
+    assert!(
+        pgbouncer
+            .show_databases()
+            .await
+            .unwrap()
+            .contains_key(&name),
+        "alias {name} missing after RELOAD"
+    );
+}
+
+/// The SQLSTATE of a database error.
+pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
