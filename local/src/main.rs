@@ -32,7 +32,7 @@ enum Command {
 #[derive(Debug, clap::Subcommand)]
 enum Service {
     /// user-data-service (USER_DB_*, USER_DATA_LOG_LEVEL, HOST, PORT, API_KEY, …).
-    UserData(prismicx_user_data::Config),
+    UserData(Box<prismicx_user_data::Config>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +45,6 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Up(args)) => rt.block_on(prismicx_local::up(args)),
         Some(Command::Service {
             service: Service::UserData(config),
-        }) => rt.block_on(prismicx_user_data::run(config)),
+        }) => rt.block_on(prismicx_user_data::run(*config)),
     }
 }

@@ -2,6 +2,8 @@
 //! example succeeds exactly as printed (curl told to fail on HTTP errors through its config
 //! file), Ctrl-C stops everything and removes its files, and the README shows the same examples.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

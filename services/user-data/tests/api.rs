@@ -1,6 +1,8 @@
 //! user-data API behaviour against the real servers, through real PgBouncer: every success path
 //! and every error path, with what is stored checked where a write must not happen.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::body::Body;

@@ -2,6 +2,8 @@
 //! see it. The second half breaks the catalog one way at a time and checks the lint notices,
 //! so these tests can fail when isolation breaks.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use prismicx_service_common::pg::lint::{lint_database, Violation};

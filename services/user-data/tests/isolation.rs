@@ -2,6 +2,8 @@
 //! tenant B's data through every route, forged tenant ids, session-variable leaks through a
 //! PgBouncer pool of one server connection, and many tenants in parallel.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::http::{Method, StatusCode};
