@@ -128,6 +128,28 @@ impl Problems {
         }
     }
 
+    /// The validated user, or every field error collected.
+    fn new_user(
+        self,
+        email: Option<String>,
+        display_name: Option<String>,
+        status: Option<String>,
+        attributes: Value,
+    ) -> Result<NewUser, ApiError> {
+        self.finish()?;
+        match (email, display_name, status) {
+            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
+                email,
+                display_name,
+                status,
+                attributes,
+            }),
+            _ => Err(ApiError::internal(anyhow::anyhow!(
+                "validation lost an error"
+            ))),
+        }
+    }
+
     fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             Ok(())
@@ -250,18 +272,7 @@ impl CreateUser {
         );
         let attributes = self.attributes.unwrap_or_else(|| Value::Object(Map::new()));
         validate_attributes(&attributes, &mut p.0);
-        p.finish()?;
-        match (email, display_name, status) {
-            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
-                email,
-                display_name,
-                status,
-                attributes,
-            }),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "validation lost an error"
-            ))),
-        }
+        p.new_user(email, display_name, status, attributes)
     }
 }
 
@@ -321,18 +332,7 @@ impl UpdateUser {
                 validate_attributes(&attributes, &mut p.0);
             }
         }
-        p.finish()?;
-        match (email, display_name, status) {
-            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
-                email,
-                display_name,
-                status,
-                attributes,
-            }),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "validation lost an error"
-            ))),
-        }
+        p.new_user(email, display_name, status, attributes)
     }
 }
 

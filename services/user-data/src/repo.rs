@@ -15,6 +15,26 @@ const USER_COLUMNS: &str =
     "id, tenant_id, email, display_name, status, attributes, created_at, updated_at";
 const ROLE_COLUMNS: &str = "id, tenant_id, name, description, permissions, created_at, updated_at";
 
+/// Appends the keyset condition (rows strictly after `after` in (`time_col`, `id_col`) order),
+/// the order and `LIMIT limit + 1`, so the caller can tell whether another page follows.
+fn push_keyset_page(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    time_col: &str,
+    id_col: &str,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: u32,
+) {
+    if let Some((at, id)) = after {
+        qb.push(format!(" AND ({time_col}, {id_col}) > ("))
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    qb.push(format!(" ORDER BY {time_col}, {id_col} LIMIT "))
+        .push_bind(i64::from(limit) + 1);
+}
+
 /// Maps a unique violation on a known constraint to a 409 naming the field.
 fn unique_to_conflict(e: sqlx::Error) -> ApiError {
     if let sqlx::Error::Database(db) = &e {
@@ -163,15 +183,7 @@ pub async fn list_users(tx: &mut TenantTx, f: &UserFilter) -> Result<Vec<User>, 
             .push(" = ")
             .push_bind(v.clone());
     }
-    if let Some((at, id)) = f.after {
-        qb.push(" AND (u.created_at, u.id) > (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY u.created_at, u.id LIMIT ")
-        .push_bind(i64::from(f.limit) + 1);
+    push_keyset_page(&mut qb, "u.created_at", "u.id", f.after, f.limit);
     Ok(build_query_as::<User>(&mut qb).fetch_all(tx.conn()).await?)
 }
 
@@ -211,15 +223,7 @@ pub async fn list_roles(
 ) -> Result<Vec<Role>, ApiError> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {ROLE_COLUMNS} FROM roles WHERE TRUE"));
-    if let Some((at, id)) = after {
-        qb.push(" AND (created_at, id) > (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+    push_keyset_page(&mut qb, "created_at", "id", after, limit);
     Ok(build_query_as::<Role>(&mut qb).fetch_all(tx.conn()).await?)
 }
 
@@ -272,15 +276,7 @@ pub async fn list_audit(
     if let Some(e) = entity_id {
         qb.push(" AND entity_id = ").push_bind(e);
     }
-    if let Some((at, id)) = after {
-        qb.push(" AND (occurred_at, id) > (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY occurred_at, id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
+    push_keyset_page(&mut qb, "occurred_at", "id", after, limit);
     Ok(build_query_as::<AuditEvent>(&mut qb)
         .fetch_all(tx.conn())
         .await?)
