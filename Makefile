@@ -7,7 +7,7 @@ CARGO ?= cargo
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test run bench fmt lint clean-cache
+.PHONY: help deps test run bench generate fmt lint clean-cache
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,9 @@ run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_AR
 
 bench: deps ## Run the user-data get_user benchmark
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
+
+generate: ## Regenerate every generated file (crds/ from the Rust types); the tests fail when they drift
+	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
 
 fmt: ## Format all crates in place
 	$(CARGO) fmt --all

@@ -1,0 +1,55 @@
+//! `crds/` is generated from the types: this fails when someone changes a type without
+//! running `make generate`, or edits the YAML by hand.
+
+#[test]
+fn crds_directory_matches_the_types() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    let mut stale = Vec::new();
+    for (file, yaml) in prismicx_operator_api::crd_files() {
+        let on_disk = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
+        if on_disk != yaml {
+            stale.push(file);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "crds/ is out of date for {stale:?}: run `make generate`"
+    );
+    let expected: std::collections::BTreeSet<String> = prismicx_operator_api::crd_files()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    let present: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    assert_eq!(
+        present, expected,
+        "crds/ holds files the code does not generate"
+    );
+}
+
+#[test]
+fn crds_carry_descriptions_cel_rules_and_printer_columns() {
+    let files = prismicx_operator_api::crd_files();
+    let tenant = &files
+        .iter()
+        .find(|(f, _)| f == "tenants.prismicx.io.yaml")
+        .unwrap()
+        .1;
+    for needle in [
+        "x-kubernetes-validations",
+        "services can be added but not removed",
+        "status.tenantId is assigned once",
+        "metadata.name is the tenant slug",
+        "jsonPath: .spec.tier",
+        "- tn",
+        "subresources:",
+        "deletionPolicy",
+        "What deleting the Tenant does to its data",
+    ] {
+        assert!(tenant.contains(needle), "tenant CRD lacks {needle:?}");
+    }
+}
