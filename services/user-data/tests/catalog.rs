@@ -124,6 +124,21 @@ async fn missing_tenant_index_or_nullable_tenant_id_is_caught() {
 }
 
 #[tokio::test]
+async fn an_unpinned_tenant_table_is_caught() {
+    breaks(
+        |a| {
+            format!(
+                "ALTER TABLE {}.roles DROP CONSTRAINT tenant_id_is_this_tenant",
+                tenant_schema(a, 0)
+            )
+        },
+        |a| format!("tenant_{}.roles", a.tenant(0).slug.replace('-', "_")),
+        "pinning tenant_id",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn a_login_role_that_bypasses_or_owns_is_caught() {
     breaks(
         |a| format!("ALTER ROLE \"{}\" BYPASSRLS", a.login),

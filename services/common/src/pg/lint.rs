@@ -6,7 +6,9 @@
 //! permissive policy that ignores `app.tenant_id` (permissive policies are OR-ed); a `tenant_id uuid NOT NULL` column; an index
 //! leading with `tenant_id`. For the given roles (the service's login and app roles): no
 //! superuser, no BYPASSRLS, and no ownership of (or membership in a role owning) any of those
-//! tables. Owners of tenant schemas must not be able to log in.
+//! tables. Owners of tenant schemas must not be able to log in, and every tenant-schema table
+//! carries the CHECK that pins `tenant_id` to the schema's tenant
+//! ([`super::migrate::TENANT_ID_CHECK`]).
 //!
 //! The operator uses it to verify isolation; the tests use it to prove a broken catalog is seen.
 
@@ -33,6 +35,7 @@ struct TableFacts {
     owner_can_login: bool,
     tenant_id_type: Option<String>,
     tenant_id_not_null: Option<bool>,
+    pinned: bool,
     tenant_index: bool,
     tenant_policy: bool,
     open_policies: Vec<String>,
@@ -47,6 +50,8 @@ SELECT n.nspname::text AS schema,
        o.rolcanlogin AS owner_can_login,
        format_type(a.atttypid, a.atttypmod) AS tenant_id_type,
        a.attnotnull AS tenant_id_not_null,
+       EXISTS (SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.conname = 'tenant_id_is_this_tenant') AS pinned,
        EXISTS (SELECT 1 FROM pg_index i
                WHERE i.indrelid = c.oid AND a.attnum IS NOT NULL AND i.indkey[0] = a.attnum) AS tenant_index,
        EXISTS (SELECT 1 FROM pg_policy p
@@ -144,6 +149,9 @@ pub async fn lint_database(conn: &mut PgConnection, roles: &[String]) -> Result<
         }
         if !t.tenant_index {
             v("no index leads with tenant_id");
+        }
+        if t.schema != SYSTEM_SCHEMA && !t.pinned {
+            v("has no CHECK pinning tenant_id to the schema's tenant");
         }
         if t.schema != SYSTEM_SCHEMA && t.owner_can_login {
             v("is owned by a role that can log in");

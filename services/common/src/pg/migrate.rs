@@ -276,26 +276,109 @@ async fn ensure_login_role_once(
 ) -> Result<()> {
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     ensure_nologin_role(&mut tx, &roles.app).await?;
+    ensure_login(&mut tx, login, password).await?;
+    sqlx::Executor::execute(
+        &mut *tx,
+        sqlx::raw_sql(&format!(
+            "GRANT {} TO {}",
+            quote_ident(&roles.app),
+            quote_ident(login)
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates `login` (LOGIN, NOBYPASSRLS, no other privilege) unless it exists and sets its
+/// password, inside the caller's transaction. The password travels only as a bind parameter,
+/// read back inside a `DO` block, so statement logs never contain it.
+async fn ensure_login(
+    conn: &mut PgConnection,
+    login: &str,
+    password: &Secret<String>,
+) -> Result<()> {
     query("SELECT set_config('prismicx.login_password', $1, true)")
         .bind(password.expose())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(&format!(
-                "DO $$ BEGIN \
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
-                     EXECUTE format('CREATE ROLE %I LOGIN NOBYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE', {lit}); \
-                   END IF; \
-                   EXECUTE format('ALTER ROLE %I LOGIN NOBYPASSRLS PASSWORD %L', {lit}, current_setting('prismicx.login_password')); \
-                 END $$; \
-                 GRANT {app} TO {ident};",
-                lit = quote_literal(login),
-                ident = quote_ident(login),
-                app = quote_ident(&roles.app),
-            )))
-            .await?;
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!(
+            "DO $$ BEGIN \
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
+                 EXECUTE format('CREATE ROLE %I LOGIN NOBYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE', {lit}); \
+               END IF; \
+               EXECUTE format('ALTER ROLE %I LOGIN NOBYPASSRLS PASSWORD %L', {lit}, current_setting('prismicx.login_password')); \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN \
+               EXECUTE format('ALTER ROLE %I LOGIN NOBYPASSRLS PASSWORD %L', {lit}, current_setting('prismicx.login_password')); \
+             END $$",
+            lit = quote_literal(login),
+        )),
+    )
+    .await?;
     query("SELECT set_config('prismicx.login_password', '', true)")
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// The login role of a tenant's own credentials: `tenant_<slug>_login`.
+pub fn tenant_login_role(slug: &TenantSlug) -> String {
+    format!("tenant_{}_login", slug.ident())
+}
+
+/// Creates or updates the tenant's own login role (the credentials the operator hands the
+/// tenant) and gives it the tenant's schema in the connected database — and nothing else.
+///
+/// The role is not a member of `<db>_app`: it has USAGE on `tenant_<slug>` and DML on its tables
+/// only, no grant on the shared schema, no other tenant's schema. Its defaults in this database
+/// set `search_path` to the tenant schema and `app.tenant_id` to the tenant, so row-level
+/// security shows it its rows; setting `app.tenant_id` to another tenant's id shows it nothing
+/// more, since every row it can reach carries its own id. Returns the role's name.
+pub async fn ensure_tenant_login(
+    conn: &mut PgConnection,
+    slug: &TenantSlug,
+    tenant_id: Uuid,
+    password: &Secret<String>,
+) -> Result<String> {
+    let login = tenant_login_role(slug);
+    retry_concurrent_ddl!(ensure_tenant_login_once(
+        &mut *conn, slug, tenant_id, &login, password
+    ))?;
+    Ok(login)
+}
+
+async fn ensure_tenant_login_once(
+    conn: &mut PgConnection,
+    slug: &TenantSlug,
+    tenant_id: Uuid,
+    login: &str,
+    password: &Secret<String>,
+) -> Result<()> {
+    let db: String = super::query_scalar("SELECT current_database()::text")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    ensure_login(&mut tx, login, password).await?;
+    let (d, s, l) = (
+        quote_ident(&db),
+        quote_ident(&slug.pg_schema()),
+        quote_ident(login),
+    );
+    sqlx::Executor::execute(
+        &mut *tx,
+        sqlx::raw_sql(&format!(
+            "ALTER ROLE {l} IN DATABASE {d} SET search_path = {s}; \
+             ALTER ROLE {l} IN DATABASE {d} SET app.tenant_id = {id}; \
+             GRANT CONNECT ON DATABASE {d} TO {l}; \
+             GRANT USAGE ON SCHEMA {s} TO {l}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {l}; \
+             REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {s}.schema_migrations FROM {l};",
+            id = quote_literal(&tenant_id.to_string()),
+        )),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -351,9 +434,41 @@ async fn provision_tenant_once(
         .execute(&mut *tx)
         .await?;
     let version = apply_pending(&mut tx, &tenant_schema, &owner, migrations).await?;
+    pin_tenant_id(&mut tx, &tenant_schema, tenant_id).await?;
     grant_app(&mut tx, &tenant_schema, &roles.app).await?;
     tx.commit().await?;
     Ok(version)
+}
+
+/// Name of the CHECK constraint that pins a tenant table's `tenant_id` to its tenant.
+pub const TENANT_ID_CHECK: &str = "tenant_id_is_this_tenant";
+
+/// Adds to every table of the tenant schema a CHECK that `tenant_id` is this tenant's id, so the
+/// schema can only ever hold the tenant's rows, whatever a session sets `app.tenant_id` to (row
+/// level security checks rows against the session's tenant; this checks them against the
+/// schema's). Tables that already have it are left alone.
+async fn pin_tenant_id(conn: &mut PgConnection, schema: &str, tenant_id: Uuid) -> Result<()> {
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!(
+            "DO $$ DECLARE t record; BEGIN \
+               FOR t IN SELECT c.relname FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+                 WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p') \
+                   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = {check}) \
+               LOOP \
+                 EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I CHECK (tenant_id = %L::uuid)', \
+                                {schema}, t.relname, {check}, {id}); \
+               END LOOP; \
+             END $$",
+            schema = quote_literal(schema),
+            check = quote_literal(TENANT_ID_CHECK),
+            id = quote_literal(&tenant_id.to_string()),
+        )),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The tenant schema's applied migration version, `None` when the schema does not exist.
