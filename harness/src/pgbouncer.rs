@@ -7,12 +7,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
-use sqlx::{Connection, Executor, Row};
+use prismicx_service_common::pg::pgbouncer::{self as pool_config, PoolEntry};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
+use tokio::sync::Mutex;
 
 use crate::process::{chown_tree, server_command, unprivileged_user, ServerProcess};
 use crate::Postgres;
@@ -42,7 +43,7 @@ impl PgBouncer {
         let who = unprivileged_user()?;
         std::fs::create_dir_all(dir)?;
         let databases_file = dir.join("databases.ini");
-        std::fs::write(&databases_file, databases_ini(pg.port(), &BTreeMap::new()))?;
+        std::fs::write(&databases_file, databases_ini(pg.port(), &BTreeMap::new())?)?;
         let userlist = dir.join("userlist.txt");
         std::fs::write(
             &userlist,
@@ -109,6 +110,16 @@ impl PgBouncer {
             .database(db)
     }
 
+    /// Connect options of PgBouncer's admin console (database `pgbouncer`).
+    pub fn admin_options(&self) -> PgConnectOptions {
+        self.options("pgbouncer", "postgres", &self.admin_password)
+    }
+
+    /// The `[databases]` file PgBouncer `%include`s (what the operator edits).
+    pub fn databases_file(&self) -> &Path {
+        &self.databases_file
+    }
+
     /// A connection to PgBouncer's admin console (database `pgbouncer`, simple protocol only).
     pub async fn admin_console(&self) -> Result<PgConnection> {
         PgConnection::connect_with(&self.options("pgbouncer", "postgres", &self.admin_password))
@@ -116,35 +127,28 @@ impl PgBouncer {
             .context("connecting to the PgBouncer admin console")
     }
 
-    /// Adds or replaces pool aliases, rewrites the included databases file and reloads.
+    /// Adds or replaces pool aliases: rewrites the included databases file, reloads, and checks
+    /// PgBouncer serves them (through the same code the operator uses).
     pub async fn set_aliases(&self, aliases: &[PoolAlias]) -> Result<()> {
-        {
-            // Written under the lock so concurrent callers cannot leave an older file in place.
-            let mut map = self
-                .aliases
-                .lock()
-                .map_err(|_| anyhow::anyhow!("poisoned"))?;
-            for a in aliases {
-                map.insert(a.name.clone(), a.clone());
-            }
-            std::fs::write(&self.databases_file, databases_ini(self.server_port, &map))?;
+        // Held across the write and the RELOAD so concurrent callers cannot apply an older file.
+        let mut map = self.aliases.lock().await;
+        for a in aliases {
+            map.insert(a.name.clone(), a.clone());
         }
+        let entries = entries(self.server_port, &map);
+        let content = databases_ini(self.server_port, &map)?;
         let mut admin = self.admin_console().await?;
-        admin.execute("RELOAD").await.context("PgBouncer RELOAD")?;
-        Ok(())
+        pool_config::apply(&mut admin, &self.databases_file, &content, &entries).await
     }
 
     /// `SHOW DATABASES` on the admin console: alias name → pool size.
     pub async fn show_databases(&self) -> Result<BTreeMap<String, i64>> {
         let mut admin = self.admin_console().await?;
-        let rows: Vec<PgRow> = admin.fetch_all("SHOW DATABASES").await?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let name: String = row.try_get("name")?;
-            let size: i32 = row.try_get("pool_size")?;
-            out.insert(name, i64::from(size));
-        }
-        Ok(out)
+        Ok(pool_config::show_databases(&mut admin)
+            .await?
+            .into_iter()
+            .map(|(name, db)| (name, db.pool_size))
+            .collect())
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -156,14 +160,22 @@ impl PgBouncer {
     }
 }
 
-fn databases_ini(server_port: u16, aliases: &BTreeMap<String, PoolAlias>) -> String {
-    let mut s = String::from("[databases]\n");
-    for a in aliases.values() {
-        s.push_str(&format!(
-            "{} = host=127.0.0.1 port={server_port} dbname={} pool_size={}\n",
-            a.name, a.dbname, a.pool_size
-        ));
-    }
-    s.push_str(&format!("* = host=127.0.0.1 port={server_port}\n"));
-    s
+fn entries(server_port: u16, aliases: &BTreeMap<String, PoolAlias>) -> Vec<PoolEntry> {
+    aliases
+        .values()
+        .map(|a| PoolEntry {
+            name: a.name.clone(),
+            host: "127.0.0.1".into(),
+            port: server_port,
+            dbname: Some(a.dbname.clone()),
+            pool_size: Some(a.pool_size),
+        })
+        .collect()
+}
+
+fn databases_ini(server_port: u16, aliases: &BTreeMap<String, PoolAlias>) -> Result<String> {
+    pool_config::render_databases(
+        &entries(server_port, aliases),
+        Some(("127.0.0.1", server_port)),
+    )
 }

@@ -15,6 +15,7 @@
 
 pub mod lint;
 pub mod migrate;
+pub mod pgbouncer;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
