@@ -247,6 +247,54 @@ where
     }
 }
 
+/// One index of a tenant-owned collection. Its keys exclude `tenant_id`: every index the
+/// operator creates leads with it ([`TenantCollection::ensure_index`] does the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexLayout {
+    pub name: &'static str,
+    /// Key paths and directions (1 or -1) after `tenant_id`.
+    pub keys: &'static [(&'static str, i32)],
+    pub unique: bool,
+}
+
+impl IndexLayout {
+    /// The full key document, `tenant_id` first.
+    pub fn key_document(&self) -> Document {
+        let mut keys = doc! { TENANT_FIELD: 1 };
+        for (k, dir) in self.keys {
+            if *k != TENANT_FIELD {
+                keys.insert(*k, *dir);
+            }
+        }
+        keys
+    }
+}
+
+/// A tenant-owned collection and its indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectionLayout {
+    pub name: &'static str,
+    pub indexes: &'static [IndexLayout],
+}
+
+/// What a MongoDB service keeps per tenant: its system database (shared collections of the
+/// standard tier) and the collections a dedicated tenant's own database gets. Service crates own
+/// their layout; the operator provisions it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MongoLayout {
+    /// The service's database on mongodb-system (e.g. `task_repository`).
+    pub database: &'static str,
+    pub collections: &'static [CollectionLayout],
+}
+
+impl MongoLayout {
+    /// The database of a dedicated tenant on mongodb-tenant: `<database>__<slug ident>`
+    /// (mirrors the PgBouncer pool alias; at most 19 + 2 + 40 characters, under MongoDB's 63).
+    pub fn dedicated_database(&self, slug: &crate::tenancy::TenantSlug) -> String {
+        format!("{}__{}", self.database, slug.ident())
+    }
+}
+
 /// The first forbidden stage name anywhere in `doc`, including sub-pipelines (`$facet`,
 /// `$lookup.pipeline`, …), where a top-level check would not look.
 fn forbidden_stage(doc: &Document) -> Option<String> {

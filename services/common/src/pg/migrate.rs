@@ -435,6 +435,7 @@ async fn provision_tenant_once(
         .await?;
     let version = apply_pending(&mut tx, &tenant_schema, &owner, migrations).await?;
     pin_tenant_id(&mut tx, &tenant_schema, tenant_id).await?;
+    ensure_row_security(&mut tx, &tenant_schema).await?;
     grant_app(&mut tx, &tenant_schema, &roles.app).await?;
     tx.commit().await?;
     Ok(version)
@@ -465,6 +466,46 @@ async fn pin_tenant_id(conn: &mut PgConnection, schema: &str, tenant_id: Uuid) -
             schema = quote_literal(schema),
             check = quote_literal(TENANT_ID_CHECK),
             id = quote_literal(&tenant_id.to_string()),
+        )),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Name of the policy every tenant table carries.
+pub const TENANT_POLICY: &str = "tenant_isolation";
+
+/// Restores row-level security on every table of `schema` that has a `tenant_id` column:
+/// `ENABLE` + `FORCE`, and the [`TENANT_POLICY`] policy on `app.tenant_id` when the table has no
+/// policy of that name. Migrations create all of this; running it after them repairs a catalog
+/// changed out of band (a dropped policy, RLS disabled) on the operator's next reconcile.
+pub async fn ensure_row_security(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    const CHECK: &str = "tenant_id = NULLIF(current_setting(''app.tenant_id'', true), '''')::uuid";
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!(
+            "DO $$ DECLARE t record; BEGIN \
+               FOR t IN SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, \
+                   EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = {policy}) AS has_policy \
+                 FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+                 WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p') \
+               LOOP \
+                 IF NOT t.relrowsecurity THEN \
+                   EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', {schema}, t.relname); \
+                 END IF; \
+                 IF NOT t.relforcerowsecurity THEN \
+                   EXECUTE format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY', {schema}, t.relname); \
+                 END IF; \
+                 IF NOT t.has_policy THEN \
+                   EXECUTE format('CREATE POLICY %I ON %I.%I USING ({CHECK}) WITH CHECK ({CHECK})', \
+                                  {policy}, {schema}, t.relname); \
+                 END IF; \
+               END LOOP; \
+             END $$",
+            schema = quote_literal(schema),
+            policy = quote_literal(TENANT_POLICY),
         )),
     )
     .await?;
