@@ -25,6 +25,7 @@ use crate::ServiceKind;
     namespaced,
     cel,
     status = "TenantStatus",
+    derive = "Default",
     doc = "A tenant of the PrismicX platform, provisioned in every service it uses.",
     validation = Rule::new("self.metadata.name.size() <= 40 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name is the tenant slug: a DNS label (lowercase letters, digits, '-') of at most 40 characters"),
     printcolumn(name = "Tier", type_ = "string", json_path = ".spec.tier"),
@@ -69,6 +70,20 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.size() <= 200").message("displayName is at most 200 characters"))]
     pub display_name: Option<String>,
+}
+
+impl Default for TenantSpec {
+    /// The spec of `spec: {}`: standard tier, every service, `Retain`, not suspended.
+    fn default() -> Self {
+        TenantSpec {
+            tier: Tier::default(),
+            services: all_services(),
+            deletion_policy: DeletionPolicy::default(),
+            suspended: false,
+            pool: None,
+            display_name: None,
+        }
+    }
 }
 
 fn all_services() -> Vec<ServiceKind> {
@@ -152,6 +167,11 @@ mod tests {
 
     fn spec() -> TenantSpec {
         serde_json::from_value(serde_json::json!({})).unwrap()
+    }
+
+    #[test]
+    fn the_default_spec_is_the_empty_spec() {
+        assert_eq!(TenantSpec::default(), spec());
     }
 
     #[test]

@@ -1,0 +1,152 @@
+//! What each service keeps per tenant, taken from the service crates (they own their schemas):
+//! the PostgreSQL database and its migrations, the MongoDB database and its collections.
+//!
+//! The tenant planner ([`crate::tenant::plan`]) reads it to decide which schemas, pools,
+//! databases and indexes a tenant needs; tests may build a smaller catalog.
+
+use std::collections::BTreeMap;
+
+use prismicx_operator_api::ServiceKind;
+use prismicx_service_common::mongo::MongoLayout;
+use prismicx_service_common::pg::migrate::ServiceSchema;
+
+/// A PostgreSQL service database and the migrations of its schemas.
+#[derive(Debug, Clone, Copy)]
+pub struct PostgresLayout {
+    pub database: &'static str,
+    pub schema: ServiceSchema,
+}
+
+/// What one service needs per tenant.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServiceData {
+    pub postgres: Option<PostgresLayout>,
+    pub mongo: Option<MongoLayout>,
+}
+
+/// The data layout of every service the operator provisions.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    services: BTreeMap<ServiceKind, ServiceData>,
+}
+
+impl Catalog {
+    /// The platform's six services, as their crates declare them.
+    pub fn platform() -> Self {
+        let mut services = BTreeMap::new();
+        services.insert(
+            ServiceKind::TenantMgmt,
+            ServiceData {
+                postgres: None,
+                mongo: Some(prismicx_tenant_mgmt::MONGO),
+            },
+        );
+        services.insert(
+            ServiceKind::UserData,
+            ServiceData {
+                postgres: Some(PostgresLayout {
+                    database: prismicx_user_data::migrations::DATABASE,
+                    schema: prismicx_user_data::migrations::SCHEMA,
+                }),
+                mongo: None,
+            },
+        );
+        services.insert(
+            ServiceKind::TaskRepo,
+            ServiceData {
+                postgres: None,
+                mongo: Some(prismicx_task_repo::MONGO),
+            },
+        );
+        services.insert(
+            ServiceKind::CategoryRepository,
+            ServiceData {
+                postgres: None,
+                mongo: Some(prismicx_category_repository::MONGO),
+            },
+        );
+        services.insert(
+            ServiceKind::ManagementSystemRepo,
+            ServiceData {
+                postgres: Some(PostgresLayout {
+                    database: prismicx_management_system_repo::migrations::DATABASE,
+                    schema: prismicx_management_system_repo::migrations::SCHEMA,
+                }),
+                mongo: Some(prismicx_management_system_repo::MONGO),
+            },
+        );
+        services.insert(
+            ServiceKind::VectorStore,
+            ServiceData {
+                postgres: None,
+                mongo: Some(prismicx_vector_store::MONGO),
+            },
+        );
+        Catalog { services }
+    }
+
+    /// What `service` needs (nothing, for a service this catalog does not hold).
+    pub fn service(&self, service: ServiceKind) -> ServiceData {
+        self.services.get(&service).copied().unwrap_or_default()
+    }
+
+    /// Every PostgreSQL layout in the catalog (deduplicated by database).
+    pub fn all_postgres(&self) -> Vec<PostgresLayout> {
+        let mut out: Vec<PostgresLayout> = Vec::new();
+        for p in self.services.values().filter_map(|s| s.postgres) {
+            if !out.iter().any(|o| o.database == p.database) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// Every MongoDB layout in the catalog (deduplicated by database).
+    pub fn all_mongo(&self) -> Vec<MongoLayout> {
+        let mut out: Vec<MongoLayout> = Vec::new();
+        for m in self.services.values().filter_map(|s| s.mongo) {
+            if !out.iter().any(|o| o.database == m.database) {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn databases_match_the_platform_documentation() {
+        let catalog = Catalog::platform();
+        for kind in ServiceKind::ALL {
+            let data = catalog.service(kind);
+            assert_eq!(
+                data.postgres.map(|p| p.database),
+                kind.postgres_database(),
+                "{kind:?}"
+            );
+            assert_eq!(
+                data.mongo.map(|m| m.database),
+                kind.mongo_database(),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_mongo_index_leads_with_tenant_id_and_names_are_unique() {
+        for layout in Catalog::platform().all_mongo() {
+            let mut names = std::collections::BTreeSet::new();
+            for c in layout.collections {
+                for i in c.indexes {
+                    assert!(names.insert(i.name), "duplicate index name {}", i.name);
+                    let keys = i.key_document();
+                    assert_eq!(keys.keys().next().map(String::as_str), Some("tenant_id"));
+                    assert!(keys.len() > 1, "{} indexes nothing but tenant_id", i.name);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The operator's configuration: flags, each also read from an environment variable (the Helm
+//! chart sets the variables). Passwords and connection strings with credentials are
+//! [`Secret`]s, so they never appear in logs or errors.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use prismicx_service_common::config::Secret;
+
+/// Command-line and environment configuration of `prismicx-operator`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "prismicx-operator", version, about = "The PrismicX operator")]
+pub struct OperatorArgs {
+    /// Namespace whose Tenants are reconciled; unset: every namespace.
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Tenants reconciled at the same time.
+    #[arg(long, env = "OPERATOR_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+
+    /// Seconds between drift checks of a Ready tenant (the catalogs compared with the plan).
+    #[arg(long, env = "RESYNC_INTERVAL_SECS", default_value_t = 300)]
+    pub resync_interval_secs: u64,
+
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+
+    /// Log level (ERROR, WARNING, INFO, DEBUG) or a tracing filter.
+    #[arg(long, env = "OPERATOR_LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+
+    /// Take a Lease before reconciling, so only one replica acts at a time.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = false)]
+    pub leader_election: bool,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "LEADER_ELECTION_LEASE",
+        default_value = "prismicx-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (default: the watched namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// Where the data servers are, as the operator reaches them and as tenants reach them.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataArgs {
+    /// PostgreSQL host the operator connects to (directly, not through PgBouncer).
+    #[arg(long, env = "POSTGRES_HOST", default_value = "postgres-system")]
+    pub postgres_host: String,
+    #[arg(long, env = "POSTGRES_PORT", default_value_t = 5432)]
+    pub postgres_port: u16,
+    /// Administrative role: superuser, or CREATEROLE + CREATEDB.
+    #[arg(long, env = "POSTGRES_ADMIN_USER", default_value = "postgres")]
+    pub postgres_admin_user: String,
+    #[arg(long, env = "POSTGRES_ADMIN_PASSWORD", hide_env_values = true)]
+    pub postgres_admin_password: Secret<String>,
+
+    /// PgBouncer host and port (the admin console, and what the tenants' `pooler-uri` names).
+    #[arg(long, env = "PGBOUNCER_HOST", default_value = "pgbouncer")]
+    pub pgbouncer_host: String,
+    #[arg(long, env = "PGBOUNCER_PORT", default_value_t = 6432)]
+    pub pgbouncer_port: u16,
+    #[arg(long, env = "PGBOUNCER_ADMIN_USER", default_value = "postgres")]
+    pub pgbouncer_admin_user: String,
+    #[arg(long, env = "PGBOUNCER_ADMIN_PASSWORD", hide_env_values = true)]
+    pub pgbouncer_admin_password: Secret<String>,
+    /// The `[databases]` file PgBouncer `%include`s; the operator edits it and sends `RELOAD`.
+    #[arg(long, env = "PGBOUNCER_DATABASES_FILE")]
+    pub pgbouncer_databases_file: PathBuf,
+    /// PostgreSQL host and port as PgBouncer reaches it (default: `--postgres-host`/`-port`).
+    #[arg(long, env = "PGBOUNCER_SERVER_HOST")]
+    pub pgbouncer_server_host: Option<String>,
+    #[arg(long, env = "PGBOUNCER_SERVER_PORT")]
+    pub pgbouncer_server_port: Option<u16>,
+    /// PgBouncer pool size of a dedicated tenant whose spec names none.
+    #[arg(long, env = "DEDICATED_POOL_SIZE", default_value_t = 10)]
+    pub dedicated_pool_size: u32,
+
+    /// mongodb-system: the services' system databases and the tenant registry.
+    #[arg(long, env = "MONGODB_SYSTEM_URI", hide_env_values = true)]
+    pub mongodb_system_uri: Secret<String>,
+    /// mongodb-tenant: dedicated tenants' databases and users.
+    #[arg(long, env = "MONGODB_TENANT_URI", hide_env_values = true)]
+    pub mongodb_tenant_uri: Secret<String>,
+    /// `host:port` of mongodb-tenant as tenants reach it (their Secret's `mongodb-uri`).
+    #[arg(
+        long,
+        env = "MONGODB_TENANT_ADDRESS",
+        default_value = "mongodb-tenant:27017"
+    )]
+    pub mongodb_tenant_address: String,
+
+    /// Redis, for tenant lifecycle events.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Secret<String>,
+}
+
+impl OperatorArgs {
+    pub fn resync_interval(&self) -> Duration {
+        Duration::from_secs(self.resync_interval_secs.max(1))
+    }
+}

@@ -1,0 +1,601 @@
+//! The Tenant reconciler.
+//!
+//! One reconcile is a pipeline (see the crate docs): resolve the tenant id (assigned once and
+//! written to the status before anything else, so a crash never yields two ids) → plan (pure,
+//! [`plan`]) → observe drift on a tenant that was Ready → apply each step → probe isolation →
+//! write the status. Every step is idempotent, so a reconcile interrupted anywhere is finished
+//! by the next one; a failed step sets its condition to False with the reason, records an
+//! Event and returns the error to the controller (which backs off and counts it).
+//!
+//! Deletion goes through the finalizer [`FINALIZER`] (added before the first step): `Retain` revokes access and unregisters
+//! the tenant but keeps its data (a re-created Tenant of the same name finds it again, with the
+//! same id); `Delete` revokes access, ends sessions, drops what the tenant owns, and removes it
+//! everywhere. Anything already gone counts as done.
+
+pub mod mongo;
+pub mod plan;
+pub mod pool;
+pub mod postgres;
+pub mod registry;
+pub mod secret;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use prismicx_operator_api::{DeletionPolicy, Tenant, TenantStatus, Tier};
+use prismicx_service_common::events::TenantEventKind;
+use prismicx_service_common::tenancy::{TenantSlug, TenantState};
+use uuid::Uuid;
+
+use crate::context::Context;
+use crate::error::{Error, Result, Step};
+use plan::TenantPlan;
+use status::Cond;
+
+/// The finalizer that runs the tenant's cleanup before the Tenant goes.
+pub const FINALIZER: &str = "prismicx.io/tenant-cleanup";
+
+/// Reconciles one Tenant (the controller's entry point; tests call it directly).
+#[tracing::instrument(skip_all, fields(tenant = %tenant.name_any(), namespace = tenant.namespace().unwrap_or_default()))]
+pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
+    let timer = ctx.metrics.reconcile_timer("tenant");
+    let result = reconcile_inner(tenant, &ctx).await;
+    timer.finish(result.as_ref().map(|_| ()));
+    if let Err(e) = &result {
+        tracing::warn!(error = %e, "tenant reconcile failed");
+    }
+    result
+}
+
+async fn reconcile_inner(tenant: Arc<Tenant>, ctx: &Context) -> Result<Action> {
+    let ns = tenant.namespace().unwrap_or_else(|| "default".into());
+    let api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &ns);
+    let has_finalizer = tenant.finalizers().iter().any(|f| f == FINALIZER);
+    if tenant.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            cleanup(tenant.clone(), ctx).await?;
+            set_finalizer(&api, &tenant, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    let tenant = if has_finalizer {
+        tenant
+    } else {
+        Arc::new(
+            set_finalizer(&api, &tenant, true)
+                .await?
+                .unwrap_or_else(|| (*tenant).clone()),
+        )
+    };
+    apply(tenant, ctx).await
+}
+
+/// Adds or removes [`FINALIZER`] with a merge patch that carries the object's
+/// resourceVersion, so a concurrent change of the finalizer list makes it fail (and retry)
+/// rather than overwrite another controller's finalizer. Returns the updated object.
+async fn set_finalizer(api: &Api<Tenant>, t: &Tenant, present: bool) -> Result<Option<Tenant>> {
+    let mut finalizers: Vec<String> = t
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": t.resource_version(),
+        }
+    });
+    match api
+        .patch(
+            &t.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(updated) => Ok(Some(updated)),
+        // Gone already: nothing left to hold.
+        Err(kube::Error::Api(e)) if e.code == 404 && !present => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One run of the pipeline: the object, its status as it is being rewritten, and the Events
+/// to publish once the status is written.
+struct Run<'a> {
+    ctx: &'a Context,
+    api: Api<Tenant>,
+    name: String,
+    generation: Option<i64>,
+    status: TenantStatus,
+    reference: ObjectReference,
+    events: Vec<(bool, String, String)>,
+}
+
+impl<'a> Run<'a> {
+    fn new(ctx: &'a Context, t: &Tenant) -> Self {
+        let ns = t.namespace().unwrap_or_else(|| "default".into());
+        Run {
+            ctx,
+            api: Api::namespaced(ctx.client.clone(), &ns),
+            name: t.name_any(),
+            generation: t.metadata.generation,
+            status: t.status.clone().unwrap_or_default(),
+            reference: t.object_ref(&()),
+            events: Vec::new(),
+        }
+    }
+
+    /// Sets a condition; a change of its status queues an Event.
+    fn set(&mut self, c: Cond) {
+        let before = self
+            .status
+            .conditions
+            .iter()
+            .find(|x| x.type_ == c.type_)
+            .map(|x| x.status == "True");
+        if before != Some(c.ok) && c.type_ != status::READY {
+            let warning = !c.ok && c.type_ != status::DRIFTED || c.ok && c.type_ == status::DRIFTED;
+            self.events.push((
+                warning,
+                c.reason.clone(),
+                format!("{}: {}", c.type_, c.message),
+            ));
+        }
+        status::set(
+            &mut self.status.conditions,
+            &c,
+            self.generation,
+            Timestamp::now(),
+        );
+    }
+
+    async fn write(&mut self) -> Result<()> {
+        status::write(&self.api, &self.name, &self.status).await?;
+        for (warning, reason, note) in std::mem::take(&mut self.events) {
+            self.ctx
+                .event(&self.reference, warning, &reason, "Reconcile", note)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Records a failed step in the status and as an Event, and returns the error.
+    async fn fail(&mut self, step: Step, err: anyhow::Error) -> Error {
+        let err = Error::Step { step, source: err };
+        let message = err.to_string();
+        let reason = format!("{}Failed", capitalize(step.as_str()));
+        if let Some(ty) = condition_of(step) {
+            self.set(Cond::new(ty, false, &reason, message.clone()));
+        }
+        self.set(Cond::new(status::READY, false, &reason, message.clone()));
+        self.events.push((true, reason, message));
+        if let Err(e) = self.write().await {
+            tracing::warn!(error = %e, "could not record the failure in the status");
+        }
+        err
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn condition_of(step: Step) -> Option<&'static str> {
+    match step {
+        Step::Postgres => Some(status::POSTGRES_READY),
+        Step::Mongo => Some(status::MONGO_READY),
+        Step::Pool => Some(status::POOL_READY),
+        Step::Registry => Some(status::REGISTERED),
+        Step::Isolation => Some(status::ISOLATION_VERIFIED),
+        Step::Secret | Step::Cleanup => None,
+    }
+}
+
+/// The tenant's id: the one in its status, else the one the registry or a retained schema
+/// holds for its slug, else a new one.
+async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug) -> anyhow::Result<Uuid> {
+    if let Some(id) = t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
+        return Uuid::parse_str(id).map_err(|e| anyhow::anyhow!("status.tenantId {id:?}: {e}"));
+    }
+    if let Some(id) = registry::registered_id(&ctx.data, slug).await? {
+        return Ok(id);
+    }
+    let dbs: Vec<&str> = ctx
+        .catalog
+        .all_postgres()
+        .iter()
+        .map(|p| p.database)
+        .collect();
+    if let Some(id) = postgres::retained_tenant_id(&ctx.data, slug, &dbs).await? {
+        return Ok(id);
+    }
+    Ok(Uuid::new_v4())
+}
+
+/// Everything the plan says differs from the servers (empty: in sync). An observation that
+/// cannot be made counts as drift, so the repair runs.
+async fn observe(ctx: &Context, plan: &TenantPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    for pg in &plan.postgres {
+        match postgres::observe(&ctx.data, plan, pg).await {
+            Ok(f) => out.extend(f),
+            Err(e) => out.push(format!("{}: could not observe: {e:#}", pg.database)),
+        }
+    }
+    match pool::observe(&ctx.data, plan).await {
+        Ok(f) => out.extend(f),
+        Err(e) => out.push(format!("pgbouncer: could not observe: {e:#}")),
+    }
+    match mongo::observe(&ctx.data, plan).await {
+        Ok(f) => out.extend(f),
+        Err(e) => out.push(format!("mongodb: could not observe: {e:#}")),
+    }
+    out
+}
+
+async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
+    let mut run = Run::new(ctx, &t);
+    let ns = t.namespace().unwrap_or_else(|| "default".into());
+
+    // Validate before anything is touched.
+    if let Err(e) = plan::plan(
+        &t,
+        Uuid::nil(),
+        &ctx.catalog,
+        ctx.data.default_dedicated_pool_size,
+    ) {
+        run.set(Cond::new(
+            status::READY,
+            false,
+            "InvalidSpec",
+            e.to_string(),
+        ));
+        run.status.observed_generation = run.generation;
+        run.events.push((true, "InvalidSpec".into(), e.to_string()));
+        run.write().await?;
+        return Err(e);
+    }
+    let slug = TenantSlug::parse(&t.name_any()).map_err(Error::InvalidSpec)?;
+    let tenant_id = match resolve_id(ctx, &t, &slug).await {
+        Ok(id) => id,
+        Err(e) => return Err(run.fail(Step::Registry, e).await),
+    };
+    if run.status.tenant_id.is_none() {
+        run.status.tenant_id = Some(tenant_id.to_string());
+        run.set(Cond::new(
+            status::READY,
+            false,
+            "Provisioning",
+            "tenant id assigned; provisioning",
+        ));
+        run.write().await?;
+    }
+    let plan = plan::plan(
+        &t,
+        tenant_id,
+        &ctx.catalog,
+        ctx.data.default_dedicated_pool_size,
+    )?;
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let password = match secret::existing_password(&secrets, &plan.secret_name).await? {
+        Some(p) => p,
+        None => secret::new_password(),
+    };
+
+    // Drift: a tenant that was Ready for this generation is compared with the catalogs first.
+    let was_ready = status::is_true(t.status.as_ref(), status::READY)
+        && run.status.observed_generation == run.generation;
+    let drift = if was_ready {
+        observe(ctx, &plan).await
+    } else {
+        Vec::new()
+    };
+    if !drift.is_empty() {
+        run.set(Cond::new(
+            status::DRIFTED,
+            true,
+            "DriftDetected",
+            drift.join("; "),
+        ));
+        run.write().await?;
+    }
+
+    // The Secret first: the password must be durable before any role uses it.
+    let owner = t.controller_owner_ref(&());
+    let built = secret::build(&plan, &ctx.data.endpoints, &password, &ns, owner);
+    if let Err(e) = ctx.check_fault(Step::Secret) {
+        return Err(run.fail(Step::Secret, e).await);
+    }
+    if let Err(e) = secret::apply(&secrets, &built).await {
+        return Err(run.fail(Step::Secret, e.into()).await);
+    }
+
+    let mut versions = BTreeMap::new();
+    let pg_result: anyhow::Result<()> = async {
+        ctx.check_fault(Step::Postgres)?;
+        for pg in &plan.postgres {
+            let v = postgres::apply(&ctx.data, &plan, pg, &password).await?;
+            versions.insert(pg.database.to_string(), v);
+        }
+        postgres::set_login(&ctx.data, &plan, !plan.suspended).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(e) = pg_result {
+        return Err(run.fail(Step::Postgres, e).await);
+    }
+    run.set(Cond::new(
+        status::POSTGRES_READY,
+        true,
+        "Provisioned",
+        if plan.postgres.is_empty() {
+            "the tenant uses no PostgreSQL service".to_string()
+        } else {
+            format!(
+                "schema {} in {}; login {}",
+                plan.slug.pg_schema(),
+                versions
+                    .iter()
+                    .map(|(db, v)| format!("{db} (version {v})"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if plan.suspended {
+                    "disabled (suspended)"
+                } else {
+                    "enabled"
+                }
+            )
+        },
+    ));
+
+    let pool_result = async {
+        ctx.check_fault(Step::Pool)?;
+        pool::apply(&ctx.data, &plan).await
+    }
+    .await;
+    match pool_result {
+        Ok(summary) => run.set(Cond::new(status::POOL_READY, true, "Configured", summary)),
+        Err(e) => return Err(run.fail(Step::Pool, e).await),
+    }
+
+    let mongo_result = async {
+        ctx.check_fault(Step::Mongo)?;
+        mongo::apply(&ctx.data, &plan, &password).await
+    }
+    .await;
+    match mongo_result {
+        Ok(summary) => run.set(Cond::new(status::MONGO_READY, true, "Provisioned", summary)),
+        Err(e) => return Err(run.fail(Step::Mongo, e).await),
+    }
+
+    let state = if plan.suspended {
+        TenantState::Suspended
+    } else {
+        TenantState::Active
+    };
+    let reg_result = async {
+        ctx.check_fault(Step::Registry)?;
+        if let Some(kind) = registry::upsert(&ctx.data, &plan, state, &versions).await? {
+            registry::publish(&ctx.data, &plan, kind).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match reg_result {
+        Ok(()) => run.set(Cond::new(
+            status::REGISTERED,
+            true,
+            "Registered",
+            format!(
+                "tenant_registry entry {} ({})",
+                plan.slug,
+                if plan.suspended {
+                    "suspended"
+                } else {
+                    "active"
+                }
+            ),
+        )),
+        Err(e) => return Err(run.fail(Step::Registry, e).await),
+    }
+
+    let probe_result = async {
+        ctx.check_fault(Step::Isolation)?;
+        let mut checked = Vec::new();
+        for pg in &plan.postgres {
+            checked.extend(postgres::probe(&ctx.data, &plan, pg).await?);
+        }
+        checked.extend(mongo::probe(&ctx.data, &plan).await?);
+        anyhow::Ok(checked)
+    }
+    .await;
+    match probe_result {
+        Ok(checked) => run.set(Cond::new(
+            status::ISOLATION_VERIFIED,
+            true,
+            "Verified",
+            checked.join("; "),
+        )),
+        Err(e) => return Err(run.fail(Step::Isolation, e).await),
+    }
+
+    if drift.is_empty() {
+        run.set(Cond::new(
+            status::DRIFTED,
+            false,
+            "InSync",
+            "the catalogs match the plan",
+        ));
+    } else {
+        let left = observe(ctx, &plan).await;
+        if left.is_empty() {
+            run.set(Cond::new(
+                status::DRIFTED,
+                false,
+                "Repaired",
+                format!("repaired: {}", drift.join("; ")),
+            ));
+        } else {
+            run.set(Cond::new(
+                status::DRIFTED,
+                true,
+                "RepairIncomplete",
+                left.join("; "),
+            ));
+        }
+    }
+
+    let was_ready_now = status::is_true(Some(&run.status), status::READY);
+    let (reason, message) = if plan.suspended {
+        ("Suspended", "provisioned; access suspended, data kept")
+    } else {
+        (
+            "Provisioned",
+            "provisioned in every service the tenant uses",
+        )
+    };
+    if !was_ready_now || run.status.observed_generation != run.generation {
+        run.events.push((false, reason.into(), message.into()));
+    }
+    run.set(Cond::new(status::READY, true, reason, message));
+    run.status.observed_generation = run.generation;
+    run.status.secret_name = Some(plan.secret_name.clone());
+    run.status.schema_versions = versions;
+    run.write().await?;
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// Builds a plan good enough to clean up after a Tenant whose spec no longer validates.
+fn cleanup_plan(t: &Tenant, id: Uuid, ctx: &Context) -> Result<TenantPlan> {
+    match plan::plan(t, id, &ctx.catalog, ctx.data.default_dedicated_pool_size) {
+        Ok(p) => Ok(p),
+        Err(Error::InvalidSpec(_)) => {
+            let mut fixed = t.clone();
+            if fixed.spec.tier == Tier::Standard {
+                fixed.spec.pool = None;
+            }
+            fixed.spec.pool = fixed.spec.pool.filter(|p| (1..=200).contains(&p.size));
+            fixed.spec.services.sort();
+            fixed.spec.services.dedup();
+            if fixed.spec.services.is_empty() {
+                fixed.spec.services = prismicx_operator_api::ServiceKind::ALL.to_vec();
+            }
+            fixed.spec.display_name = None;
+            plan::plan(
+                &fixed,
+                id,
+                &ctx.catalog,
+                ctx.data.default_dedicated_pool_size,
+            )
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
+    let mut run = Run::new(ctx, &t);
+    let ns = t.namespace().unwrap_or_else(|| "default".into());
+    let Ok(slug) = TenantSlug::parse(&t.name_any()) else {
+        // Never provisioned: an invalid name is refused before any step.
+        return Ok(Action::await_change());
+    };
+    let id = match t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
+        Some(id) => Uuid::parse_str(id).ok(),
+        None => registry::registered_id(&ctx.data, &slug)
+            .await
+            .unwrap_or(None),
+    };
+    let Some(id) = id else {
+        // No id was ever assigned, so nothing was provisioned.
+        return Ok(Action::await_change());
+    };
+    let mut plan = cleanup_plan(&t, id, ctx)?;
+    plan.suspended = true;
+    let drop = t.spec.deletion_policy == DeletionPolicy::Delete;
+    let dbs: Vec<&str> = ctx
+        .catalog
+        .all_postgres()
+        .iter()
+        .map(|p| p.database)
+        .collect();
+
+    let result: anyhow::Result<()> = async {
+        ctx.check_fault(Step::Cleanup)?;
+        if registry::is_registered(&ctx.data, &slug).await? {
+            registry::upsert(&ctx.data, &plan, TenantState::Deleting, &BTreeMap::new()).await?;
+            registry::publish(&ctx.data, &plan, TenantEventKind::Suspended).await?;
+        }
+        postgres::cleanup(&ctx.data, &plan, &dbs, drop).await?;
+        pool::remove(&ctx.data, &plan).await?;
+        if drop {
+            // Every layout the catalog knows: the tenant may have used services it no longer lists.
+            let mut all = plan.clone();
+            all.mongo = ctx
+                .catalog
+                .all_mongo()
+                .into_iter()
+                .map(|layout| plan::MongoPlan {
+                    dedicated_database: layout.dedicated_database(&plan.slug),
+                    layout,
+                })
+                .collect();
+            mongo::cleanup(&ctx.data, &all, true).await?;
+        } else {
+            mongo::cleanup(&ctx.data, &plan, false).await?;
+        }
+        registry::remove(&ctx.data, &slug).await?;
+        registry::publish(&ctx.data, &plan, TenantEventKind::Deleted).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let err = Error::Step {
+            step: Step::Cleanup,
+            source: e,
+        };
+        run.set(Cond::new(
+            status::READY,
+            false,
+            "CleanupFailed",
+            err.to_string(),
+        ));
+        run.events
+            .push((true, "CleanupFailed".into(), err.to_string()));
+        if let Err(w) = run.write().await {
+            tracing::warn!(error = %w, "could not record the cleanup failure");
+        }
+        return Err(err);
+    }
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    secret::delete(&secrets, &plan.secret_name).await?;
+    ctx.event(
+        &run.reference,
+        false,
+        if drop { "Deleted" } else { "Retained" },
+        "Cleanup",
+        if drop {
+            "access revoked; schemas, roles, databases, users, pools and registry entry removed"
+                .into()
+        } else {
+            "access revoked and registry entry removed; data retained".into()
+        },
+    )
+    .await;
+    Ok(Action::await_change())
+}

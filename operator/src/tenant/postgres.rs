@@ -1,0 +1,455 @@
+//! The tenant in PostgreSQL: per service database, the service database itself (created and
+//! migrated if missing), the tenant schema with its NOLOGIN owner, the tenant-schema migrations,
+//! row-level security, grants, and the tenant's own login role; suspension (NOLOGIN and its
+//! sessions ended), drift observation from the catalogs, and cleanup.
+//!
+//! Everything runs as the operator's administrative role, straight to PostgreSQL (DDL does not
+//! go through PgBouncer). The SQL that creates schemas and roles lives in
+//! `prismicx_service_common::pg::migrate`, shared with the services and the local platform.
+
+use anyhow::{Context as _, Result};
+use prismicx_service_common::config::Secret;
+use prismicx_service_common::pg::migrate::{self, quote_literal, DatabaseRoles};
+use prismicx_service_common::pg::{
+    lint, query, query_as, query_scalar, quote_ident, SYSTEM_SCHEMA,
+};
+use prismicx_service_common::tenancy::TenantSlug;
+use sqlx::{Executor, PgConnection};
+use uuid::Uuid;
+
+use super::plan::{PgPlan, TenantPlan};
+use crate::catalog::PostgresLayout;
+use crate::dataplane::DataPlane;
+
+const SCHEMA_COMMENT_PREFIX: &str = "prismicx tenant ";
+
+/// Creates the service database if it does not exist and applies its system migrations.
+pub async fn ensure_database(
+    dp: &DataPlane,
+    database: &str,
+    layout: &PostgresLayout,
+) -> Result<()> {
+    let mut admin = dp.pg("postgres").await?;
+    let exists: bool = query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(database)
+        .fetch_one(&mut *admin)
+        .await?;
+    if !exists {
+        match admin
+            .execute(format!("CREATE DATABASE {}", quote_ident(database)).as_str())
+            .await
+        {
+            Ok(_) => tracing::info!(database, "created service database"),
+            // Created concurrently by another reconcile: fine.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+            Err(e) => return Err(e).with_context(|| format!("creating database {database}")),
+        }
+    }
+    let mut conn = dp.pg(database).await?;
+    migrate::apply_system(&mut conn, &layout.schema)
+        .await
+        .with_context(|| format!("system migrations of {database}"))?;
+    Ok(())
+}
+
+/// Provisions (or repairs) the tenant in one database; returns the applied schema version.
+pub async fn apply(
+    dp: &DataPlane,
+    plan: &TenantPlan,
+    pg: &PgPlan,
+    password: &Secret<String>,
+) -> Result<i32> {
+    ensure_database(
+        dp,
+        pg.database,
+        &PostgresLayout {
+            database: pg.database,
+            schema: pg.migrations,
+        },
+    )
+    .await?;
+    let mut conn = dp.pg(pg.database).await?;
+    let version = migrate::provision_tenant(&mut conn, &pg.migrations, &plan.slug, plan.tenant_id)
+        .await
+        .with_context(|| format!("tenant schema in {}", pg.database))?;
+    conn.execute(
+        format!(
+            "COMMENT ON SCHEMA {} IS {}",
+            quote_ident(&pg.schema),
+            quote_literal(&format!("{SCHEMA_COMMENT_PREFIX}{}", plan.tenant_id))
+        )
+        .as_str(),
+    )
+    .await?;
+    let login_exists = role_exists(&mut conn, &pg.login_role).await?;
+    if !plan.suspended || !login_exists {
+        migrate::ensure_tenant_login(&mut conn, &plan.slug, plan.tenant_id, password)
+            .await
+            .with_context(|| format!("tenant login in {}", pg.database))?;
+    }
+    Ok(version)
+}
+
+/// Lets the tenant's login role log in, or not; refusing also ends its open sessions.
+pub async fn set_login(dp: &DataPlane, plan: &TenantPlan, enabled: bool) -> Result<()> {
+    let login = plan.login_role();
+    let mut conn = dp.pg("postgres").await?;
+    if !role_exists(&mut conn, &login).await? {
+        return Ok(());
+    }
+    conn.execute(
+        format!(
+            "ALTER ROLE {} {}",
+            quote_ident(&login),
+            if enabled { "LOGIN" } else { "NOLOGIN" }
+        )
+        .as_str(),
+    )
+    .await?;
+    if !enabled {
+        terminate_sessions(&mut conn, &login).await?;
+    }
+    Ok(())
+}
+
+async fn terminate_sessions(conn: &mut PgConnection, role: &str) -> Result<()> {
+    query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()")
+        .bind(role)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool> {
+    Ok(
+        query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+async fn database_exists(dp: &DataPlane, database: &str) -> Result<bool> {
+    let mut admin = dp.pg("postgres").await?;
+    Ok(
+        query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut *admin)
+            .await?,
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct Facts {
+    schema_owner: Option<String>,
+    owner_can_login: Option<bool>,
+    login_can_login: Option<bool>,
+    app_usage: Option<bool>,
+    login_usage: Option<bool>,
+    login_connect: Option<bool>,
+}
+
+/// Compares the catalogs of one database with the plan; returns what differs (empty: in sync).
+pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    if !database_exists(dp, pg.database).await? {
+        out.push(format!("database {} is missing", pg.database));
+        return Ok(out);
+    }
+    let mut conn = dp.pg(pg.database).await?;
+    let app = DatabaseRoles::for_database(pg.database).app;
+    let f: Facts = query_as(
+        "SELECT \
+           (SELECT r.rolname::text FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = $1) AS schema_owner, \
+           (SELECT rolcanlogin FROM pg_roles WHERE rolname = $2) AS owner_can_login, \
+           (SELECT rolcanlogin FROM pg_roles WHERE rolname = $3) AS login_can_login, \
+           CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $4) \
+                THEN has_schema_privilege($4, $1, 'USAGE') END AS app_usage, \
+           CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3) \
+                THEN has_schema_privilege($3, $1, 'USAGE') END AS login_usage, \
+           CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3) \
+                THEN has_database_privilege($3, current_database(), 'CONNECT') END AS login_connect",
+    )
+    .bind(&pg.schema)
+    .bind(&pg.owner_role)
+    .bind(&pg.login_role)
+    .bind(&app)
+    .fetch_one(&mut *conn)
+    .await?;
+    let db = pg.database;
+    match f.schema_owner.as_deref() {
+        None => out.push(format!("{db}: schema {} is missing", pg.schema)),
+        Some(o) if o != pg.owner_role => {
+            out.push(format!("{db}: schema {} is owned by {o}", pg.schema))
+        }
+        _ => {}
+    }
+    match f.owner_can_login {
+        None => out.push(format!("role {} is missing", pg.owner_role)),
+        Some(true) => out.push(format!("role {} can log in", pg.owner_role)),
+        _ => {}
+    }
+    match f.login_can_login {
+        None => out.push(format!("role {} is missing", pg.login_role)),
+        Some(can) if can == plan.suspended => out.push(format!(
+            "role {} {} log in while the tenant is {}",
+            pg.login_role,
+            if can { "can" } else { "cannot" },
+            if plan.suspended {
+                "suspended"
+            } else {
+                "active"
+            }
+        )),
+        _ => {}
+    }
+    if f.app_usage == Some(false) {
+        out.push(format!("{db}: {app} lost USAGE on {}", pg.schema));
+    }
+    if f.login_usage == Some(false) {
+        out.push(format!(
+            "{db}: {} lost USAGE on {}",
+            pg.login_role, pg.schema
+        ));
+    }
+    if f.login_connect == Some(false) && !plan.suspended {
+        out.push(format!("{db}: {} lost CONNECT", pg.login_role));
+    }
+    if f.schema_owner.is_some() {
+        let prefix = format!("{}.", pg.schema);
+        for v in lint::lint_database(&mut conn, std::slice::from_ref(&app)).await? {
+            if v.object.starts_with(&prefix) {
+                out.push(format!("{db}: {}: {}", v.object, v.problem));
+            }
+        }
+        match migrate::tenant_version(&mut conn, &plan.slug).await? {
+            Some(v) if v >= pg.migrations.tenant_version() => {}
+            other => out.push(format!(
+                "{db}: schema version {} behind {}",
+                other.unwrap_or(0),
+                pg.migrations.tenant_version()
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// The id a tenant with this slug had when its data was retained (recorded in the comment of
+/// its schema), so a re-created Tenant finds its data again.
+pub async fn retained_tenant_id(
+    dp: &DataPlane,
+    slug: &TenantSlug,
+    databases: &[&str],
+) -> Result<Option<Uuid>> {
+    for db in databases {
+        if !database_exists(dp, db).await? {
+            continue;
+        }
+        let mut conn = dp.pg(db).await?;
+        let comment: Option<String> = query_scalar(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",
+        )
+        .bind(slug.pg_schema())
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+        if let Some(id) = comment
+            .as_deref()
+            .and_then(|c| c.strip_prefix(SCHEMA_COMMENT_PREFIX))
+            .and_then(|s| Uuid::parse_str(s.trim()).ok())
+        {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Probes isolation in one database acting as the tenant's login role (`SET ROLE`, so it works
+/// while suspended too) and as the services' app role in the tenant's context. Returns what was
+/// checked; fails naming what leaked.
+pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec<String>> {
+    let mut conn = dp.pg(pg.database).await?;
+    let db = pg.database;
+    let app = DatabaseRoles::for_database(db).app;
+    let me = plan.tenant_id.to_string();
+    let mut checked = Vec::new();
+
+    // The login role's own default tenant is this tenant.
+    let default: Option<String> = query_scalar(
+        "SELECT s.setting FROM pg_db_role_setting d \
+           JOIN pg_roles r ON r.oid = d.setrole \
+           JOIN pg_database b ON b.oid = d.setdatabase AND b.datname = current_database(), \
+           unnest(d.setconfig) AS s(setting) \
+         WHERE r.rolname = $1 AND s.setting LIKE 'app.tenant_id=%'",
+    )
+    .bind(&pg.login_role)
+    .fetch_optional(&mut *conn)
+    .await?;
+    anyhow::ensure!(
+        default.as_deref() == Some(format!("app.tenant_id={me}").as_str()),
+        "{db}: {} does not default to its own tenant id",
+        pg.login_role
+    );
+
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.execute(format!("SET LOCAL ROLE {}", quote_ident(&pg.login_role)).as_str())
+        .await?;
+    let reachable: Vec<String> = query_scalar(
+        "SELECT nspname::text FROM pg_namespace \
+         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $1) OR nspname = $2) \
+           AND has_schema_privilege(oid, 'USAGE') ORDER BY 1",
+    )
+    .bind(&pg.schema)
+    .bind(SYSTEM_SCHEMA)
+    .fetch_all(&mut *tx)
+    .await?;
+    anyhow::ensure!(
+        reachable.is_empty(),
+        "{db}: {} can use schemas {reachable:?}",
+        pg.login_role
+    );
+    checked.push(format!("{db}: login reaches no other schema"));
+    tx.execute("RESET ROLE").await?;
+
+    // As the services' app role in this tenant's context, no other tenant's row is visible in
+    // the shared tables nor in (a sample of) other tenants' schemas.
+    tx.execute(format!("SET LOCAL ROLE {}", quote_ident(&app)).as_str())
+        .await?;
+    query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(&me)
+        .execute(&mut *tx)
+        .await?;
+    let tables: Vec<(String, String)> = query_as(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE c.relkind IN ('r', 'p') AND has_table_privilege(c.oid, 'SELECT') \
+           AND (n.nspname = $1 OR n.nspname IN ( \
+                 SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' AND nspname <> $2 \
+                 ORDER BY nspname LIMIT 3)) \
+         ORDER BY 1, 2",
+    )
+    .bind(SYSTEM_SCHEMA)
+    .bind(&pg.schema)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (schema, table) in &tables {
+        let foreign: i64 = query_scalar(&format!(
+            "SELECT count(*) FROM {}.{} WHERE tenant_id IS DISTINCT FROM $1::uuid",
+            quote_ident(schema),
+            quote_ident(table)
+        ))
+        .bind(&me)
+        .fetch_one(&mut *tx)
+        .await?;
+        anyhow::ensure!(
+            foreign == 0,
+            "{db}: {foreign} rows of other tenants visible in {schema}.{table}"
+        );
+    }
+    checked.push(format!(
+        "{db}: no foreign row in {} shared or sampled tables",
+        tables.len()
+    ));
+    tx.rollback().await?;
+    Ok(checked)
+}
+
+/// Revokes the tenant's access to every service database and, with `drop`, drops its schemas,
+/// its rows in shared tables and its roles. Whatever is already gone counts as done.
+pub async fn cleanup(
+    dp: &DataPlane,
+    plan: &TenantPlan,
+    databases: &[&str],
+    drop: bool,
+) -> Result<()> {
+    let login = plan.login_role();
+    let owner = plan.slug.pg_owner_role();
+    set_login(dp, plan, false).await?;
+    for db in databases {
+        if !database_exists(dp, db).await? {
+            continue;
+        }
+        let mut conn = dp.pg(db).await?;
+        if role_exists(&mut conn, &login).await? {
+            conn.execute(
+                format!(
+                    "REVOKE CONNECT ON DATABASE {} FROM {}",
+                    quote_ident(db),
+                    quote_ident(&login)
+                )
+                .as_str(),
+            )
+            .await?;
+        }
+        if !drop {
+            continue;
+        }
+        delete_shared_rows(&mut conn, db, plan.tenant_id).await?;
+        conn.execute(
+            format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                quote_ident(&plan.slug.pg_schema())
+            )
+            .as_str(),
+        )
+        .await
+        .with_context(|| format!("dropping the tenant schema in {db}"))?;
+        for role in [&owner, &login] {
+            if role_exists(&mut conn, role).await? {
+                conn.execute(format!("DROP OWNED BY {}", quote_ident(role)).as_str())
+                    .await
+                    .with_context(|| format!("DROP OWNED BY {role} in {db}"))?;
+            }
+        }
+    }
+    if drop {
+        let mut conn = dp.pg("postgres").await?;
+        for role in [&login, &owner] {
+            conn.execute(format!("DROP ROLE IF EXISTS {}", quote_ident(role)).as_str())
+                .await
+                .with_context(|| format!("dropping role {role}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the tenant's rows from the shared tables of `db`, as their owner in the tenant's
+/// context (so row-level security scopes the delete to the tenant).
+async fn delete_shared_rows(conn: &mut PgConnection, db: &str, tenant_id: Uuid) -> Result<()> {
+    let roles = DatabaseRoles::for_database(db);
+    if !role_exists(conn, &roles.owner).await? {
+        return Ok(());
+    }
+    let tables: Vec<String> = query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')",
+    )
+    .bind(SYSTEM_SCHEMA)
+    .fetch_all(&mut *conn)
+    .await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    tx.execute(format!("SET LOCAL ROLE {}", quote_ident(&roles.owner)).as_str())
+        .await?;
+    query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    for t in tables {
+        query(&format!(
+            "DELETE FROM {}.{} WHERE tenant_id = $1::uuid",
+            quote_ident(SYSTEM_SCHEMA),
+            quote_ident(&t)
+        ))
+        .bind(tenant_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Test support for the operator: the real data servers from the harness, an in-memory
+//! Kubernetes API (kube-fake-client; a mock only because no API server can run here), and a
+//! `Context` wired to both. Each test builds its own fake API and uses tenants with unique
+//! names, so tests run in parallel on the shared servers.
+
+#![allow(dead_code)]
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use kube::ResourceExt;
+use prismicx_harness::{servers, unique_name};
+use prismicx_operator::catalog::Catalog;
+use prismicx_operator::dataplane::{DataPlane, DataPlaneSettings, Endpoints};
+use prismicx_operator::tenant;
+use prismicx_operator::Context;
+use prismicx_operator_api::{Tenant, TenantSpec};
+use prismicx_service_common::config::Secret as Hidden;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection};
+
+pub const NS: &str = "tenants";
+
+pub struct Env {
+    pub client: kube::Client,
+    pub ctx: Arc<Context>,
+    pub tenants: Api<Tenant>,
+    pub secrets: Api<Secret>,
+}
+
+pub async fn env() -> Env {
+    let s = servers();
+    let client = kube_fake_client::ClientBuilder::new()
+        .with_resource::<Tenant>()
+        .with_status_subresource::<Tenant>()
+        .build()
+        .await
+        .expect("fake kube client");
+    let settings = DataPlaneSettings {
+        pg_admin: s.postgres.admin_options("postgres"),
+        pgbouncer_admin: s.pgbouncer.admin_options(),
+        pgbouncer_databases_file: s.pgbouncer.databases_file().to_path_buf(),
+        mongo_system_uri: Hidden::new(s.mongo.uri()),
+        mongo_tenant_uri: Hidden::new(s.mongo.uri()),
+        redis_url: Hidden::new(s.redis.url()),
+        endpoints: Endpoints {
+            postgres_host: "127.0.0.1".into(),
+            postgres_port: s.postgres.port(),
+            pooler_host: "127.0.0.1".into(),
+            pooler_port: s.pgbouncer.port(),
+            pool_server_host: "127.0.0.1".into(),
+            pool_server_port: s.postgres.port(),
+            mongo_tenant_address: format!("127.0.0.1:{}", s.mongo.port()),
+        },
+        default_dedicated_pool_size: 3,
+    };
+    let data = DataPlane::connect(settings).await.expect("data plane");
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        data,
+        Catalog::platform(),
+        Duration::from_secs(300),
+    ));
+    Env {
+        tenants: Api::namespaced(client.clone(), NS),
+        secrets: Api::namespaced(client.clone(), NS),
+        client,
+        ctx,
+    }
+}
+
+/// A Tenant named `<prefix><random>` with `spec` (JSON), created in the fake API.
+pub async fn create(env: &Env, prefix: &str, spec: serde_json::Value) -> Tenant {
+    let spec: TenantSpec = serde_json::from_value(spec).expect("spec");
+    let mut t = Tenant::new(&unique_name(prefix), spec);
+    t.metadata.namespace = Some(NS.into());
+    env.tenants
+        .create(&PostParams::default(), &t)
+        .await
+        .expect("create tenant")
+}
+
+pub async fn get(env: &Env, name: &str) -> Tenant {
+    env.tenants.get(name).await.expect("get tenant")
+}
+
+/// One reconcile of the Tenant as it is stored now.
+pub async fn reconcile(
+    env: &Env,
+    name: &str,
+) -> prismicx_operator::Result<kube::runtime::controller::Action> {
+    let t = get(env, name).await;
+    tenant::reconcile(Arc::new(t), env.ctx.clone()).await
+}
+
+/// Reconciles until the Tenant is Ready (the first pass only adds the finalizer).
+pub async fn provision(env: &Env, name: &str) -> Tenant {
+    for _ in 0..3 {
+        reconcile(env, name).await.expect("reconcile");
+        let t = get(env, name).await;
+        if condition(&t, "Ready").is_some_and(|c| c.status == "True") {
+            return t;
+        }
+    }
+    panic!(
+        "{name} did not become Ready: {:#?}",
+        get(env, name).await.status
+    );
+}
+
+/// Runs the finalizer's cleanup as the API server would after `kubectl delete`.
+pub async fn delete(
+    env: &Env,
+    name: &str,
+) -> prismicx_operator::Result<kube::runtime::controller::Action> {
+    let mut t = get(env, name).await;
+    t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    tenant::reconcile(Arc::new(t), env.ctx.clone()).await
+}
+
+pub fn condition<'a>(
+    t: &'a Tenant,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    t.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+}
+
+pub fn tenant_id(t: &Tenant) -> uuid::Uuid {
+    uuid::Uuid::parse_str(
+        t.status
+            .as_ref()
+            .and_then(|s| s.tenant_id.as_deref())
+            .expect("tenant id"),
+    )
+    .expect("uuid")
+}
+
+/// The value of `key` in the tenant's credentials Secret.
+pub async fn secret_value(env: &Env, t: &Tenant, key: &str) -> String {
+    let s = env
+        .secrets
+        .get(&format!("{}-db-credentials", t.name_any()))
+        .await
+        .expect("credentials secret");
+    String::from_utf8(s.data.expect("data")[key].0.clone()).expect("utf8")
+}
+
+/// Connects with a `postgres://` URI from the Secret (no statement cache: PgBouncer).
+pub async fn connect_uri(uri: &str) -> Result<PgConnection, sqlx::Error> {
+    let opts = PgConnectOptions::from_str(uri)?.statement_cache_capacity(0);
+    PgConnection::connect_with(&opts).await
+}
+
+/// A superuser connection straight to `db`.
+pub async fn admin(db: &str) -> PgConnection {
+    servers()
+        .postgres
+        .admin_connect(db)
+        .await
+        .expect("admin connection")
+}
+
+pub async fn mongo() -> mongodb::Client {
+    mongodb::Client::with_uri_str(servers().mongo.uri())
+        .await
+        .expect("mongo client")
+}
