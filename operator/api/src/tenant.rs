@@ -51,9 +51,10 @@ pub struct TenantSpec {
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub services: Vec<ServiceKind>,
 
-    /// What deleting the Tenant does to its data: `Retain` (default) keeps schemas, databases and
-    /// users and only removes the tenant from the registry; `Delete` revokes access, ends its
-    /// connections and drops everything it owns.
+    /// What deleting the Tenant does to its data: `Retain` (default) keeps schemas, rows,
+    /// databases, documents and users, but revokes the tenant's logins and removes its pools,
+    /// registry entry and credentials Secret (a new Tenant of the same name gets the data back);
+    /// `Delete` revokes access, ends its connections and drops everything it owns.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 
@@ -104,7 +105,7 @@ pub enum Tier {
 /// What happens to the data when the Tenant is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub enum DeletionPolicy {
-    /// Keep the data; only the registry entry and the credentials Secret go.
+    /// Keep the data; access is revoked and the registry entry, pools and Secret go.
     #[default]
     Retain,
     /// Drop the tenant's schemas, roles, databases, users and pools.
