@@ -22,14 +22,22 @@ fn ident(name: &str) -> String {
 
 async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
     env.tenants
-        .patch(name, &PatchParams::default(), &Patch::Merge(&json!({ "spec": spec })))
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": spec })),
+        )
         .await
         .expect("patch spec");
 }
 
 async fn exists(db: &str, sql: &str, arg: &str) -> bool {
     let mut c = admin(db).await;
-    query_scalar(sql).bind(arg).fetch_one(&mut c).await.expect(sql)
+    query_scalar(sql)
+        .bind(arg)
+        .fetch_one(&mut c)
+        .await
+        .expect(sql)
 }
 
 async fn count_tasks(db: &mongodb::Database, id: uuid::Uuid) -> u64 {
@@ -40,7 +48,10 @@ async fn count_tasks(db: &mongodb::Database, id: uuid::Uuid) -> u64 {
 }
 
 async fn pool_file_has(alias: &str) -> bool {
-    let path = prismicx_harness::servers().pgbouncer.databases_file().to_path_buf();
+    let path = prismicx_harness::servers()
+        .pgbouncer
+        .databases_file()
+        .to_path_buf();
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -50,21 +61,44 @@ async fn pool_file_has(alias: &str) -> bool {
 #[tokio::test]
 async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
     let env = env().await;
-    let t = create(&env, "ded", json!({"tier": "dedicated", "pool": {"size": 4}, "services": ["user-data", "task-repo"]})).await;
+    let t = create(
+        &env,
+        "ded",
+        json!({"tier": "dedicated", "pool": {"size": 4}, "services": ["user-data", "task-repo"]}),
+    )
+    .await;
     let name = t.name_any();
     let t = provision(&env, &name).await;
     let alias = format!("system_users__{}", ident(&name));
-    let shown = prismicx_harness::servers().pgbouncer.show_databases().await.unwrap();
-    assert_eq!(shown.get(&alias), Some(&4), "its own pool with its own size");
+    let shown = prismicx_harness::servers()
+        .pgbouncer
+        .show_databases()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown.get(&alias),
+        Some(&4),
+        "its own pool with its own size"
+    );
     let m = mongo().await;
     let user = m
         .database("admin")
-        .run_command(doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}})
+        .run_command(
+            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
+        )
         .await
         .unwrap();
-    let roles = user.get_array("users").unwrap()[0].as_document().unwrap().get_array("roles").unwrap().clone();
+    let roles = user.get_array("users").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_array("roles")
+        .unwrap()
+        .clone();
     assert_eq!(roles.len(), 1);
-    assert_eq!(roles[0].as_document().unwrap().get_str("db").unwrap(), format!("task_repository__{}", ident(&name)));
+    assert_eq!(
+        roles[0].as_document().unwrap().get_str("db").unwrap(),
+        format!("task_repository__{}", ident(&name))
+    );
     let idx: Vec<String> = m
         .database(&format!("task_repository__{}", ident(&name)))
         .collection::<Document>("tasks")
@@ -74,20 +108,34 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
     assert!(idx.contains(&"tasks_tenant_created".to_string()), "{idx:?}");
     let pooler = secret_value(&env, &t, "pooler-uri").await;
     assert!(pooler.ends_with(&format!("/{alias}")), "{pooler}");
-    let mut conn = connect_uri(&pooler).await.expect("connects through its own pool");
-    sqlx::raw_sql("SELECT count(*) FROM users").execute(&mut conn).await.unwrap();
-    assert!(secret_value(&env, &t, "mongodb-uri").await.contains(&format!("task_repository__{}", ident(&name))));
+    let mut conn = connect_uri(&pooler)
+        .await
+        .expect("connects through its own pool");
+    sqlx::raw_sql("SELECT count(*) FROM users")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(secret_value(&env, &t, "mongodb-uri")
+        .await
+        .contains(&format!("task_repository__{}", ident(&name))));
     assert!(condition(&t, "PoolReady").unwrap().message.contains(&alias));
 }
 
 #[tokio::test]
 async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
     let env = env().await;
-    let t = create(&env, "move", json!({"services": ["user-data", "task-repo"]})).await;
+    let t = create(
+        &env,
+        "move",
+        json!({"services": ["user-data", "task-repo"]}),
+    )
+    .await;
     let name = t.name_any();
     let t = provision(&env, &name).await;
     let id = tenant_id(&t);
-    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await).await.unwrap();
+    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await)
+        .await
+        .unwrap();
     sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('m1@example.com', 'M1'), ('m2@example.com', 'M2')")
         .execute(&mut pg)
         .await
@@ -99,39 +147,86 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
     let docs: Vec<Document> = (0..5)
         .map(|i| doc! {"tenant_id": tenant_bson(id), "title": format!("task {i}"), "status": "open", "created_at": i})
         .collect();
-    shared.collection::<Document>("tasks").insert_many(docs).await.unwrap();
+    shared
+        .collection::<Document>("tasks")
+        .insert_many(docs)
+        .await
+        .unwrap();
 
-    patch_spec(&env, &name, json!({"tier": "dedicated", "pool": {"size": 2}})).await;
+    patch_spec(
+        &env,
+        &name,
+        json!({"tier": "dedicated", "pool": {"size": 2}}),
+    )
+    .await;
     let t = provision(&env, &name).await;
-    assert_eq!(count_tasks(&own, id).await, 5, "moved into the tenant's own database");
-    assert_eq!(count_tasks(&shared, id).await, 0, "and out of the shared collection");
+    assert_eq!(
+        count_tasks(&own, id).await,
+        5,
+        "moved into the tenant's own database"
+    );
+    assert_eq!(
+        count_tasks(&shared, id).await,
+        0,
+        "and out of the shared collection"
+    );
     assert!(pool_file_has(&format!("system_users__{}", ident(&name))).await);
-    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await).await.unwrap();
-    let users: i64 = query_scalar("SELECT count(*) FROM users").fetch_one(&mut pg).await.unwrap();
+    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await)
+        .await
+        .unwrap();
+    let users: i64 = query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
     assert_eq!(users, 2, "rows intact behind the dedicated pool");
     pg.close().await.unwrap();
 
     patch_spec(&env, &name, json!({"tier": "standard", "pool": null})).await;
     let t = provision(&env, &name).await;
-    assert_eq!(count_tasks(&shared, id).await, 5, "moved back into the shared collection");
+    assert_eq!(
+        count_tasks(&shared, id).await,
+        5,
+        "moved back into the shared collection"
+    );
     let dbs = m.list_database_names().await.unwrap();
-    assert!(!dbs.contains(&format!("task_repository__{}", ident(&name))), "own database dropped");
-    assert!(!pool_file_has(&format!("system_users__{}", ident(&name))).await, "alias removed");
-    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await).await.unwrap();
-    let users: i64 = query_scalar("SELECT count(*) FROM users").fetch_one(&mut pg).await.unwrap();
+    assert!(
+        !dbs.contains(&format!("task_repository__{}", ident(&name))),
+        "own database dropped"
+    );
+    assert!(
+        !pool_file_has(&format!("system_users__{}", ident(&name))).await,
+        "alias removed"
+    );
+    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await)
+        .await
+        .unwrap();
+    let users: i64 = query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
     assert_eq!(users, 2);
     let user = m
         .database("admin")
-        .run_command(doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}})
+        .run_command(
+            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
+        )
         .await
         .unwrap();
-    assert!(user.get_array("users").unwrap().is_empty(), "dedicated user dropped");
+    assert!(
+        user.get_array("users").unwrap().is_empty(),
+        "dedicated user dropped"
+    );
 }
 
 #[tokio::test]
 async fn suspension_blocks_logins_and_resuming_restores_them() {
     let env = env().await;
-    let t = create(&env, "susp", json!({"tier": "dedicated", "services": ["user-data", "task-repo"]})).await;
+    let t = create(
+        &env,
+        "susp",
+        json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
+    )
+    .await;
     let name = t.name_any();
     let t = provision(&env, &name).await;
     let uri = secret_value(&env, &t, "uri").await;
@@ -139,18 +234,29 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
 
     let redis = redis::Client::open(prismicx_harness::servers().redis.url()).unwrap();
     let mut sub = redis.get_async_pubsub().await.unwrap();
-    sub.subscribe(prismicx_service_common::events::TENANT_EVENTS_CHANNEL).await.unwrap();
+    sub.subscribe(prismicx_service_common::events::TENANT_EVENTS_CHANNEL)
+        .await
+        .unwrap();
 
     patch_spec(&env, &name, json!({"suspended": true})).await;
     let t = provision(&env, &name).await;
     assert_eq!(condition(&t, "Ready").unwrap().reason, "Suspended");
-    let err = connect_uri(&uri).await.expect_err("login refused while suspended");
+    let err = connect_uri(&uri)
+        .await
+        .expect_err("login refused while suspended");
     assert!(err.to_string().contains("not permitted to log in"), "{err}");
     assert!(
         sqlx::raw_sql("SELECT 1").execute(&mut open).await.is_err(),
         "open sessions are ended"
     );
-    let reg = mongo().await.database("tenant_registry").collection::<Document>("tenants").find_one(doc! {"_id": &name}).await.unwrap().unwrap();
+    let reg = mongo()
+        .await
+        .database("tenant_registry")
+        .collection::<Document>("tenants")
+        .find_one(doc! {"_id": &name})
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(reg.get_str("state").unwrap(), "suspended");
     let mut events = sub.on_message();
     let msg = tokio::time::timeout(Duration::from_secs(10), async {
@@ -169,15 +275,27 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
     let user = mongo()
         .await
         .database("admin")
-        .run_command(doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}})
+        .run_command(
+            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
+        )
         .await
         .unwrap();
-    assert!(user.get_array("users").unwrap()[0].as_document().unwrap().get_array("roles").unwrap().is_empty(), "mongo roles revoked");
+    assert!(
+        user.get_array("users").unwrap()[0]
+            .as_document()
+            .unwrap()
+            .get_array("roles")
+            .unwrap()
+            .is_empty(),
+        "mongo roles revoked"
+    );
 
     patch_spec(&env, &name, json!({"suspended": false})).await;
     let t = provision(&env, &name).await;
     assert_eq!(condition(&t, "Ready").unwrap().reason, "Provisioned");
-    connect_uri(&uri).await.expect("connects again after resuming");
+    connect_uri(&uri)
+        .await
+        .expect("connects again after resuming");
 }
 
 #[tokio::test]
@@ -189,29 +307,78 @@ async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds
     let id = tenant_id(&t);
     let uri = secret_value(&env, &t, "uri").await;
     let mut pg = connect_uri(&uri).await.unwrap();
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('keep@example.com', 'Keep')").execute(&mut pg).await.unwrap();
+    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('keep@example.com', 'Keep')")
+        .execute(&mut pg)
+        .await
+        .unwrap();
     pg.close().await.unwrap();
 
     delete(&env, &name).await.expect("cleanup");
     let schema = format!("tenant_{}", ident(&name));
-    assert!(exists("system_users", "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &schema).await, "schema kept");
-    assert!(!exists("postgres", "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1", &format!("{schema}_login")).await, "login disabled");
+    assert!(
+        exists(
+            "system_users",
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &schema
+        )
+        .await,
+        "schema kept"
+    );
+    assert!(
+        !exists(
+            "postgres",
+            "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+            &format!("{schema}_login")
+        )
+        .await,
+        "login disabled"
+    );
     assert!(connect_uri(&uri).await.is_err());
     let m = mongo().await;
-    assert!(m.database("tenant_registry").collection::<Document>("tenants").find_one(doc! {"_id": &name}).await.unwrap().is_none(), "unregistered");
-    assert!(env.secrets.get_opt(&format!("{name}-db-credentials")).await.unwrap().is_none(), "secret removed");
-    assert!(get(&env, &name).await.finalizers().is_empty(), "finalizer released");
+    assert!(
+        m.database("tenant_registry")
+            .collection::<Document>("tenants")
+            .find_one(doc! {"_id": &name})
+            .await
+            .unwrap()
+            .is_none(),
+        "unregistered"
+    );
+    assert!(
+        env.secrets
+            .get_opt(&format!("{name}-db-credentials"))
+            .await
+            .unwrap()
+            .is_none(),
+        "secret removed"
+    );
+    assert!(
+        get(&env, &name).await.finalizers().is_empty(),
+        "finalizer released"
+    );
 
     // The same name again: a new Tenant object, the old id and the old rows.
-    env.tenants.delete(&name, &Default::default()).await.unwrap();
-    let spec: prismicx_operator_api::TenantSpec = serde_json::from_value(json!({"services": ["user-data", "task-repo"]})).unwrap();
+    env.tenants
+        .delete(&name, &Default::default())
+        .await
+        .unwrap();
+    let spec: prismicx_operator_api::TenantSpec =
+        serde_json::from_value(json!({"services": ["user-data", "task-repo"]})).unwrap();
     let mut again = prismicx_operator_api::Tenant::new(&name, spec);
     again.metadata.namespace = Some(NS.into());
-    env.tenants.create(&Default::default(), &again).await.unwrap();
+    env.tenants
+        .create(&Default::default(), &again)
+        .await
+        .unwrap();
     let t = provision(&env, &name).await;
     assert_eq!(tenant_id(&t), id, "the retained data's id is reused");
-    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await).await.unwrap();
-    let n: i64 = query_scalar("SELECT count(*) FROM users WHERE email = 'keep@example.com'").fetch_one(&mut pg).await.unwrap();
+    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await)
+        .await
+        .unwrap();
+    let n: i64 = query_scalar("SELECT count(*) FROM users WHERE email = 'keep@example.com'")
+        .fetch_one(&mut pg)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
 }
 
@@ -224,39 +391,87 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
     let id = tenant_id(&t);
     let m = mongo().await;
     // Leave a document in a shared collection too (as if written before a tier change).
-    m.database("config_db").collection::<Document>("configurations").insert_one(doc! {"tenant_id": tenant_bson(id), "system_id": "s", "version": 1}).await.unwrap();
-    let mut open = connect_uri(&secret_value(&env, &t, "uri").await).await.unwrap();
+    m.database("config_db")
+        .collection::<Document>("configurations")
+        .insert_one(doc! {"tenant_id": tenant_bson(id), "system_id": "s", "version": 1})
+        .await
+        .unwrap();
+    let mut open = connect_uri(&secret_value(&env, &t, "uri").await)
+        .await
+        .unwrap();
 
     delete(&env, &name).await.expect("cleanup");
     let schema = format!("tenant_{}", ident(&name));
     for db in ["system_users", "management_system_repository"] {
-        assert!(!exists(db, "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &schema).await, "{db}: schema dropped");
+        assert!(
+            !exists(
+                db,
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &schema
+            )
+            .await,
+            "{db}: schema dropped"
+        );
     }
     for role in [format!("{schema}_login"), format!("{schema}_owner")] {
-        assert!(!exists("postgres", "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", &role).await, "{role} dropped");
+        assert!(
+            !exists(
+                "postgres",
+                "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+                &role
+            )
+            .await,
+            "{role} dropped"
+        );
     }
-    assert!(sqlx::raw_sql("SELECT 1").execute(&mut open).await.is_err(), "sessions ended");
+    assert!(
+        sqlx::raw_sql("SELECT 1").execute(&mut open).await.is_err(),
+        "sessions ended"
+    );
     let dbs = m.list_database_names().await.unwrap();
-    assert!(!dbs.iter().any(|d| d.ends_with(&format!("__{}", ident(&name)))), "own databases dropped: {dbs:?}");
+    assert!(
+        !dbs.iter()
+            .any(|d| d.ends_with(&format!("__{}", ident(&name)))),
+        "own databases dropped: {dbs:?}"
+    );
     assert_eq!(
-        m.database("config_db").collection::<Document>("configurations").count_documents(doc! {"tenant_id": tenant_bson(id)}).await.unwrap(),
+        m.database("config_db")
+            .collection::<Document>("configurations")
+            .count_documents(doc! {"tenant_id": tenant_bson(id)})
+            .await
+            .unwrap(),
         0,
         "shared documents deleted"
     );
     assert!(!pool_file_has(&format!("system_users__{}", ident(&name))).await);
-    assert!(m.database("tenant_registry").collection::<Document>("tenants").find_one(doc! {"_id": &name}).await.unwrap().is_none());
+    assert!(m
+        .database("tenant_registry")
+        .collection::<Document>("tenants")
+        .find_one(doc! {"_id": &name})
+        .await
+        .unwrap()
+        .is_none());
 
     // Deleting again (everything already gone) succeeds.
     let mut again = get(&env, &name).await;
     again.metadata.finalizers = Some(vec!["prismicx.io/tenant-cleanup".into()]);
-    again.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()));
-    prismicx_operator::tenant::reconcile(std::sync::Arc::new(again), env.ctx.clone()).await.expect("already gone counts as done");
+    again.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    prismicx_operator::tenant::reconcile(std::sync::Arc::new(again), env.ctx.clone())
+        .await
+        .expect("already gone counts as done");
 }
 
 #[tokio::test]
 async fn out_of_band_drift_is_detected_and_repaired() {
     let env = env().await;
-    let t = create(&env, "drift", json!({"tier": "dedicated", "services": ["user-data", "task-repo"]})).await;
+    let t = create(
+        &env,
+        "drift",
+        json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
+    )
+    .await;
     let name = t.name_any();
     provision(&env, &name).await;
     let schema = format!("tenant_{}", ident(&name));
@@ -267,10 +482,18 @@ async fn out_of_band_drift_is_detected_and_repaired() {
         .execute(&mut c)
         .await
         .unwrap();
-    mongo().await.database("admin").run_command(doc! {"dropUser": format!("tenant_{}", ident(&name))}).await.unwrap();
+    mongo()
+        .await
+        .database("admin")
+        .run_command(doc! {"dropUser": format!("tenant_{}", ident(&name))})
+        .await
+        .unwrap();
     {
         // Remove the pool entry from the file and reload, as a hand edit would.
-        let path = prismicx_harness::servers().pgbouncer.databases_file().to_path_buf();
+        let path = prismicx_harness::servers()
+            .pgbouncer
+            .databases_file()
+            .to_path_buf();
         let text = std::fs::read_to_string(&path).unwrap();
         let kept: Vec<&str> = text.lines().filter(|l| !l.starts_with(&alias)).collect();
         std::fs::write(&path, kept.join("\n") + "\n").unwrap();
@@ -279,24 +502,58 @@ async fn out_of_band_drift_is_detected_and_repaired() {
     reconcile(&env, &name).await.expect("repairing reconcile");
     let t = get(&env, &name).await;
     let drifted = condition(&t, "Drifted").unwrap();
-    assert_eq!((drifted.status.as_str(), drifted.reason.as_str()), ("False", "Repaired"), "{drifted:?}");
+    assert_eq!(
+        (drifted.status.as_str(), drifted.reason.as_str()),
+        ("False", "Repaired"),
+        "{drifted:?}"
+    );
     for finding in ["users", "lost USAGE", "mongodb user", &alias] {
-        assert!(drifted.message.contains(finding), "{finding} not in {}", drifted.message);
+        assert!(
+            drifted.message.contains(finding),
+            "{finding} not in {}",
+            drifted.message
+        );
     }
-    let policies: i64 = query_scalar("SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND tablename = 'users'")
-        .bind(&schema)
-        .fetch_one(&mut c)
+    let policies: i64 = query_scalar(
+        "SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND tablename = 'users'",
+    )
+    .bind(&schema)
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(policies, 1, "policy restored");
+    assert!(
+        exists(
+            "system_users",
+            "SELECT has_schema_privilege('system_users_app', $1, 'USAGE')",
+            &schema
+        )
+        .await,
+        "grant restored"
+    );
+    assert!(pool_file_has(&alias).await, "pool entry restored");
+    let user = mongo()
+        .await
+        .database("admin")
+        .run_command(
+            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
+        )
         .await
         .unwrap();
-    assert_eq!(policies, 1, "policy restored");
-    assert!(exists("system_users", "SELECT has_schema_privilege('system_users_app', $1, 'USAGE')", &schema).await, "grant restored");
-    assert!(pool_file_has(&alias).await, "pool entry restored");
-    let user = mongo().await.database("admin").run_command(doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}}).await.unwrap();
-    assert_eq!(user.get_array("users").unwrap().len(), 1, "mongo user restored");
+    assert_eq!(
+        user.get_array("users").unwrap().len(),
+        1,
+        "mongo user restored"
+    );
 
     // In sync again: the next resync finds nothing.
     reconcile(&env, &name).await.unwrap();
-    assert_eq!(condition(&get(&env, &name).await, "Drifted").unwrap().reason, "InSync");
+    assert_eq!(
+        condition(&get(&env, &name).await, "Drifted")
+            .unwrap()
+            .reason,
+        "InSync"
+    );
 }
 
 #[tokio::test]
@@ -306,17 +563,33 @@ async fn credentials_reach_only_their_own_tenant() {
     let b = create(&env, "vic", json!({"services": ["user-data"]})).await;
     let a = provision(&env, &a.name_any()).await;
     let b = provision(&env, &b.name_any()).await;
-    let mut victim = connect_uri(&secret_value(&env, &b, "pooler-uri").await).await.unwrap();
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('secret@victim.example', 'V')").execute(&mut victim).await.unwrap();
+    let mut victim = connect_uri(&secret_value(&env, &b, "pooler-uri").await)
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('secret@victim.example', 'V')")
+        .execute(&mut victim)
+        .await
+        .unwrap();
 
-    let mut attacker = connect_uri(&secret_value(&env, &a, "uri").await).await.unwrap();
+    let mut attacker = connect_uri(&secret_value(&env, &a, "uri").await)
+        .await
+        .unwrap();
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
-    let err = sqlx::raw_sql(&format!("SELECT * FROM \"{b_schema}\".users")).execute(&mut attacker).await.unwrap_err();
+    let err = sqlx::raw_sql(&format!("SELECT * FROM \"{b_schema}\".users"))
+        .execute(&mut attacker)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("permission denied"), "{err}");
     // Claiming B's tenant id shows nothing and writes nothing in A's own schema.
     let b_id = tenant_id(&b).to_string();
-    sqlx::raw_sql(&format!("SET app.tenant_id = '{b_id}'")).execute(&mut attacker).await.unwrap();
-    let seen: i64 = query_scalar("SELECT count(*) FROM users").fetch_one(&mut attacker).await.unwrap();
+    sqlx::raw_sql(&format!("SET app.tenant_id = '{b_id}'"))
+        .execute(&mut attacker)
+        .await
+        .unwrap();
+    let seen: i64 = query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&mut attacker)
+        .await
+        .unwrap();
     assert_eq!(seen, 0);
     let forged = sqlx::raw_sql(&format!("INSERT INTO users (tenant_id, email, display_name) VALUES ('{b_id}', 'x@example.com', 'X')"))
         .execute(&mut attacker)
@@ -326,6 +599,9 @@ async fn credentials_reach_only_their_own_tenant() {
     let a_pw = secret_value(&env, &a, "password").await;
     let b_user = secret_value(&env, &b, "username").await;
     let s = prismicx_harness::servers();
-    let stolen = format!("postgres://{b_user}:{a_pw}@127.0.0.1:{}/system_users", s.pgbouncer.port());
+    let stolen = format!(
+        "postgres://{b_user}:{a_pw}@127.0.0.1:{}/system_users",
+        s.pgbouncer.port()
+    );
     assert!(connect_uri(&stolen).await.is_err());
 }
