@@ -36,6 +36,8 @@ pub enum Step {
     Registry,
     Secret,
     Isolation,
+    /// The final comparison of the catalogs with the plan.
+    Verify,
     Cleanup,
 }
 
@@ -48,6 +50,7 @@ impl Step {
             Step::Registry => "registry",
             Step::Secret => "secret",
             Step::Isolation => "isolation",
+            Step::Verify => "verify",
             Step::Cleanup => "cleanup",
         }
     }

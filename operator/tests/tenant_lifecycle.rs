@@ -605,3 +605,65 @@ async fn credentials_reach_only_their_own_tenant() {
     );
     assert!(connect_uri(&stolen).await.is_err());
 }
+
+#[tokio::test]
+async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
+    let env = env().await;
+    let t = create(&env, "own", json!({"services": ["user-data"]})).await;
+    let name = t.name_any();
+    let owner = provision(&env, &name).await;
+
+    // The same name in another namespace.
+    let other: kube::Api<prismicx_operator_api::Tenant> =
+        kube::Api::namespaced(env.client.clone(), "intruders");
+    let spec: prismicx_operator_api::TenantSpec =
+        serde_json::from_value(json!({"services": ["user-data"], "deletionPolicy": "Delete"}))
+            .unwrap();
+    let mut twin = prismicx_operator_api::Tenant::new(&name, spec);
+    twin.metadata.namespace = Some("intruders".into());
+    other.create(&Default::default(), &twin).await.unwrap();
+    let twin = other.get(&name).await.unwrap();
+    let err = prismicx_operator::tenant::reconcile(std::sync::Arc::new(twin), env.ctx.clone())
+        .await
+        .expect_err("refused");
+    assert!(err.is_permanent());
+    let twin = other.get(&name).await.unwrap();
+    let ready = condition(&twin, "Ready").unwrap();
+    assert_eq!(ready.reason, "SlugTaken");
+    assert!(
+        ready.message.contains("namespace tenants"),
+        "{}",
+        ready.message
+    );
+    assert!(twin.status.as_ref().unwrap().tenant_id.is_none());
+
+    // Deleting the twin (policy Delete) touches nothing of the owner's.
+    let mut doomed = other.get(&name).await.unwrap();
+    doomed.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    prismicx_operator::tenant::reconcile(std::sync::Arc::new(doomed), env.ctx.clone())
+        .await
+        .expect("nothing to clean up");
+    let schema = format!("tenant_{}", ident(&name));
+    assert!(
+        exists(
+            "system_users",
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &schema
+        )
+        .await
+    );
+    connect_uri(&secret_value(&env, &owner, "uri").await)
+        .await
+        .expect("the owner still connects");
+    let reg = mongo()
+        .await
+        .database("tenant_registry")
+        .collection::<Document>("tenants")
+        .find_one(doc! {"_id": &name})
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reg.get_str("namespace").unwrap(), NS);
+}

@@ -202,17 +202,39 @@ fn condition_of(step: Step) -> Option<&'static str> {
         Step::Pool => Some(status::POOL_READY),
         Step::Registry => Some(status::REGISTERED),
         Step::Isolation => Some(status::ISOLATION_VERIFIED),
-        Step::Secret | Step::Cleanup => None,
+        Step::Secret | Step::Verify | Step::Cleanup => None,
     }
 }
 
-/// The tenant's id: the one in its status, else the one the registry or a retained schema
-/// holds for its slug, else a new one.
-async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug) -> anyhow::Result<Uuid> {
-    if let Some(id) = t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
-        return Uuid::parse_str(id).map_err(|e| anyhow::anyhow!("status.tenantId {id:?}: {e}"));
+/// The tenant's id: the one in its status, else the one the registry, the retained-tenant
+/// record or a retained schema holds for its slug in this namespace, else a new one. A slug
+/// owned or retained by a Tenant of another namespace is refused.
+async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug, ns: &str) -> Result<Uuid> {
+    let step = |e: anyhow::Error| Error::Step {
+        step: Step::Registry,
+        source: e,
+    };
+    let taken = |other: &str, how: &str| {
+        Error::InvalidSpec(format!(
+            "metadata.name: the tenant slug {slug} is {how} a Tenant in namespace {other}"
+        ))
+    };
+    if let Some(other) = registry::owner_namespace(&ctx.data, slug)
+        .await
+        .map_err(step)?
+    {
+        if other != ns {
+            return Err(taken(&other, "registered by"));
+        }
     }
-    if let Some(id) = registry::registered_id(&ctx.data, slug).await? {
+    if let Some(id) = t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
+        return Uuid::parse_str(id)
+            .map_err(|e| step(anyhow::anyhow!("status.tenantId {id:?}: {e}")));
+    }
+    if let Some(id) = registry::registered_id(&ctx.data, slug, ns)
+        .await
+        .map_err(step)?
+    {
         return Ok(id);
     }
     let dbs: Vec<&str> = ctx
@@ -221,10 +243,17 @@ async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug) -> anyhow::Res
         .iter()
         .map(|p| p.database)
         .collect();
-    if let Some(id) = postgres::retained_tenant_id(&ctx.data, slug, &dbs).await? {
-        return Ok(id);
+    let retained = match registry::retained(&ctx.data, slug).await.map_err(step)? {
+        Some(found) => Some(found),
+        None => postgres::retained_tenant_id(&ctx.data, slug, &dbs)
+            .await
+            .map_err(step)?,
+    };
+    match retained {
+        Some((id, owner)) if owner == ns => Ok(id),
+        Some((_, owner)) => Err(taken(&owner, "retained for")),
+        None => Ok(Uuid::new_v4()),
     }
-    Ok(Uuid::new_v4())
 }
 
 /// Everything the plan says differs from the servers (empty: in sync). An observation that
@@ -271,9 +300,16 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         return Err(e);
     }
     let slug = TenantSlug::parse(&t.name_any()).map_err(Error::InvalidSpec)?;
-    let tenant_id = match resolve_id(ctx, &t, &slug).await {
+    let tenant_id = match resolve_id(ctx, &t, &slug, &ns).await {
         Ok(id) => id,
-        Err(e) => return Err(run.fail(Step::Registry, e).await),
+        Err(Error::InvalidSpec(msg)) => {
+            run.set(Cond::new(status::READY, false, "SlugTaken", msg.clone()));
+            run.events.push((true, "SlugTaken".into(), msg.clone()));
+            run.write().await?;
+            return Err(Error::InvalidSpec(msg));
+        }
+        Err(Error::Step { step, source }) => return Err(run.fail(step, source).await),
+        Err(e) => return Err(e),
     };
     if run.status.tenant_id.is_none() {
         run.status.tenant_id = Some(tenant_id.to_string());
@@ -393,6 +429,7 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         ctx.check_fault(Step::Registry)?;
         if let Some(kind) = registry::upsert(&ctx.data, &plan, state, &versions).await? {
             registry::publish(&ctx.data, &plan, kind).await?;
+            registry::event_published(&ctx.data, &plan.slug).await?;
         }
         anyhow::Ok(())
     }
@@ -435,7 +472,18 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         Err(e) => return Err(run.fail(Step::Isolation, e).await),
     }
 
-    if drift.is_empty() {
+    // Every reconcile ends by comparing the catalogs with the plan, so Ready means checked.
+    let left = observe(ctx, &plan).await;
+    if !left.is_empty() {
+        run.set(Cond::new(
+            status::DRIFTED,
+            true,
+            "RepairIncomplete",
+            left.join("; "),
+        ));
+        let err = anyhow::anyhow!("the catalogs differ from the plan: {}", left.join("; "));
+        return Err(run.fail(Step::Verify, err).await);
+    } else if drift.is_empty() {
         run.set(Cond::new(
             status::DRIFTED,
             false,
@@ -443,22 +491,12 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
             "the catalogs match the plan",
         ));
     } else {
-        let left = observe(ctx, &plan).await;
-        if left.is_empty() {
-            run.set(Cond::new(
-                status::DRIFTED,
-                false,
-                "Repaired",
-                format!("repaired: {}", drift.join("; ")),
-            ));
-        } else {
-            run.set(Cond::new(
-                status::DRIFTED,
-                true,
-                "RepairIncomplete",
-                left.join("; "),
-            ));
-        }
+        run.set(Cond::new(
+            status::DRIFTED,
+            false,
+            "Repaired",
+            format!("repaired: {}", drift.join("; ")),
+        ));
     }
 
     let was_ready_now = status::is_true(Some(&run.status), status::READY);
@@ -515,11 +553,24 @@ async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         // Never provisioned: an invalid name is refused before any step.
         return Ok(Action::await_change());
     };
+    let step = |e: anyhow::Error| Error::Step {
+        step: Step::Cleanup,
+        source: e,
+    };
+    // A slug registered by a Tenant of another namespace is not this Tenant's to clean up.
+    if let Some(owner) = registry::owner_namespace(&ctx.data, &slug)
+        .await
+        .map_err(step)?
+    {
+        if owner != ns {
+            return Ok(Action::await_change());
+        }
+    }
     let id = match t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
         Some(id) => Uuid::parse_str(id).ok(),
-        None => registry::registered_id(&ctx.data, &slug)
+        None => registry::registered_id(&ctx.data, &slug, &ns)
             .await
-            .unwrap_or(None),
+            .map_err(step)?,
     };
     let Some(id) = id else {
         // No id was ever assigned, so nothing was provisioned.
@@ -559,6 +610,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         } else {
             mongo::cleanup(&ctx.data, &plan, false).await?;
         }
+        registry::set_retained(&ctx.data, &plan, !drop).await?;
         registry::remove(&ctx.data, &slug).await?;
         registry::publish(&ctx.data, &plan, TenantEventKind::Deleted).await?;
         anyhow::Ok(())

@@ -7,7 +7,8 @@
 //!   those databases only — no role at all while the tenant is suspended. Documents the tenant
 //!   still has in the shared collections are moved in.
 //! - `standard`: documents left in a dedicated database (after a tier change) are moved back
-//!   into the shared collections, then that database and the user are dropped.
+//!   into the same-named shared collections (every collection of that database, not only the
+//!   layout's), then that database and the user are dropped.
 //!
 //! Moves copy first (upsert by `_id`), then delete exactly the copied documents from the
 //! source, so a crash in between loses nothing and the next reconcile finishes the move.
@@ -41,8 +42,14 @@ pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>)
                 moved += move_documents(&shared, &own, c.name, &tenant).await?;
             }
         } else if existing.contains(&m.dedicated_database) {
-            for c in m.layout.collections {
-                moved += move_documents(&own, &shared, c.name, &tenant).await?;
+            // Every collection, not only the layout's: nothing in the database is dropped
+            // before it has been moved.
+            let names = own
+                .list_collection_names()
+                .await
+                .with_context(|| format!("listing collections of {}", m.dedicated_database))?;
+            for name in names.iter().filter(|n| !n.starts_with("system.")) {
+                moved += move_documents(&own, &shared, name, &tenant).await?;
             }
             own.drop()
                 .await

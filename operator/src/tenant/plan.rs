@@ -49,6 +49,9 @@ pub struct MongoPlan {
 #[derive(Debug, Clone)]
 pub struct TenantPlan {
     pub slug: TenantSlug,
+    /// The namespace of the Tenant object. Slugs are platform-wide, so the registry records
+    /// which namespace owns each one.
+    pub namespace: String,
     pub tenant_id: Uuid,
     pub tier: Tier,
     pub suspended: bool,
@@ -168,6 +171,11 @@ pub fn plan(
     Ok(TenantPlan {
         mongo_user: format!("tenant_{}", slug.ident()),
         secret_name: secret_name(slug.as_str()),
+        namespace: tenant
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         slug,
         tenant_id,
         tier: spec.tier,

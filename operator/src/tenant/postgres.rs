@@ -77,7 +77,7 @@ pub async fn apply(
         format!(
             "COMMENT ON SCHEMA {} IS {}",
             quote_ident(&pg.schema),
-            quote_literal(&format!("{SCHEMA_COMMENT_PREFIX}{}", plan.tenant_id))
+            quote_literal(&schema_comment(plan.tenant_id, &plan.namespace))
         )
         .as_str(),
     )
@@ -217,11 +217,11 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<V
         out.push(format!("{db}: {} lost CONNECT", pg.login_role));
     }
     if f.schema_owner.is_some() {
-        let prefix = format!("{}.", pg.schema);
-        for v in lint::lint_database(&mut conn, std::slice::from_ref(&app)).await? {
-            if v.object.starts_with(&prefix) {
-                out.push(format!("{db}: {}: {}", v.object, v.problem));
-            }
+        // The tenant's schema, the shared tables and the services' app role, checked against
+        // the tenancy contract.
+        for v in lint::lint_tenant_schema(&mut conn, std::slice::from_ref(&app), &pg.schema).await?
+        {
+            out.push(format!("{db}: {}: {}", v.object, v.problem));
         }
         match migrate::tenant_version(&mut conn, &plan.slug).await? {
             Some(v) if v >= pg.migrations.tenant_version() => {}
@@ -235,13 +235,25 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<V
     Ok(out)
 }
 
-/// The id a tenant with this slug had when its data was retained (recorded in the comment of
-/// its schema), so a re-created Tenant finds its data again.
+/// The comment the operator puts on a tenant schema: `prismicx tenant <uuid> namespace <ns>`.
+pub fn schema_comment(tenant_id: Uuid, namespace: &str) -> String {
+    format!("{SCHEMA_COMMENT_PREFIX}{tenant_id} namespace {namespace}")
+}
+
+/// The tenant id and owning namespace a schema comment records.
+pub fn parse_schema_comment(comment: &str) -> Option<(Uuid, String)> {
+    let rest = comment.strip_prefix(SCHEMA_COMMENT_PREFIX)?;
+    let (id, ns) = rest.split_once(" namespace ")?;
+    Some((Uuid::parse_str(id.trim()).ok()?, ns.trim().to_string()))
+}
+
+/// The id (and owning namespace) a tenant with this slug had when its data was retained,
+/// from the comment on its schema, so a re-created Tenant finds its data again.
 pub async fn retained_tenant_id(
     dp: &DataPlane,
     slug: &TenantSlug,
     databases: &[&str],
-) -> Result<Option<Uuid>> {
+) -> Result<Option<(Uuid, String)>> {
     for db in databases {
         if !database_exists(dp, db).await? {
             continue;
@@ -254,12 +266,8 @@ pub async fn retained_tenant_id(
         .fetch_optional(&mut *conn)
         .await?
         .flatten();
-        if let Some(id) = comment
-            .as_deref()
-            .and_then(|c| c.strip_prefix(SCHEMA_COMMENT_PREFIX))
-            .and_then(|s| Uuid::parse_str(s.trim()).ok())
-        {
-            return Ok(Some(id));
+        if let Some(found) = comment.as_deref().and_then(parse_schema_comment) {
+            return Ok(Some(found));
         }
     }
     Ok(None)
@@ -366,11 +374,13 @@ pub async fn cleanup(
 ) -> Result<()> {
     let login = plan.login_role();
     let owner = plan.slug.pg_owner_role();
-    set_login(dp, plan, false).await?;
+    // In this order: revoke CONNECT everywhere, forbid login and end the sessions, then drop.
+    let mut present = Vec::new();
     for db in databases {
         if !database_exists(dp, db).await? {
             continue;
         }
+        present.push(*db);
         let mut conn = dp.pg(db).await?;
         if role_exists(&mut conn, &login).await? {
             conn.execute(
@@ -383,9 +393,13 @@ pub async fn cleanup(
             )
             .await?;
         }
-        if !drop {
-            continue;
-        }
+    }
+    set_login(dp, plan, false).await?;
+    if !drop {
+        return Ok(());
+    }
+    for db in present {
+        let mut conn = dp.pg(db).await?;
         delete_shared_rows(&mut conn, db, plan.tenant_id).await?;
         conn.execute(
             format!(
@@ -404,13 +418,11 @@ pub async fn cleanup(
             }
         }
     }
-    if drop {
-        let mut conn = dp.pg("postgres").await?;
-        for role in [&login, &owner] {
-            conn.execute(format!("DROP ROLE IF EXISTS {}", quote_ident(role)).as_str())
-                .await
-                .with_context(|| format!("dropping role {role}"))?;
-        }
+    let mut conn = dp.pg("postgres").await?;
+    for role in [&login, &owner] {
+        conn.execute(format!("DROP ROLE IF EXISTS {}", quote_ident(role)).as_str())
+            .await
+            .with_context(|| format!("dropping role {role}"))?;
     }
     Ok(())
 }
@@ -452,4 +464,21 @@ async fn delete_shared_rows(conn: &mut PgConnection, db: &str, tenant_id: Uuid) 
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_comments_round_trip() {
+        let id = Uuid::from_u128(42);
+        let c = schema_comment(id, "team-a");
+        assert_eq!(parse_schema_comment(&c), Some((id, "team-a".to_string())));
+        assert_eq!(
+            parse_schema_comment("prismicx tenant not-a-uuid namespace x"),
+            None
+        );
+        assert_eq!(parse_schema_comment("someone else's comment"), None);
+    }
 }

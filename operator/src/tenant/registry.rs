@@ -2,8 +2,18 @@
 //! per tenant with `_id` = slug) and the lifecycle events on Redis that tell every service to
 //! drop what it cached about the tenant.
 //!
-//! The operator writes only its own fields (`$set`), so fields tenant-mgmt keeps in the same
-//! document survive. An event is published when the registered state, tier or services change.
+//! - The operator writes only its own fields (`$set`), so fields tenant-mgmt keeps in the same
+//!   document survive.
+//! - Slugs are platform-wide but Tenants are namespaced: each entry records the namespace that
+//!   owns the slug ([`owner_namespace`]); a Tenant of the same name in another namespace is
+//!   refused and its deletion touches nothing.
+//! - An event is due when the registered state, tier, services or placement change. It is
+//!   stored in the entry (`event_pending`) in the same write and cleared only after Redis took
+//!   it ([`event_published`]), so a failed publish is retried by the next reconcile.
+//! - Deleting a tenant with `Retain` leaves a record in `retained_tenants` (slug → id,
+//!   namespace), so a new Tenant of that name in that namespace gets its data back.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use mongodb::bson::{doc, Bson, Document};
@@ -15,10 +25,16 @@ use uuid::Uuid;
 use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
-fn collection(dp: &DataPlane) -> mongodb::Collection<Document> {
+/// Collection of retained tenants' ids, beside the registry.
+pub const RETAINED_COLLECTION: &str = "retained_tenants";
+
+fn database(dp: &DataPlane) -> mongodb::Database {
     dp.mongo_system
         .database(prismicx_tenant_mgmt::MONGO.database)
-        .collection(prismicx_tenant_mgmt::REGISTRY_COLLECTION)
+}
+
+fn collection(dp: &DataPlane) -> mongodb::Collection<Document> {
+    database(dp).collection(prismicx_tenant_mgmt::REGISTRY_COLLECTION)
 }
 
 fn state_str(s: TenantState) -> &'static str {
@@ -30,11 +46,25 @@ fn state_str(s: TenantState) -> &'static str {
     }
 }
 
-/// The registry document's operator-owned fields for `plan` in `state`.
+fn kind_str(kind: TenantEventKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+fn uuid_of(d: &Document, key: &str) -> Option<Uuid> {
+    match d.get(key) {
+        Some(Bson::Binary(b)) => Uuid::from_slice(&b.bytes).ok(),
+        _ => None,
+    }
+}
+
+/// The registry document's operator-owned fields for `plan` in `state` (pure).
 pub fn document(
     plan: &TenantPlan,
     state: TenantState,
-    versions: &std::collections::BTreeMap<String, i32>,
+    versions: &BTreeMap<String, i32>,
 ) -> Document {
     let postgres: Vec<Document> = plan
         .postgres
@@ -63,24 +93,35 @@ pub fn document(
         prismicx_operator_api::Tier::Standard => "standard",
         prismicx_operator_api::Tier::Dedicated => "dedicated",
     };
+    let services: Vec<String> = plan
+        .services
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
     doc! {
         "slug": plan.slug.as_str(),
         "tenant_id": tenant_bson(plan.tenant_id),
+        "namespace": &plan.namespace,
         "tier": tier,
         "state": state_str(state),
         "display_name": plan.display_name.clone().map(Bson::String).unwrap_or(Bson::Null),
-        "services": plan.services.iter().map(|s| serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()).collect::<Vec<String>>(),
+        "services": services,
         "placement": { "postgres": postgres, "mongo": mongo },
     }
 }
 
-/// Registers the tenant; returns the event to publish when something services care about
-/// changed (`None` when the entry was already up to date).
+/// Registers the tenant. Returns the event due (a new one when something services care about
+/// changed, or one stored earlier whose publication failed); `None` when nothing is due.
 pub async fn upsert(
     dp: &DataPlane,
     plan: &TenantPlan,
     state: TenantState,
-    versions: &std::collections::BTreeMap<String, i32>,
+    versions: &BTreeMap<String, i32>,
 ) -> Result<Option<TenantEventKind>> {
     let coll = collection(dp);
     let before = coll
@@ -88,8 +129,6 @@ pub async fn upsert(
         .await
         .context("reading the registry")?;
     let mut set = document(plan, state, versions);
-    let now = Bson::DateTime(mongodb::bson::DateTime::now());
-    set.insert("updated_at", now.clone());
     let unchanged = before.as_ref().is_some_and(|b| {
         [
             "tenant_id",
@@ -98,20 +137,18 @@ pub async fn upsert(
             "services",
             "placement",
             "display_name",
+            "namespace",
         ]
         .iter()
         .all(|k| b.get(k) == set.get(k))
     });
+    let pending = before
+        .as_ref()
+        .and_then(|b| b.get_str("event_pending").ok())
+        .and_then(|k| serde_json::from_value::<TenantEventKind>(k.into()).ok());
     if unchanged {
-        return Ok(None);
+        return Ok(pending);
     }
-    coll.update_one(
-        doc! { "_id": plan.slug.as_str() },
-        doc! { "$set": set, "$setOnInsert": { "created_at": now } },
-    )
-    .upsert(true)
-    .await
-    .context("writing the registry")?;
     let kind = match (before.as_ref().and_then(|b| b.get_str("state").ok()), state) {
         (None, _) => TenantEventKind::Provisioned,
         (Some(prev), TenantState::Suspended) if prev != "suspended" => TenantEventKind::Suspended,
@@ -119,28 +156,94 @@ pub async fn upsert(
         (Some("provisioning"), TenantState::Active) => TenantEventKind::Provisioned,
         _ => TenantEventKind::Updated,
     };
+    let now = Bson::DateTime(mongodb::bson::DateTime::now());
+    set.insert("updated_at", now.clone());
+    set.insert("event_pending", kind_str(kind));
+    coll.update_one(
+        doc! { "_id": plan.slug.as_str() },
+        doc! { "$set": set, "$setOnInsert": { "created_at": now } },
+    )
+    .upsert(true)
+    .await
+    .context("writing the registry")?;
     Ok(Some(kind))
 }
 
-/// The id registered for `slug`, if any.
-pub async fn registered_id(dp: &DataPlane, slug: &TenantSlug) -> Result<Option<Uuid>> {
+/// Marks the due event as published.
+pub async fn event_published(dp: &DataPlane, slug: &TenantSlug) -> Result<()> {
+    collection(dp)
+        .update_one(
+            doc! { "_id": slug.as_str() },
+            doc! { "$unset": { "event_pending": "" } },
+        )
+        .await
+        .context("clearing the pending event")?;
+    Ok(())
+}
+
+/// The namespace that owns `slug` in the registry, if it is registered.
+pub async fn owner_namespace(dp: &DataPlane, slug: &TenantSlug) -> Result<Option<String>> {
     let found = collection(dp)
         .find_one(doc! { "_id": slug.as_str() })
         .await
         .context("reading the registry")?;
-    Ok(found.and_then(|d| match d.get("tenant_id") {
-        Some(Bson::Binary(b)) => Uuid::from_slice(&b.bytes).ok(),
-        _ => None,
+    Ok(found.and_then(|d| d.get_str("namespace").ok().map(String::from)))
+}
+
+/// The id registered for `slug` by a Tenant in `namespace`, if any.
+pub async fn registered_id(
+    dp: &DataPlane,
+    slug: &TenantSlug,
+    namespace: &str,
+) -> Result<Option<Uuid>> {
+    let found = collection(dp)
+        .find_one(doc! { "_id": slug.as_str(), "namespace": namespace })
+        .await
+        .context("reading the registry")?;
+    Ok(found.and_then(|d| uuid_of(&d, "tenant_id")))
+}
+
+/// The retained record of `slug`: its id and the namespace whose Tenant retained it.
+pub async fn retained(dp: &DataPlane, slug: &TenantSlug) -> Result<Option<(Uuid, String)>> {
+    let found = database(dp)
+        .collection::<Document>(RETAINED_COLLECTION)
+        .find_one(doc! { "_id": slug.as_str() })
+        .await
+        .context("reading the retained tenants")?;
+    Ok(found.and_then(|d| {
+        Some((
+            uuid_of(&d, "tenant_id")?,
+            d.get_str("namespace").ok()?.to_string(),
+        ))
     }))
+}
+
+/// Records (`Some`) or forgets (`None`) that `slug`'s data is retained.
+pub async fn set_retained(dp: &DataPlane, plan: &TenantPlan, retained: bool) -> Result<()> {
+    let coll = database(dp).collection::<Document>(RETAINED_COLLECTION);
+    if retained {
+        coll.replace_one(
+            doc! { "_id": plan.slug.as_str() },
+            doc! {
+                "tenant_id": tenant_bson(plan.tenant_id),
+                "namespace": &plan.namespace,
+                "retained_at": mongodb::bson::DateTime::now(),
+            },
+        )
+        .upsert(true)
+        .await
+        .context("recording the retained tenant")?;
+    } else {
+        coll.delete_one(doc! { "_id": plan.slug.as_str() })
+            .await
+            .context("forgetting the retained tenant")?;
+    }
+    Ok(())
 }
 
 /// Whether the registry holds `slug`.
 pub async fn is_registered(dp: &DataPlane, slug: &TenantSlug) -> Result<bool> {
-    Ok(collection(dp)
-        .find_one(doc! { "_id": slug.as_str() })
-        .await
-        .context("reading the registry")?
-        .is_some())
+    Ok(owner_namespace(dp, slug).await?.is_some())
 }
 
 /// Removes the registry entry (gone already: fine).

@@ -78,7 +78,7 @@ JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_roles o ON o.oid = c.relowner
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 WHERE c.relkind IN ('r', 'p')
-  AND (n.nspname = $1 OR n.nspname LIKE 'tenant\_%')
+  AND (n.nspname = $1 OR n.nspname LIKE $3)
   AND c.relname <> 'schema_migrations'
 ORDER BY 1, 2
 "#;
@@ -109,12 +109,32 @@ FROM unnest($2::text[]) AS r(name)
 LEFT JOIN pg_roles pr ON pr.rolname = r.name
 "#;
 
-/// Lints the connected database. `roles` are the roles services query as (login and app roles).
+/// Lints the connected database: the system schema and every tenant schema. `roles` are the
+/// roles services query as (login and app roles).
 pub async fn lint_database(conn: &mut PgConnection, roles: &[String]) -> Result<Vec<Violation>> {
+    lint(conn, roles, "tenant\\_%").await
+}
+
+/// Lints the system schema and one tenant schema only (the operator's per-tenant check, whose
+/// cost does not grow with the number of tenants in the database).
+pub async fn lint_tenant_schema(
+    conn: &mut PgConnection,
+    roles: &[String],
+    schema: &str,
+) -> Result<Vec<Violation>> {
+    let pattern = schema
+        .replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%");
+    lint(conn, roles, &pattern).await
+}
+
+async fn lint(conn: &mut PgConnection, roles: &[String], schemas: &str) -> Result<Vec<Violation>> {
     let mut out = Vec::new();
     let tables: Vec<TableFacts> = query_as(TABLES_SQL)
         .bind(SYSTEM_SCHEMA)
         .bind(roles)
+        .bind(schemas)
         .fetch_all(&mut *conn)
         .await?;
     for t in tables {

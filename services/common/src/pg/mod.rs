@@ -65,9 +65,27 @@ impl PgSettings {
     }
 }
 
+/// Longest pool alias: PostgreSQL's identifier limit, which PgBouncer's database names share.
+pub const MAX_ALIAS_LEN: usize = 63;
+
 /// The PgBouncer pool alias of a dedicated tenant in a service database: `<database>__<slug>`.
+/// When that is longer than [`MAX_ALIAS_LEN`] (a long database name and a long slug), the slug
+/// part is cut and followed by 8 hex digits of the full name's SHA-256, so distinct tenants
+/// still get distinct aliases and the operator and the services compute the same one.
 pub fn dedicated_pool_alias(database: &str, slug: &TenantSlug) -> String {
-    format!("{database}__{}", slug.ident())
+    let full = format!("{database}__{}", slug.ident());
+    if full.len() <= MAX_ALIAS_LEN {
+        return full;
+    }
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(full.as_bytes())
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut cut = full;
+    cut.truncate(MAX_ALIAS_LEN - 9);
+    format!("{cut}_{digest}")
 }
 
 /// A quoted SQL identifier.
@@ -221,4 +239,28 @@ where
     O: for<'r> FromRow<'r, PgRow>,
 {
     qb.build_query_as().persistent(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_aliases_fit_and_stay_distinct() {
+        let short = TenantSlug::parse("acme").unwrap();
+        assert_eq!(
+            dedicated_pool_alias("system_users", &short),
+            "system_users__acme"
+        );
+        let a = TenantSlug::parse(&format!("{}a", "x".repeat(39))).unwrap();
+        let b = TenantSlug::parse(&format!("{}b", "x".repeat(39))).unwrap();
+        let (aa, ab) = (
+            dedicated_pool_alias("management_system_repository", &a),
+            dedicated_pool_alias("management_system_repository", &b),
+        );
+        assert_eq!(aa.len(), MAX_ALIAS_LEN);
+        assert_ne!(aa, ab);
+        assert!(aa.starts_with("management_system_repository__xxx"));
+        assert_eq!(aa, dedicated_pool_alias("management_system_repository", &a));
+    }
 }
