@@ -159,9 +159,10 @@ impl LeaderElector {
     /// Runs election rounds every `renew_interval` in a new task until `shutdown` becomes `true`
     /// (or its sender is dropped), and returns a receiver that says whether this replica leads.
     ///
-    /// A round that fails or takes longer than `renew_interval` publishes `false` (logged with
-    /// `tracing::warn`), so a replica cut off from the API server stops leading before its lease
-    /// can expire. On shutdown the task publishes `false`, releases the lease (logging a failure)
+    /// A round that fails or takes longer than `renew_interval` is logged (`tracing::warn`); a
+    /// leader keeps leading through such rounds until two thirds of `lease_duration` have passed
+    /// since its last successful renewal, then publishes `false`, so a replica cut off from the
+    /// API server stops leading before its lease can expire for the others. On shutdown the task publishes `false`, releases the lease (logging a failure)
     /// and ends; the returned receiver's `changed()` then fails, which a caller can await to know
     /// the lease has been released. Must be called inside a Tokio runtime.
     pub fn spawn(self, mut shutdown: watch::Receiver<bool>) -> watch::Receiver<bool> {
@@ -177,6 +178,11 @@ impl LeaderElector {
             // `interval` panics on a zero period; a misconfigured zero becomes 1 ms.
             let period = self.settings.renew_interval.max(Duration::from_millis(1));
             let round_timeout = period;
+            // A leader keeps leading through failed rounds until it has gone this long without a
+            // successful renewal (client-go's renew deadline): well before its lease can expire
+            // for others, but one lost request does not end its leadership.
+            let renew_deadline = self.settings.lease_duration * 2 / 3;
+            let mut last_renewal: Option<std::time::Instant> = None;
             let mut ticks = tokio::time::interval(period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -193,16 +199,21 @@ impl LeaderElector {
                     _ = ticks.tick() => {}
                 }
                 let round = tokio::time::timeout(round_timeout, self.try_acquire_or_renew());
+                let still_within_deadline =
+                    last_renewal.is_some_and(|t| t.elapsed() < renew_deadline);
                 let leading = tokio::select! {
                     round = round => match round {
-                        Ok(Ok(leading)) => leading,
+                        Ok(Ok(leading)) => {
+                            last_renewal = leading.then(std::time::Instant::now);
+                            leading
+                        }
                         Ok(Err(error)) => {
                             tracing::warn!(%error, lease = %self.settings.name, "leader election round failed");
-                            false
+                            still_within_deadline
                         }
                         Err(_) => {
                             tracing::warn!(lease = %self.settings.name, timeout = ?round_timeout, "leader election round timed out");
-                            false
+                            still_within_deadline
                         }
                     },
                     // Shutting down mid-round: the round's outcome no longer matters, and the

@@ -324,6 +324,7 @@ async fn spawned_loop_publishes_leadership_and_releases_on_shutdown() -> TestRes
         .await?;
     let fast = LeaseSettings {
         renew_interval: Duration::from_millis(20),
+        lease_duration: Duration::from_millis(1500),
         ..settings("a")
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -336,8 +337,14 @@ async fn spawned_loop_publishes_leadership_and_releases_on_shutdown() -> TestRes
         Some("a")
     );
 
-    // A failing round means "not leader".
+    // A few failing rounds within the renew deadline (2/3 of the lease) keep the leadership…
     api_down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        *leading.borrow(),
+        "one lost renewal does not end leadership"
+    );
+    // …failing past the deadline ends it, before the lease expires for others.
     tokio::time::timeout(within, leading.wait_for(|l| !*l)).await??;
     // And leadership comes back with the API.
     api_down.store(false, Ordering::SeqCst);
