@@ -56,6 +56,34 @@ pub struct OperatorArgs {
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
 
+    /// Registry of the services' default images: a DatabaseService without `spec.image` runs
+    /// `<registry>/<service k8s name>:<tag>`, e.g. `prismicx/user-data-service:0.1.0`.
+    #[arg(long, env = "IMAGE_REGISTRY", default_value = "prismicx")]
+    pub image_registry: String,
+
+    /// Tag of the services' default images (default: the operator's version).
+    #[arg(long, env = "IMAGE_TAG", default_value = env!("CARGO_PKG_VERSION"))]
+    pub image_tag: String,
+
+    /// `REDIS_URL` the deployed services get, as a plain value in their ConfigMap (used unless
+    /// `--services-redis-secret` is set).
+    #[arg(
+        long,
+        env = "SERVICES_REDIS_URL",
+        default_value = "redis://redis-cache:6379"
+    )]
+    pub services_redis_url: String,
+
+    /// A Secret (in each DatabaseService's namespace) whose key `--services-redis-secret-key`
+    /// holds the services' `REDIS_URL`, for a Redis with credentials; replaces
+    /// `--services-redis-url`.
+    #[arg(long, env = "SERVICES_REDIS_SECRET")]
+    pub services_redis_secret: Option<String>,
+
+    /// The key of `--services-redis-secret` that holds the URL.
+    #[arg(long, env = "SERVICES_REDIS_SECRET_KEY", default_value = "redis-url")]
+    pub services_redis_secret_key: String,
+
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -108,6 +136,13 @@ pub struct DataArgs {
         default_value = "mongodb-tenant:27017"
     )]
     pub mongodb_tenant_address: String,
+    /// `host:port` of mongodb-system as the deployed services reach it (their `MONGODB_URI`).
+    #[arg(
+        long,
+        env = "MONGODB_SYSTEM_ADDRESS",
+        default_value = "mongodb-system:27018"
+    )]
+    pub mongodb_system_address: String,
 
     /// Redis, for tenant lifecycle events.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]

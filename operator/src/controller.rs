@@ -1,34 +1,41 @@
-//! The operator process: configuration → clients → (leader election) → the Tenant controller,
-//! with `/metrics`, `/healthz` and `/readyz` served beside it, until SIGTERM or Ctrl-C.
+//! The operator process: configuration → clients → (leader election) → the Tenant and
+//! DatabaseService controllers, with `/metrics`, `/healthz` and `/readyz` served beside them,
+//! until SIGTERM or Ctrl-C.
 //!
-//! The controller watches Tenants (one namespace or all) and the Secrets it owns, runs
-//! [`crate::tenant::reconcile`] with the configured concurrency, and sends failures to
-//! [`error_policy`]: an invalid spec waits for the next change, anything else is retried after
-//! a back-off. Every outcome is counted in the metrics by the reconciler itself.
+//! The Tenant controller watches Tenants (one namespace or all) and the Secrets it owns, and runs
+//! [`crate::tenant::reconcile`]. The DatabaseService controller watches DatabaseServices and the
+//! Deployments, Services, ServiceAccounts, ConfigMaps and Secrets they own (so a Deployment's
+//! status change re-reconciles its DatabaseService), and runs
+//! [`crate::database_service::reconcile`]. Both share one [`Context`], run with the configured
+//! concurrency, stop on the same shutdown signal, and send failures to [`error_policy`]: an
+//! invalid spec waits for the next change, anything else is retried after a back-off. Every
+//! outcome is counted in the metrics by the reconcilers themselves.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::Api;
-use prismicx_operator_api::Tenant;
+use prismicx_operator_api::{DatabaseService, Tenant};
 
 use crate::catalog::Catalog;
 use crate::config::OperatorArgs;
 use crate::context::Context;
+use crate::database_service::{self, build::Settings, DatabaseServiceContext};
 use crate::dataplane::{DataPlane, DataPlaneSettings};
 use crate::error::Error;
 use crate::http::{self, HealthState};
 use crate::leader::{LeaderElector, LeaseSettings};
 use crate::tenant::{self, status};
 
-/// What the controller does after a failed reconcile.
-pub fn error_policy(_tenant: Arc<Tenant>, err: &Error, _ctx: Arc<Context>) -> Action {
+/// What a controller does after a failed reconcile (of a Tenant or a DatabaseService).
+pub fn error_policy<K, C>(_object: Arc<K>, err: &Error, _ctx: Arc<C>) -> Action {
     if err.is_permanent() {
         Action::await_change()
     } else {
@@ -88,15 +95,23 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         }
     };
 
+    // Bound before anything else starts, so a taken port fails the start-up loudly.
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.metrics_addr))?;
     let health = HealthState::new(ctx.metrics.clone());
-    let server = tokio::spawn(http::serve(
-        args.metrics_addr,
+    let server = tokio::spawn(http::serve_on(
+        listener,
         http::router(health.clone()),
         wait_shutdown(shutdown_rx.clone()),
     ));
 
     let (elector_tx, elector_rx) = tokio::sync::watch::channel(false);
-    if args.leader_election {
+    let mut released = None;
+    if !args.leader_election {
+        // A single replica acts without a lease.
+        ctx.metrics.set_leader(true);
+    } else {
         let identity = args.identity.clone().unwrap_or_else(|| {
             std::env::var("HOSTNAME")
                 .unwrap_or_else(|_| format!("prismicx-operator-{}", std::process::id()))
@@ -118,6 +133,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         );
         // The lease is released only after the controller has drained (see the end of run).
         let mut leading = elector.spawn(elector_rx);
+        released = Some(leading.clone());
         tracing::info!("waiting to lead");
         loop {
             if *leading.borrow() {
@@ -132,7 +148,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
         }
         ctx.metrics.set_leader(true);
-        tracing::info!("leading; starting the controller");
+        tracing::info!("leading; starting the controllers");
         // Losing the lease means another replica may act: stop acting at once.
         let mut lost = leading.clone();
         let metrics = ctx.metrics.clone();
@@ -148,38 +164,93 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         });
     }
 
-    let tenants: Api<Tenant> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let secrets: Api<Secret> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let tenants: Api<Tenant> = namespaced_or_all(&client, &args.namespace);
+    let secrets: Api<Secret> = namespaced_or_all(&client, &args.namespace);
     let controller = Controller::new(tenants, watcher::Config::default().any_semantic())
         .owns(
-            secrets,
+            secrets.clone(),
             watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator"),
         )
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
     spawn_state_gauge(controller.store(), ctx.clone());
+
+    // Owned objects are watched by the managed-by label, so only the operator's are cached.
+    let owned =
+        || watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator");
+    let services = Controller::new(
+        namespaced_or_all::<DatabaseService>(&client, &args.namespace),
+        watcher::Config::default().any_semantic(),
+    )
+    .owns(
+        namespaced_or_all::<Deployment>(&client, &args.namespace),
+        owned(),
+    )
+    .owns(
+        namespaced_or_all::<Service>(&client, &args.namespace),
+        owned(),
+    )
+    .owns(
+        namespaced_or_all::<ServiceAccount>(&client, &args.namespace),
+        owned(),
+    )
+    .owns(
+        namespaced_or_all::<ConfigMap>(&client, &args.namespace),
+        owned(),
+    )
+    .owns(secrets, owned())
+    .with_config(ControllerConfig::default().concurrency(args.concurrency))
+    .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
+    let dctx = Arc::new(DatabaseServiceContext {
+        ctx: ctx.clone(),
+        settings: Settings::from_args(&args),
+    });
+
     health.set_ready(true);
-    controller
+    let tenant_loop = controller
         .run(tenant::reconcile, error_policy, ctx.clone())
         .for_each(|r| async move {
             if let Err(e) = r {
-                tracing::debug!(error = %e, "reconcile ended with an error");
+                tracing::debug!(error = %e, "tenant reconcile ended with an error");
             }
-        })
-        .await;
+        });
+    let service_loop = services
+        .run(database_service::reconcile, error_policy, dctx)
+        .for_each(|r| async move {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "databaseservice reconcile ended with an error");
+            }
+        });
+    futures::future::join(tenant_loop, service_loop).await;
     health.set_ready(false);
-    tracing::info!("controller stopped");
+    tracing::info!("controllers stopped");
     // Release the lease now that no reconcile runs, so a successor takes over at once.
     let _ = elector_tx.send(true);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = server.await;
+    if let Some(mut rx) = released {
+        // The election task ends (closing the channel) once the lease is released.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while rx.changed().await.is_ok() {}
+        })
+        .await;
+    }
+    match server.await {
+        Ok(Err(e)) => tracing::error!(error = %e, "the metrics and health server failed"),
+        Err(e) => tracing::error!(error = %e, "the metrics and health server panicked"),
+        Ok(Ok(())) => {}
+    }
     Ok(())
+}
+
+/// `Api` of one namespace, or of all when none is configured.
+fn namespaced_or_all<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 fn spawn_state_gauge(store: Store<Tenant>, ctx: Arc<Context>) {

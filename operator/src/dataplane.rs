@@ -33,6 +33,8 @@ pub struct Endpoints {
     pub pool_server_port: u16,
     /// mongodb-tenant as tenants reach it.
     pub mongo_tenant_address: String,
+    /// mongodb-system as the deployed services reach it.
+    pub mongo_system_address: String,
 }
 
 /// The data servers.
@@ -102,6 +104,7 @@ impl DataPlaneSettings {
                     .unwrap_or_else(|| a.postgres_host.clone()),
                 pool_server_port: a.pgbouncer_server_port.unwrap_or(a.postgres_port),
                 mongo_tenant_address: a.mongodb_tenant_address.clone(),
+                mongo_system_address: a.mongodb_system_address.clone(),
             },
             default_dedicated_pool_size: a.dedicated_pool_size,
         }

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod controller;
+pub mod database_service;
 pub mod dataplane;
 pub mod error;
 pub mod http;

@@ -55,8 +55,9 @@ pub struct DatabaseServiceSpec {
     /// The Secret key holding the platform API key (`API_KEY`).
     pub api_key_secret: SecretKeyRef,
 
-    /// Database credentials of the service (a Secret with the keys host, port, dbname, username,
-    /// password for PostgreSQL; uri for MongoDB); defaults to the ones the operator creates.
+    /// Database credentials of the service: a Secret with the keys host, port, dbname, username,
+    /// password (PostgreSQL services) and mongodb-uri, mongodb-tenant-uri (MongoDB services).
+    /// Default: the Secret `<service>-db` the operator creates with a login of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_secret: Option<String>,
 

@@ -1,5 +1,6 @@
 //! The six services of the platform and the facts the platform documentation fixes for each:
-//! Kubernetes name, ports, databases.
+//! Kubernetes name, ports, databases, and the environment variables the service reads
+//! (`<PREFIX>_LOG_LEVEL`, `<DB>_DB_*`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -76,6 +77,51 @@ impl ServiceKind {
         }
     }
 
+    /// The service's name in `spec.service` and in image names (`user-data`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceKind::TenantMgmt => "tenant-mgmt",
+            ServiceKind::UserData => "user-data",
+            ServiceKind::TaskRepo => "task-repo",
+            ServiceKind::CategoryRepository => "category-repository",
+            ServiceKind::ManagementSystemRepo => "management-system-repo",
+            ServiceKind::VectorStore => "vector-store",
+        }
+    }
+
+    /// The image repository of the service (without registry and tag): its Kubernetes name,
+    /// which is also its binary's name (`images/Dockerfile`, the Helm chart).
+    pub fn image_name(self) -> String {
+        self.k8s_name().to_string()
+    }
+
+    /// The prefix of the service's own variables: `<PREFIX>_LOG_LEVEL`.
+    pub fn env_prefix(self) -> &'static str {
+        match self {
+            ServiceKind::TenantMgmt => "TENANT_MGMT",
+            ServiceKind::UserData => "USER_DATA",
+            ServiceKind::TaskRepo => "TASK_REPO",
+            ServiceKind::CategoryRepository => "CATEGORY_REPOSITORY",
+            ServiceKind::ManagementSystemRepo => "MANAGEMENT_SYSTEM_REPO",
+            ServiceKind::VectorStore => "VECTOR_STORE",
+        }
+    }
+
+    /// The variable holding the service's log level (`USER_DATA_LOG_LEVEL`, …).
+    pub fn log_level_var(self) -> String {
+        format!("{}_LOG_LEVEL", self.env_prefix())
+    }
+
+    /// The prefix of the PostgreSQL variables `<DB>_HOST`, `_PORT`, `_NAME`, `_USER`,
+    /// `_PASSWORD` of a PostgreSQL service (`USER_DB`, `MANAGEMENT_DB`).
+    pub fn postgres_env_prefix(self) -> Option<&'static str> {
+        match self {
+            ServiceKind::UserData => Some("USER_DB"),
+            ServiceKind::ManagementSystemRepo => Some("MANAGEMENT_DB"),
+            _ => None,
+        }
+    }
+
     /// The service's MongoDB database on mongodb-system, if it has one.
     pub fn mongo_database(self) -> Option<&'static str> {
         match self {
@@ -123,5 +169,60 @@ mod tests {
             serde_json::to_string(&ServiceKind::UserData).unwrap(),
             "\"user-data\""
         );
+    }
+
+    #[test]
+    fn env_facts_follow_the_service_conventions() {
+        let table: Vec<(String, Option<&str>, String)> = ServiceKind::ALL
+            .iter()
+            .map(|s| (s.log_level_var(), s.postgres_env_prefix(), s.image_name()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (
+                    "TENANT_MGMT_LOG_LEVEL".into(),
+                    None,
+                    "tenant-mgmt-service".into()
+                ),
+                (
+                    "USER_DATA_LOG_LEVEL".into(),
+                    Some("USER_DB"),
+                    "user-data-service".into()
+                ),
+                (
+                    "TASK_REPO_LOG_LEVEL".into(),
+                    None,
+                    "task-repo-service".into()
+                ),
+                (
+                    "CATEGORY_REPOSITORY_LOG_LEVEL".into(),
+                    None,
+                    "category-repository-service".into()
+                ),
+                (
+                    "MANAGEMENT_SYSTEM_REPO_LOG_LEVEL".into(),
+                    Some("MANAGEMENT_DB"),
+                    "management-system-repo".into()
+                ),
+                (
+                    "VECTOR_STORE_LOG_LEVEL".into(),
+                    None,
+                    "vector-store-service".into()
+                ),
+            ]
+        );
+        for s in ServiceKind::ALL {
+            // The spec spelling and the serde spelling are the same name.
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+            // Every PostgreSQL service has its variables, and only those.
+            assert_eq!(
+                s.postgres_env_prefix().is_some(),
+                s.postgres_database().is_some()
+            );
+        }
     }
 }

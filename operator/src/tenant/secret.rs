@@ -191,6 +191,7 @@ mod tests {
             pool_server_host: "pg".into(),
             pool_server_port: 5432,
             mongo_tenant_address: "mt:27017".into(),
+            mongo_system_address: "ms:27018".into(),
         }
     }
 

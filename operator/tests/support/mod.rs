@@ -54,6 +54,7 @@ pub async fn env() -> Env {
             pool_server_host: "127.0.0.1".into(),
             pool_server_port: s.postgres.port(),
             mongo_tenant_address: format!("127.0.0.1:{}", s.mongo.port()),
+            mongo_system_address: format!("127.0.0.1:{}", s.mongo.port()),
         },
         default_dedicated_pool_size: 3,
     };
