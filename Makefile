@@ -26,8 +26,9 @@ run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_AR
 bench: deps ## Run the user-data get_user benchmark
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
 
-generate: ## Regenerate every generated file (crds/ from the Rust types); the tests fail when they drift
+generate: ## Regenerate every generated file (crds/ and the chart's copies from the Rust types); the tests fail when they drift
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
+	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- charts/prismicx/files/crds
 
 fmt: ## Format all crates in place
 	$(CARGO) fmt --all

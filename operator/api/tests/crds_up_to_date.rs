@@ -1,9 +1,14 @@
-//! `crds/` is generated from the types: this fails when someone changes a type without
-//! running `make generate`, or edits the YAML by hand.
+//! `crds/` and the Helm chart's copies in `charts/prismicx/files/crds/` are generated from the
+//! types: this fails when someone changes a type without running `make generate`, or edits the
+//! YAML by hand (in either place).
 
-#[test]
-fn crds_directory_matches_the_types() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+/// Every directory `make generate` writes the CRDs into.
+const GENERATED_DIRS: [&str; 2] = ["crds", "charts/prismicx/files/crds"];
+
+fn check_dir(rel: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel);
     let mut stale = Vec::new();
     for (file, yaml) in prismicx_operator_api::crd_files() {
         let on_disk = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
@@ -13,22 +18,32 @@ fn crds_directory_matches_the_types() {
     }
     assert!(
         stale.is_empty(),
-        "crds/ is out of date for {stale:?}: run `make generate`"
+        "{rel}/ is out of date for {stale:?}: run `make generate`"
     );
     let expected: std::collections::BTreeSet<String> = prismicx_operator_api::crd_files()
         .into_iter()
         .map(|(f, _)| f)
         .collect();
     let present: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
-        .unwrap()
+        .unwrap_or_else(|e| panic!("reading {}: {e} (run `make generate`)", dir.display()))
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".yaml"))
         .collect();
     assert_eq!(
         present, expected,
-        "crds/ holds files the code does not generate"
+        "{rel}/ holds files the code does not generate"
     );
+}
+
+#[test]
+fn crds_directory_matches_the_types() {
+    check_dir(GENERATED_DIRS[0]);
+}
+
+#[test]
+fn chart_crds_match_the_types() {
+    check_dir(GENERATED_DIRS[1]);
 }
 
 #[test]
