@@ -199,8 +199,6 @@ impl LeaderElector {
                     _ = ticks.tick() => {}
                 }
                 let round = tokio::time::timeout(round_timeout, self.try_acquire_or_renew());
-                let still_within_deadline =
-                    last_renewal.is_some_and(|t| t.elapsed() < renew_deadline);
                 let leading = tokio::select! {
                     round = round => match round {
                         Ok(Ok(leading)) => {
@@ -209,11 +207,13 @@ impl LeaderElector {
                         }
                         Ok(Err(error)) => {
                             tracing::warn!(%error, lease = %self.settings.name, "leader election round failed");
-                            still_within_deadline
+                            // Judged when the round ends, so a slow failing round cannot carry a
+                            // leader past its deadline.
+                            last_renewal.is_some_and(|t| t.elapsed() < renew_deadline)
                         }
                         Err(_) => {
                             tracing::warn!(lease = %self.settings.name, timeout = ?round_timeout, "leader election round timed out");
-                            still_within_deadline
+                            last_renewal.is_some_and(|t| t.elapsed() < renew_deadline)
                         }
                     },
                     // Shutting down mid-round: the round's outcome no longer matters, and the

@@ -667,3 +667,49 @@ async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
         .unwrap();
     assert_eq!(reg.get_str("namespace").unwrap(), NS);
 }
+
+#[tokio::test]
+async fn a_stuck_deletion_shows_why_and_keeps_the_finalizer_until_it_completes() {
+    let env = env().await;
+    let t = create(
+        &env,
+        "stuck",
+        json!({"services": ["user-data"], "deletionPolicy": "Delete"}),
+    )
+    .await;
+    let name = t.name_any();
+    provision(&env, &name).await;
+    env.ctx.fail_step_once(prismicx_operator::Step::Cleanup);
+    let err = delete(&env, &name)
+        .await
+        .expect_err("the injected failure surfaces");
+    assert_eq!(err.metric_label(), "step_cleanup");
+    let t = get(&env, &name).await;
+    let ready = condition(&t, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "CleanupFailed")
+    );
+    assert!(
+        ready.message.contains("injected failure"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        t.finalizers()
+            .iter()
+            .any(|f| f == "prismicx.io/tenant-cleanup"),
+        "finalizer kept"
+    );
+    delete(&env, &name).await.expect("the retry completes");
+    assert!(get(&env, &name).await.finalizers().is_empty());
+    let schema = format!("tenant_{}", ident(&name));
+    assert!(
+        !exists(
+            "system_users",
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &schema
+        )
+        .await
+    );
+}

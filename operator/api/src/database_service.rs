@@ -57,7 +57,8 @@ pub struct DatabaseServiceSpec {
 
     /// Database credentials of the service: a Secret with the keys host, port, dbname, username,
     /// password (PostgreSQL services) and mongodb-uri, mongodb-tenant-uri (MongoDB services).
-    /// Default: the Secret `<service>-db` the operator creates with a login of its own.
+    /// Default: the Secret `<k8s name>-db` (e.g. `user-data-service-db`) the operator creates
+    /// with a login of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_secret: Option<String>,
 

@@ -548,10 +548,49 @@ fn cleanup_plan(t: &Tenant, id: Uuid, ctx: &Context) -> Result<TenantPlan> {
 
 async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
     let mut run = Run::new(ctx, &t);
+    match cleanup_steps(&t, ctx).await {
+        Ok(None) => Ok(Action::await_change()),
+        Ok(Some(drop)) => {
+            ctx.event(
+                &run.reference,
+                false,
+                if drop { "Deleted" } else { "Retained" },
+                "Cleanup",
+                if drop {
+                    "access revoked; schemas, roles, databases, users, pools and registry entry removed"
+                        .into()
+                } else {
+                    "access revoked and registry entry removed; data retained".into()
+                },
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Err(err) => {
+            // A stuck deletion shows why in the status, and the finalizer stays.
+            run.set(Cond::new(
+                status::READY,
+                false,
+                "CleanupFailed",
+                err.to_string(),
+            ));
+            run.events
+                .push((true, "CleanupFailed".into(), err.to_string()));
+            if let Err(w) = run.write().await {
+                tracing::warn!(error = %w, "could not record the cleanup failure");
+            }
+            Err(err)
+        }
+    }
+}
+
+/// Revokes and (with `Delete`) removes the tenant; `Ok(None)` when there was nothing of this
+/// Tenant's to clean up, else `Ok(Some(dropped))`.
+async fn cleanup_steps(t: &Tenant, ctx: &Context) -> Result<Option<bool>> {
     let ns = t.namespace().unwrap_or_else(|| "default".into());
     let Ok(slug) = TenantSlug::parse(&t.name_any()) else {
         // Never provisioned: an invalid name is refused before any step.
-        return Ok(Action::await_change());
+        return Ok(None);
     };
     let step = |e: anyhow::Error| Error::Step {
         step: Step::Cleanup,
@@ -563,7 +602,7 @@ async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         .map_err(step)?
     {
         if owner != ns {
-            return Ok(Action::await_change());
+            return Ok(None);
         }
     }
     let id = match t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
@@ -574,9 +613,9 @@ async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
     };
     let Some(id) = id else {
         // No id was ever assigned, so nothing was provisioned.
-        return Ok(Action::await_change());
+        return Ok(None);
     };
-    let mut plan = cleanup_plan(&t, id, ctx)?;
+    let mut plan = cleanup_plan(t, id, ctx)?;
     plan.suspended = true;
     let drop = t.spec.deletion_policy == DeletionPolicy::Delete;
     let dbs: Vec<&str> = ctx
@@ -616,38 +655,8 @@ async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         anyhow::Ok(())
     }
     .await;
-    if let Err(e) = result {
-        let err = Error::Step {
-            step: Step::Cleanup,
-            source: e,
-        };
-        run.set(Cond::new(
-            status::READY,
-            false,
-            "CleanupFailed",
-            err.to_string(),
-        ));
-        run.events
-            .push((true, "CleanupFailed".into(), err.to_string()));
-        if let Err(w) = run.write().await {
-            tracing::warn!(error = %w, "could not record the cleanup failure");
-        }
-        return Err(err);
-    }
+    result.map_err(step)?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     secret::delete(&secrets, &plan.secret_name).await?;
-    ctx.event(
-        &run.reference,
-        false,
-        if drop { "Deleted" } else { "Retained" },
-        "Cleanup",
-        if drop {
-            "access revoked; schemas, roles, databases, users, pools and registry entry removed"
-                .into()
-        } else {
-            "access revoked and registry entry removed; data retained".into()
-        },
-    )
-    .await;
-    Ok(Action::await_change())
+    Ok(Some(drop))
 }
