@@ -28,6 +28,7 @@ pub use pgbouncer::{PgBouncer, PoolAlias};
 pub use postgres::{Postgres, TestDatabase};
 pub use process::Guardian;
 pub use redis::Redis;
+pub use tools::tools_dir;
 
 /// How to start a [`Servers`] set.
 #[derive(Debug, Clone, Default)]

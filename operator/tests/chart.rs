@@ -56,20 +56,10 @@ fn read(path: &Path) -> String {
 
 // --- tools -----------------------------------------------------------------------------------
 
-/// The tools directory `make deps` installs into: `$PRISMICX_TOOLS_DIR`, else
-/// `~/.cache/prismicx/tools` (the rule of prismicx-harness's `tools_dir()`).
-fn tools_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("PRISMICX_TOOLS_DIR") {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/prismicx/tools")
-}
-
 /// A tool from the tools directory; a missing one fails with how to install it.
 fn tool(relative: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let path = tools_dir().join(relative);
+    let path = prismicx_harness::tools_dir().join(relative);
     let executable = path
         .metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
