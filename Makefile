@@ -7,7 +7,7 @@ CARGO ?= cargo
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test run bench generate fmt lint clean-cache
+.PHONY: help deps test run bench generate fmt lint images-check clean-cache
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -19,6 +19,7 @@ test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
+	$(MAKE) --no-print-directory images-check
 
 run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_ARGS="..."
 	$(CARGO) run --locked -p prismicx-local -- up $(RUN_ARGS)
@@ -29,6 +30,11 @@ bench: deps ## Run the user-data get_user benchmark
 generate: ## Regenerate every generated file (crds/ and the chart's copies from the Rust types); the tests fail when they drift
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- charts/prismicx/files/crds
+
+images-check: ## Build the release binaries the images copy (images/Dockerfile) and check they run
+	$(CARGO) build --release --locked --bin prismicx-operator --bin user-data-service
+	"$(CARGO_TARGET_DIR)/release/prismicx-operator" --version
+	"$(CARGO_TARGET_DIR)/release/user-data-service" --version
 
 fmt: ## Format all crates in place
 	$(CARGO) fmt --all
