@@ -42,6 +42,8 @@ pub struct Endpoints {
 pub struct DataPlane {
     pg_admin: PgConnectOptions,
     pools: Arc<Mutex<HashMap<String, PgPool>>>,
+    /// Service databases created and migrated by this process (see [`DataPlane::is_ensured`]).
+    ensured: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pgbouncer_admin: PgConnectOptions,
     /// The include file PgBouncer reads its `[databases]` from.
     pub pgbouncer_databases_file: PathBuf,
@@ -125,6 +127,7 @@ impl DataPlane {
         Ok(DataPlane {
             pg_admin: s.pg_admin,
             pools: Arc::default(),
+            ensured: Arc::default(),
             pgbouncer_admin: s.pgbouncer_admin,
             pgbouncer_databases_file: s.pgbouncer_databases_file,
             mongo_system,
@@ -159,6 +162,26 @@ impl DataPlane {
         pool.acquire()
             .await
             .with_context(|| format!("connecting to PostgreSQL database {db}"))
+    }
+
+    /// Whether this process already created and migrated service database `db`. Checked
+    /// once per database and process rather than in every reconcile (the system migrations take
+    /// a database-wide advisory lock); [`DataPlane::forget_ensured`] makes the next reconcile
+    /// check again, as it does after drift was found.
+    pub fn is_ensured(&self, db: &str) -> bool {
+        self.ensured.lock().map(|e| e.contains(db)).unwrap_or(false)
+    }
+
+    pub fn mark_ensured(&self, db: &str) {
+        if let Ok(mut e) = self.ensured.lock() {
+            e.insert(db.to_string());
+        }
+    }
+
+    pub fn forget_ensured(&self) {
+        if let Ok(mut e) = self.ensured.lock() {
+            e.clear();
+        }
     }
 
     /// Closes and forgets the pool of `db` (before dropping that database).

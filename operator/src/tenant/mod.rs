@@ -343,6 +343,8 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         Vec::new()
     };
     if !drift.is_empty() {
+        // Check the service databases again too: drift may have reached them.
+        ctx.data.forget_ensured();
         run.set(Cond::new(
             status::DRIFTED,
             true,
@@ -366,10 +368,12 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
     let pg_result: anyhow::Result<()> = async {
         ctx.check_fault(Step::Postgres)?;
         for pg in &plan.postgres {
-            let v = postgres::apply(&ctx.data, &plan, pg, &password).await?;
+            let v = postgres::retry_concurrent(|| postgres::apply(&ctx.data, &plan, pg, &password))
+                .await?;
             versions.insert(pg.database.to_string(), v);
         }
-        postgres::set_login(&ctx.data, &plan, !plan.suspended).await?;
+        postgres::retry_concurrent(|| postgres::set_login(&ctx.data, &plan, !plan.suspended))
+            .await?;
         Ok(())
     }
     .await;
@@ -631,7 +635,7 @@ async fn cleanup_steps(t: &Tenant, ctx: &Context) -> Result<Option<bool>> {
             registry::upsert(&ctx.data, &plan, TenantState::Deleting, &BTreeMap::new()).await?;
             registry::publish(&ctx.data, &plan, TenantEventKind::Suspended).await?;
         }
-        postgres::cleanup(&ctx.data, &plan, &dbs, drop).await?;
+        postgres::retry_concurrent(|| postgres::cleanup(&ctx.data, &plan, &dbs, drop)).await?;
         pool::remove(&ctx.data, &plan).await?;
         if drop {
             // Every layout the catalog knows: the tenant may have used services it no longer lists.

@@ -39,6 +39,9 @@ pub fn desired(plan: &TenantPlan, dp: &DataPlane) -> (Vec<PoolEntry>, Vec<String
 pub async fn apply(dp: &DataPlane, plan: &TenantPlan) -> Result<String> {
     let (entries, remove) = desired(plan, dp);
     edit(dp, &remove, &entries).await?;
+    if entries.is_empty() {
+        return Ok("shared pools".into());
+    }
     let mut admin = dp.pgbouncer_admin().await?;
     for e in &entries {
         let cmd = if plan.suspended { "DISABLE" } else { "ENABLE" };
@@ -80,6 +83,10 @@ async fn edit(dp: &DataPlane, remove: &[String], upsert: &[PoolEntry]) -> Result
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let wanted = pgbouncer::edit_databases(&existing, remove, upsert)?;
+    if upsert.is_empty() && wanted == existing {
+        // A standard tenant without stale aliases: nothing to tell PgBouncer.
+        return Ok(());
+    }
     let mut admin = dp.pgbouncer_admin().await?;
     let shown = pgbouncer::show_databases(&mut admin).await?;
     let served = upsert.iter().all(|e| {
@@ -95,11 +102,22 @@ async fn edit(dp: &DataPlane, remove: &[String], upsert: &[PoolEntry]) -> Result
 
 /// Compares what PgBouncer serves with the plan.
 pub async fn observe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
-    let (entries, _) = desired(plan, dp);
+    let (entries, stale) = desired(plan, dp);
+    let file = std::fs::read_to_string(&dp.pgbouncer_databases_file).unwrap_or_default();
+    let in_file = |name: &str| {
+        file.lines()
+            .any(|l| l.split_once('=').is_some_and(|(n, _)| n.trim() == name))
+    };
+    let mut out: Vec<String> = stale
+        .iter()
+        .filter(|a| in_file(a))
+        .map(|a| format!("pool {a} is configured for a standard tenant"))
+        .collect();
+    if entries.is_empty() {
+        return Ok(out);
+    }
     let mut admin = dp.pgbouncer_admin().await?;
     let shown = pgbouncer::show_databases(&mut admin).await?;
-    let file = std::fs::read_to_string(&dp.pgbouncer_databases_file).unwrap_or_default();
-    let mut out = Vec::new();
     for e in &entries {
         match shown.get(&e.name) {
             None => out.push(format!("pool {} is not served", e.name)),
@@ -111,10 +129,7 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
             )),
             _ => {}
         }
-        if !file
-            .lines()
-            .any(|l| l.split_once('=').is_some_and(|(n, _)| n.trim() == e.name))
-        {
+        if !in_file(&e.name) {
             out.push(format!(
                 "pool {} is missing from {}",
                 e.name,

@@ -23,12 +23,37 @@ use crate::dataplane::DataPlane;
 
 const SCHEMA_COMMENT_PREFIX: &str = "prismicx tenant ";
 
-/// Creates the service database if it does not exist and applies its system migrations.
+/// Runs an idempotent step again (at most 5 more times, with a short growing pause) when it
+/// failed on concurrent DDL: other reconciles change the same catalog rows (a database's ACL,
+/// shared roles), and PostgreSQL then answers "tuple concurrently updated" or a deadlock.
+pub async fn retry_concurrent<T, F, Fut>(mut step: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0u64;
+    loop {
+        match step().await {
+            Err(e) if tries < 5 && migrate::is_concurrent_ddl_error(&e) => {
+                tries += 1;
+                tracing::debug!(error = %e, tries, "concurrent DDL; retrying the step");
+                tokio::time::sleep(std::time::Duration::from_millis(25 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Creates the service database if it does not exist and applies its system migrations (once
+/// per database and process; see [`DataPlane::is_ensured`]).
 pub async fn ensure_database(
     dp: &DataPlane,
     database: &str,
     layout: &PostgresLayout,
 ) -> Result<()> {
+    if dp.is_ensured(database) {
+        return Ok(());
+    }
     let mut admin = dp.pg("postgres").await?;
     let exists: bool = query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(database)
@@ -50,6 +75,7 @@ pub async fn ensure_database(
     migrate::apply_system(&mut conn, &layout.schema)
         .await
         .with_context(|| format!("system migrations of {database}"))?;
+    dp.mark_ensured(database);
     Ok(())
 }
 
@@ -328,15 +354,24 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
         .bind(&me)
         .execute(&mut *tx)
         .await?;
+    // Candidate schemas first (materialized), so the privilege function runs only on their
+    // tables, not on every table of every tenant. Schemas the app role cannot use (another
+    // tenant's drifted grant) show nothing and are skipped.
     let tables: Vec<(String, String)> = query_as(
-        "SELECT n.nspname::text, c.relname::text FROM pg_class c \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
-         WHERE c.relkind IN ('r', 'p') AND has_table_privilege(c.oid, 'SELECT') \
-           AND (n.nspname = $1 OR n.nspname IN ( \
-                 SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' AND nspname <> $2 \
-                 ORDER BY nspname LIMIT 3)) \
-         ORDER BY 1, 2",
+        "WITH ns AS MATERIALIZED ( \
+           SELECT oid, nspname FROM pg_namespace WHERE nspname = $1 \
+           UNION ALL \
+           (SELECT oid, nspname FROM pg_namespace \
+             WHERE nspname LIKE 'tenant\\_%' AND nspname <> $2 \
+               AND has_schema_privilege(oid, 'USAGE') ORDER BY nspname LIMIT 3) \
+         ), t AS MATERIALIZED ( \
+           SELECT n.nspname, c.relname, c.oid FROM pg_class c \
+             JOIN ns n ON n.oid = c.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+           WHERE c.relkind IN ('r', 'p') \
+         ) \
+         SELECT nspname::text, relname::text FROM t \
+         WHERE has_table_privilege(oid, 'SELECT') ORDER BY 1, 2",
     )
     .bind(SYSTEM_SCHEMA)
     .bind(&pg.schema)

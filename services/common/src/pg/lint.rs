@@ -101,7 +101,7 @@ SELECT r.name AS role,
          SELECT n.nspname || '.' || c.relname
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r', 'p', 'v', 'm')
-           AND (n.nspname = $1 OR n.nspname LIKE 'tenant\_%')
+           AND (n.nspname = $1 OR n.nspname LIKE $3)
            AND pr.oid IS NOT NULL
            AND pg_has_role(pr.oid, c.relowner, 'MEMBER')
          ORDER BY 1), '{}') AS owns
@@ -181,6 +181,7 @@ async fn lint(conn: &mut PgConnection, roles: &[String], schemas: &str) -> Resul
     let facts: Vec<RoleFacts> = query_as(ROLES_SQL)
         .bind(SYSTEM_SCHEMA)
         .bind(roles)
+        .bind(schemas)
         .fetch_all(&mut *conn)
         .await?;
     for r in facts {

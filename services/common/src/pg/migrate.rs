@@ -123,7 +123,9 @@ macro_rules! retry_concurrent_ddl {
     }};
 }
 
-fn is_concurrent_ddl_error(e: &anyhow::Error) -> bool {
+/// Whether `e` is one of the errors concurrent DDL raises (tuple concurrently updated, deadlock,
+/// serialization failure, a catalog unique violation): retrying the idempotent step helps.
+pub fn is_concurrent_ddl_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<sqlx::Error>()
             .and_then(|e| match e {
