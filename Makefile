@@ -24,8 +24,9 @@ test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
 run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_ARGS="..."
 	$(CARGO) run --locked -p prismicx-local -- up $(RUN_ARGS)
 
-bench: deps ## Run the user-data get_user benchmark
+bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, tenant provisioning vs a plain script
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
+	$(CARGO) bench --locked -p prismicx-operator --bench provision
 
 generate: ## Regenerate every generated file (crds/ and the chart's copies from the Rust types); the tests fail when they drift
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
