@@ -56,6 +56,18 @@ impl Step {
     }
 }
 
+impl Step {
+    /// The condition reason of a failure of this step: `PostgresFailed`, `MongoFailed`, …
+    pub fn failed_reason(self) -> String {
+        let name = self.as_str();
+        let mut chars = name.chars();
+        match chars.next() {
+            Some(first) => format!("{}{}Failed", first.to_uppercase(), chars.as_str()),
+            None => "Failed".into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -104,6 +116,7 @@ mod tests {
         let e: Result<()> = Err(anyhow::anyhow!("boom")).step(Step::Mongo);
         let e = e.unwrap_err();
         assert_eq!(e.metric_label(), "step_mongo");
+        assert_eq!(Step::Postgres.failed_reason(), "PostgresFailed");
         assert!(e.to_string().starts_with("mongo: boom"));
         assert!(!e.is_permanent());
         assert!(Error::InvalidSpec("x".into()).is_permanent());

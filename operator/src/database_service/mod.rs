@@ -432,18 +432,7 @@ impl<'a> Run<'a> {
     }
 
     async fn write(&mut self) -> Result<()> {
-        let patch = serde_json::json!({
-            "apiVersion": "prismicx.io/v1alpha1",
-            "kind": "DatabaseService",
-            "status": self.status,
-        });
-        self.api
-            .patch_status(
-                &self.name,
-                &PatchParams::apply(crate::FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+        conditions::write(&self.api, &self.name, &self.status).await?;
         for (warning, reason, note) in std::mem::take(&mut self.events) {
             self.ctx
                 .event(&self.reference, warning, &reason, "Reconcile", note)
@@ -456,7 +445,7 @@ impl<'a> Run<'a> {
     async fn fail(&mut self, err: Error) -> Error {
         let reason = match &err {
             Error::InvalidSpec(_) => "InvalidSpec".to_string(),
-            Error::Step { step, .. } => format!("{}Failed", capitalize(step.as_str())),
+            Error::Step { step, .. } => step.failed_reason(),
             Error::Kube(_) => "KubernetesApiFailed".to_string(),
             Error::Config(_) => "ConfigurationError".to_string(),
         };
@@ -474,13 +463,5 @@ impl<'a> Run<'a> {
             tracing::warn!(error = %e, "could not record the failure in the status");
         }
         err
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }

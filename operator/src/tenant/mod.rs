@@ -174,7 +174,7 @@ impl<'a> Run<'a> {
     async fn fail(&mut self, step: Step, err: anyhow::Error) -> Error {
         let err = Error::Step { step, source: err };
         let message = err.to_string();
-        let reason = format!("{}Failed", capitalize(step.as_str()));
+        let reason = step.failed_reason();
         if let Some(ty) = condition_of(step) {
             self.set(Cond::new(ty, false, &reason, message.clone()));
         }
@@ -184,14 +184,6 @@ impl<'a> Run<'a> {
             tracing::warn!(error = %e, "could not record the failure in the status");
         }
         err
-    }
-}
-
-fn capitalize(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Tenant status: conditions computed so `lastTransitionTime` moves only when a condition's
-//! status changes (pure, unit-tested), and the one place that writes the status subresource.
+//! status changes (pure, unit-tested), and the one place that writes a status subresource (the
+//! DatabaseService reconciler uses both too).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::Api;
-use prismicx_operator_api::{Tenant, TenantStatus};
+use prismicx_operator_api::TenantStatus;
 
 use crate::error::Result;
 
@@ -80,12 +81,16 @@ pub fn is_true(status: Option<&TenantStatus>, type_: &str) -> bool {
         .is_some_and(|c| c.status == "True")
 }
 
-/// Writes `status` to the Tenant's status subresource (server-side apply, field manager
-/// [`crate::FIELD_MANAGER`]); the operator owns the whole status.
-pub async fn write(api: &Api<Tenant>, name: &str, status: &TenantStatus) -> Result<()> {
+/// Writes `status` to the status subresource of `name` (server-side apply, field manager
+/// [`crate::FIELD_MANAGER`]; the operator owns the whole status). Used for both resources.
+pub async fn write<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize,
+{
     let patch = serde_json::json!({
-        "apiVersion": "prismicx.io/v1alpha1",
-        "kind": "Tenant",
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
         "status": status,
     });
     api.patch_status(
