@@ -81,13 +81,7 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
         "its own pool with its own size"
     );
     let m = mongo().await;
-    let user = m
-        .database("admin")
-        .run_command(
-            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
-        )
-        .await
-        .unwrap();
+    let user = users_info(&name).await;
     let roles = user.get_array("users").unwrap()[0]
         .as_document()
         .unwrap()
@@ -205,13 +199,7 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
         .await
         .unwrap();
     assert_eq!(users, 2);
-    let user = m
-        .database("admin")
-        .run_command(
-            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
-        )
-        .await
-        .unwrap();
+    let user = users_info(&name).await;
     assert!(
         user.get_array("users").unwrap().is_empty(),
         "dedicated user dropped"
@@ -249,14 +237,7 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
         sqlx::raw_sql("SELECT 1").execute(&mut open).await.is_err(),
         "open sessions are ended"
     );
-    let reg = mongo()
-        .await
-        .database("tenant_registry")
-        .collection::<Document>("tenants")
-        .find_one(doc! {"_id": &name})
-        .await
-        .unwrap()
-        .unwrap();
+    let reg = registry_entry(&name).await.unwrap();
     assert_eq!(reg.get_str("state").unwrap(), "suspended");
     let mut events = sub.on_message();
     let msg = tokio::time::timeout(Duration::from_secs(10), async {
@@ -272,14 +253,7 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
     .expect("a lifecycle event for the tenant");
     assert!(msg.contains("\"suspended\""), "{msg}");
     drop(events);
-    let user = mongo()
-        .await
-        .database("admin")
-        .run_command(
-            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
-        )
-        .await
-        .unwrap();
+    let user = users_info(&name).await;
     assert!(
         user.get_array("users").unwrap()[0]
             .as_document()
@@ -334,16 +308,7 @@ async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds
         "login disabled"
     );
     assert!(connect_uri(&uri).await.is_err());
-    let m = mongo().await;
-    assert!(
-        m.database("tenant_registry")
-            .collection::<Document>("tenants")
-            .find_one(doc! {"_id": &name})
-            .await
-            .unwrap()
-            .is_none(),
-        "unregistered"
-    );
+    assert!(registry_entry(&name).await.is_none(), "unregistered");
     assert!(
         env.secrets
             .get_opt(&format!("{name}-db-credentials"))
@@ -444,13 +409,7 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
         "shared documents deleted"
     );
     assert!(!pool_file_has(&format!("system_users__{}", ident(&name))).await);
-    assert!(m
-        .database("tenant_registry")
-        .collection::<Document>("tenants")
-        .find_one(doc! {"_id": &name})
-        .await
-        .unwrap()
-        .is_none());
+    assert!(registry_entry(&name).await.is_none());
 
     // Deleting again (everything already gone) succeeds.
     let mut again = get(&env, &name).await;
@@ -532,14 +491,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
         "grant restored"
     );
     assert!(pool_file_has(&alias).await, "pool entry restored");
-    let user = mongo()
-        .await
-        .database("admin")
-        .run_command(
-            doc! {"usersInfo": {"user": format!("tenant_{}", ident(&name)), "db": "admin"}},
-        )
-        .await
-        .unwrap();
+    let user = users_info(&name).await;
     assert_eq!(
         user.get_array("users").unwrap().len(),
         1,
@@ -657,14 +609,7 @@ async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
     connect_uri(&secret_value(&env, &owner, "uri").await)
         .await
         .expect("the owner still connects");
-    let reg = mongo()
-        .await
-        .database("tenant_registry")
-        .collection::<Document>("tenants")
-        .find_one(doc! {"_id": &name})
-        .await
-        .unwrap()
-        .unwrap();
+    let reg = registry_entry(&name).await.unwrap();
     assert_eq!(reg.get_str("namespace").unwrap(), NS);
 }
 

@@ -5,7 +5,7 @@
 mod support;
 
 use kube::ResourceExt;
-use mongodb::bson::{doc, Document};
+use mongodb::bson::Document;
 use prismicx_operator::Step;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::json;
@@ -94,17 +94,11 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
         idx.contains(&"tasks_tenant_status_due".to_string()),
         "{idx:?}"
     );
-    let users = m.database("admin").run_command(doc! {"usersInfo": {"user": format!("tenant_{}", name.replace('-', "_")), "db": "admin"}}).await.unwrap();
+    let users = users_info(&name).await;
     assert!(users.get_array("users").unwrap().is_empty());
 
     // Registry entry.
-    let reg = m
-        .database("tenant_registry")
-        .collection::<Document>("tenants")
-        .find_one(doc! {"_id": &name})
-        .await
-        .unwrap()
-        .expect("registry entry");
+    let reg = registry_entry(&name).await.expect("registry entry");
     assert_eq!(reg.get_str("state").unwrap(), "active");
     assert_eq!(reg.get_str("tier").unwrap(), "standard");
     assert_eq!(reg.get_str("display_name").unwrap(), "Standard Co");
@@ -240,14 +234,7 @@ async fn an_invalid_spec_gets_a_clear_condition_and_touches_nothing() {
         )
         .await
     );
-    let m = mongo().await;
-    assert!(m
-        .database("tenant_registry")
-        .collection::<Document>("tenants")
-        .find_one(doc! {"_id": &name})
-        .await
-        .unwrap()
-        .is_none());
+    assert!(registry_entry(&name).await.is_none());
     assert!(env
         .secrets
         .get_opt(&format!("{name}-db-credentials"))

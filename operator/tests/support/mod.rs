@@ -173,3 +173,26 @@ pub async fn mongo() -> mongodb::Client {
         .await
         .expect("mongo client")
 }
+
+/// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>` in `admin`).
+pub async fn users_info(name: &str) -> mongodb::bson::Document {
+    mongo()
+        .await
+        .database("admin")
+        .run_command(mongodb::bson::doc! {
+            "usersInfo": {"user": format!("tenant_{}", name.replace('-', "_")), "db": "admin"}
+        })
+        .await
+        .expect("usersInfo")
+}
+
+/// The registry entry of tenant `name` (`tenant_registry.tenants`), if any.
+pub async fn registry_entry(name: &str) -> Option<mongodb::bson::Document> {
+    mongo()
+        .await
+        .database("tenant_registry")
+        .collection::<mongodb::bson::Document>("tenants")
+        .find_one(mongodb::bson::doc! {"_id": name})
+        .await
+        .expect("reading the registry")
+}
