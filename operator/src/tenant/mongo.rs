@@ -74,31 +74,10 @@ pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>)
 }
 
 async fn ensure_indexes(db: &Database, layout: &MongoLayout) -> Result<()> {
-    for c in layout.collections {
-        let models: Vec<IndexModel> = c
-            .indexes
-            .iter()
-            .map(|i| {
-                IndexModel::builder()
-                    .keys(i.key_document())
-                    .options(
-                        mongodb::options::IndexOptions::builder()
-                            .name(i.name.to_string())
-                            .unique(i.unique)
-                            .build(),
-                    )
-                    .build()
-            })
-            .collect();
-        if models.is_empty() {
-            continue;
-        }
-        db.collection::<Document>(c.name)
-            .create_indexes(models)
-            .await
-            .with_context(|| format!("indexes of {}.{}", db.name(), c.name))?;
-    }
-    Ok(())
+    layout
+        .ensure_indexes(db)
+        .await
+        .with_context(|| format!("indexes in {}", db.name()))
 }
 
 /// Moves the tenant's documents of `collection` from `from` to `to`; returns how many.

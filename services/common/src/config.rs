@@ -62,8 +62,12 @@ pub struct CommonArgs {
     /// The platform API key: full access to every tenant (the tenant is named by `X-Tenant`).
     #[arg(long, env = "API_KEY", hide_env_values = true)]
     pub api_key: Secret<String>,
+    /// tenant-mgmt's URL (e.g. `http://tenant-mgmt-service:8501`): tenants and tenant API keys
+    /// are resolved through its internal API. Takes precedence over `TENANT_REGISTRY_FILE`.
+    #[arg(long, env = "TENANT_MGMT_URL")]
+    pub tenant_mgmt_url: Option<String>,
     /// File with the tenant registry and tenant-scoped API keys (JSON; see docs/services.md),
-    /// used until the tenant-mgmt service serves the registry.
+    /// for running a service on its own, without tenant-mgmt.
     #[arg(long, env = "TENANT_REGISTRY_FILE")]
     pub tenant_registry_file: Option<PathBuf>,
     /// How long resolved tenants and verified keys stay cached in this process (seconds).

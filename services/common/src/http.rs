@@ -235,3 +235,15 @@ impl ReadinessCheck for RedisCheck {
         Ok(())
     }
 }
+
+/// Readiness check for a MongoDB service's servers.
+#[async_trait]
+impl ReadinessCheck for crate::mongo::MongoStore {
+    fn name(&self) -> &'static str {
+        "mongodb"
+    }
+    async fn check(&self) -> anyhow::Result<()> {
+        self.ping().await?;
+        Ok(())
+    }
+}

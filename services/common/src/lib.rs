@@ -15,11 +15,13 @@
 //! 5. Errors become RFC 9457 problem+json through [`error::ApiError`].
 //!
 //! [`events`] carries tenant lifecycle events over Redis so every service drops cached keys and
-//! placements when a tenant changes.
+//! placements when a tenant changes. [`directory`] is tenant-mgmt's internal API as the other
+//! services reach it, and [`service`] the start-up every service binary shares.
 
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod directory;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -28,6 +30,7 @@ pub mod metrics;
 pub mod mongo;
 pub mod pagination;
 pub mod pg;
+pub mod service;
 pub mod telemetry;
 pub mod tenancy;
 

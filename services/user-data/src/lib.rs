@@ -15,18 +15,19 @@ pub mod openapi;
 mod repo;
 pub mod routes;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::FromRef;
 use axum::Router;
-use prismicx_service_common::http::{platform_router, ReadinessCheck, RedisCheck, Shell};
+use prismicx_service_common::http::{platform_router, ReadinessCheck, Shell};
 use prismicx_service_common::metrics::Metrics;
 use prismicx_service_common::pg::{migrate, TenantDb};
-use prismicx_service_common::tenancy::{StaticRegistry, Tenancy};
-use prismicx_service_common::{events, telemetry};
+use prismicx_service_common::service;
+pub use prismicx_service_common::service::AppSettings;
+use prismicx_service_common::telemetry;
+use prismicx_service_common::tenancy::Tenancy;
 use sqlx::Connection;
 
 pub use config::Config;
@@ -44,35 +45,6 @@ pub struct AppState {
 impl FromRef<AppState> for Tenancy {
     fn from_ref(s: &AppState) -> Tenancy {
         s.tenancy.clone()
-    }
-}
-
-/// HTTP settings of [`app`].
-#[derive(Clone)]
-pub struct AppSettings {
-    pub request_timeout: Duration,
-    pub body_limit: usize,
-    /// Checks beyond the database (Redis) for `/readyz`.
-    pub extra_readiness: Vec<Arc<dyn ReadinessCheck>>,
-}
-
-impl std::fmt::Debug for AppSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppSettings")
-            .field("request_timeout", &self.request_timeout)
-            .field("body_limit", &self.body_limit)
-            .field("extra_readiness", &self.extra_readiness.len())
-            .finish()
-    }
-}
-
-impl Default for AppSettings {
-    fn default() -> Self {
-        AppSettings {
-            request_timeout: Duration::from_secs(30),
-            body_limit: 1024 * 1024,
-            extra_readiness: Vec::new(),
-        }
     }
 }
 
@@ -117,42 +89,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let v = migrate_system(url.expose()).await?;
         tracing::info!(version = v, "system migrations applied");
     }
-    let registry = match &config.common.tenant_registry_file {
-        Some(path) => StaticRegistry::load(path)?,
-        None => {
-            tracing::warn!("TENANT_REGISTRY_FILE is not set: only the platform key works and no tenant resolves");
-            StaticRegistry::default()
-        }
-    };
-    let registry = Arc::new(registry);
-    let tenancy = Tenancy::new(
-        &config.common.api_key,
-        registry.clone(),
-        registry,
-        config.common.tenant_cache_ttl(),
-    );
-    let mut settings = AppSettings {
-        request_timeout: config.common.request_timeout(),
-        body_limit: config.common.body_limit_bytes,
-        extra_readiness: Vec::new(),
-    };
-    if let Some(url) = &config.common.redis_url {
-        let client = redis::Client::open(url.expose().as_str()).context("REDIS_URL")?;
-        settings.extra_readiness.push(Arc::new(RedisCheck(client)));
-        events::spawn_invalidator(url.clone(), tenancy.clone(), None);
-    }
+    let tenancy = service::tenancy(&config.common)?;
+    let mut settings = AppSettings::from_args(&config.common);
+    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
     let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
     let state = AppState {
         db: db.clone(),
         tenancy,
     };
-    let addr: SocketAddr = format!(
-        "{}:{}",
-        config.common.host,
-        config.common.port.unwrap_or(config::DEFAULT_PORT)
-    )
-    .parse()
-    .context("HOST/PORT do not form a socket address")?;
+    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
     prismicx_service_common::http::serve(app(state, settings), addr).await?;
     db.close().await;
     Ok(())

@@ -10,9 +10,10 @@
 //! `tenant_id` is stored as a BSON UUID (binary subtype 4).
 
 use futures::TryStreamExt;
+use mongodb::action::Action;
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::options::{FindOptions, IndexOptions};
-use mongodb::{Collection, IndexModel};
+use mongodb::{ClientSession, Collection, IndexModel};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
@@ -60,6 +61,10 @@ pub fn tenant_bson(id: Uuid) -> Bson {
     )))
 }
 
+mod store;
+
+pub use store::{is_transient, retry_transient, MongoStore, TransactionBody, TransientError};
+
 /// A shared collection seen through one tenant.
 #[derive(Debug, Clone)]
 pub struct TenantCollection<T: Send + Sync> {
@@ -94,10 +99,29 @@ where
     }
 
     pub async fn find_one(&self, filter: Document) -> Result<Option<T>, TenantMongoError> {
-        match self.inner.find_one(self.scoped(filter)).await? {
-            Some(d) => Ok(Some(Self::decode(d)?)),
-            None => Ok(None),
-        }
+        self.find_one_opt(None, filter).await
+    }
+
+    /// [`find_one`](Self::find_one) inside `session`'s transaction.
+    pub async fn find_one_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+    ) -> Result<Option<T>, TenantMongoError> {
+        self.find_one_opt(Some(session), filter).await
+    }
+
+    async fn find_one_opt(
+        &self,
+        session: Option<&mut ClientSession>,
+        filter: Document,
+    ) -> Result<Option<T>, TenantMongoError> {
+        let found = self
+            .inner
+            .find_one(self.scoped(filter))
+            .optional(session, |a, s| a.session(s))
+            .await?;
+        found.map(Self::decode).transpose()
     }
 
     pub async fn find(
@@ -114,12 +138,46 @@ where
         docs.into_iter().map(Self::decode).collect()
     }
 
+    /// [`find`](Self::find) inside `session`'s transaction.
+    pub async fn find_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+        options: Option<FindOptions>,
+    ) -> Result<Vec<T>, TenantMongoError> {
+        let mut cursor = self
+            .inner
+            .find(self.scoped(filter))
+            .with_options(options)
+            .session(&mut *session)
+            .await?;
+        let docs: Vec<Document> = cursor.stream(session).try_collect().await?;
+        docs.into_iter().map(Self::decode).collect()
+    }
+
     pub async fn count(&self, filter: Document) -> Result<u64, TenantMongoError> {
         Ok(self.inner.count_documents(self.scoped(filter)).await?)
     }
 
     /// Inserts `value` with the tenant's `tenant_id`; a document naming another tenant is refused.
     pub async fn insert_one(&self, value: &T) -> Result<Bson, TenantMongoError> {
+        self.insert_one_opt(None, value).await
+    }
+
+    /// [`insert_one`](Self::insert_one) inside `session`'s transaction.
+    pub async fn insert_one_in(
+        &self,
+        session: &mut ClientSession,
+        value: &T,
+    ) -> Result<Bson, TenantMongoError> {
+        self.insert_one_opt(Some(session), value).await
+    }
+
+    async fn insert_one_opt(
+        &self,
+        session: Option<&mut ClientSession>,
+        value: &T,
+    ) -> Result<Bson, TenantMongoError> {
         let mut d = bson::to_document(value)?;
         match d.get(TENANT_FIELD) {
             None => {
@@ -128,7 +186,12 @@ where
             Some(v) if *v == self.tenant => {}
             Some(_) => return Err(TenantMongoError::ForeignTenant),
         }
-        Ok(self.inner.insert_one(d).await?.inserted_id)
+        Ok(self
+            .inner
+            .insert_one(d)
+            .optional(session, |a, s| a.session(s))
+            .await?
+            .inserted_id)
     }
 
     fn check_update(update: &Document) -> Result<(), TenantMongoError> {
@@ -165,12 +228,17 @@ where
         filter: Document,
         update: Document,
     ) -> Result<u64, TenantMongoError> {
-        Self::check_update(&update)?;
-        Ok(self
-            .inner
-            .update_one(self.scoped(filter), update)
-            .await?
-            .matched_count)
+        self.update_opt(None, filter, update, false).await
+    }
+
+    /// [`update_one`](Self::update_one) inside `session`'s transaction.
+    pub async fn update_one_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+        update: Document,
+    ) -> Result<u64, TenantMongoError> {
+        self.update_opt(Some(session), filter, update, false).await
     }
 
     /// Updates the tenant's documents matching `filter`; returns how many matched.
@@ -179,29 +247,86 @@ where
         filter: Document,
         update: Document,
     ) -> Result<u64, TenantMongoError> {
+        self.update_opt(None, filter, update, true).await
+    }
+
+    /// [`update_many`](Self::update_many) inside `session`'s transaction.
+    pub async fn update_many_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+        update: Document,
+    ) -> Result<u64, TenantMongoError> {
+        self.update_opt(Some(session), filter, update, true).await
+    }
+
+    async fn update_opt(
+        &self,
+        session: Option<&mut ClientSession>,
+        filter: Document,
+        update: Document,
+        many: bool,
+    ) -> Result<u64, TenantMongoError> {
         Self::check_update(&update)?;
-        Ok(self
-            .inner
-            .update_many(self.scoped(filter), update)
-            .await?
-            .matched_count)
+        let result = if many {
+            self.inner
+                .update_many(self.scoped(filter), update)
+                .optional(session, |a, s| a.session(s))
+                .await?
+        } else {
+            self.inner
+                .update_one(self.scoped(filter), update)
+                .optional(session, |a, s| a.session(s))
+                .await?
+        };
+        Ok(result.matched_count)
     }
 
     /// Deletes one of the tenant's documents; returns how many were deleted.
     pub async fn delete_one(&self, filter: Document) -> Result<u64, TenantMongoError> {
-        Ok(self
-            .inner
-            .delete_one(self.scoped(filter))
-            .await?
-            .deleted_count)
+        self.delete_opt(None, filter, false).await
+    }
+
+    /// [`delete_one`](Self::delete_one) inside `session`'s transaction.
+    pub async fn delete_one_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+    ) -> Result<u64, TenantMongoError> {
+        self.delete_opt(Some(session), filter, false).await
     }
 
     pub async fn delete_many(&self, filter: Document) -> Result<u64, TenantMongoError> {
-        Ok(self
-            .inner
-            .delete_many(self.scoped(filter))
-            .await?
-            .deleted_count)
+        self.delete_opt(None, filter, true).await
+    }
+
+    /// [`delete_many`](Self::delete_many) inside `session`'s transaction.
+    pub async fn delete_many_in(
+        &self,
+        session: &mut ClientSession,
+        filter: Document,
+    ) -> Result<u64, TenantMongoError> {
+        self.delete_opt(Some(session), filter, true).await
+    }
+
+    async fn delete_opt(
+        &self,
+        session: Option<&mut ClientSession>,
+        filter: Document,
+        many: bool,
+    ) -> Result<u64, TenantMongoError> {
+        let result = if many {
+            self.inner
+                .delete_many(self.scoped(filter))
+                .optional(session, |a, s| a.session(s))
+                .await?
+        } else {
+            self.inner
+                .delete_one(self.scoped(filter))
+                .optional(session, |a, s| a.session(s))
+                .await?
+        };
+        Ok(result.deleted_count)
     }
 
     /// Runs `pipeline` on the tenant's documents only.
@@ -288,6 +413,33 @@ pub struct MongoLayout {
 }
 
 impl MongoLayout {
+    /// Creates the layout's indexes in `db` (idempotent; every key leads with `tenant_id`).
+    pub async fn ensure_indexes(&self, db: &mongodb::Database) -> mongodb::error::Result<()> {
+        for c in self.collections {
+            let models: Vec<IndexModel> = c
+                .indexes
+                .iter()
+                .map(|i| {
+                    IndexModel::builder()
+                        .keys(i.key_document())
+                        .options(
+                            IndexOptions::builder()
+                                .name(i.name.to_string())
+                                .unique(i.unique)
+                                .build(),
+                        )
+                        .build()
+                })
+                .collect();
+            if !models.is_empty() {
+                db.collection::<Document>(c.name)
+                    .create_indexes(models)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The database of a dedicated tenant on mongodb-tenant: `<database>__<slug ident>`
     /// (mirrors the PgBouncer pool alias; at most 19 + 2 + 40 characters, under MongoDB's 63).
     pub fn dedicated_database(&self, slug: &crate::tenancy::TenantSlug) -> String {
