@@ -88,6 +88,17 @@ pub struct CommonArgs {
     pub log_format: String,
 }
 
+/// The MongoDB servers of a MongoDB service (`MONGODB_URI`, `MONGODB_TENANT_URI`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MongoArgs {
+    /// mongodb-system: the service database, holding standard tenants' shared collections.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    pub mongodb_uri: Secret<String>,
+    /// mongodb-tenant: dedicated tenants' own databases. Defaults to `MONGODB_URI`.
+    #[arg(long, env = "MONGODB_TENANT_URI", hide_env_values = true)]
+    pub mongodb_tenant_uri: Option<Secret<String>>,
+}
+
 impl CommonArgs {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)

@@ -182,6 +182,57 @@ where
     }
 }
 
+/// The `If-Match` precondition of a write: the revision the client last read (its `ETag`).
+/// `None` when the header is absent; `*` is refused, since every write here names a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfMatch(pub Option<i64>);
+
+impl IfMatch {
+    /// The revision, or 428-like 400 naming the header when the client sent none.
+    pub fn required(self) -> Result<i64, ApiError> {
+        self.0.ok_or_else(|| {
+            ApiError::bad_request(
+                "If-Match",
+                "this update needs the If-Match header with the ETag you last read",
+            )
+        })
+    }
+}
+
+/// The `ETag` of a resource at `revision`: a strong tag, `"<revision>"`.
+pub fn etag(revision: i64) -> axum::http::HeaderValue {
+    axum::http::HeaderValue::from_str(&format!("\"{revision}\""))
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("\"0\""))
+}
+
+/// Parses one entity tag as [`etag`] writes it (a weak `W/` prefix is tolerated).
+pub fn parse_etag(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    v.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+impl<S> FromRequestParts<S> for IfMatch
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(raw) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
+        let bad = || {
+            ApiError::bad_request(
+                "If-Match",
+                "must be one entity tag as returned in ETag, e.g. \"3\"",
+            )
+        };
+        let text = raw.to_str().map_err(|_| bad())?;
+        parse_etag(text).map(|r| IfMatch(Some(r))).ok_or_else(bad)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,6 +279,17 @@ mod tests {
     fn missing_field_is_named() {
         let e = parse_json::<Body>(br#"{}"#).unwrap_err();
         assert_eq!(field_of(e), (422, "email".into()));
+    }
+
+    #[test]
+    fn entity_tags_round_trip() {
+        let tag = etag(7);
+        assert_eq!(tag.to_str().unwrap(), "\"7\"");
+        assert_eq!(parse_etag("\"7\""), Some(7));
+        assert_eq!(parse_etag("W/\"7\""), Some(7));
+        assert_eq!(parse_etag("*"), None);
+        assert_eq!(parse_etag("7"), None);
+        assert_eq!(IfMatch(None).required().unwrap_err().status(), 400);
     }
 
     #[test]

@@ -133,3 +133,22 @@ pub async fn mongo_client(
     opts.connect_timeout.get_or_insert(Duration::from_secs(3));
     mongodb::Client::with_options(opts).context("creating the MongoDB client")
 }
+
+/// The [`MongoStore`](crate::mongo::MongoStore) of a service with `layout`, from its
+/// `MONGODB_URI` / `MONGODB_TENANT_URI`.
+pub async fn mongo_store(
+    args: &crate::config::MongoArgs,
+    layout: crate::mongo::MongoLayout,
+    app_name: &str,
+) -> anyhow::Result<crate::mongo::MongoStore> {
+    let system = mongo_client(&args.mongodb_uri, app_name)
+        .await
+        .context("MONGODB_URI")?;
+    let tenant = match &args.mongodb_tenant_uri {
+        Some(uri) => mongo_client(uri, app_name)
+            .await
+            .context("MONGODB_TENANT_URI")?,
+        None => system.clone(),
+    };
+    Ok(crate::mongo::MongoStore::new(system, tenant, layout))
+}
