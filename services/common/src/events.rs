@@ -52,8 +52,8 @@ impl TenantEvent {
 }
 
 /// Publishes `event`; returns how many subscribers received it.
-pub async fn publish(
-    conn: &mut redis::aio::MultiplexedConnection,
+pub async fn publish<C: redis::aio::ConnectionLike + Send>(
+    conn: &mut C,
     event: &TenantEvent,
 ) -> redis::RedisResult<i64> {
     let payload = serde_json::to_string(event).unwrap_or_default();

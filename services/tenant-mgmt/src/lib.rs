@@ -1,43 +1,167 @@
-//! tenant-mgmt-service: the tenant registry, tenant settings and tenant API keys (MongoDB tenant_registry).
+//! tenant-mgmt-service: the tenant registry, tenant settings and tenant API keys (MongoDB
+//! `tenant_registry` on mongodb-system).
 //!
-//! This crate holds the service's data layout, which the operator provisions for every tenant:
-//! the MongoDB collections and indexes in [`MONGO`] (shared collections for `standard` tenants,
-//! the same collections in the tenant's own database for `dedicated` ones). The registry itself (collection [`REGISTRY_COLLECTION`], one document per tenant, written by the
-//! operator) is platform data, not tenant data, so it is not part of the per-tenant layout.
-//! The HTTP service itself is not built yet.
+//! Data flow:
+//! - The operator writes the registry (`tenants`, one document per tenant, see [`registry`]);
+//!   this service reads it and serves it: to clients (`/v1/tenants`, `/v1/tenant`) and, through
+//!   `/internal/v1/...`, to every other service, whose
+//!   [`RemoteDirectory`](prismicx_service_common::directory::RemoteDirectory) resolves tenants
+//!   and verifies keys here and caches the answers.
+//! - API keys ([`keys`]) are platform data in the shared `api_keys` collection for every tier;
+//!   revoking one publishes a `keysChanged` lifecycle event on Redis ([`events`]) so every
+//!   service drops it from its cache.
+//! - Settings ([`settings`]) are tenant data, placed by tier through the shared
+//!   [`MongoStore`]: the layout in [`MONGO`] is what the operator provisions per tenant.
+//! - This service authenticates its own requests through [`registry::RegistryDirectory`], the
+//!   same [`KeyStore`](prismicx_service_common::auth::KeyStore) and
+//!   [`TenantResolver`](prismicx_service_common::tenancy::TenantResolver) it serves to the others.
 
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout};
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod keys;
+pub mod openapi;
+pub mod registry;
+pub mod routes;
+pub mod settings;
 
-/// The service's MongoDB layout; every index leads with `tenant_id`.
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+use prismicx_service_common::http::{platform_router, ReadinessCheck, Shell};
+use prismicx_service_common::metrics::Metrics;
+use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::service::{self, AppSettings};
+use prismicx_service_common::telemetry;
+use prismicx_service_common::tenancy::Tenancy;
+
+pub use config::Config;
+
+use crate::events::EventPublisher;
+use crate::keys::ApiKeys;
+use crate::registry::{Registry, RegistryDirectory};
+
+/// The name in logs and metrics.
+pub const SERVICE: &str = "tenant-mgmt-service";
+
+/// The service's per-tenant MongoDB layout; every index leads with `tenant_id`. The registry
+/// and the API keys are platform data and not part of it.
 pub const MONGO: MongoLayout = MongoLayout {
     database: "tenant_registry",
-    collections: &[
-        CollectionLayout {
-            name: "settings",
-            indexes: &[IndexLayout {
-                name: "settings_tenant_key",
-                keys: &[("key", 1)],
-                unique: true,
-            }],
-        },
-        CollectionLayout {
-            name: "api_keys",
-            indexes: &[
-                IndexLayout {
-                    name: "api_keys_tenant_prefix",
-                    keys: &[("prefix", 1)],
-                    unique: false,
-                },
-                IndexLayout {
-                    name: "api_keys_tenant_created",
-                    keys: &[("created_at", 1), ("_id", 1)],
-                    unique: false,
-                },
-            ],
-        },
-    ],
+    collections: &[CollectionLayout {
+        name: settings::COLLECTION,
+        indexes: &[IndexLayout {
+            name: "settings_tenant_key",
+            keys: &[("key", 1)],
+            unique: true,
+        }],
+    }],
 };
 
 /// The platform-wide registry collection in [`MONGO`]'s database: one document per tenant,
 /// `_id` = the tenant's slug, written by the operator and read by every service.
 pub const REGISTRY_COLLECTION: &str = "tenants";
+
+/// The platform-wide API-key collection in [`MONGO`]'s database (see [`keys`]).
+pub const API_KEYS_COLLECTION: &str = "api_keys";
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: MongoStore,
+    pub registry: Registry,
+    pub keys: ApiKeys,
+    pub directory: RegistryDirectory,
+    pub tenancy: Tenancy,
+    /// Lifecycle events (key revocations); `None` without Redis.
+    pub events: Option<EventPublisher>,
+}
+
+impl FromRef<AppState> for Tenancy {
+    fn from_ref(s: &AppState) -> Tenancy {
+        s.tenancy.clone()
+    }
+}
+
+impl AppState {
+    /// State over `store` whose own requests authenticate through the registry, with the
+    /// platform key `api_key` and verified keys cached for `cache_ttl`.
+    pub fn new(
+        store: MongoStore,
+        api_key: &prismicx_service_common::config::Secret<String>,
+        cache_ttl: std::time::Duration,
+        events: Option<EventPublisher>,
+    ) -> Self {
+        let db = store.system_database();
+        let registry = Registry::new(&db);
+        let keys = ApiKeys::new(&db);
+        let directory = RegistryDirectory {
+            registry: registry.clone(),
+            keys: keys.clone(),
+        };
+        let shared = Arc::new(directory.clone());
+        let tenancy = Tenancy::new(api_key, shared.clone(), shared, cache_ttl);
+        AppState {
+            store,
+            registry,
+            keys,
+            directory,
+            tenancy,
+            events,
+        }
+    }
+}
+
+/// The whole application, callable without a socket (tests drive it with `oneshot`).
+pub fn app(state: AppState, settings: AppSettings) -> Router {
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
+    readiness.extend(settings.extra_readiness);
+    let shell = Shell {
+        tenancy: state.tenancy.clone(),
+        metrics: Metrics::new(SERVICE),
+        readiness,
+        openapi: openapi::document(),
+        request_timeout: settings.request_timeout,
+        body_limit: settings.body_limit,
+    };
+    platform_router(routes::router().with_state(state), shell)
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log_level, &config.common.log_format);
+    let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
+    let events = config
+        .common
+        .redis_url
+        .as_ref()
+        .map(EventPublisher::new)
+        .transpose()?;
+    let state = AppState::new(
+        store,
+        &config.common.api_key,
+        config.common.tenant_cache_ttl(),
+        events,
+    );
+    // The platform collections' indexes: retried in the background until MongoDB answers, so
+    // the service starts (and reports not ready) while MongoDB is still coming up.
+    let keys = state.keys.clone();
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_millis(500);
+        loop {
+            match keys.ensure_indexes().await {
+                Ok(()) => break tracing::info!("API key indexes ensured"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "API key indexes not ensured yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    });
+    let mut settings = AppSettings::from_args(&config.common);
+    settings.extra_readiness = service::lifecycle(&config.common, &state.tenancy)?;
+    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
+    prismicx_service_common::http::serve(app(state, settings), addr).await
+}

@@ -65,6 +65,21 @@ mod store;
 
 pub use store::{is_transient, retry_transient, MongoStore, TransactionBody, TransientError};
 
+/// A time as BSON stores it (millisecond precision).
+pub fn bson_time(t: chrono::DateTime<chrono::Utc>) -> bson::DateTime {
+    bson::DateTime::from_millis(t.timestamp_millis())
+}
+
+/// A stored BSON time as a `chrono` time.
+pub fn chrono_time(t: bson::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or_default()
+}
+
+/// A UUID as documents store it (BSON binary subtype 4).
+pub fn bson_uuid(id: Uuid) -> bson::Uuid {
+    bson::Uuid::from_bytes(*id.as_bytes())
+}
+
 /// A shared collection seen through one tenant.
 #[derive(Debug, Clone)]
 pub struct TenantCollection<T: Send + Sync> {

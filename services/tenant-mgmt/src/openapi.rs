@@ -1,0 +1,56 @@
+//! The OpenAPI document served at `/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "tenant-mgmt-service",
+        description = "The PrismicX tenant registry (tenant → tier, state, placement, written by the operator), \
+                       tenant settings and tenant API keys. Authenticate with `Authorization: Bearer <key>`: \
+                       a tenant key acts for its tenant; the platform key names the tenant in `X-Tenant`. \
+                       The `/internal` routes are the directory the other services use (platform key only). \
+                       Errors are RFC 9457 problem+json."
+    ),
+    paths(
+        routes::list_tenants, routes::get_tenant, routes::own_tenant,
+        routes::create_api_key, routes::list_api_keys, routes::get_api_key, routes::revoke_api_key,
+        routes::list_settings, routes::get_setting, routes::put_setting, routes::delete_setting,
+        routes::resolve_tenant, routes::verify_key,
+    ),
+    components(schemas(
+        prismicx_service_common::error::Problem,
+        prismicx_service_common::FieldError,
+        prismicx_service_common::tenancy::TenantPlacement,
+        prismicx_service_common::directory::VerifyKeyRequest,
+        prismicx_service_common::directory::VerifyKeyResponse,
+    )),
+    modifiers(&ApiKeyAuth),
+    tags(
+        (name = "tenants", description = "The tenant registry"),
+        (name = "api-keys", description = "Tenant API keys"),
+        (name = "settings", description = "Tenant settings"),
+        (name = "internal", description = "The directory other services resolve tenants and keys through"),
+    )
+)]
+pub struct ApiDoc;
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as JSON.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+}

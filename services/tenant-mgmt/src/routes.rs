@@ -1,0 +1,455 @@
+//! HTTP handlers: validate the request, act through the registry, key or settings store, and
+//! (for key revocation) announce the change on Redis.
+
+use prismicx_service_common::mongo::bson_time;
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use chrono::Utc;
+use prismicx_service_common::auth::{KeyDigest, Principal};
+use prismicx_service_common::directory::{
+    VerifyKeyRequest, VerifyKeyResponse, TENANT_PATH, VERIFY_KEY_PATH,
+};
+use prismicx_service_common::events::{TenantEvent, TenantEventKind};
+use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::pagination::{self, Page};
+use prismicx_service_common::tenancy::{Tenant, TenantPlacement, TenantSlug};
+use prismicx_service_common::ApiError;
+use uuid::Uuid;
+
+use crate::domain::{
+    self, ApiKeyView, CreateApiKey, IssuedApiKey, PutSetting, Setting, TenantView,
+};
+use crate::keys::{self, KeyCursor, KeyDoc};
+use crate::registry::{placement_of, view_of, RegistryFilter};
+use crate::settings::{self, Put};
+use crate::AppState;
+use prismicx_service_common::mongo::bson_uuid;
+
+type Problem = prismicx_service_common::error::Problem;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", get(list_tenants))
+        .route("/v1/tenants/{slug}", get(get_tenant))
+        .route("/v1/tenant", get(own_tenant))
+        .route("/v1/api-keys", get(list_api_keys).post(create_api_key))
+        .route("/v1/api-keys/{id}", get(get_api_key).delete(revoke_api_key))
+        .route("/v1/settings", get(list_settings))
+        .route(
+            "/v1/settings/{key}",
+            get(get_setting).put(put_setting).delete(delete_setting),
+        )
+        .route(&format!("{TENANT_PATH}/{{slug}}"), get(resolve_tenant))
+        .route(VERIFY_KEY_PATH, post(verify_key))
+}
+
+fn require_platform(p: &Principal, what: &str) -> Result<(), ApiError> {
+    match p {
+        Principal::Platform => Ok(()),
+        Principal::Tenant(_) => Err(ApiError::Forbidden(format!(
+            "only the platform key may {what}"
+        ))),
+    }
+}
+
+fn actor(p: &Principal) -> &'static str {
+    match p {
+        Principal::Platform => "platform",
+        Principal::Tenant(_) => "tenant-key",
+    }
+}
+
+fn parse_slug(s: &str) -> Result<TenantSlug, ApiError> {
+    TenantSlug::parse(s).map_err(|e| ApiError::bad_request("slug", format!("tenant slug {e}")))
+}
+
+fn parse_limit(params: &HashMap<String, String>) -> Result<u32, ApiError> {
+    pagination::limit(
+        params
+            .get("limit")
+            .map(|l| {
+                l.parse::<u32>()
+                    .map_err(|_| ApiError::bad_request("limit", "must be a whole number"))
+            })
+            .transpose()?,
+    )
+}
+
+fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::bad_request(
+            k.clone(),
+            "is not a parameter of this list",
+        )),
+        None => Ok(()),
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T, ApiError> {
+    serde_json::from_value(serde_json::Value::String(v.to_string()))
+        .map_err(|_| ApiError::bad_request(field, format!("{v:?} is not a valid {field}")))
+}
+
+/// List the registry (platform key only).
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("state" = Option<String>, Query, description = "provisioning, active, suspended or deleting"),
+        ("tier" = Option<String>, Query, description = "standard or dedicated"),
+    ),
+    responses((status = 200, body = Page<TenantView>), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Page<TenantView>>, ApiError> {
+    require_platform(&principal, "list tenants")?;
+    reject_unknown(&params, &["limit", "cursor", "state", "tier"])?;
+    let filter = RegistryFilter {
+        state: params
+            .get("state")
+            .map(|s| parse_enum("state", s))
+            .transpose()?,
+        tier: params
+            .get("tier")
+            .map(|s| parse_enum("tier", s))
+            .transpose()?,
+        after: params
+            .get("cursor")
+            .map(|c| pagination::decode_cursor::<String>(c))
+            .transpose()?,
+        limit: parse_limit(&params)?,
+    };
+    let docs = state.registry.list(&filter).await?;
+    let views: Vec<TenantView> = docs.iter().filter_map(view_of).collect();
+    Ok(Json(Page::from_overfetch(views, filter.limit, |t| {
+        t.slug.as_str().to_string()
+    })))
+}
+
+/// A tenant's registry entry: any tenant with the platform key, its own with a tenant key.
+#[utoipa::path(get, path = "/v1/tenants/{slug}", tag = "tenants",
+    params(("slug" = String, Path, description = "Tenant slug")),
+    responses((status = 200, body = TenantView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(slug): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let slug = parse_slug(&slug)?;
+    if let Principal::Tenant(own) = &principal {
+        if own != &slug {
+            return Err(ApiError::Forbidden(
+                "this API key belongs to another tenant".into(),
+            ));
+        }
+    }
+    let doc = state.registry.get(&slug).await?;
+    doc.as_ref()
+        .and_then(view_of)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {slug} does not exist")))
+}
+
+/// The calling tenant's registry entry.
+#[utoipa::path(get, path = "/v1/tenant", tag = "tenants",
+    responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn own_tenant(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+) -> Result<Json<TenantView>, ApiError> {
+    let doc = state.registry.get(&tenant.slug).await?;
+    doc.as_ref()
+        .and_then(view_of)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {} does not exist", tenant.slug)))
+}
+
+fn key_not_found(id: Uuid) -> ApiError {
+    ApiError::NotFound(format!("API key {id} does not exist"))
+}
+
+/// Issue an API key for the tenant. The answer is the only time the key is shown.
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKey,
+    responses(
+        (status = 201, description = "Issued; `key` is shown only now", body = IssuedApiKey,
+            headers(("location" = String, description = "URL of the key"))),
+        (status = 409, description = "The tenant already holds the maximum of live keys", body = Problem),
+        (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<CreateApiKey>,
+) -> Result<Response, ApiError> {
+    let now = Utc::now();
+    let name = body.validate(now)?;
+    if state.keys.live_count(&tenant).await? >= keys::MAX_LIVE_KEYS {
+        return Err(ApiError::Conflict {
+            detail: format!(
+                "the tenant already holds {} live keys; revoke one first",
+                keys::MAX_LIVE_KEYS
+            ),
+            field: None,
+        });
+    }
+    let key = keys::generate();
+    let doc = KeyDoc {
+        id: bson_uuid(Uuid::new_v4()),
+        tenant_id: None,
+        slug: tenant.slug.as_str().to_string(),
+        name,
+        prefix: key.chars().take(keys::SHOWN_PREFIX_LEN).collect(),
+        digest: keys::digest_of(&key),
+        created_at: bson_time(now),
+        created_by: actor(&principal).to_string(),
+        expires_at: body.expires_at.map(bson_time),
+        revoked_at: None,
+    };
+    state.keys.insert(&tenant, &doc).await?;
+    let view = doc.view(now);
+    tracing::info!(tenant = %tenant.slug, key_id = %view.id, prefix = %view.prefix, "API key issued");
+    let location = format!("/v1/api-keys/{}", view.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(IssuedApiKey { api_key: view, key }),
+    )
+        .into_response())
+}
+
+/// List the tenant's API keys (prefixes only), oldest first.
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<ApiKeyView>), (status = 400, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Page<ApiKeyView>>, ApiError> {
+    reject_unknown(&params, &["limit", "cursor"])?;
+    let limit = parse_limit(&params)?;
+    let after: Option<KeyCursor> = params
+        .get("cursor")
+        .map(|c| pagination::decode_cursor(c))
+        .transpose()?;
+    let now = Utc::now();
+    let docs = state.keys.list(&tenant, after, limit).await?;
+    let views: Vec<ApiKeyView> = docs.iter().map(|d| d.view(now)).collect();
+    Ok(Json(Page::from_overfetch(views, limit, |k| {
+        (k.created_at, k.id)
+    })))
+}
+
+/// One of the tenant's API keys.
+#[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "Key id")),
+    responses((status = 200, body = ApiKeyView), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_api_key(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ApiKeyView>, ApiError> {
+    let doc = state
+        .keys
+        .get(&tenant, id)
+        .await?
+        .ok_or_else(|| key_not_found(id))?;
+    Ok(Json(doc.view(Utc::now())))
+}
+
+/// Revoke an API key. Every service stops accepting it as soon as it receives the lifecycle
+/// event (at most `TENANT_CACHE_TTL_SECS` later when Redis is unreachable). Idempotent.
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn revoke_api_key(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if !state.keys.revoke(&tenant, id).await? {
+        return Err(key_not_found(id));
+    }
+    tracing::info!(tenant = %tenant.slug, key_id = %id, "API key revoked");
+    announce_keys_changed(&state, &tenant).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn announce_keys_changed(state: &AppState, tenant: &TenantPlacement) {
+    state.tenancy.invalidate(&tenant.slug);
+    if let Some(events) = &state.events {
+        events
+            .publish(TenantEvent::new(
+                TenantEventKind::KeysChanged,
+                tenant.id,
+                tenant.slug.clone(),
+            ))
+            .await;
+    }
+}
+
+fn setting_response(status: StatusCode, setting: Setting) -> Response {
+    let tag = etag(setting.revision);
+    (status, [(header::ETAG, tag)], Json(setting)).into_response()
+}
+
+fn setting_not_found(key: &str) -> ApiError {
+    ApiError::NotFound(format!("setting {key} does not exist"))
+}
+
+/// List the tenant's settings in key order.
+#[utoipa::path(get, path = "/v1/settings", tag = "settings",
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<Setting>), (status = 400, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_settings(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Page<Setting>>, ApiError> {
+    reject_unknown(&params, &["limit", "cursor"])?;
+    let limit = parse_limit(&params)?;
+    let after: Option<String> = params
+        .get("cursor")
+        .map(|c| pagination::decode_cursor(c))
+        .transpose()?;
+    let items = settings::list(&state.store, &tenant, after, limit).await?;
+    Ok(Json(Page::from_overfetch(items, limit, |s| s.key.clone())))
+}
+
+/// One setting; its revision is the `ETag`.
+#[utoipa::path(get, path = "/v1/settings/{key}", tag = "settings",
+    params(("key" = String, Path, description = "Setting key")),
+    responses((status = 200, body = Setting, headers(("etag" = String, description = "The revision"))),
+        (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_setting(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(key): Path<String>,
+) -> Result<Response, ApiError> {
+    domain::validate_setting_key(&key)?;
+    let s = settings::get(&state.store, &tenant, &key)
+        .await?
+        .ok_or_else(|| setting_not_found(&key))?;
+    Ok(setting_response(StatusCode::OK, s))
+}
+
+/// Create or replace a setting. With `If-Match`, only if the setting is at that revision.
+#[utoipa::path(put, path = "/v1/settings/{key}", tag = "settings", request_body = PutSetting,
+    params(("key" = String, Path, description = "Setting key"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; the write happens only at that revision")),
+    responses(
+        (status = 200, description = "Replaced", body = Setting),
+        (status = 201, description = "Created", body = Setting),
+        (status = 400, body = Problem), (status = 412, body = Problem),
+        (status = 413, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn put_setting(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(key): Path<String>,
+    if_match: IfMatch,
+    Json(body): Json<PutSetting>,
+) -> Result<Response, ApiError> {
+    domain::validate_setting_key(&key)?;
+    let text = serde_json::to_string(&body.value).map_err(ApiError::internal)?;
+    if text.len() > domain::MAX_SETTING_BYTES {
+        return Err(ApiError::invalid(
+            "value",
+            format!(
+                "must be at most {} bytes of JSON",
+                domain::MAX_SETTING_BYTES
+            ),
+        ));
+    }
+    let (outcome, stored) = settings::put(&state.store, &tenant, &key, text, if_match.0).await?;
+    Ok(setting_response(
+        match outcome {
+            Put::Created => StatusCode::CREATED,
+            Put::Updated => StatusCode::OK,
+        },
+        stored,
+    ))
+}
+
+/// Delete a setting. With `If-Match`, only if the setting is at that revision.
+#[utoipa::path(delete, path = "/v1/settings/{key}", tag = "settings",
+    params(("key" = String, Path, description = "Setting key"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 412, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn delete_setting(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(key): Path<String>,
+    if_match: IfMatch,
+) -> Result<StatusCode, ApiError> {
+    domain::validate_setting_key(&key)?;
+    if settings::delete(&state.store, &tenant, &key, if_match.0).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(setting_not_found(&key))
+    }
+}
+
+/// Where a tenant lives and whether it may be served (platform key only; read fresh from the
+/// registry, callers cache it).
+#[utoipa::path(get, path = "/internal/v1/tenants/{slug}", tag = "internal",
+    params(("slug" = String, Path, description = "Tenant slug")),
+    responses((status = 200, body = TenantPlacement), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn resolve_tenant(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(slug): Path<String>,
+) -> Result<Json<TenantPlacement>, ApiError> {
+    require_platform(&principal, "resolve tenants")?;
+    let slug = parse_slug(&slug)?;
+    let doc = state.registry.get(&slug).await?;
+    doc.as_ref()
+        .and_then(placement_of)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {slug} does not exist")))
+}
+
+/// Which tenant a key (given as its digest) acts for (platform key only). 404 when no live key
+/// has that digest or its tenant is gone.
+#[utoipa::path(post, path = "/internal/v1/api-keys/verify", tag = "internal", request_body = VerifyKeyRequest,
+    responses((status = 200, body = VerifyKeyResponse), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("api_key" = [])))]
+pub async fn verify_key(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Json(body): Json<VerifyKeyRequest>,
+) -> Result<Json<VerifyKeyResponse>, ApiError> {
+    require_platform(&principal, "verify keys")?;
+    let digest = KeyDigest::parse(&body.digest).map_err(|e| ApiError::invalid("digest", e))?;
+    let tenant = state
+        .directory
+        .verify_digest(&digest.to_string())
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::NotFound("no live key has this digest".into()))?;
+    Ok(Json(VerifyKeyResponse { tenant }))
+}
