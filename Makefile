@@ -28,9 +28,10 @@ bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, tena
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
 	$(CARGO) bench --locked -p prismicx-operator --bench provision
 
-generate: ## Regenerate every generated file (crds/ and the chart's copies from the Rust types); the tests fail when they drift
+generate: ## Regenerate every generated file (CRDs and the chart's copies, API reference, data layout); the tests fail when they drift
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- charts/prismicx/files/crds
+	$(CARGO) run --locked -q -p prismicx-docgen --bin docgen -- docs
 
 images-check: ## Build the release binaries the images copy (images/Dockerfile) and check they run
 	$(CARGO) build --release --locked --bin prismicx-operator --bin user-data-service
