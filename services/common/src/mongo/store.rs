@@ -55,28 +55,36 @@ pub fn is_transient(e: &mongodb::error::Error) -> bool {
 
 /// An error that may wrap a transient MongoDB failure.
 pub trait TransientError {
-    fn is_transient(&self) -> bool;
+    /// The MongoDB error inside, if any.
+    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
+        None
+    }
+
+    fn is_transient(&self) -> bool {
+        self.mongo_error().is_some_and(is_transient)
+    }
 }
 
 impl TransientError for mongodb::error::Error {
-    fn is_transient(&self) -> bool {
-        is_transient(self)
+    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
+        Some(self)
     }
 }
 
 impl TransientError for TenantMongoError {
-    fn is_transient(&self) -> bool {
-        matches!(self, TenantMongoError::Mongo(e) if is_transient(e))
+    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            TenantMongoError::Mongo(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
 impl TransientError for ApiError {
-    fn is_transient(&self) -> bool {
+    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
         match self {
-            ApiError::Internal(e) => e
-                .downcast_ref::<mongodb::error::Error>()
-                .is_some_and(is_transient),
-            _ => false,
+            ApiError::Internal(e) => e.downcast_ref::<mongodb::error::Error>(),
+            _ => None,
         }
     }
 }
@@ -181,6 +189,13 @@ impl MongoStore {
             session.start_transaction().await?;
             let outcome = match body(&mut session).await {
                 Ok(value) => commit(&mut session).await.map(|()| value).map_err(E::from),
+                Err(e) if needs_replica_set(&e) => {
+                    tracing::error!(
+                        "MongoDB refused a transaction: transactions need a replica set (a single-node replica set is enough; start mongod with --replSet and run rs.initiate())"
+                    );
+                    let _ = session.abort_transaction().await;
+                    Err(e)
+                }
                 Err(e) => {
                     // Aborting may fail when the server already aborted it; nothing to undo then.
                     let _ = session.abort_transaction().await;
@@ -214,6 +229,13 @@ impl MongoStore {
             .await?;
         Ok(())
     }
+}
+
+/// Whether `e` is the server saying it cannot run transactions (a standalone mongod).
+fn needs_replica_set<E: TransientError>(e: &E) -> bool {
+    e.mongo_error().is_some_and(|m| {
+        matches!(m.kind.as_ref(), ErrorKind::Command(c) if c.code == 20 && c.message.contains("replica set"))
+    })
 }
 
 /// Commits, retrying while the outcome is unknown (the commit is idempotent).
