@@ -57,6 +57,28 @@ impl AppSettings {
     }
 }
 
+/// A service's whole application: its API `router` (state applied) behind the shared shell, with
+/// `/readyz` checking `readiness` (its databases) and `settings.extra_readiness` (Redis).
+pub fn application(
+    service: &'static str,
+    openapi: serde_json::Value,
+    router: axum::Router,
+    tenancy: &Tenancy,
+    mut readiness: Vec<Arc<dyn ReadinessCheck>>,
+    settings: AppSettings,
+) -> axum::Router {
+    readiness.extend(settings.extra_readiness);
+    let shell = crate::http::Shell {
+        tenancy: tenancy.clone(),
+        metrics: crate::metrics::Metrics::new(service),
+        readiness,
+        openapi,
+        request_timeout: settings.request_timeout,
+        body_limit: settings.body_limit,
+    };
+    crate::http::platform_router(router, shell)
+}
+
 /// The tenant and key directory a service (other than tenant-mgmt) uses: tenant-mgmt's API when
 /// `TENANT_MGMT_URL` is set, else the `TENANT_REGISTRY_FILE`, else none (only the platform key
 /// authenticates and no tenant resolves; logged as a warning).

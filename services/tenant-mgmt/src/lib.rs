@@ -29,8 +29,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use axum::Router;
-use prismicx_service_common::http::{platform_router, ReadinessCheck, Shell};
-use prismicx_service_common::metrics::Metrics;
+use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
 use prismicx_service_common::service::{self, AppSettings};
 use prismicx_service_common::telemetry;
@@ -115,17 +114,16 @@ impl AppState {
 
 /// The whole application, callable without a socket (tests drive it with `oneshot`).
 pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
-    readiness.extend(settings.extra_readiness);
-    let shell = Shell {
-        tenancy: state.tenancy.clone(),
-        metrics: Metrics::new(SERVICE),
+    let tenancy = state.tenancy.clone();
+    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
+    service::application(
+        SERVICE,
+        openapi::document(),
+        routes::router().with_state(state),
+        &tenancy,
         readiness,
-        openapi: openapi::document(),
-        request_timeout: settings.request_timeout,
-        body_limit: settings.body_limit,
-    };
-    platform_router(routes::router().with_state(state), shell)
+        settings,
+    )
 }
 
 /// Runs the service until SIGTERM or Ctrl-C.

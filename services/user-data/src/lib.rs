@@ -21,8 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::extract::FromRef;
 use axum::Router;
-use prismicx_service_common::http::{platform_router, ReadinessCheck, Shell};
-use prismicx_service_common::metrics::Metrics;
+use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::pg::{migrate, TenantDb};
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
@@ -50,17 +49,16 @@ impl FromRef<AppState> for Tenancy {
 
 /// The whole application, callable without a socket (tests drive it with `oneshot`).
 pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![state.db.clone()];
-    readiness.extend(settings.extra_readiness);
-    let shell = Shell {
-        tenancy: state.tenancy.clone(),
-        metrics: Metrics::new(SERVICE),
+    let tenancy = state.tenancy.clone();
+    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![state.db.clone()];
+    service::application(
+        SERVICE,
+        openapi::document(),
+        routes::router().with_state(state),
+        &tenancy,
         readiness,
-        openapi: openapi::document(),
-        request_timeout: settings.request_timeout,
-        body_limit: settings.body_limit,
-    };
-    platform_router(routes::router().with_state(state), shell)
+        settings,
+    )
 }
 
 /// Applies the system migrations over `url` (direct to PostgreSQL), retrying the connection for
