@@ -1,32 +1,88 @@
-//! task-repo-service: tasks of a tenant (MongoDB task_repository).
+//! task-repo-service: the tasks of each PrismicX tenant — CRUD, a status state machine,
+//! assignment, due dates, labels, JSON attributes, filters and cursor pagination, with
+//! optimistic concurrency (`ETag`/`If-Match` on a per-task revision).
 //!
-//! This crate holds the service's data layout, which the operator provisions for every tenant:
-//! the MongoDB collections and indexes in [`MONGO`] (shared collections for `standard` tenants,
-//! the same collections in the tenant's own database for `dedicated` ones). //! The HTTP service itself is not built yet.
+//! Data flow: a request passes the shared HTTP shell (auth, tenant resolution) into a handler in
+//! [`routes`], which validates its input with [`domain`] (a 400/422 before any database work),
+//! then reaches the tenant's `tasks` collection only through a
+//! [`TenantCollection`](prismicx_service_common::mongo::TenantCollection) from the
+//! [`MongoStore`]: the shared `task_repository.tasks` on mongodb-system for a `standard` tenant,
+//! `task_repository__<slug>.tasks` on mongodb-tenant for a `dedicated` one. Every query and write
+//! carries the tenant filter; every document carries `tenant_id`. Writes to an existing task are
+//! single conditional updates (`{_id, revision: <If-Match>}`), so concurrent writers of one
+//! revision cannot both win and no transaction is needed.
+//!
+//! [`MONGO`] is the data layout the operator provisions for every tenant.
 
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout};
+pub mod config;
+pub mod domain;
+pub mod openapi;
+mod repo;
+pub mod routes;
 
-/// The service's MongoDB layout; every index leads with `tenant_id`.
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+use prismicx_service_common::http::ReadinessCheck;
+use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::service;
+pub use prismicx_service_common::service::AppSettings;
+use prismicx_service_common::telemetry;
+use prismicx_service_common::tenancy::Tenancy;
+
+pub use config::Config;
+
+/// The name in logs and metrics (the Kubernetes service name).
+pub const SERVICE: &str = "task-repo-service";
+
+/// The collection holding tasks.
+pub const TASKS: &str = "tasks";
+
+/// The service's MongoDB layout; every index leads with `tenant_id` (the operator adds it).
+/// Which query uses which index is in `docs/services/task-repo-service.md`.
 pub const MONGO: MongoLayout = MongoLayout {
     database: "task_repository",
     collections: &[CollectionLayout {
-        name: "tasks",
+        name: TASKS,
         indexes: &[
+            // sort=createdAt / -createdAt (the default list order) and its cursor.
             IndexLayout {
                 name: "tasks_tenant_created",
                 keys: &[("created_at", 1), ("_id", 1)],
                 unique: false,
             },
+            // sort=updatedAt / -updatedAt.
+            IndexLayout {
+                name: "tasks_tenant_updated",
+                keys: &[("updated_at", 1), ("_id", 1)],
+                unique: false,
+            },
+            // sort=dueAt / -dueAt (`due_sort`: the due date, or "never" for tasks without one).
+            IndexLayout {
+                name: "tasks_tenant_due",
+                keys: &[("due_sort", 1), ("_id", 1)],
+                unique: false,
+            },
+            // sort=priority / -priority.
+            IndexLayout {
+                name: "tasks_tenant_priority",
+                keys: &[("priority_rank", 1), ("_id", 1)],
+                unique: false,
+            },
+            // status filters, overdue=true and dueBefore/dueAfter within a status.
             IndexLayout {
                 name: "tasks_tenant_status_due",
                 keys: &[("status", 1), ("due_at", 1)],
                 unique: false,
             },
+            // assignee filter (with or without status).
             IndexLayout {
                 name: "tasks_tenant_assignee_status",
                 keys: &[("assignee", 1), ("status", 1)],
                 unique: false,
             },
+            // label filter (multikey).
             IndexLayout {
                 name: "tasks_tenant_labels",
                 keys: &[("labels", 1)],
@@ -35,3 +91,43 @@ pub const MONGO: MongoLayout = MongoLayout {
         ],
     }],
 };
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: MongoStore,
+    pub tenancy: Tenancy,
+}
+
+impl FromRef<AppState> for Tenancy {
+    fn from_ref(s: &AppState) -> Tenancy {
+        s.tenancy.clone()
+    }
+}
+
+/// The whole application, callable without a socket (tests drive it with `oneshot`).
+pub fn app(state: AppState, settings: AppSettings) -> Router {
+    let tenancy = state.tenancy.clone();
+    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
+    service::application(
+        SERVICE,
+        openapi::document(),
+        routes::router().with_state(state),
+        &tenancy,
+        readiness,
+        settings,
+    )
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log_level, &config.common.log_format);
+    let tenancy = service::tenancy(&config.common)?;
+    let mut settings = AppSettings::from_args(&config.common);
+    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
+    let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
+    let state = AppState { store, tenancy };
+    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
+    prismicx_service_common::http::serve(app(state, settings), addr).await?;
+    Ok(())
+}
