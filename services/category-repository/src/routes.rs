@@ -1,0 +1,366 @@
+//! HTTP handlers: parse and validate the request, call the tenant's [`Tree`], answer with the
+//! category (and its `ETag`) or a problem document.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use prismicx_service_common::error::Problem;
+use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::pagination::{self, Page};
+use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::ApiError;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::domain::{Category, CreateCategory, MoveCategory, ReorderCategory, UpdateCategory};
+use crate::repo::{self, CategoryDoc, ChildCursor, DescendantCursor, Target, Tree};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/categories", get(list_roots).post(create_category))
+        .route(
+            "/v1/categories/{id}",
+            get(get_category)
+                .patch(update_category)
+                .delete(delete_category),
+        )
+        .route("/v1/categories/{id}/move", post(move_category))
+        .route("/v1/categories/{id}/reorder", post(reorder_category))
+        .route("/v1/categories/{id}/children", get(list_children))
+        .route("/v1/categories/{id}/ancestors", get(list_ancestors))
+        .route("/v1/categories/{id}/descendants", get(list_descendants))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::bad_request("id", "must be a UUID"))
+}
+
+/// The category with its `ETag`.
+fn with_etag(status: StatusCode, c: &CategoryDoc) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ETAG, etag(c.revision));
+    (status, headers, Json(c.to_api())).into_response()
+}
+
+/// Query of the paginated lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Query of the descendants list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DescendantsQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only descendants at most this many levels below the category (1: its children), 1 to 32.
+    pub max_depth: Option<u32>,
+}
+
+/// Query of a delete.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteQuery {
+    /// Delete the whole subtree (atomically). Without it, a category with children is not
+    /// deleted (409).
+    pub cascade: Option<bool>,
+}
+
+fn children_page(items: Vec<CategoryDoc>, limit: u32) -> Page<Category> {
+    let page = Page::from_overfetch(items, limit, |c| (c.position, repo::uuid(c.id)));
+    Page {
+        items: page.items.iter().map(CategoryDoc::to_api).collect(),
+        next_cursor: page.next_cursor,
+    }
+}
+
+/// Create a category: a root, or a child of `parentId` at `position` (default: last).
+#[utoipa::path(post, path = "/v1/categories", tag = "categories", request_body = CreateCategory,
+    responses(
+        (status = 201, description = "Created", body = Category, headers(
+            ("location" = String, description = "URL of the new category"),
+            ("etag" = String, description = "The revision, for If-Match"))),
+        (status = 400, description = "Malformed JSON", body = Problem),
+        (status = 404, description = "parentId names no category of the tenant", body = Problem),
+        (status = 409, description = "A sibling has the same name (case-insensitively)", body = Problem),
+        (status = 415, description = "The body is not JSON", body = Problem),
+        (status = 422, description = "Invalid fields (name, description, position, attributes, depth over 32 levels)", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn create_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Json(body): Json<CreateCategory>,
+) -> Result<Response, ApiError> {
+    let new = body.validate()?;
+    let c = Tree::new(&state.store, &tenant).create(new).await?;
+    let mut res = with_etag(StatusCode::CREATED, &c);
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/categories/{}", repo::uuid(c.id))) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// List the roots of the tenant's forest, in order.
+#[utoipa::path(get, path = "/v1/categories", tag = "categories", params(PageQuery),
+    responses(
+        (status = 200, description = "Roots ordered by position", body = Page<Category>),
+        (status = 400, description = "Bad limit, cursor or unknown parameter", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_roots(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Category>>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let cursor: Option<ChildCursor> = q
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    let items = Tree::new(&state.store, &tenant)
+        .children(None, cursor, limit)
+        .await?;
+    Ok(Json(children_page(items, limit)))
+}
+
+/// Get a category.
+#[utoipa::path(get, path = "/v1/categories/{id}", tag = "categories",
+    params(("id" = Uuid, Path, description = "Category id")),
+    responses(
+        (status = 200, description = "The category", body = Category, headers(("etag" = String, description = "The revision, for If-Match"))),
+        (status = 400, description = "id is not a UUID", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn get_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let c = Tree::new(&state.store, &tenant)
+        .get(id)
+        .await?
+        .ok_or_else(|| repo::not_found(id))?;
+    Ok(with_etag(StatusCode::OK, &c))
+}
+
+/// Rename or describe a category, or merge-patch its attributes. `If-Match` is optional; when
+/// present it must name the current revision.
+#[utoipa::path(patch, path = "/v1/categories/{id}", tag = "categories", request_body = UpdateCategory,
+    params(("id" = Uuid, Path, description = "Category id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; the change is refused (412) if the category changed since")),
+    responses(
+        (status = 200, description = "The changed category", body = Category, headers(("etag" = String, description = "The new revision"))),
+        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem),
+        (status = 409, description = "A sibling has the new name", body = Problem),
+        (status = 412, description = "If-Match names another revision", body = Problem),
+        (status = 415, description = "The body is not JSON", body = Problem),
+        (status = 422, description = "Invalid fields", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn update_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    Json(body): Json<UpdateCategory>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let changes = body.validate()?;
+    let c = Tree::new(&state.store, &tenant)
+        .update(id, changes, if_match)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &c))
+}
+
+/// Delete a category. With `cascade=true` its whole subtree goes in one transaction; without,
+/// a category that has children is refused (409). Later siblings close the gap.
+#[utoipa::path(delete, path = "/v1/categories/{id}", tag = "categories",
+    params(("id" = Uuid, Path, description = "Category id"), DeleteQuery,
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad id, If-Match or query parameter", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem),
+        (status = 409, description = "The category has children and cascade is not set", body = Problem),
+        (status = 412, description = "If-Match names another revision", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn delete_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    Query(q): Query<DeleteQuery>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    Tree::new(&state.store, &tenant)
+        .delete(id, q.cascade.unwrap_or(false), if_match)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Move a category with its subtree under another parent (or to the roots with
+/// `parentId: null`), at `position` among the new siblings (default: last). Atomic: the
+/// subtree's paths, the old siblings closing the gap and the new ones opening one commit
+/// together. Moving under itself or a descendant is refused (409 naming `parentId`).
+#[utoipa::path(post, path = "/v1/categories/{id}/move", tag = "tree", request_body = MoveCategory,
+    params(("id" = Uuid, Path, description = "Category id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
+    responses(
+        (status = 200, description = "The moved category", body = Category, headers(("etag" = String, description = "The new revision"))),
+        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
+        (status = 404, description = "The category or the new parent does not exist in the tenant", body = Problem),
+        (status = 409, description = "The move would create a cycle, a sibling there has the same name, or a concurrent change won", body = Problem),
+        (status = 412, description = "If-Match names another revision", body = Problem),
+        (status = 415, description = "The body is not JSON", body = Problem),
+        (status = 422, description = "parentId missing, position out of range, or the tree would be deeper than 32 levels", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn move_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    Json(body): Json<MoveCategory>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let m = body.validate()?;
+    let c = Tree::new(&state.store, &tenant)
+        .move_to(id, Target::Parent(m.parent_id), m.position, if_match)
+        .await?;
+    Ok(with_etag(StatusCode::OK, &c))
+}
+
+/// Change a category's place among its siblings; the siblings in between shift by one.
+#[utoipa::path(post, path = "/v1/categories/{id}/reorder", tag = "tree", request_body = ReorderCategory,
+    params(("id" = Uuid, Path, description = "Category id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
+    responses(
+        (status = 200, description = "The category at its new position", body = Category, headers(("etag" = String, description = "The new revision"))),
+        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem),
+        (status = 409, description = "A concurrent change won", body = Problem),
+        (status = 412, description = "If-Match names another revision", body = Problem),
+        (status = 415, description = "The body is not JSON", body = Problem),
+        (status = 422, description = "position out of range", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn reorder_category(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    IfMatch(if_match): IfMatch,
+    Json(body): Json<ReorderCategory>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let c = Tree::new(&state.store, &tenant)
+        .move_to(
+            id,
+            Target::SameParent,
+            Some(i64::from(body.position)),
+            if_match,
+        )
+        .await?;
+    Ok(with_etag(StatusCode::OK, &c))
+}
+
+/// The children of a category, ordered by position.
+#[utoipa::path(get, path = "/v1/categories/{id}/children", tag = "tree",
+    params(("id" = Uuid, Path, description = "Category id"), PageQuery),
+    responses(
+        (status = 200, description = "Children ordered by position", body = Page<Category>),
+        (status = 400, description = "Bad id, limit, cursor or unknown parameter", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_children(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Category>>, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = pagination::limit(q.limit)?;
+    let cursor: Option<ChildCursor> = q
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    let tree = Tree::new(&state.store, &tenant);
+    tree.get(id).await?.ok_or_else(|| repo::not_found(id))?;
+    let items = tree.children(Some(id), cursor, limit).await?;
+    Ok(Json(children_page(items, limit)))
+}
+
+/// The path from the root to the category (excluding it), root first.
+#[utoipa::path(get, path = "/v1/categories/{id}/ancestors", tag = "tree",
+    params(("id" = Uuid, Path, description = "Category id")),
+    responses(
+        (status = 200, description = "Ancestors, root first; empty for a root", body = Vec<Category>),
+        (status = 400, description = "id is not a UUID", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_ancestors(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Category>>, ApiError> {
+    let id = parse_id(&id)?;
+    let path = Tree::new(&state.store, &tenant).ancestors(id).await?;
+    Ok(Json(path.iter().map(CategoryDoc::to_api).collect()))
+}
+
+/// The descendants of a category, level by level: ordered by depth, then parent id, then
+/// position (siblings stay together, in order). `maxDepth` limits how many levels below.
+#[utoipa::path(get, path = "/v1/categories/{id}/descendants", tag = "tree",
+    params(("id" = Uuid, Path, description = "Category id"), DescendantsQuery),
+    responses(
+        (status = 200, description = "Descendants by depth, parent, position", body = Page<Category>),
+        (status = 400, description = "Bad id, limit, cursor, maxDepth or unknown parameter", body = Problem),
+        (status = 404, description = "No such category in the tenant", body = Problem)),
+    security(("api_key" = [])))]
+pub async fn list_descendants(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+    Query(q): Query<DescendantsQuery>,
+) -> Result<Json<Page<Category>>, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = pagination::limit(q.limit)?;
+    if let Some(m) = q.max_depth {
+        if !(1..=32).contains(&m) {
+            return Err(ApiError::bad_request(
+                "maxDepth",
+                "must be between 1 and 32",
+            ));
+        }
+    }
+    let cursor: Option<DescendantCursor> = q
+        .cursor
+        .as_deref()
+        .map(pagination::decode_cursor)
+        .transpose()?;
+    let tree = Tree::new(&state.store, &tenant);
+    let x = tree.get(id).await?.ok_or_else(|| repo::not_found(id))?;
+    let items = tree.descendants(&x, q.max_depth, cursor, limit).await?;
+    let page = Page::from_overfetch(items, limit, |c| {
+        (
+            c.depth,
+            c.parent_id.map(repo::uuid).unwrap_or_default(),
+            c.position,
+            repo::uuid(c.id),
+        )
+    });
+    Ok(Json(Page {
+        items: page.items.iter().map(CategoryDoc::to_api).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
