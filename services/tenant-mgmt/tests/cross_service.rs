@@ -1,8 +1,9 @@
 //! Key revocation and tenant suspension reaching another service through Redis.
 //!
 //! tenant-mgmt runs on a loopback socket and publishes lifecycle events on the harness Redis;
-//! user-data-service (on the harness PostgreSQL through PgBouncer) resolves tenants and keys
-//! through tenant-mgmt's internal API with a 5-minute cache and subscribes to the events. Only the
+//! user-data-service (on the harness PostgreSQL through PgBouncer) and task-repo-service (on the
+//! harness MongoDB) resolve tenants and keys through tenant-mgmt's internal API, each with a
+//! 5-minute cache of its own, and subscribe to the events. Only the
 //! event can make a change visible within the test's wait, which the control case shows: a key
 //! revoked behind tenant-mgmt's back (no event) keeps working from user-data's cache.
 
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{ApiClient, Call, TestTenant, PLATFORM_KEY};
+use prismicx_harness::service::{mongo_store, ApiClient, Call, TestTenant, PLATFORM_KEY};
 use prismicx_harness::{servers, unique_name};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::directory::RemoteDirectory;
@@ -34,7 +35,19 @@ const CACHE_TTL: Duration = Duration::from_secs(300);
 
 struct Platform {
     mgmt: support::TestApp,
-    user_data: ApiClient,
+    /// user-data-service (PostgreSQL) and task-repo-service (MongoDB), each resolving through
+    /// tenant-mgmt with its own cache and event subscription.
+    others: Vec<(&'static str, &'static str, ApiClient)>,
+}
+
+/// A Tenancy resolving through tenant-mgmt at `url`, subscribed to lifecycle events.
+async fn remote_tenancy(url: &str) -> Tenancy {
+    let remote = Arc::new(RemoteDirectory::new(url, PLATFORM_KEY.into()).unwrap());
+    let tenancy = Tenancy::new(&PLATFORM_KEY.into(), remote.clone(), remote, CACHE_TTL);
+    let (tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
+    events::spawn_invalidator(Secret::new(redis_url()), tenancy.clone(), Some(tx));
+    ready.recv().await.unwrap();
+    tenancy
 }
 
 /// tenant-mgmt on a socket, user-data in process resolving through it.
@@ -80,11 +93,7 @@ async fn platform() -> Platform {
         .collect();
     s.pgbouncer.set_aliases(&aliases).await.unwrap();
 
-    let remote = Arc::new(RemoteDirectory::new(&url, PLATFORM_KEY.into()).unwrap());
-    let tenancy = Tenancy::new(&PLATFORM_KEY.into(), remote.clone(), remote, CACHE_TTL);
-    let (tx, mut ready) = tokio::sync::mpsc::unbounded_channel();
-    events::spawn_invalidator(Secret::new(redis_url()), tenancy.clone(), Some(tx));
-    ready.recv().await.unwrap();
+    let tenancy = remote_tenancy(&url).await;
     let state = prismicx_user_data::AppState {
         db: Arc::new(TenantDb::connect_lazy(PgSettings {
             host: "127.0.0.1".into(),
@@ -98,31 +107,57 @@ async fn platform() -> Platform {
         })),
         tenancy,
     };
+    let user_data = ApiClient::new(prismicx_user_data::app(state, AppSettings::default()));
+    let tasks = prismicx_task_repo::AppState {
+        store: mongo_store(prismicx_task_repo::MONGO, &mgmt.tenants).await,
+        tenancy: remote_tenancy(&url).await,
+    };
+    let tasks = ApiClient::new(prismicx_task_repo::app(tasks, AppSettings::default()));
     Platform {
         mgmt,
-        user_data: ApiClient::new(prismicx_user_data::app(state, AppSettings::default())),
+        others: vec![
+            ("user-data", "/v1/users", user_data),
+            ("task-repo", "/v1/tasks", tasks),
+        ],
     }
 }
 
-async fn users_with(api: &ApiClient, key: &str) -> StatusCode {
-    api.send(Call::new(Method::GET, "/v1/users").key(key))
-        .await
-        .status
-}
-
-/// Polls until user-data answers `want` with `key`, failing after [`DEADLINE`].
-async fn wait_for(api: &ApiClient, key: &str, want: StatusCode, what: &str) {
-    let start = Instant::now();
-    loop {
-        let got = users_with(api, key).await;
-        if got == want {
-            return;
+impl Platform {
+    /// What each other service answers a list request made with `key`.
+    async fn statuses(&self, key: &str) -> Vec<(&'static str, StatusCode)> {
+        let mut out = Vec::new();
+        for (name, path, api) in &self.others {
+            out.push((
+                *name,
+                api.send(Call::new(Method::GET, *path).key(key))
+                    .await
+                    .status,
+            ));
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: user-data still answers {got}, expected {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        out
+    }
+
+    /// Asserts every other service answers `want` to `key` now.
+    async fn all_answer(&self, key: &str, want: StatusCode) {
+        for (name, got) in self.statuses(key).await {
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    /// Polls until every other service answers `want` to `key`, failing after [`DEADLINE`].
+    async fn wait_for(&self, key: &str, want: StatusCode, what: &str) {
+        let start = Instant::now();
+        loop {
+            let got = self.statuses(key).await;
+            if got.iter().all(|(_, s)| *s == want) {
+                return;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{what}: expected {want} everywhere, got {got:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -153,7 +188,7 @@ async fn a_revoked_key_stops_working_in_other_services_through_the_event() {
             .await;
         assert_eq!(issued.status, StatusCode::CREATED);
         let (id, key) = (issued.str("id"), issued.str("key"));
-        assert_eq!(users_with(&p.user_data, &key).await, StatusCode::OK);
+        p.all_answer(&key, StatusCode::OK).await;
 
         let r = p
             .mgmt
@@ -161,9 +196,10 @@ async fn a_revoked_key_stops_working_in_other_services_through_the_event() {
             .as_tenant(&tenant, Method::DELETE, &format!("/v1/api-keys/{id}"), None)
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
-        wait_for(&p.user_data, &key, StatusCode::UNAUTHORIZED, "revoked key").await;
+        p.wait_for(&key, StatusCode::UNAUTHORIZED, "revoked key")
+            .await;
         // The tenant's other key still works.
-        assert_eq!(users_with(&p.user_data, &tenant.key).await, StatusCode::OK);
+        p.all_answer(&tenant.key, StatusCode::OK).await;
     }
 }
 
@@ -171,7 +207,7 @@ async fn a_revoked_key_stops_working_in_other_services_through_the_event() {
 async fn without_an_event_the_cache_keeps_a_revoked_key_until_its_ttl() {
     let p = platform().await;
     let tenant = &p.mgmt.tenants[0];
-    assert_eq!(users_with(&p.user_data, &tenant.key).await, StatusCode::OK);
+    p.all_answer(&tenant.key, StatusCode::OK).await;
     // Revoked in the database directly: no event is published.
     p.mgmt
         .store
@@ -194,33 +230,23 @@ async fn without_an_event_the_cache_keeps_a_revoked_key_until_its_ttl() {
         )
         .await;
     assert_eq!(fresh.status, StatusCode::NOT_FOUND);
-    // …while user-data still serves it from its cache: the event is what makes revocation prompt.
-    assert_eq!(users_with(&p.user_data, &tenant.key).await, StatusCode::OK);
+    // …while the other services still serve it from their caches: the event is what makes revocation prompt.
+    p.all_answer(&tenant.key, StatusCode::OK).await;
     publish(TenantEventKind::KeysChanged, tenant).await;
-    wait_for(
-        &p.user_data,
-        &tenant.key,
-        StatusCode::UNAUTHORIZED,
-        "after the event",
-    )
-    .await;
+    p.wait_for(&tenant.key, StatusCode::UNAUTHORIZED, "after the event")
+        .await;
 }
 
 #[tokio::test]
 async fn suspension_and_resumption_reach_other_services_through_the_event() {
     let p = platform().await;
     for tenant in p.mgmt.tenants.clone() {
-        assert_eq!(users_with(&p.user_data, &tenant.key).await, StatusCode::OK);
+        p.all_answer(&tenant.key, StatusCode::OK).await;
         // What the operator does on `suspended: true`: registry state, then the event.
         set_state(&p.mgmt.store, &tenant, TenantState::Suspended).await;
         publish(TenantEventKind::Suspended, &tenant).await;
-        wait_for(
-            &p.user_data,
-            &tenant.key,
-            StatusCode::FORBIDDEN,
-            "suspended",
-        )
-        .await;
+        p.wait_for(&tenant.key, StatusCode::FORBIDDEN, "suspended")
+            .await;
         let r = p
             .mgmt
             .api
@@ -228,11 +254,11 @@ async fn suspension_and_resumption_reach_other_services_through_the_event() {
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "tenant-mgmt itself");
         for other in p.mgmt.tenants.iter().filter(|o| o.slug() != tenant.slug()) {
-            assert_eq!(users_with(&p.user_data, &other.key).await, StatusCode::OK);
+            p.all_answer(&other.key, StatusCode::OK).await;
         }
 
         set_state(&p.mgmt.store, &tenant, TenantState::Active).await;
         publish(TenantEventKind::Resumed, &tenant).await;
-        wait_for(&p.user_data, &tenant.key, StatusCode::OK, "resumed").await;
+        p.wait_for(&tenant.key, StatusCode::OK, "resumed").await;
     }
 }

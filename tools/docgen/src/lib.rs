@@ -46,6 +46,18 @@ pub fn services() -> Vec<ServiceDocs> {
                 prismicx_user_data::migrations::SCHEMA,
             )),
         },
+        ServiceDocs {
+            name: prismicx_task_repo::SERVICE,
+            openapi: prismicx_task_repo::openapi::document,
+            mongo: Some(prismicx_task_repo::MONGO),
+            postgres: None,
+        },
+        ServiceDocs {
+            name: prismicx_category_repository::SERVICE,
+            openapi: prismicx_category_repository::openapi::document,
+            mongo: Some(prismicx_category_repository::MONGO),
+            postgres: None,
+        },
     ]
 }
 
