@@ -1,30 +1,122 @@
-//! management-system-repo: management systems, versions and relations (PostgreSQL management_system_repository) and their configurations (MongoDB config_db).
+//! management-system-repo: the registry of a PrismicX tenant's management systems — systems,
+//! their versions and the relations between them (PostgreSQL `management_system_repository`) —
+//! and each system's versioned configurations (MongoDB `config_db`).
 //!
-//! This crate holds the service's data layout, which the operator provisions for every tenant:
-//! the MongoDB collections and indexes in [`MONGO`] (shared collections for `standard` tenants,
-//! the same collections in the tenant's own database for `dedicated` ones). Its PostgreSQL schema is in [`migrations`].
-//! The HTTP service itself is not built yet.
+//! Data flow: a request passes the shared HTTP shell (auth, tenant resolution) into a handler in
+//! [`routes`], which validates its input with [`domain`] and then:
+//!
+//! - for systems, versions and relations, opens the tenant's transaction on
+//!   `management_system_repository` through PgBouncer ([`TenantDb::begin`]), runs the SQL in
+//!   `repo` and commits; the whole unit of work is retried on serialization failures and
+//!   connection errors ([`retry`](prismicx_service_common::pg::retry)). Tenant rows live in the tenant's schema `tenant_<slug>` under
+//!   forced row-level security; [`migrations`] is the schema the operator applies.
+//! - for configurations, first locks the system's row in PostgreSQL (`FOR SHARE`: the system
+//!   exists, belongs to the tenant, and cannot be deleted meanwhile) and reads its
+//!   `configSchema`, validates the configuration with [`schema`], then writes the new version
+//!   to the tenant's `configurations` collection through a
+//!   [`TenantCollection`](prismicx_service_common::mongo::TenantCollection) (`configs`): the
+//!   shared collection of `config_db` for `standard` tenants, the tenant's own database
+//!   `config_db__<slug>` on mongodb-tenant for `dedicated` ones. A unique index on
+//!   `(tenant_id, system_id, version)` keeps version numbers unique and gapless.
+//!
+//! Deleting a system deletes its configurations first, then the row, while holding the row's
+//! lock (see `docs/services/management-system-repo.md`).
+//!
+//! Ids: every id is a UUID. PostgreSQL stores them as `uuid`; MongoDB stores `tenant_id` and
+//! `system_id` as BSON UUIDs (binary subtype 4).
 
+pub mod config;
+mod configs;
+pub mod diff;
+pub mod domain;
 pub mod migrations;
+pub mod openapi;
+mod repo;
+pub mod routes;
+pub mod schema;
 
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout};
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use axum::Router;
+use prismicx_service_common::http::ReadinessCheck;
+use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::pg::TenantDb;
+use prismicx_service_common::service;
+pub use prismicx_service_common::service::AppSettings;
+use prismicx_service_common::telemetry;
+use prismicx_service_common::tenancy::Tenancy;
+
+pub use config::Config;
+
+/// The service's Kubernetes name, also its name in logs and metrics.
+pub const SERVICE: &str = "management-system-repo";
+
+/// The collection holding configuration versions.
+pub const CONFIGURATIONS: &str = "configurations";
 
 /// The service's MongoDB layout; every index leads with `tenant_id`.
 pub const MONGO: MongoLayout = MongoLayout {
     database: "config_db",
     collections: &[CollectionLayout {
-        name: "configurations",
+        name: CONFIGURATIONS,
         indexes: &[
+            // Unique, gapless version numbers per system; serves the latest version
+            // (sort version desc, limit 1), one version by number, the history (newest first,
+            // keyset on version) and deleting a system's configurations.
             IndexLayout {
                 name: "configurations_tenant_system_version",
                 keys: &[("system_id", 1), ("version", 1)],
                 unique: true,
             },
-            IndexLayout {
-                name: "configurations_tenant_system_created",
-                keys: &[("system_id", 1), ("created_at", 1)],
-                unique: false,
-            },
         ],
     }],
 };
+
+/// What handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Arc<TenantDb>,
+    pub store: MongoStore,
+    pub tenancy: Tenancy,
+}
+
+impl FromRef<AppState> for Tenancy {
+    fn from_ref(s: &AppState) -> Tenancy {
+        s.tenancy.clone()
+    }
+}
+
+/// The whole application, callable without a socket (tests drive it with `oneshot`).
+pub fn app(state: AppState, settings: AppSettings) -> Router {
+    let tenancy = state.tenancy.clone();
+    let readiness: Vec<Arc<dyn ReadinessCheck>> =
+        vec![state.db.clone(), Arc::new(state.store.clone())];
+    service::application(
+        SERVICE,
+        openapi::document(),
+        routes::router().with_state(state),
+        &tenancy,
+        readiness,
+        settings,
+    )
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(&config.log_level, &config.common.log_format);
+    let tenancy = service::tenancy(&config.common)?;
+    let mut settings = AppSettings::from_args(&config.common);
+    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
+    let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
+    let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
+    let state = AppState {
+        db: db.clone(),
+        store,
+        tenancy,
+    };
+    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
+    prismicx_service_common::http::serve(app(state, settings), addr).await?;
+    db.close().await;
+    Ok(())
+}

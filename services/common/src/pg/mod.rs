@@ -16,6 +16,7 @@
 pub mod lint;
 pub mod migrate;
 pub mod pgbouncer;
+pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,0 +1,94 @@
+//! Configuration from flags or environment (the platform's conventions: `MANAGEMENT_DB_*` for
+//! PostgreSQL through PgBouncer, `MONGODB_URI` / `MONGODB_TENANT_URI` for `config_db`,
+//! `MANAGEMENT_SYSTEM_REPO_LOG_LEVEL`, plus the shared `HOST`, `PORT`, `API_KEY`, …).
+
+use std::time::Duration;
+
+use clap::Parser;
+use prismicx_service_common::config::{CommonArgs, MongoArgs, Secret};
+use prismicx_service_common::pg::PgSettings;
+
+/// The platform's container port for management-system-repo (exposed as 8505).
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// management-system-repo: management systems, their versions and relations, and their
+/// versioned configurations.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "management-system-repo", version)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// PgBouncer host in front of postgres-system.
+    #[arg(long, env = "MANAGEMENT_DB_HOST", default_value = "pgbouncer")]
+    pub db_host: String,
+    /// PgBouncer port.
+    #[arg(long, env = "MANAGEMENT_DB_PORT", default_value_t = 6432)]
+    pub db_port: u16,
+    /// The service database.
+    #[arg(long, env = "MANAGEMENT_DB_NAME", default_value = crate::migrations::DATABASE)]
+    pub db_name: String,
+    /// The service's login role (member of `<db>_app`, owns nothing).
+    #[arg(
+        long,
+        env = "MANAGEMENT_DB_USER",
+        default_value = "management_system_repository_svc"
+    )]
+    pub db_user: String,
+    /// Password of the login role.
+    #[arg(long, env = "MANAGEMENT_DB_PASSWORD", hide_env_values = true)]
+    pub db_password: Secret<String>,
+    /// Client connections to the shared pool.
+    #[arg(long, env = "MANAGEMENT_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+    /// Client connections per dedicated tenant's pool.
+    #[arg(long, env = "MANAGEMENT_DB_DEDICATED_POOL_SIZE", default_value_t = 4)]
+    pub db_dedicated_pool_size: u32,
+    /// Seconds a request waits for a database connection before a 503.
+    #[arg(long, env = "MANAGEMENT_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
+    pub db_acquire_timeout_secs: u64,
+    /// MongoDB servers holding `config_db` (standard tenants) and dedicated tenants' databases.
+    #[command(flatten)]
+    pub mongo: MongoArgs,
+    /// Log level: INFO, DEBUG, WARNING, ERROR, or a tracing filter.
+    #[arg(long, env = "MANAGEMENT_SYSTEM_REPO_LOG_LEVEL", default_value = "INFO")]
+    pub log_level: String,
+}
+
+impl Config {
+    pub fn pg_settings(&self) -> PgSettings {
+        PgSettings {
+            host: self.db_host.clone(),
+            port: self.db_port,
+            database: self.db_name.clone(),
+            user: self.db_user.clone(),
+            password: self.db_password.clone(),
+            pool_size: self.db_pool_size,
+            dedicated_pool_size: self.db_dedicated_pool_size,
+            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_platform() {
+        let c = Config::try_parse_from([
+            "management-system-repo",
+            "--api-key",
+            "k",
+            "--db-password",
+            "pw",
+            "--mongodb-uri",
+            "mongodb://localhost:27018",
+        ])
+        .expect("parses");
+        assert_eq!(c.db_name, "management_system_repository");
+        assert_eq!(c.db_port, 6432);
+        assert_eq!(c.log_level, "INFO");
+        assert!(!format!("{c:?}").contains("pw\""));
+        assert!(!format!("{c:?}").contains("localhost:27018"));
+    }
+}
