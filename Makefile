@@ -33,10 +33,12 @@ generate: ## Regenerate every generated file (CRDs and the chart's copies, API r
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- charts/prismicx/files/crds
 	$(CARGO) run --locked -q -p prismicx-docgen --bin docgen -- docs
 
+IMAGE_BINARIES := prismicx-operator tenant-mgmt-service user-data-service task-repo-service \
+	category-repository-service management-system-repo
+
 images-check: ## Build the release binaries the images copy (images/Dockerfile) and check they run
-	$(CARGO) build --release --locked --bin prismicx-operator --bin user-data-service
-	"$(CARGO_TARGET_DIR)/release/prismicx-operator" --version
-	"$(CARGO_TARGET_DIR)/release/user-data-service" --version
+	$(CARGO) build --release --locked $(addprefix --bin ,$(IMAGE_BINARIES))
+	@for b in $(IMAGE_BINARIES); do "$(CARGO_TARGET_DIR)/release/$$b" --version || exit 1; done
 
 fmt: ## Format all crates in place
 	$(CARGO) fmt --all

@@ -58,6 +58,15 @@ pub fn services() -> Vec<ServiceDocs> {
             mongo: Some(prismicx_category_repository::MONGO),
             postgres: None,
         },
+        ServiceDocs {
+            name: prismicx_management_system_repo::SERVICE,
+            openapi: prismicx_management_system_repo::openapi::document,
+            mongo: Some(prismicx_management_system_repo::MONGO),
+            postgres: Some((
+                prismicx_management_system_repo::migrations::DATABASE,
+                prismicx_management_system_repo::migrations::SCHEMA,
+            )),
+        },
     ]
 }
 
