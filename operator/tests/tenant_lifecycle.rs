@@ -12,9 +12,26 @@ use kube::ResourceExt;
 use mongodb::bson::{doc, Document};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
+use prismicx_service_common::tenancy::{
+    TenantPlacement, TenantResolver, TenantSlug, TenantState, Tier,
+};
 use serde_json::json;
 use sqlx::Connection;
 use support::*;
+
+/// The tenant as tenant-mgmt resolves it from the registry the operator writes.
+async fn directory_placement(name: &str) -> TenantPlacement {
+    let db = mongo().await.database(prismicx_tenant_mgmt::MONGO.database);
+    let directory = prismicx_tenant_mgmt::registry::RegistryDirectory {
+        registry: prismicx_tenant_mgmt::registry::Registry::new(&db),
+        keys: prismicx_tenant_mgmt::keys::ApiKeys::new(&db),
+    };
+    directory
+        .resolve(&TenantSlug::parse(name).expect("slug"))
+        .await
+        .expect("registry readable")
+        .expect("tenant-mgmt resolves the tenant")
+}
 
 fn ident(name: &str) -> String {
     name.replace('-', "_")
@@ -239,6 +256,12 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
     );
     let reg = registry_entry(&name).await.unwrap();
     assert_eq!(reg.get_str("state").unwrap(), "suspended");
+    // tenant-mgmt, which every service asks, reads the entry the operator wrote.
+    let placement = directory_placement(&name).await;
+    assert_eq!(
+        (placement.id, placement.tier, placement.state),
+        (tenant_id(&t), Tier::Dedicated, TenantState::Suspended)
+    );
     let mut events = sub.on_message();
     let msg = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -270,6 +293,7 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
     connect_uri(&uri)
         .await
         .expect("connects again after resuming");
+    assert_eq!(directory_placement(&name).await.state, TenantState::Active);
 }
 
 #[tokio::test]
@@ -448,7 +472,9 @@ async fn out_of_band_drift_is_detected_and_repaired() {
         .await
         .unwrap();
     {
-        // Remove the pool entry from the file and reload, as a hand edit would.
+        // Remove the pool entry from the file, as a hand edit would (holding off the other tests'
+        // reconciles, whose read-modify-write of the file would otherwise undo it).
+        let _guard = prismicx_operator::tenant::pool::lock_databases_file().await;
         let path = prismicx_harness::servers()
             .pgbouncer
             .databases_file()

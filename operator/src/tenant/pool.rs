@@ -14,7 +14,14 @@ use sqlx::Executor;
 use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
+/// Serialises this process's read-modify-write edits of the include file.
 static FILE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Holds off this process's edits of the include file while the guard lives (for an edit made
+/// outside the operator in the same process, such as a test's hand edit).
+pub async fn lock_databases_file() -> tokio::sync::MutexGuard<'static, ()> {
+    FILE_LOCK.lock().await
+}
 
 /// The entries `plan` wants, and the aliases it must not have.
 pub fn desired(plan: &TenantPlan, dp: &DataPlane) -> (Vec<PoolEntry>, Vec<String>) {
