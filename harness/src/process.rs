@@ -201,6 +201,12 @@ fi
 if [ "$remove" = 1 ]; then rm -rf "$dir"; fi
 "#;
 
+fn register_pid(pid_file: &Path, pid: u32) {
+    if let Ok(mut f) = OpenOptions::new().append(true).open(pid_file) {
+        let _ = writeln!(f, "{pid}");
+    }
+}
+
 impl Guardian {
     pub fn spawn(dir: &Path, remove_dir: bool) -> Result<Guardian> {
         use std::os::unix::process::CommandExt;
@@ -227,8 +233,13 @@ impl Guardian {
 
     /// Registers a process to stop when the starting process ends.
     pub fn watch_pid(&self, pid: u32) {
-        if let Ok(mut f) = OpenOptions::new().append(true).open(&self.pid_file) {
-            let _ = writeln!(f, "{pid}");
-        }
+        register_pid(&self.pid_file, pid);
+    }
+
+    /// A function registering pids with this guardian, for code that starts processes later
+    /// (on another task).
+    pub fn pid_registrar(&self) -> impl Fn(u32) + Send + Sync + 'static {
+        let file = self.pid_file.clone();
+        move |pid| register_pid(&file, pid)
     }
 }

@@ -86,7 +86,7 @@ fn printed_examples_work_and_ctrl_c_cleans_up() {
 fn readme_shows_the_examples_the_launcher_prints() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    for e in prismicx_local::examples(prismicx_local::ServicePorts::platform(0)) {
+    for e in prismicx_local::example_templates(&prismicx_local::service_urls(0)) {
         assert!(readme.contains(&e), "README.md lacks the example:\n{e}");
     }
 }
