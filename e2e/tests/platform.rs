@@ -1,0 +1,356 @@
+//! The platform end to end, through its public surfaces only: the Kubernetes API (Tenants,
+//! DatabaseServices), kubectl, and the services' HTTP APIs. The same scenarios run against the
+//! local platform (`make test`) and a kind cluster (`make e2e-kind`); see the crate docs.
+//!
+//! The scenarios run one at a time (`SERIAL`): some restart the operator or roll a service,
+//! which would disturb the others.
+
+// A std Mutex guard held across awaits serialises whole scenarios; each runs on its own runtime
+// thread, so holding it cannot deadlock a runtime.
+#![allow(clippy::await_holding_lock, clippy::unwrap_used)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prismicx_e2e::*;
+use serde_json::json;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn platform() -> &'static Target {
+    target(env!("CARGO_BIN_EXE_prismicx-e2e-node"))
+}
+
+/// A Ready tenant of `tier` and a key for it.
+async fn ready_tenant(t: &Target, prefix: &str, tier: &str) -> (String, String) {
+    let name = unique(prefix);
+    create_tenant(t, &name, json!({"tier": tier}))
+        .await
+        .unwrap();
+    wait_tenant(t, &name, "True", None).await.unwrap();
+    let key = issue_key(t, &name).await.unwrap();
+    (name, key)
+}
+
+#[tokio::test]
+async fn the_services_become_ready_and_kubectl_shows_the_printer_columns() {
+    let _s = serial();
+    let t = platform();
+    for name in t.urls.keys() {
+        let ds = database_service(t, name).await.unwrap();
+        assert_eq!(
+            condition(&ds, "Available").map(|c| c.0).as_deref(),
+            Some("True"),
+            "{name}: {}",
+            ds["status"]
+        );
+        let ready = reqwest::get(format!("{}/readyz", t.url(name)))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200, "{name}");
+    }
+
+    let (name, _) = ready_tenant(t, "cols-", "standard").await;
+    let out = std::process::Command::new(kubectl())
+        .arg("--kubeconfig")
+        .arg(&t.kubeconfig)
+        .args(["-n", &t.namespace, "get", "tenants"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = text.lines().next().unwrap_or_default().to_string();
+    // The columns the CRD declares (crds/), as kubectl prints them.
+    for col in tenant_printer_columns() {
+        let col = col.to_uppercase();
+        assert!(header.contains(&col), "{col} not in {header:?}");
+    }
+    let row = text.lines().find(|l| l.starts_with(&name)).unwrap();
+    assert!(row.contains("standard"), "{row}");
+    delete_tenant(t, &name).await.unwrap();
+}
+
+/// The printer column names of the Tenant CRD in `crds/` (kubectl adds NAME and AGE itself when
+/// the CRD does not declare them).
+fn tenant_printer_columns() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crds/tenants.prismicx.io.yaml"
+    );
+    let crd: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>();
+    assert!(!columns.is_empty());
+    columns
+}
+
+#[tokio::test]
+async fn every_service_serves_both_tiers_and_no_key_crosses_tenants() {
+    let _s = serial();
+    let t = platform();
+    let (standard, s_key) = ready_tenant(t, "std-", "standard").await;
+    let (dedicated, d_key) = ready_tenant(t, "ded-", "dedicated").await;
+    // Each tenant's resources get names of their own, so a read of the other's is a real probe.
+    let (s_probes, d_probes) = (probes(&unique("s")), probes(&unique("d")));
+    for (s_probe, d_probe) in s_probes.iter().zip(&d_probes) {
+        let probe = s_probe;
+        let mut urls = Vec::new();
+        for (p, key) in [(s_probe, &s_key), (d_probe, &d_key)] {
+            let url = create_probe(t, p, key).await.unwrap();
+            assert_eq!(status_of(&url, key, None).await.unwrap(), 200, "{url}");
+            urls.push(url);
+        }
+        // Each tenant's key against the other's resource, and naming the other tenant.
+        for (url, attacker, victim) in [
+            (&urls[0], &d_key, &standard),
+            (&urls[1], &s_key, &dedicated),
+        ] {
+            assert_eq!(
+                status_of(url, attacker, None).await.unwrap(),
+                404,
+                "{}: another tenant's key read {url}",
+                probe.service
+            );
+            assert_eq!(
+                status_of(url, attacker, Some(victim)).await.unwrap(),
+                403,
+                "{}: X-Tenant with another tenant's key",
+                probe.service
+            );
+        }
+        // The platform key reaches each resource through X-Tenant.
+        assert_eq!(
+            status_of(&urls[1], &t.platform_key, Some(&dedicated))
+                .await
+                .unwrap(),
+            200
+        );
+    }
+    delete_tenant(t, &standard).await.unwrap();
+    delete_tenant(t, &dedicated).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_suspended_tenant_is_refused_everywhere_and_served_again_when_resumed() {
+    let _s = serial();
+    let t = platform();
+    let (name, key) = ready_tenant(t, "sus-", "dedicated").await;
+    let lists: Vec<String> = [
+        ("tenant-mgmt-service", "/v1/settings"),
+        ("user-data-service", "/v1/users"),
+        ("task-repo-service", "/v1/tasks"),
+        ("category-repository-service", "/v1/categories"),
+        ("management-system-repo", "/v1/systems"),
+    ]
+    .iter()
+    .map(|(s, p)| format!("{}{p}", t.url(s)))
+    .collect();
+    for u in &lists {
+        assert_eq!(status_of(u, &key, None).await.unwrap(), 200, "{u}");
+    }
+    patch_tenant(t, &name, json!({"suspended": true}))
+        .await
+        .unwrap();
+    // Ready stays True (provisioned), its reason says access is suspended.
+    wait_tenant(t, &name, "True", Some("Suspended"))
+        .await
+        .unwrap();
+    for u in &lists {
+        eventually(&format!("{u} refused"), Duration::from_secs(30), || async {
+            Ok((status_of(u, &key, None).await? == 403).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+    patch_tenant(t, &name, json!({"suspended": false}))
+        .await
+        .unwrap();
+    wait_tenant(t, &name, "True", Some("Provisioned"))
+        .await
+        .unwrap();
+    for u in &lists {
+        eventually(&format!("{u} served"), Duration::from_secs(30), || async {
+            Ok((status_of(u, &key, None).await? == 200).then_some(()))
+        })
+        .await
+        .unwrap();
+    }
+    delete_tenant(t, &name).await.unwrap();
+}
+
+#[tokio::test]
+async fn deletion_with_retain_keeps_the_data_and_with_delete_removes_it() {
+    let _s = serial();
+    let t = platform();
+    let (name, key) = ready_tenant(t, "ret-", "standard").await;
+    let tag = unique("r");
+    let mut created = Vec::new();
+    for probe in probes(&tag) {
+        created.push(create_probe(t, &probe, &key).await.unwrap());
+    }
+
+    // Retain (the default): access goes, data stays; the same name gets it back.
+    delete_tenant(t, &name).await.unwrap();
+    let registry = format!("{}/v1/tenants/{name}", t.url("tenant-mgmt-service"));
+    assert_eq!(
+        status_of(&registry, &t.platform_key, None).await.unwrap(),
+        404
+    );
+    create_tenant(
+        t,
+        &name,
+        json!({"tier": "standard", "deletionPolicy": "Delete"}),
+    )
+    .await
+    .unwrap();
+    wait_tenant(t, &name, "True", None).await.unwrap();
+    let key = issue_key(t, &name).await.unwrap();
+    for url in &created {
+        assert_eq!(
+            status_of(url, &key, None).await.unwrap(),
+            200,
+            "{url} kept through Retain"
+        );
+    }
+
+    // Delete: everything goes; a tenant of the same name starts empty.
+    delete_tenant(t, &name).await.unwrap();
+    create_tenant(t, &name, json!({"tier": "standard"}))
+        .await
+        .unwrap();
+    wait_tenant(t, &name, "True", None).await.unwrap();
+    let key = issue_key(t, &name).await.unwrap();
+    for url in &created {
+        assert_eq!(
+            status_of(url, &key, None).await.unwrap(),
+            404,
+            "{url} survived deletionPolicy Delete"
+        );
+    }
+    patch_tenant(t, &name, json!({"deletionPolicy": "Delete"}))
+        .await
+        .unwrap();
+    delete_tenant(t, &name).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tenant_whose_operator_was_killed_mid_provisioning_completes_after_restart() {
+    let _s = serial();
+    let t = platform();
+    let name = unique("crash-");
+    create_tenant(t, &name, json!({"tier": "dedicated"}))
+        .await
+        .unwrap();
+    // Kill the operator as soon as it has started on the tenant (its finalizer is on).
+    eventually("provisioning started", Duration::from_secs(60), || async {
+        Ok(tenant(t, &name)
+            .await?
+            .filter(|o| {
+                o["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty())
+            })
+            .map(|_| ()))
+    })
+    .await
+    .unwrap();
+    t.kill_operator().await.unwrap();
+    let at_kill = tenant(t, &name).await.unwrap().unwrap();
+    eprintln!(
+        "operator killed with the tenant at Ready={:?}",
+        condition(&at_kill, "Ready")
+    );
+    t.start_operator().await.unwrap();
+    wait_tenant(t, &name, "True", None).await.unwrap();
+    let key = issue_key(t, &name).await.unwrap();
+    for probe in probes(&unique("c")) {
+        let url = create_probe(t, &probe, &key).await.unwrap();
+        assert_eq!(status_of(&url, &key, None).await.unwrap(), 200, "{url}");
+    }
+    patch_tenant(t, &name, json!({"deletionPolicy": "Delete"}))
+        .await
+        .unwrap();
+    delete_tenant(t, &name).await.unwrap();
+}
+
+/// `http_requests_total` of `route` in the service's `/metrics` (0 when absent).
+async fn requests_of(base: &str, route: &str) -> u64 {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("http_requests_total") && l.contains(&format!("route=\"{route}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test]
+async fn changing_a_database_service_config_rolls_its_processes() {
+    let _s = serial();
+    let t = platform();
+    let (name, key) = ready_tenant(t, "roll-", "standard").await;
+    let svc = "task-repo-service";
+    let base = t.url(svc);
+    for _ in 0..5 {
+        assert_eq!(
+            status_of(&format!("{base}/v1/tasks"), &key, None)
+                .await
+                .unwrap(),
+            200
+        );
+    }
+    assert!(requests_of(&base, "/v1/tasks").await >= 5);
+    let before = database_service(t, svc).await.unwrap();
+    let level = if before["spec"]["logLevel"] == "DEBUG" {
+        "INFO"
+    } else {
+        "DEBUG"
+    };
+
+    let api: kube::Api<prismicx_operator_api::DatabaseService> =
+        kube::Api::namespaced(t.client().await.unwrap(), &t.namespace);
+    api.patch(
+        svc,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"spec": {"logLevel": level}})),
+    )
+    .await
+    .unwrap();
+    // The pod template changes (its config hash), and a fresh process serves: its request
+    // counters start again from zero.
+    eventually("the service rolled", Duration::from_secs(120), || async {
+        let ds = database_service(t, svc).await?;
+        let rolled = ds["status"]["configHash"] != before["status"]["configHash"]
+            && condition(&ds, "Available").is_some_and(|c| c.0 == "True")
+            && requests_of(&base, "/v1/tasks").await < 5;
+        Ok(rolled.then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status_of(&format!("{base}/v1/tasks"), &key, None)
+            .await
+            .unwrap(),
+        200
+    );
+    delete_tenant(t, &name).await.unwrap();
+}
