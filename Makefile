@@ -7,7 +7,7 @@ CARGO ?= cargo
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test run bench generate fmt lint images-check clean-cache
+.PHONY: help deps test run e2e-kind bench generate fmt lint images-check clean-cache
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
 
 run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_ARGS="..."
 	$(CARGO) run --locked -p prismicx-local -- up $(RUN_ARGS)
+
+e2e-kind: deps ## The end-to-end suite against a kind cluster (needs docker and kind): build and load the images, helm install, run e2e/
+	scripts/e2e-kind.sh
 
 bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, tenant provisioning vs a plain script
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
