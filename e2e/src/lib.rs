@@ -35,6 +35,8 @@ pub struct Target {
     /// Service Kubernetes name → base URL.
     pub urls: BTreeMap<String, String>,
     pub platform_key: String,
+    /// The local platform's logs (operator.log, one per service), for failure messages.
+    pub logs: Option<PathBuf>,
     local: Option<Mutex<CommandSender>>,
 }
 
@@ -76,6 +78,7 @@ fn from_env(kubeconfig: String) -> Result<Target> {
         urls,
         platform_key: std::env::var("PRISMICX_E2E_PLATFORM_KEY")
             .context("PRISMICX_E2E_PLATFORM_KEY")?,
+        logs: None,
         local: None,
     })
 }
@@ -129,6 +132,7 @@ fn start_local(launcher: PathBuf) -> Result<Target> {
                     .map(|(k, v)| (k.to_string(), v.clone()))
                     .collect(),
                 platform_key: prismicx_local::PLATFORM_KEY.into(),
+                logs: Some(platform.dir.join("logs")),
                 local: None,
             }));
             // Serve operator restarts for as long as the test process lives.
@@ -278,21 +282,48 @@ where
 /// How long provisioning may take (SecantusDB is slow; a cluster pulls images).
 pub const PROVISIONING: Duration = Duration::from_secs(240);
 
-/// Waits until the Tenant's `Ready` condition has `status` (and `reason`, when given).
+/// Waits until the Tenant's `Ready` condition has `status` (and `reason`, when given). On a
+/// timeout the error carries the Tenant's last status and, locally, the end of the operator's log.
 pub async fn wait_tenant(t: &Target, name: &str, status: &str, reason: Option<&str>) -> Result<()> {
-    eventually(
+    let seen = std::sync::Arc::new(Mutex::new(String::new()));
+    let waited = eventually(
         &format!("Tenant {name} Ready={status}"),
         PROVISIONING,
-        || async {
-            let Some(obj) = tenant(t, name).await? else {
-                return Ok(None);
-            };
-            Ok(condition(&obj, "Ready")
-                .filter(|(s, r)| s == status && reason.is_none_or(|want| want == r))
-                .map(|_| ()))
+        || {
+            let seen = seen.clone();
+            async move {
+                let Some(obj) = tenant(t, name).await? else {
+                    return Ok(None);
+                };
+                if let Ok(mut s) = seen.lock() {
+                    *s = obj["status"].to_string();
+                }
+                Ok(condition(&obj, "Ready")
+                    .filter(|(s, r)| s == status && reason.is_none_or(|want| want == r))
+                    .map(|_| ()))
+            }
         },
     )
-    .await
+    .await;
+    waited.map_err(|e| {
+        let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+        anyhow!("{e:#}\nlast status: {seen}\n{}", t.operator_log_tail())
+    })
+}
+
+impl Target {
+    /// The last lines of the local operator's log ("" on a cluster).
+    pub fn operator_log_tail(&self) -> String {
+        let Some(dir) = &self.logs else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(dir.join("operator.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "operator log (last lines):\n{}",
+            lines[lines.len().saturating_sub(25)..].join("\n")
+        )
+    }
 }
 
 /// Deletes a Tenant and waits until it is gone (its finalizer done).

@@ -287,20 +287,20 @@ async fn a_tenant_whose_operator_was_killed_mid_provisioning_completes_after_res
     delete_tenant(t, &name).await.unwrap();
 }
 
-/// `http_requests_total` of `route` in the service's `/metrics` (0 when absent).
-async fn requests_of(base: &str, route: &str) -> u64 {
+/// `http_requests_total` of `route` in the service's `/metrics` (0 when absent); an error while
+/// the service is not listening (it is being restarted).
+async fn requests_of(base: &str, route: &str) -> anyhow::Result<u64> {
     let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
+        .await?
         .text()
-        .await
-        .unwrap();
-    text.lines()
+        .await?;
+    Ok(text
+        .lines()
         .filter(|l| {
             l.starts_with("http_requests_total") && l.contains(&format!("route=\"{route}\""))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+        .sum::<f64>() as u64)
 }
 
 #[tokio::test]
@@ -318,7 +318,7 @@ async fn changing_a_database_service_config_rolls_its_processes() {
             200
         );
     }
-    assert!(requests_of(&base, "/v1/tasks").await >= 5);
+    assert!(requests_of(&base, "/v1/tasks").await.unwrap() >= 5);
     let before = database_service(t, svc).await.unwrap();
     let level = if before["spec"]["logLevel"] == "DEBUG" {
         "INFO"
@@ -341,7 +341,7 @@ async fn changing_a_database_service_config_rolls_its_processes() {
         let ds = database_service(t, svc).await?;
         let rolled = ds["status"]["configHash"] != before["status"]["configHash"]
             && condition(&ds, "Available").is_some_and(|c| c.0 == "True")
-            && requests_of(&base, "/v1/tasks").await < 5;
+            && requests_of(&base, "/v1/tasks").await? < 5;
         Ok(rolled.then_some(()))
     })
     .await
