@@ -54,6 +54,7 @@ static TARGET: OnceLock<Target> = OnceLock::new();
 /// The platform under test (started on first use in local mode). `launcher` is the
 /// `prismicx-e2e-node` binary (`env!("CARGO_BIN_EXE_prismicx-e2e-node")` in the tests).
 pub fn target(launcher: &str) -> &'static Target {
+    prismicx_service_common::tls::install_default_provider();
     TARGET.get_or_init(|| match std::env::var("PRISMICX_E2E_KUBECONFIG") {
         Ok(kubeconfig) => from_env(kubeconfig).expect("PRISMICX_E2E_* settings"),
         Err(_) => start_local(launcher.into()).expect("the local platform starts"),
@@ -357,6 +358,7 @@ pub async fn call(
     tenant: Option<&str>,
     body: Option<Value>,
 ) -> Result<Reply> {
+    prismicx_service_common::tls::install_default_provider();
     let mut req = reqwest::Client::new()
         .request(method, url)
         .bearer_auth(key)

@@ -379,7 +379,7 @@ impl Platform {
 
 /// A kube client for `kubeconfig`.
 pub async fn client_for(kubeconfig: &Path) -> Result<kube::Client> {
-    prismicx_operator::install_crypto_provider();
+    prismicx_service_common::tls::install_default_provider();
     let config = kube::Config::from_custom_kubeconfig(
         Kubeconfig::read_from(kubeconfig)?,
         &KubeConfigOptions::default(),

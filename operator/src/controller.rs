@@ -72,8 +72,7 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
 
 /// Runs the operator until a shutdown signal.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
-    prismicx_service_common::telemetry::init(&args.log_level, &args.log_format);
-    crate::install_crypto_provider();
+    prismicx_service_common::service::init_process(&args.log_level, &args.log_format);
     let client = kube::Client::try_default().await?;
     let data = DataPlane::connect(DataPlaneSettings::from_args(&args.data)).await?;
     let ctx = Arc::new(Context::new(

@@ -34,14 +34,6 @@ pub mod tenant;
 pub use config::OperatorArgs;
 pub use context::Context;
 pub use controller::run;
-
-/// Makes ring the process-wide TLS provider of rustls. When a build enables more than one
-/// provider (feature unification across a workspace build can add aws-lc-rs next to ring), rustls
-/// cannot pick one and the kube client panics on creation; installing one explicitly settles it.
-/// Harmless when a provider is already installed.
-pub fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 pub use error::{Error, Result, Step};
 
 /// The field manager of every server-side apply the operator sends.

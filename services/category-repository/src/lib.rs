@@ -30,7 +30,6 @@ use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
-use prismicx_service_common::telemetry;
 use prismicx_service_common::tenancy::Tenancy;
 
 pub use config::Config;
@@ -119,7 +118,7 @@ pub fn app(state: AppState, settings: AppSettings) -> Router {
 
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    telemetry::init(&config.log_level, &config.common.log_format);
+    service::init_process(&config.log_level, &config.common.log_format);
     let tenancy = service::tenancy(&config.common)?;
     let mut settings = AppSettings::from_args(&config.common);
     settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;

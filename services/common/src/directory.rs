@@ -66,6 +66,7 @@ impl RemoteDirectory {
                 "TENANT_MGMT_URL must be an http:// or https:// URL"
             ));
         }
+        crate::tls::install_default_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))

@@ -33,5 +33,6 @@ pub mod pg;
 pub mod service;
 pub mod telemetry;
 pub mod tenancy;
+pub mod tls;
 
 pub use error::{ApiError, FieldError};

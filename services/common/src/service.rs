@@ -18,6 +18,13 @@ use crate::events;
 use crate::http::{ReadinessCheck, RedisCheck};
 use crate::tenancy::{StaticRegistry, Tenancy, TenantResolver};
 
+/// Process start-up every binary runs first: logging at `log_level` in `log_format`, and the
+/// TLS provider ([`crate::tls`]).
+pub fn init_process(log_level: &str, log_format: &str) {
+    crate::telemetry::init(log_level, log_format);
+    crate::tls::install_default_provider();
+}
+
 /// HTTP settings of a service's application.
 #[derive(Clone)]
 pub struct AppSettings {

@@ -32,7 +32,6 @@ use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
 use prismicx_service_common::service::{self, AppSettings};
-use prismicx_service_common::telemetry;
 use prismicx_service_common::tenancy::Tenancy;
 
 pub use config::Config;
@@ -128,7 +127,7 @@ pub fn app(state: AppState, settings: AppSettings) -> Router {
 
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    telemetry::init(&config.log_level, &config.common.log_format);
+    service::init_process(&config.log_level, &config.common.log_format);
     let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
     let events = config
         .common

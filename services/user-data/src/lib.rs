@@ -25,7 +25,6 @@ use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::pg::{migrate, TenantDb};
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
-use prismicx_service_common::telemetry;
 use prismicx_service_common::tenancy::Tenancy;
 use sqlx::Connection;
 
@@ -82,7 +81,7 @@ pub async fn migrate_system(url: &str) -> anyhow::Result<i32> {
 
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    telemetry::init(&config.log_level, &config.common.log_format);
+    service::init_process(&config.log_level, &config.common.log_format);
     if let Some(url) = &config.db_migrate_url {
         let v = migrate_system(url.expose()).await?;
         tracing::info!(version = v, "system migrations applied");
