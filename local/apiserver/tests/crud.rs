@@ -793,6 +793,7 @@ async fn discovery_documents() {
         .await
         .unwrap();
     assert_eq!(config.default_namespace, "default");
+    common::install_tls_provider();
     let from_file = kube::Client::try_from(config).unwrap();
     let namespaces: Api<Namespace> = Api::all(from_file);
     let names: Vec<String> = namespaces

@@ -33,6 +33,7 @@ pub async fn start() -> (Handle, kube::Client) {
 
 /// A kube client for a running server (namespace `default`).
 pub fn client_for(handle: &Handle) -> kube::Client {
+    install_tls_provider();
     let config = kube::Config::new(handle.url().parse().unwrap());
     kube::Client::try_from(config).unwrap()
 }
@@ -54,4 +55,11 @@ where
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Installs ring as the process's rustls provider: a workspace build enables two providers, and
+/// rustls then refuses to pick one when the kube client is built (the binaries do the same at
+/// start-up, `prismicx_service_common::tls`).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
