@@ -19,6 +19,19 @@ fn pointer(field: &str, path: &str) -> String {
     format!("/{field}{path}")
 }
 
+/// Refuses every external `$ref`: a schema a client sends must not make the service fetch URLs
+/// or read files (whatever features the `jsonschema` build has), only refer within itself.
+struct NoExternalReferences;
+
+impl jsonschema::Retrieve for NoExternalReferences {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("external references are not allowed ({})", uri.as_str()).into())
+    }
+}
+
 /// Compiles `schema`, refusing one that is not a valid JSON Schema. Errors name the offending
 /// place as a JSON pointer into the request body (`/configSchema/properties/port/type`).
 pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<FieldError>> {
@@ -30,7 +43,11 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<FieldError>>
     }
     // The validator must never bring the service down on a client's schema; a panic inside the
     // library is reported as an invalid schema.
-    let built = catch_unwind(AssertUnwindSafe(|| jsonschema::validator_for(schema)));
+    let built = catch_unwind(AssertUnwindSafe(|| {
+        jsonschema::options()
+            .with_retriever(NoExternalReferences)
+            .build(schema)
+    }));
     match built {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(vec![FieldError::new(
@@ -180,6 +197,18 @@ mod tests {
         let evil = json!({"properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}});
         if compile(&evil).is_ok() {
             let _ = validate_config(&evil, &json!({"s": format!("{}!", "a".repeat(40))}));
+        }
+    }
+
+    #[test]
+    fn external_references_are_refused_not_fetched() {
+        for r in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://example.com/schema.json",
+            "file:///etc/passwd",
+        ] {
+            let e = compile(&json!({"$ref": r})).unwrap_err();
+            assert_eq!(e[0].field, "/configSchema", "{r}");
         }
     }
 
