@@ -247,3 +247,19 @@ impl ReadinessCheck for crate::mongo::MongoStore {
         Ok(())
     }
 }
+
+/// The OpenAPI security scheme every service declares, `api_key` (HTTP bearer): use it as
+/// `modifiers(&ApiKeyAuth)` in a service's `#[openapi]`.
+#[derive(Debug)]
+pub struct ApiKeyAuth;
+
+impl utoipa::Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

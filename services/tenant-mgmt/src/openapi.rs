@@ -1,7 +1,7 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use prismicx_service_common::http::ApiKeyAuth;
+use utoipa::OpenApi;
 
 use crate::routes;
 
@@ -37,18 +37,6 @@ use crate::routes;
     )
 )]
 pub struct ApiDoc;
-
-struct ApiKeyAuth;
-
-impl Modify for ApiKeyAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
