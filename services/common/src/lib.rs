@@ -18,6 +18,7 @@
 //! placements when a tenant changes. [`directory`] is tenant-mgmt's internal API as the other
 //! services reach it, and [`service`] the start-up every service binary shares.
 
+pub mod attributes;
 pub mod auth;
 pub mod cache;
 pub mod config;

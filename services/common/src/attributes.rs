@@ -1,0 +1,81 @@
+//! Extensible attributes (a JSON object clients attach to a resource) with the same limits in
+//! every service that uses them, and RFC 7396 merge patches to change them.
+
+use serde_json::{Map, Value};
+
+use crate::FieldError;
+
+pub const MAX_ATTRIBUTE_KEYS: usize = 64;
+pub const MAX_ATTRIBUTE_DEPTH: usize = 5;
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+fn valid_attribute_key(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && k.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// How deeply `v` nests (a scalar is 0).
+pub fn depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Validates an attributes object; errors name the offending key (`attributes.<key>`).
+pub fn validate_attributes(v: &Value, errors: &mut Vec<FieldError>) {
+    let Value::Object(map) = v else {
+        errors.push(FieldError::new("attributes", "must be a JSON object"));
+        return;
+    };
+    if map.len() > MAX_ATTRIBUTE_KEYS {
+        errors.push(FieldError::new(
+            "attributes",
+            format!("must have at most {MAX_ATTRIBUTE_KEYS} keys"),
+        ));
+    }
+    for (k, val) in map {
+        if !valid_attribute_key(k) {
+            errors.push(FieldError::new(
+                format!("attributes.{k}"),
+                "keys must start with a letter and contain only letters, digits and _ (at most 64)",
+            ));
+        }
+        if depth(val) >= MAX_ATTRIBUTE_DEPTH {
+            errors.push(FieldError::new(
+                format!("attributes.{k}"),
+                format!("nests deeper than {MAX_ATTRIBUTE_DEPTH} levels"),
+            ));
+        }
+    }
+    if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0) > MAX_ATTRIBUTES_BYTES {
+        errors.push(FieldError::new(
+            "attributes",
+            format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
+        ));
+    }
+}
+
+/// RFC 7396 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in p {
+                    if v.is_null() {
+                        t.remove(k);
+                    } else {
+                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
