@@ -449,6 +449,7 @@ fn operator_env(servers: &Servers, kubeconfig: &Path) -> Result<Vec<(String, Str
         ("OPERATOR_LOG_LEVEL".into(), "INFO".into()),
         ("METRICS_ADDR".into(), format!("127.0.0.1:{}", free_port()?)),
         ("RESYNC_INTERVAL_SECS".into(), "60".into()),
+        ("PLATFORM_NAMESPACE".into(), NAMESPACE.into()),
         ("POSTGRES_HOST".into(), "127.0.0.1".into()),
         ("POSTGRES_PORT".into(), pg.clone()),
         ("POSTGRES_ADMIN_USER".into(), "postgres".into()),

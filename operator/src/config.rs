@@ -16,6 +16,14 @@ pub struct OperatorArgs {
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
 
+    /// The platform's namespace (the chart's release namespace): the only namespace whose
+    /// DatabaseServices are deployed, since they hold the platform's database credentials. A
+    /// DatabaseService in any other namespace is refused (`Degraded`, reason
+    /// `OutsidePlatformNamespace`) and nothing is created or changed for it. Default: the
+    /// operator's own namespace (`POD_NAMESPACE`).
+    #[arg(long, env = "PLATFORM_NAMESPACE")]
+    pub platform_namespace: Option<String>,
+
     /// Tenants reconciled at the same time.
     #[arg(long, env = "OPERATOR_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,

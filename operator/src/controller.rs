@@ -73,6 +73,7 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
 /// Runs the operator until a shutdown signal.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     prismicx_service_common::service::init_process(&args.log_level, &args.log_format);
+    let settings = Settings::from_args(&args)?;
     let client = kube::Client::try_default().await?;
     let data = DataPlane::connect(DataPlaneSettings::from_args(&args.data)).await?;
     let ctx = Arc::new(Context::new(
@@ -203,7 +204,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
     let dctx = Arc::new(DatabaseServiceContext {
         ctx: ctx.clone(),
-        settings: Settings::from_args(&args),
+        settings,
     });
 
     health.set_ready(true);

@@ -14,6 +14,15 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// The object asks for something its namespace may not have (a DatabaseService outside the
+    /// platform's namespace). Nothing was touched; the reconcile waits for a change.
+    #[error("refused: {message}")]
+    Refused {
+        /// The condition reason (`OutsidePlatformNamespace`).
+        reason: &'static str,
+        message: String,
+    },
+
     /// A provisioning step against a data server failed.
     #[error("{step}: {source:#}")]
     Step {
@@ -80,6 +89,7 @@ impl Error {
         match self {
             Error::Kube(_) => "kube".into(),
             Error::InvalidSpec(_) => "invalid_spec".into(),
+            Error::Refused { .. } => "refused".into(),
             Error::Step { step, .. } => format!("step_{step}"),
             Error::Config(_) => "config".into(),
         }
@@ -87,7 +97,10 @@ impl Error {
 
     /// Whether retrying without a change to the object can help.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Error::InvalidSpec(_) | Error::Config(_))
+        matches!(
+            self,
+            Error::InvalidSpec(_) | Error::Refused { .. } | Error::Config(_)
+        )
     }
 }
 

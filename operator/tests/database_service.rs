@@ -123,6 +123,7 @@ async fn setup() -> T {
                 image_registry: "registry.test/prismicx".into(),
                 image_tag: "test".into(),
                 redis: RedisUrl::Value("redis://redis-cache:6379".into()),
+                platform_namespace: ns.clone(),
             },
         }),
         dss: Api::namespaced(client.clone(), &ns),
@@ -948,4 +949,82 @@ async fn bad_specs_and_missing_secrets_are_reported_and_touch_nothing() {
         after.metadata.resource_version,
         before.metadata.resource_version
     );
+}
+
+/// A namespace owner (not the platform's) creates DatabaseServices, with the Secret the operator
+/// would read the service login's password from already holding a password of its choosing.
+#[tokio::test]
+async fn a_database_service_in_another_namespace_cannot_reset_platform_passwords() {
+    let _guards = lock(&[ServiceKind::UserData]).await;
+    let t = setup().await;
+    create(&t, "user-data", json!({"service": "user-data"})).await;
+    reconcile(&t, "user-data")
+        .await
+        .expect("the platform's own");
+    let platform_secret = t.secrets.get("user-data-service-db").await.unwrap();
+    assert_eq!(
+        login_through_pgbouncer(&platform_secret).await.0,
+        "system_users_svc"
+    );
+
+    let client = t.ctx.ctx.client.clone();
+    let hostile = "hostile";
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), hostile);
+    let chosen = "attacker-chosen-password";
+    secrets
+        .patch(
+            "user-data-service-db",
+            &PatchParams::apply("attacker").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "user-data-service-db", "namespace": hostile},
+                "data": {"password": ByteString(chosen.as_bytes().to_vec())},
+            })),
+        )
+        .await
+        .unwrap();
+    let dss: Api<DatabaseService> = Api::namespaced(client.clone(), hostile);
+    let spec: DatabaseServiceSpec = serde_json::from_value(json!({
+        "service": "user-data",
+        "apiKeySecret": {"name": API_KEY_SECRET, "key": "api-key"},
+    }))
+    .unwrap();
+    let mut ds = DatabaseService::new("user-data", spec);
+    ds.metadata.namespace = Some(hostile.into());
+    dss.create(&PostParams::default(), &ds).await.unwrap();
+    let err =
+        database_service::reconcile(Arc::new(dss.get("user-data").await.unwrap()), t.ctx.clone())
+            .await
+            .expect_err("refused");
+    assert!(err.is_permanent(), "{err}");
+    let ds = dss.get("user-data").await.unwrap();
+    assert_eq!(
+        condition(&ds, "Degraded"),
+        ("True".into(), "OutsidePlatformNamespace".into())
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), hostile);
+    assert!(deployments
+        .get_opt("user-data-service")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        secret_value(
+            &secrets.get("user-data-service-db").await.unwrap(),
+            "password"
+        ),
+        chosen,
+        "the hostile namespace's Secret was not rewritten either"
+    );
+
+    // The platform login keeps its password; the attacker's does not log in.
+    assert_eq!(
+        login_through_pgbouncer(&platform_secret).await.0,
+        "system_users_svc"
+    );
+    let opts = servers()
+        .pgbouncer
+        .options("system_users", "system_users_svc", chosen)
+        .statement_cache_capacity(0);
+    assert!(sqlx::PgConnection::connect_with(&opts).await.is_err());
 }

@@ -68,11 +68,28 @@ pub struct Settings {
     /// Tag of the default images.
     pub image_tag: String,
     pub redis: RedisUrl,
+    /// The only namespace whose DatabaseServices are deployed (see
+    /// [`OperatorArgs::platform_namespace`]).
+    pub platform_namespace: String,
 }
 
 impl Settings {
-    pub fn from_args(a: &OperatorArgs) -> Self {
-        Settings {
+    /// The settings from the flags; fails when no platform namespace is known.
+    pub fn from_args(a: &OperatorArgs) -> Result<Self, Error> {
+        let platform_namespace = a
+            .platform_namespace
+            .clone()
+            .or_else(|| a.lease_namespace.clone())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                Error::Config(
+                    "no platform namespace: set --platform-namespace (PLATFORM_NAMESPACE) or \
+                     POD_NAMESPACE"
+                        .into(),
+                )
+            })?;
+        Ok(Settings {
+            platform_namespace,
             image_registry: a.image_registry.clone(),
             image_tag: a.image_tag.clone(),
             redis: match &a.services_redis_secret {
@@ -82,7 +99,7 @@ impl Settings {
                 },
                 None => RedisUrl::Value(a.services_redis_url.clone()),
             },
-        }
+        })
     }
 
     /// The default image of `kind`.
@@ -773,6 +790,7 @@ mod tests {
             image_registry: "registry.example/prismicx".into(),
             image_tag: "1.2.3".into(),
             redis: RedisUrl::Value("redis://redis-cache:6379".into()),
+            platform_namespace: "prismicx".into(),
         }
     }
 
@@ -1141,7 +1159,18 @@ mod tests {
             "--redis-url=redis://r",
         ];
         let args = OperatorArgs::try_parse_from(required).unwrap();
-        let s = Settings::from_args(&args);
+        assert!(
+            matches!(Settings::from_args(&args), Err(Error::Config(_))),
+            "no platform namespace, no DatabaseService controller"
+        );
+        let args =
+            OperatorArgs::try_parse_from(required.into_iter().chain(["--lease-namespace=ops"]))
+                .unwrap();
+        let s = Settings::from_args(&args).unwrap();
+        assert_eq!(
+            s.platform_namespace, "ops",
+            "the operator's own namespace by default"
+        );
         assert_eq!(s.image_registry, "prismicx");
         assert_eq!(s.image_tag, env!("CARGO_PKG_VERSION"));
         assert_eq!(s.redis, RedisUrl::Value("redis://redis-cache:6379".into()));
@@ -1150,9 +1179,11 @@ mod tests {
             "--image-registry=ghcr.io/acme",
             "--image-tag=2.0.0",
             "--services-redis-secret=redis-auth",
+            "--platform-namespace=prismicx-system",
         ]))
         .unwrap();
-        let s = Settings::from_args(&args);
+        let s = Settings::from_args(&args).unwrap();
+        assert_eq!(s.platform_namespace, "prismicx-system");
         assert_eq!(
             s.image(ServiceKind::UserData),
             "ghcr.io/acme/user-data-service:2.0.0"

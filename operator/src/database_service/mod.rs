@@ -159,6 +159,20 @@ async fn pipeline(
     run: &mut Run<'_>,
 ) -> Result<()> {
     let ctx = &dctx.ctx;
+    // Only the platform's namespace holds the platform's database credentials: anywhere else a
+    // namespace owner could read (or pre-create) the Secret whose password the service logins
+    // get. Refused before anything is read or written.
+    let ns = ds.namespace().unwrap_or_default();
+    if ns != dctx.settings.platform_namespace {
+        return Err(Error::Refused {
+            reason: "OutsidePlatformNamespace",
+            message: format!(
+                "DatabaseServices run only in the platform namespace {}; this one is in {ns} \
+                 and nothing was created for it",
+                dctx.settings.platform_namespace
+            ),
+        });
+    }
     // Validate and plan: nothing is touched for an invalid spec.
     let plan = build::plan(ds, &dctx.settings, &ctx.data.endpoints)?;
     let apis = Apis::new(&ctx.client, &plan.namespace);
@@ -445,6 +459,7 @@ impl<'a> Run<'a> {
     async fn fail(&mut self, err: Error) -> Error {
         let reason = match &err {
             Error::InvalidSpec(_) => "InvalidSpec".to_string(),
+            Error::Refused { reason, .. } => reason.to_string(),
             Error::Step { step, .. } => step.failed_reason(),
             Error::Kube(_) => "KubernetesApiFailed".to_string(),
             Error::Config(_) => "ConfigurationError".to_string(),
@@ -452,7 +467,7 @@ impl<'a> Run<'a> {
         let message = err.to_string();
         // The Degraded Event below carries the message; no second one.
         self.set(Cond::new(DEGRADED, true, &reason, message.clone()));
-        if matches!(err, Error::InvalidSpec(_)) {
+        if err.is_permanent() {
             // This generation was looked at: it waits for a change.
             self.status.observed_generation = self.generation;
         }
