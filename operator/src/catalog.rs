@@ -24,6 +24,24 @@ pub struct ServiceData {
     pub mongo: Option<MongoLayout>,
 }
 
+/// The platform's own MongoDB collections (database, collection): one document per tenant or per
+/// key, written by the operator or tenant-mgmt and never by a tenant. No service layout declares
+/// them (checked below), so no tier move ever reads or writes them.
+pub const PLATFORM_COLLECTIONS: &[(&str, &str)] = &[
+    (
+        prismicx_tenant_mgmt::MONGO.database,
+        prismicx_tenant_mgmt::REGISTRY_COLLECTION,
+    ),
+    (
+        prismicx_tenant_mgmt::MONGO.database,
+        prismicx_tenant_mgmt::API_KEYS_COLLECTION,
+    ),
+    (
+        prismicx_tenant_mgmt::MONGO.database,
+        crate::tenant::registry::RETAINED_COLLECTION,
+    ),
+];
+
 /// The data layout of every service the operator provisions.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -132,6 +150,20 @@ mod tests {
                 kind.mongo_database(),
                 "{kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn no_layout_declares_a_platform_collection() {
+        for layout in Catalog::platform().all_mongo() {
+            for c in layout.collections {
+                assert!(
+                    !PLATFORM_COLLECTIONS.contains(&(layout.database, c.name)),
+                    "{}.{} is platform-owned but declared as tenant data",
+                    layout.database,
+                    c.name
+                );
+            }
         }
     }
 

@@ -29,6 +29,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod names;
 pub mod tenant;
 
 pub use config::OperatorArgs;

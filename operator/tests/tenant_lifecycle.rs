@@ -468,7 +468,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
     mongo()
         .await
         .database("admin")
-        .run_command(doc! {"dropUser": format!("tenant_{}", ident(&name))})
+        .run_command(doc! {"dropUser": format!("tenant_{}_login", ident(&name))})
         .await
         .unwrap();
     {

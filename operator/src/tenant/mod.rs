@@ -170,11 +170,24 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
+    /// Records that the Tenant is refused (Ready=False with `reason`, a Warning Event) and
+    /// returns the permanent error the controller waits on until the object changes.
+    async fn refuse(&mut self, reason: &str, msg: String) -> Result<Error> {
+        self.set(Cond::new(status::READY, false, reason, msg.clone()));
+        self.events.push((true, reason.into(), msg.clone()));
+        self.write().await?;
+        Ok(Error::InvalidSpec(msg))
+    }
+
     /// Records a failed step in the status and as an Event, and returns the error.
     async fn fail(&mut self, step: Step, err: anyhow::Error) -> Error {
+        let reason = if err.downcast_ref::<mongo::MoveConflict>().is_some() {
+            "MoveConflict".to_string()
+        } else {
+            step.failed_reason()
+        };
         let err = Error::Step { step, source: err };
         let message = err.to_string();
-        let reason = step.failed_reason();
         if let Some(ty) = condition_of(step) {
             self.set(Cond::new(ty, false, &reason, message.clone()));
         }
@@ -198,36 +211,70 @@ fn condition_of(step: Step) -> Option<&'static str> {
     }
 }
 
-/// The tenant's id: the one in its status, else the one the registry, the retained-tenant
-/// record or a retained schema holds for its slug in this namespace, else a new one. A slug
-/// owned or retained by a Tenant of another namespace is refused.
-async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug, ns: &str) -> Result<Uuid> {
-    let step = |e: anyhow::Error| Error::Step {
-        step: Step::Registry,
-        source: e,
+/// Why a Tenant is refused an id; nothing is touched for it.
+enum Refusal {
+    /// A Tenant of another namespace holds the slug (`SlugTaken`).
+    SlugTaken(String),
+    /// The Tenant's status names an id the registry does not give it (`TenantIdMismatch`).
+    IdMismatch(String),
+    Failed(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Failed(e)
+    }
+}
+
+/// The tenant's id, from the registry: the id its entry was claimed with when the slug is this
+/// namespace's; else the id a retained record or schema holds for the slug in this namespace, or
+/// a new one, claimed atomically ([`registry::claim`]) before anything else is done. The status
+/// is never trusted: a `status.tenantId` that differs from the registry's (or, before the first
+/// claim, names an id the registry gives another slug) is refused.
+async fn resolve_id(
+    ctx: &Context,
+    t: &Tenant,
+    slug: &TenantSlug,
+    ns: &str,
+) -> Result<Uuid, Refusal> {
+    let step = |e: anyhow::Error| {
+        Refusal::Failed(Error::Step {
+            step: Step::Registry,
+            source: e,
+        })
     };
     let taken = |other: &str, how: &str| {
-        Error::InvalidSpec(format!(
+        Refusal::SlugTaken(format!(
             "metadata.name: the tenant slug {slug} is {how} a Tenant in namespace {other}"
         ))
     };
-    if let Some(other) = registry::owner_namespace(&ctx.data, slug)
-        .await
-        .map_err(step)?
-    {
-        if other != ns {
-            return Err(taken(&other, "registered by"));
+    let mismatch = |what: String| {
+        Refusal::IdMismatch(format!(
+            "status.tenantId: {what}; the registry is the source of the tenant's id, so nothing \
+             is provisioned until the status is corrected"
+        ))
+    };
+    let status_id = match t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
+        None => None,
+        Some(raw) => {
+            Some(Uuid::parse_str(raw).map_err(|_| mismatch(format!("{raw:?} is not a UUID")))?)
         }
-    }
-    if let Some(id) = t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
-        return Uuid::parse_str(id)
-            .map_err(|e| step(anyhow::anyhow!("status.tenantId {id:?}: {e}")));
-    }
-    if let Some(id) = registry::registered_id(&ctx.data, slug, ns)
-        .await
-        .map_err(step)?
-    {
-        return Ok(id);
+    };
+    if let Some((owner, id)) = registry::entry(&ctx.data, slug).await.map_err(step)? {
+        if owner != ns {
+            return Err(taken(&owner, "registered by"));
+        }
+        let id = id.ok_or_else(|| {
+            step(anyhow::anyhow!(
+                "the registry entry of {slug} has no tenant_id"
+            ))
+        })?;
+        return match status_id {
+            Some(s) if s != id => Err(mismatch(format!(
+                "{s} differs from the id registered for {slug}"
+            ))),
+            _ => Ok(id),
+        };
     }
     let dbs: Vec<&str> = ctx
         .catalog
@@ -241,10 +288,40 @@ async fn resolve_id(ctx: &Context, t: &Tenant, slug: &TenantSlug, ns: &str) -> R
             .await
             .map_err(step)?,
     };
-    match retained {
-        Some((id, owner)) if owner == ns => Ok(id),
-        Some((_, owner)) => Err(taken(&owner, "retained for")),
-        None => Ok(Uuid::new_v4()),
+    let id = match (retained, status_id) {
+        (Some((_, owner)), _) if owner != ns => return Err(taken(&owner, "retained for")),
+        (Some((id, _)), Some(s)) if s != id => {
+            return Err(mismatch(format!(
+                "{s} differs from the id retained for {slug}"
+            )))
+        }
+        (Some((id, _)), _) => id,
+        // A status id with no claim behind it (a claim interrupted before its entry was written
+        // by an older operator, or a forgery): kept only if no other tenant has it.
+        (None, Some(s)) => {
+            if let Some(other) = registry::id_used_elsewhere(&ctx.data, s, slug)
+                .await
+                .map_err(step)?
+            {
+                return Err(mismatch(format!("{s} belongs to the tenant {other}")));
+            }
+            s
+        }
+        (None, None) => Uuid::new_v4(),
+    };
+    let tier = match t.spec.tier {
+        Tier::Standard => "standard",
+        Tier::Dedicated => "dedicated",
+    };
+    match registry::claim(&ctx.data, slug, ns, tier, id)
+        .await
+        .map_err(step)?
+    {
+        registry::Claim::Ours(claimed) if status_id.is_some_and(|s| s != claimed) => Err(mismatch(
+            format!("the registry gave {slug} the id {claimed}"),
+        )),
+        registry::Claim::Ours(claimed) => Ok(claimed),
+        registry::Claim::Taken(owner) => Err(taken(&owner, "registered by")),
     }
 }
 
@@ -294,14 +371,12 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
     let slug = TenantSlug::parse(&t.name_any()).map_err(Error::InvalidSpec)?;
     let tenant_id = match resolve_id(ctx, &t, &slug, &ns).await {
         Ok(id) => id,
-        Err(Error::InvalidSpec(msg)) => {
-            run.set(Cond::new(status::READY, false, "SlugTaken", msg.clone()));
-            run.events.push((true, "SlugTaken".into(), msg.clone()));
-            run.write().await?;
-            return Err(Error::InvalidSpec(msg));
+        Err(Refusal::SlugTaken(msg)) => return Err(run.refuse("SlugTaken", msg).await?),
+        Err(Refusal::IdMismatch(msg)) => return Err(run.refuse("TenantIdMismatch", msg).await?),
+        Err(Refusal::Failed(Error::Step { step, source })) => {
+            return Err(run.fail(step, source).await)
         }
-        Err(Error::Step { step, source }) => return Err(run.fail(step, source).await),
-        Err(e) => return Err(e),
+        Err(Refusal::Failed(e)) => return Err(e),
     };
     if run.status.tenant_id.is_none() {
         run.status.tenant_id = Some(tenant_id.to_string());
@@ -592,20 +667,27 @@ async fn cleanup_steps(t: &Tenant, ctx: &Context) -> Result<Option<bool>> {
         step: Step::Cleanup,
         source: e,
     };
-    // A slug registered by a Tenant of another namespace is not this Tenant's to clean up.
-    if let Some(owner) = registry::owner_namespace(&ctx.data, &slug)
-        .await
-        .map_err(step)?
-    {
-        if owner != ns {
-            return Ok(None);
-        }
-    }
-    let id = match t.status.as_ref().and_then(|s| s.tenant_id.as_deref()) {
-        Some(id) => Uuid::parse_str(id).ok(),
-        None => registry::registered_id(&ctx.data, &slug, &ns)
-            .await
-            .map_err(step)?,
+    // The id comes from the registry (never from the status alone): a slug registered by a
+    // Tenant of another namespace is not this Tenant's to clean up, and an unregistered Tenant
+    // cleans up under its status id only if no other tenant has that id.
+    let id = match registry::entry(&ctx.data, &slug).await.map_err(step)? {
+        Some((owner, _)) if owner != ns => return Ok(None),
+        Some((_, id)) => id,
+        None => match t
+            .status
+            .as_ref()
+            .and_then(|s| s.tenant_id.as_deref())
+            .and_then(|id| Uuid::parse_str(id).ok())
+        {
+            Some(id) => match registry::id_used_elsewhere(&ctx.data, id, &slug)
+                .await
+                .map_err(step)?
+            {
+                Some(_) => None,
+                None => Some(id),
+            },
+            None => None,
+        },
     };
     let Some(id) = id else {
         // No id was ever assigned, so nothing was provisioned.

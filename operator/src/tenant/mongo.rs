@@ -3,15 +3,28 @@
 //! - Every tier: the shared collections of each service database on mongodb-system have their
 //!   indexes (each leading with `tenant_id`).
 //! - `dedicated`: the tenant's own database per service on mongodb-tenant, with the same
-//!   collections and indexes, and a user (`tenant_<slug>` in `admin`) holding `readWrite` on
+//!   collections and indexes, and a user (`tenant_<slug>_login` in `admin`) holding `readWrite` on
 //!   those databases only — no role at all while the tenant is suspended. Documents the tenant
 //!   still has in the shared collections are moved in.
 //! - `standard`: documents left in a dedicated database (after a tier change) are moved back
-//!   into the same-named shared collections (every collection of that database, not only the
-//!   layout's), then that database and the user are dropped.
+//!   into the shared collections, then that database and the user are dropped.
 //!
-//! Moves copy first (upsert by `_id`), then delete exactly the copied documents from the
-//! source, so a crash in between loses nothing and the next reconcile finishes the move.
+//! Moves copy first, then delete exactly the copied documents from the source, so a crash in
+//! between loses nothing and the next reconcile finishes the move. They stream (a cursor, never
+//! the whole collection in memory).
+//!
+//! A dedicated tenant holds `readWrite` on its own databases, so everything in them is input
+//! from the tenant. The move back to the shared collections therefore trusts nothing in them:
+//! - only the collections the service's layout declares are moved (the platform's own
+//!   collections, such as the tenant registry and the API keys, are never in a layout, and
+//!   [`crate::catalog`] checks that), whatever else the tenant created there is dropped with the
+//!   database;
+//! - only documents whose `tenant_id` is the tenant's own are read;
+//! - a document is written only where no document of another tenant has its `_id`: the copy is
+//!   a replace filtered by `_id` *and* the tenant's id, upserting, so a planted `_id` of another
+//!   tenant's document fails on the unique `_id` instead of replacing it. Such a conflict stops
+//!   the move ([`MoveConflict`]): nothing is overwritten, the dedicated database is kept, and the
+//!   Tenant shows `MongoReady=False` with reason `MoveConflict` and a Warning Event.
 
 use anyhow::{Context as _, Result};
 use futures::TryStreamExt;
@@ -42,14 +55,10 @@ pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>)
                 moved += move_documents(&shared, &own, c.name, &tenant).await?;
             }
         } else if existing.contains(&m.dedicated_database) {
-            // Every collection, not only the layout's: nothing in the database is dropped
-            // before it has been moved.
-            let names = own
-                .list_collection_names()
-                .await
-                .with_context(|| format!("listing collections of {}", m.dedicated_database))?;
-            for name in names.iter().filter(|n| !n.starts_with("system.")) {
-                moved += move_documents(&own, &shared, name, &tenant).await?;
+            // The layout's collections only: the rest of the database is the tenant's own
+            // input and never reaches a shared collection (see the module docs).
+            for c in m.layout.collections {
+                moved += move_documents(&own, &shared, c.name, &tenant).await?;
             }
             own.drop()
                 .await
@@ -61,6 +70,7 @@ pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>)
     } else {
         drop_user(dp, &plan.mongo_user).await?;
     }
+    drop_legacy_user(dp, plan).await?;
     let place = if plan.dedicated() {
         format!("{} own databases on mongodb-tenant", plan.mongo.len())
     } else {
@@ -80,6 +90,20 @@ async fn ensure_indexes(db: &Database, layout: &MongoLayout) -> Result<()> {
         .with_context(|| format!("indexes in {}", db.name()))
 }
 
+/// A tier move that would have replaced a document of another tenant (see the module docs).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "moving {collection} into {database}: the document with _id {id} conflicts with one \
+     already there (another tenant's document with that _id, or a unique key); nothing was \
+     overwritten and the move is stopped"
+)]
+pub struct MoveConflict {
+    pub database: String,
+    pub collection: String,
+    /// The `_id` as JSON text (never a document's content).
+    pub id: String,
+}
+
 /// Moves the tenant's documents of `collection` from `from` to `to`; returns how many.
 async fn move_documents(
     from: &Database,
@@ -87,31 +111,69 @@ async fn move_documents(
     collection: &str,
     tenant: &Bson,
 ) -> Result<u64> {
+    /// Source documents deleted per round trip once copied.
+    const BATCH: usize = 500;
     let source = from.collection::<Document>(collection);
     let target = to.collection::<Document>(collection);
-    let docs: Vec<Document> = source
-        .find(doc! { TENANT_FIELD: tenant.clone() })
-        .await?
-        .try_collect()
-        .await?;
-    if docs.is_empty() {
-        return Ok(0);
-    }
-    let mut ids = Vec::with_capacity(docs.len());
-    for d in &docs {
-        let id = d.get("_id").cloned().unwrap_or(Bson::Null);
-        target
-            .replace_one(doc! { "_id": id.clone() }, d)
+    let mut cursor = source.find(doc! { TENANT_FIELD: tenant.clone() }).await?;
+    let mut copied: Vec<Bson> = Vec::with_capacity(BATCH);
+    let mut moved = 0u64;
+    while let Some(d) = cursor.try_next().await? {
+        let Some(id) = d.get("_id").cloned() else {
+            continue;
+        };
+        // The filter names the tenant too: when another tenant's document holds this `_id`,
+        // the filter matches nothing and the upsert's insert fails on the unique `_id`.
+        match target
+            .replace_one(doc! { "_id": id.clone(), TENANT_FIELD: tenant.clone() }, &d)
             .upsert(true)
             .await
-            .with_context(|| format!("copying into {}.{collection}", to.name()))?;
-        ids.push(id);
+        {
+            Ok(_) => {}
+            Err(e) if prismicx_service_common::mongo::is_duplicate_key(&e) => {
+                delete_copied(&source, tenant, &mut copied).await?;
+                return Err(MoveConflict {
+                    database: to.name().to_string(),
+                    collection: collection.to_string(),
+                    id: id.into_relaxed_extjson().to_string(),
+                }
+                .into());
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("copying into {}.{collection}", to.name()))
+            }
+        }
+        copied.push(id);
+        moved += 1;
+        if copied.len() >= BATCH {
+            delete_copied(&source, tenant, &mut copied).await?;
+        }
     }
+    delete_copied(&source, tenant, &mut copied).await?;
+    Ok(moved)
+}
+
+/// Deletes from `source` the tenant's documents whose `_id`s were copied (and empties `ids`).
+async fn delete_copied(
+    source: &mongodb::Collection<Document>,
+    tenant: &Bson,
+    ids: &mut Vec<Bson>,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let batch = std::mem::take(ids);
     source
-        .delete_many(doc! { TENANT_FIELD: tenant.clone(), "_id": { "$in": ids } })
+        .delete_many(doc! { TENANT_FIELD: tenant.clone(), "_id": { "$in": batch } })
         .await
-        .with_context(|| format!("removing moved documents from {}.{collection}", from.name()))?;
-    Ok(docs.len() as u64)
+        .with_context(|| {
+            format!(
+                "removing moved documents from {}.{}",
+                source.namespace().db,
+                source.name()
+            )
+        })?;
+    Ok(())
 }
 
 fn user_roles(plan: &TenantPlan) -> Vec<Document> {
@@ -159,6 +221,22 @@ async fn drop_user(dp: &DataPlane, user: &str) -> Result<()> {
             .run_command(doc! { "dropUser": user })
             .await
             .with_context(|| format!("dropping user {user}"))?;
+    }
+    Ok(())
+}
+
+/// Earlier releases named a dedicated tenant's user `tenant_<slug>`, a name a slug could share
+/// with a platform user (`registry-svc` → tenant-mgmt's `tenant_registry_svc`). Such a user is
+/// dropped only when every role it holds is on this tenant's own databases, so a platform user
+/// of that name is never touched.
+async fn drop_legacy_user(dp: &DataPlane, plan: &TenantPlan) -> Result<()> {
+    let legacy = format!("tenant_{}", plan.slug.ident());
+    let Some(u) = user_info(dp, &legacy).await? else {
+        return Ok(());
+    };
+    let own = |db: &str| plan.mongo.iter().any(|m| m.dedicated_database == db);
+    if roles_of(&u).iter().all(|(db, _)| own(db)) {
+        drop_user(dp, &legacy).await?;
     }
     Ok(())
 }
@@ -315,6 +393,7 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
 /// collections, its own databases and its user.
 pub async fn cleanup(dp: &DataPlane, plan: &TenantPlan, drop: bool) -> Result<()> {
     let tenant = tenant_bson(plan.tenant_id);
+    drop_legacy_user(dp, plan).await?;
     if let Some(_u) = user_info(dp, &plan.mongo_user).await? {
         if drop {
             drop_user(dp, &plan.mongo_user).await?;

@@ -60,7 +60,9 @@ pub struct TenantPlan {
     pub services: Vec<ServiceKind>,
     pub postgres: Vec<PgPlan>,
     pub mongo: Vec<MongoPlan>,
-    /// The tenant's MongoDB user on mongodb-tenant (`tenant_<slug>`, in database `admin`).
+    /// The tenant's MongoDB user on mongodb-tenant, in database `admin`: the same name as its
+    /// PostgreSQL login (`tenant_<slug>_login`), so one `username` in the Secret names both, and
+    /// no slug can yield a platform user's name (see [`crate::names`]).
     pub mongo_user: String,
     /// Name of the credentials Secret.
     pub secret_name: String,
@@ -169,7 +171,7 @@ pub fn plan(
         }
     }
     Ok(TenantPlan {
-        mongo_user: format!("tenant_{}", slug.ident()),
+        mongo_user: tenant_login_role(&slug),
         secret_name: secret_name(slug.as_str()),
         namespace: tenant
             .metadata
@@ -224,7 +226,7 @@ mod tests {
         assert_eq!(p.postgres[0].dedicated_alias, "system_users__acme_corp");
         assert_eq!(p.mongo.len(), 5);
         assert_eq!(p.mongo[0].dedicated_database, "tenant_registry__acme_corp");
-        assert_eq!(p.mongo_user, "tenant_acme_corp");
+        assert_eq!(p.mongo_user, "tenant_acme_corp_login");
         assert_eq!(p.secret_name, "acme-corp-db-credentials");
         assert_eq!(p.tenant_id, id());
     }

@@ -5,11 +5,17 @@
 //! - The operator writes only its own fields (`$set`), so fields tenant-mgmt keeps in the same
 //!   document survive.
 //! - Slugs are platform-wide but Tenants are namespaced: each entry records the namespace that
-//!   owns the slug ([`owner_namespace`]); a Tenant of the same name in another namespace is
+//!   owns the slug ([`entry`]); a Tenant of the same name in another namespace is
 //!   refused and its deletion touches nothing.
 //! - An event is due when the registered state, tier, services or placement change. It is
 //!   stored in the entry (`event_pending`) in the same write and cleared only after Redis took
 //!   it ([`event_published`]), so a failed publish is retried by the next reconcile.
+//! - The registry is the source of truth for a tenant's id, never the Tenant's status (which
+//!   whoever may patch `tenants/status`, or restores a Tenant, can write). A new slug is claimed
+//!   with one insert ([`claim`]): `_id` is unique, so of two namespaces claiming it at the same
+//!   moment exactly one wins and the other finds the winner's entry. Every later write of the
+//!   entry names the slug, the namespace and the id it was claimed with, so it can never
+//!   overwrite another claim.
 //! - Deleting a tenant with `Retain` leaves a record in `retained_tenants` (slug → id,
 //!   namespace), so a new Tenant of that name in that namespace gets its data back.
 
@@ -115,6 +121,87 @@ pub fn document(
     }
 }
 
+/// The outcome of [`claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The slug belongs to this namespace, with this id (just claimed, or claimed earlier).
+    Ours(Uuid),
+    /// A Tenant of this other namespace holds the slug.
+    Taken(String),
+}
+
+/// The registry entry of `slug`: its owning namespace and id (`None` when unregistered).
+pub async fn entry(dp: &DataPlane, slug: &TenantSlug) -> Result<Option<(String, Option<Uuid>)>> {
+    let found = collection(dp)
+        .find_one(doc! { "_id": slug.as_str() })
+        .await
+        .context("reading the registry")?;
+    Ok(found.map(|d| {
+        (
+            d.get_str("namespace").unwrap_or_default().to_string(),
+            uuid_of(&d, "tenant_id"),
+        )
+    }))
+}
+
+/// Claims `slug` for `namespace` with `id`, atomically: the first claim inserts the entry (in
+/// state `provisioning`); any later one reads who holds it.
+pub async fn claim(
+    dp: &DataPlane,
+    slug: &TenantSlug,
+    namespace: &str,
+    tier: &str,
+    id: Uuid,
+) -> Result<Claim> {
+    let now = Bson::DateTime(mongodb::bson::DateTime::now());
+    let inserted = collection(dp)
+        .insert_one(doc! {
+            "_id": slug.as_str(),
+            "slug": slug.as_str(),
+            "tenant_id": tenant_bson(id),
+            "namespace": namespace,
+            "tier": tier,
+            "state": state_str(TenantState::Provisioning),
+            "created_at": now.clone(),
+            "updated_at": now,
+        })
+        .await;
+    match inserted {
+        Ok(_) => Ok(Claim::Ours(id)),
+        Err(e) if prismicx_service_common::mongo::is_duplicate_key(&e) => match entry(dp, slug)
+            .await?
+        {
+            Some((owner, Some(existing))) if owner == namespace => Ok(Claim::Ours(existing)),
+            Some((owner, _)) if owner != namespace => Ok(Claim::Taken(owner)),
+            // Malformed (no id), or removed again in between: let the next reconcile look again.
+            _ => anyhow::bail!("the registry entry of {slug} changed while it was being claimed"),
+        },
+        Err(e) => Err(e).context("claiming the slug in the registry"),
+    }
+}
+
+/// The slug, other than `slug`, whose registry entry or retained record carries `id`.
+pub async fn id_used_elsewhere(
+    dp: &DataPlane,
+    id: Uuid,
+    slug: &TenantSlug,
+) -> Result<Option<String>> {
+    let filter = doc! { "tenant_id": tenant_bson(id), "_id": { "$ne": slug.as_str() } };
+    let registered = collection(dp)
+        .find_one(filter.clone())
+        .await
+        .context("reading the registry")?;
+    let found = match registered {
+        Some(d) => Some(d),
+        None => database(dp)
+            .collection::<Document>(RETAINED_COLLECTION)
+            .find_one(filter)
+            .await
+            .context("reading the retained tenants")?,
+    };
+    Ok(found.and_then(|d| d.get_str("_id").ok().map(String::from)))
+}
+
 /// Registers the tenant. Returns the event due (a new one when something services care about
 /// changed, or one stored earlier whose publication failed); `None` when nothing is due.
 pub async fn upsert(
@@ -159,8 +246,14 @@ pub async fn upsert(
     let now = Bson::DateTime(mongodb::bson::DateTime::now());
     set.insert("updated_at", now.clone());
     set.insert("event_pending", kind_str(kind));
+    // Filtered by the claim (slug, namespace, id): an entry claimed by anyone else makes the
+    // upsert's insert fail on the unique `_id` rather than overwrite it.
     coll.update_one(
-        doc! { "_id": plan.slug.as_str() },
+        doc! {
+            "_id": plan.slug.as_str(),
+            "namespace": &plan.namespace,
+            "tenant_id": tenant_bson(plan.tenant_id),
+        },
         doc! { "$set": set, "$setOnInsert": { "created_at": now } },
     )
     .upsert(true)
@@ -179,28 +272,6 @@ pub async fn event_published(dp: &DataPlane, slug: &TenantSlug) -> Result<()> {
         .await
         .context("clearing the pending event")?;
     Ok(())
-}
-
-/// The namespace that owns `slug` in the registry, if it is registered.
-pub async fn owner_namespace(dp: &DataPlane, slug: &TenantSlug) -> Result<Option<String>> {
-    let found = collection(dp)
-        .find_one(doc! { "_id": slug.as_str() })
-        .await
-        .context("reading the registry")?;
-    Ok(found.and_then(|d| d.get_str("namespace").ok().map(String::from)))
-}
-
-/// The id registered for `slug` by a Tenant in `namespace`, if any.
-pub async fn registered_id(
-    dp: &DataPlane,
-    slug: &TenantSlug,
-    namespace: &str,
-) -> Result<Option<Uuid>> {
-    let found = collection(dp)
-        .find_one(doc! { "_id": slug.as_str(), "namespace": namespace })
-        .await
-        .context("reading the registry")?;
-    Ok(found.and_then(|d| uuid_of(&d, "tenant_id")))
 }
 
 /// The retained record of `slug`: its id and the namespace whose Tenant retained it.
@@ -243,7 +314,7 @@ pub async fn set_retained(dp: &DataPlane, plan: &TenantPlan, retained: bool) -> 
 
 /// Whether the registry holds `slug`.
 pub async fn is_registered(dp: &DataPlane, slug: &TenantSlug) -> Result<bool> {
-    Ok(owner_namespace(dp, slug).await?.is_some())
+    Ok(entry(dp, slug).await?.is_some())
 }
 
 /// Removes the registry entry (gone already: fine).

@@ -254,7 +254,7 @@ mod tests {
         );
         assert_eq!(
             get(&s, "mongodb-uri"),
-            "mongodb://tenant_acme:pw@mt:27017/task_repository__acme?authSource=admin"
+            "mongodb://tenant_acme_login:pw@mt:27017/task_repository__acme?authSource=admin"
         );
     }
 

@@ -174,13 +174,13 @@ pub async fn mongo() -> mongodb::Client {
         .expect("mongo client")
 }
 
-/// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>` in `admin`).
+/// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>_login` in `admin`).
 pub async fn users_info(name: &str) -> mongodb::bson::Document {
     mongo()
         .await
         .database("admin")
         .run_command(mongodb::bson::doc! {
-            "usersInfo": {"user": format!("tenant_{}", name.replace('-', "_")), "db": "admin"}
+            "usersInfo": {"user": format!("tenant_{}_login", name.replace('-', "_")), "db": "admin"}
         })
         .await
         .expect("usersInfo")

@@ -1,0 +1,399 @@
+//! Attacks on the Tenant reconciler, grouped by adversary, against the real data servers (the
+//! Kubernetes API is the in-memory fake: no API server can run here).
+//!
+//! - A dedicated tenant: it holds `readWrite` on its own MongoDB databases, so it can plant
+//!   anything there before it moves back to the shared collections.
+//! - Whoever may write `tenants/status` (or restores a Tenant with its status): a forged
+//!   `status.tenantId` naming another tenant's id.
+//! - Namespace owners: two namespaces claiming one new slug at the same moment; a slug chosen so
+//!   that a generated name would be a platform name.
+//!
+//! Each case performs the attack and asserts what the victim still has.
+
+mod support;
+
+use std::sync::Arc;
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use mongodb::bson::{doc, oid::ObjectId, Document};
+use prismicx_operator::tenant;
+use prismicx_operator_api::{Tenant, TenantSpec};
+use prismicx_service_common::mongo::tenant_bson;
+use prismicx_service_common::pg::query_scalar;
+use serde_json::json;
+use support::*;
+
+fn ident(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
+    env.tenants
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "spec": spec })),
+        )
+        .await
+        .expect("patch spec");
+}
+
+/// Writes `status.tenantId` as whoever holds `tenants/status` could.
+async fn forge_status_id(env: &Env, name: &str, id: uuid::Uuid) {
+    env.tenants
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({ "status": { "tenantId": id.to_string() } })),
+        )
+        .await
+        .expect("patch status");
+}
+
+/// Reconciles until the Tenant stops changing or three passes ran; returns the last result.
+async fn reconcile_settled(env: &Env, name: &str) -> prismicx_operator::Result<()> {
+    let mut last = Ok(());
+    for _ in 0..3 {
+        last = reconcile(env, name).await.map(|_| ());
+    }
+    last
+}
+
+async fn users_in(db: &str, schema: &str) -> Vec<String> {
+    let mut c = admin(db).await;
+    let sql = format!("SELECT email FROM \"{schema}\".users ORDER BY email");
+    query_scalar::<String>(&sql)
+        .fetch_all(&mut c)
+        .await
+        .expect("reading users")
+}
+
+// --- A dedicated tenant moving back to standard -------------------------------------------
+
+#[tokio::test]
+async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_entry() {
+    let env = env().await;
+    let victim = create(&env, "regv", json!({"services": ["tenant-mgmt"]})).await;
+    let victim = provision(&env, &victim.name_any()).await;
+    let attacker = create(
+        &env,
+        "rega",
+        json!({"tier": "dedicated", "services": ["tenant-mgmt"]}),
+    )
+    .await;
+    let attacker = provision(&env, &attacker.name_any()).await;
+    let before = registry_entry(&victim.name_any())
+        .await
+        .expect("registered");
+
+    // The attacker copies the victim's registry document, with its own tenant id, into its own
+    // database (it holds readWrite there), then asks to move back to the shared collections.
+    let m = mongo().await;
+    let own = m.database(&format!("tenant_registry__{}", ident(&attacker.name_any())));
+    let mut planted = before.clone();
+    planted.insert("tenant_id", tenant_bson(tenant_id(&attacker)));
+    planted.insert("namespace", "attackers");
+    own.collection::<Document>("tenants")
+        .insert_one(planted)
+        .await
+        .unwrap();
+    own.collection::<Document>("api_keys")
+        .insert_one(doc! {"_id": "planted", "tenant_id": tenant_bson(tenant_id(&attacker)), "digest": "sha256:00"})
+        .await
+        .unwrap();
+    patch_spec(&env, &attacker.name_any(), json!({"tier": "standard"})).await;
+    provision(&env, &attacker.name_any()).await;
+
+    let after = registry_entry(&victim.name_any())
+        .await
+        .expect("still registered");
+    assert_eq!(after, before, "the victim's registry entry is unchanged");
+    let keys = m
+        .database("tenant_registry")
+        .collection::<Document>("api_keys");
+    assert_eq!(
+        keys.count_documents(doc! {"_id": "planted"}).await.unwrap(),
+        0,
+        "nothing reached the platform's key collection"
+    );
+}
+
+#[tokio::test]
+async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document() {
+    let env = env().await;
+    let victim = create(&env, "docv", json!({"services": ["task-repo"]})).await;
+    let victim = provision(&env, &victim.name_any()).await;
+    let attacker = create(
+        &env,
+        "doca",
+        json!({"tier": "dedicated", "services": ["task-repo"]}),
+    )
+    .await;
+    let attacker = provision(&env, &attacker.name_any()).await;
+    let m = mongo().await;
+    let shared = m
+        .database("task_repository")
+        .collection::<Document>("tasks");
+    let victim_doc = doc! {
+        "_id": ObjectId::new(),
+        "tenant_id": tenant_bson(tenant_id(&victim)),
+        "title": "quarterly numbers",
+        "status": "todo",
+    };
+    shared.insert_one(victim_doc.clone()).await.unwrap();
+
+    // The attacker plants a document with the victim's `_id` and its own tenant id.
+    let own_name = format!("task_repository__{}", ident(&attacker.name_any()));
+    let own = m.database(&own_name).collection::<Document>("tasks");
+    own.insert_one(doc! {
+        "_id": victim_doc.get_object_id("_id").unwrap(),
+        "tenant_id": tenant_bson(tenant_id(&attacker)),
+        "title": "overwritten",
+        "status": "done",
+    })
+    .await
+    .unwrap();
+    // And a document carrying the victim's tenant id, to be "moved" into the victim's data.
+    own.insert_one(doc! {
+        "tenant_id": tenant_bson(tenant_id(&victim)),
+        "title": "injected",
+        "status": "todo",
+    })
+    .await
+    .unwrap();
+    patch_spec(&env, &attacker.name_any(), json!({"tier": "standard"})).await;
+    let err = reconcile_settled(&env, &attacker.name_any())
+        .await
+        .expect_err("the move stops");
+    assert!(err.to_string().contains("conflicts"), "{err}");
+
+    let t = get(&env, &attacker.name_any()).await;
+    let mongo_ready = condition(&t, "MongoReady").expect("MongoReady");
+    assert_eq!(mongo_ready.status, "False");
+    assert_eq!(mongo_ready.reason, "MoveConflict");
+    assert_eq!(
+        shared
+            .find_one(doc! {"_id": victim_doc.get_object_id("_id").unwrap()})
+            .await
+            .unwrap(),
+        Some(victim_doc),
+        "the victim's document is unchanged"
+    );
+    assert_eq!(
+        shared
+            .count_documents(doc! {"title": "injected"})
+            .await
+            .unwrap(),
+        0,
+        "a document with the victim's tenant id is never moved"
+    );
+    assert!(
+        m.list_database_names().await.unwrap().contains(&own_name),
+        "the dedicated database is kept while the move is stopped"
+    );
+}
+
+// --- A forged status.tenantId ------------------------------------------------------------
+
+#[tokio::test]
+async fn forged_status_tenant_id_of_another_tenant_is_refused_and_nothing_is_touched() {
+    let env = env().await;
+    let victim = create(&env, "idv", json!({"services": ["user-data"]})).await;
+    let victim = provision(&env, &victim.name_any()).await;
+    let mut pg = connect_uri(&secret_value(&env, &victim, "pooler-uri").await)
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('v@victim.example', 'V')")
+        .execute(&mut pg)
+        .await
+        .unwrap();
+
+    // A Tenant restored with a status naming the victim's id, before its first reconcile.
+    let spec: TenantSpec =
+        serde_json::from_value(json!({"services": ["user-data"], "deletionPolicy": "Delete"}))
+            .unwrap();
+    let name = prismicx_harness::unique_name("ida");
+    let mut t = Tenant::new(&name, spec);
+    t.metadata.namespace = Some(NS.into());
+    env.tenants
+        .create(&PostParams::default(), &t)
+        .await
+        .unwrap();
+    forge_status_id(&env, &name, tenant_id(&victim)).await;
+    let err = reconcile_settled(&env, &name).await.expect_err("refused");
+    assert!(err.is_permanent(), "{err}");
+    let t = get(&env, &name).await;
+    let ready = condition(&t, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "TenantIdMismatch");
+    assert!(
+        registry_entry(&name).await.is_none(),
+        "the forged tenant is not registered"
+    );
+    let schema = format!("tenant_{}", ident(&name));
+    let mut c = admin("system_users").await;
+    let made: bool = query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(&schema)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(!made, "nothing was provisioned for the forged id");
+
+    // Deleting it (policy Delete) deletes nothing of the victim's.
+    delete(&env, &name).await.expect("cleanup");
+    let victim_schema = format!("tenant_{}", ident(&victim.name_any()));
+    assert_eq!(
+        users_in("system_users", &victim_schema).await,
+        ["v@victim.example"]
+    );
+    assert_eq!(
+        registry_entry(&victim.name_any())
+            .await
+            .and_then(|d| d.get_str("namespace").ok().map(String::from)),
+        Some(NS.to_string())
+    );
+}
+
+#[tokio::test]
+async fn rewriting_status_tenant_id_of_a_ready_tenant_is_refused_and_its_data_kept() {
+    let env = env().await;
+    let victim = create(&env, "idv2", json!({"services": ["task-repo"]})).await;
+    let victim = provision(&env, &victim.name_any()).await;
+    let attacker = create(&env, "ida2", json!({"services": ["task-repo"]})).await;
+    let attacker = provision(&env, &attacker.name_any()).await;
+    let own_id = tenant_id(&attacker);
+    forge_status_id(&env, &attacker.name_any(), tenant_id(&victim)).await;
+    let err = reconcile_settled(&env, &attacker.name_any())
+        .await
+        .expect_err("refused");
+    assert!(err.is_permanent());
+    let t = get(&env, &attacker.name_any()).await;
+    assert_eq!(
+        condition(&t, "Ready").map(|c| c.reason.as_str()),
+        Some("TenantIdMismatch")
+    );
+    let reg = registry_entry(&attacker.name_any()).await.unwrap();
+    assert_eq!(
+        reg.get("tenant_id"),
+        Some(&tenant_bson(own_id)),
+        "the registry keeps the attacker's own id"
+    );
+    let reg = registry_entry(&victim.name_any()).await.unwrap();
+    assert_eq!(reg.get("tenant_id"), Some(&tenant_bson(tenant_id(&victim))));
+}
+
+// --- Namespace owners ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn two_namespaces_claiming_one_new_slug_at_once_only_one_wins() {
+    let env = env().await;
+    let name = prismicx_harness::unique_name("race");
+    let spec: TenantSpec = serde_json::from_value(json!({"services": ["user-data"]})).unwrap();
+    let mut apis = Vec::new();
+    for ns in ["team-a", "team-b"] {
+        let api: kube::Api<Tenant> = kube::Api::namespaced(env.client.clone(), ns);
+        let mut t = Tenant::new(&name, spec.clone());
+        t.metadata.namespace = Some(ns.into());
+        t.metadata.finalizers = Some(vec![tenant::FINALIZER.into()]);
+        api.create(&PostParams::default(), &t).await.unwrap();
+        apis.push(api);
+    }
+    let (a, b) = (
+        apis[0].get(&name).await.unwrap(),
+        apis[1].get(&name).await.unwrap(),
+    );
+    let (ra, rb) = tokio::join!(
+        tenant::reconcile(Arc::new(a), env.ctx.clone()),
+        tenant::reconcile(Arc::new(b), env.ctx.clone()),
+    );
+    assert!(
+        ra.is_ok() != rb.is_ok(),
+        "exactly one claim wins: {ra:?} / {rb:?}"
+    );
+    let (winner, loser) = if ra.is_ok() {
+        (&apis[0], &apis[1])
+    } else {
+        (&apis[1], &apis[0])
+    };
+    let lost = loser.get(&name).await.unwrap();
+    assert_eq!(
+        condition(&lost, "Ready").map(|c| c.reason.as_str()),
+        Some("SlugTaken")
+    );
+    assert!(lost.status.as_ref().unwrap().tenant_id.is_none());
+    let won = winner.get(&name).await.unwrap();
+    let reg = registry_entry(&name).await.unwrap();
+    assert_eq!(
+        reg.get_str("namespace").unwrap(),
+        won.namespace().unwrap(),
+        "the registry names the winner's namespace"
+    );
+    assert_eq!(
+        reg.get("tenant_id"),
+        Some(&tenant_bson(tenant_id(&won))),
+        "with the winner's id"
+    );
+}
+
+#[tokio::test]
+async fn a_slug_named_after_a_platform_user_gets_a_user_of_its_own() {
+    // `registry-svc` once mapped onto tenant-mgmt's own MongoDB user `tenant_registry_svc`.
+    let env = env().await;
+    let name = "registry-svc";
+    let spec: TenantSpec = serde_json::from_value(
+        json!({"tier": "dedicated", "services": ["tenant-mgmt"], "deletionPolicy": "Delete"}),
+    )
+    .unwrap();
+    let mut t = Tenant::new(name, spec);
+    t.metadata.namespace = Some(NS.into());
+    env.tenants
+        .create(&PostParams::default(), &t)
+        .await
+        .unwrap();
+    // A platform user of that name exists, as the DatabaseService reconciler makes it.
+    let m = mongo().await;
+    let admin_db = m.database("admin");
+    let platform_user = "tenant_registry_svc";
+    let _ = admin_db
+        .run_command(doc! {"createUser": platform_user, "pwd": "platform-password", "roles": [{"role": "read", "db": "tenant_registry"}]})
+        .await;
+    let t = provision(&env, name).await;
+    let user = secret_value(&env, &t, "mongodb-uri").await;
+    assert!(
+        !user.contains(&format!("//{platform_user}:")),
+        "the tenant's MongoDB login is not the platform's user: {}",
+        user.split('@').next_back().unwrap_or_default()
+    );
+    let info = admin_db
+        .run_command(doc! {"usersInfo": {"user": platform_user, "db": "admin"}})
+        .await
+        .unwrap();
+    let roles = info.get_array("users").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_array("roles")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        roles,
+        vec![mongodb::bson::Bson::Document(
+            doc! {"role": "read", "db": "tenant_registry"}
+        )],
+        "the platform user's roles are untouched"
+    );
+    delete(&env, name).await.expect("cleanup");
+    let info = admin_db
+        .run_command(doc! {"usersInfo": {"user": platform_user, "db": "admin"}})
+        .await
+        .unwrap();
+    assert_eq!(
+        info.get_array("users").unwrap().len(),
+        1,
+        "deleting the tenant leaves the platform user alone"
+    );
+    admin_db
+        .run_command(doc! {"dropUser": platform_user})
+        .await
+        .unwrap();
+}
