@@ -1667,3 +1667,33 @@ fn dockerfile_builds_in_a_separate_stage_and_runs_as_non_root() {
         );
     }
 }
+
+/// A namespace owner's Pods cannot reach PgBouncer or the database servers unless the platform
+/// admits their namespace: by default the release namespace and labelled namespaces only.
+#[test]
+fn database_network_policies_admit_only_the_platform_and_labelled_namespaces() {
+    let docs = &render("default").docs;
+    let policies = of_kind(docs, "NetworkPolicy");
+    assert!(!policies.is_empty());
+    let mut checked = 0;
+    for p in policies {
+        let name = p["metadata"]["name"].as_str().unwrap_or_default();
+        for rule in p["spec"]["ingress"].as_array().into_iter().flatten() {
+            let metrics = rule["ports"][0]["port"] == serde_json::json!(8080);
+            for peer in rule["from"].as_array().into_iter().flatten() {
+                if metrics {
+                    continue;
+                }
+                checked += 1;
+                let ns = &peer["namespaceSelector"];
+                assert!(
+                    ns.is_null() && peer["podSelector"] == serde_json::json!({})
+                        || ns["matchLabels"]["prismicx.io/database-clients"]
+                            == serde_json::json!("true"),
+                    "{name} admits {peer}"
+                );
+            }
+        }
+    }
+    assert!(checked >= 2, "PgBouncer's policy was inspected");
+}
