@@ -5,7 +5,10 @@
 //! `{$and: [{tenant_id: <tenant>}, <filter>]}`, every inserted document gets the tenant's
 //! `tenant_id` (a different one is refused), updates may not touch `tenant_id`, aggregations
 //! start with the tenant `$match` and may not use stages that read or write other collections,
-//! and every index it creates leads with `tenant_id`.
+//! and every index it creates leads with `tenant_id`. Every read it sends (find, count,
+//! aggregate) carries `maxTimeMS` ([`QUERY_TIME_LIMIT`] unless the service sets another), so the
+//! server stops a query a tenant made expensive (a huge collection, a filter that cannot use an
+//! index) instead of letting it hold a connection and a core.
 //!
 //! `tenant_id` is stored as a BSON UUID (binary subtype 4).
 
@@ -20,6 +23,9 @@ use uuid::Uuid;
 
 /// The field every tenant-owned document carries.
 pub const TENANT_FIELD: &str = "tenant_id";
+
+/// Server-side time limit (`maxTimeMS`) of every read through a [`TenantCollection`].
+pub const QUERY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Stages an aggregation through [`TenantCollection`] may not use: they read or write other
 /// collections, where the tenant filter would not apply.
@@ -85,6 +91,7 @@ pub fn bson_uuid(id: Uuid) -> bson::Uuid {
 pub struct TenantCollection<T: Send + Sync> {
     inner: Collection<Document>,
     tenant: Bson,
+    max_time: std::time::Duration,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -96,8 +103,22 @@ where
         TenantCollection {
             inner: db.collection(collection),
             tenant: tenant_bson(tenant_id),
+            max_time: QUERY_TIME_LIMIT,
             _t: std::marker::PhantomData,
         }
+    }
+
+    /// The same collection with another server-side time limit for reads.
+    pub fn with_max_time(mut self, limit: std::time::Duration) -> Self {
+        self.max_time = limit;
+        self
+    }
+
+    /// `options` with the time limit, unless they set one.
+    fn limited(&self, options: Option<FindOptions>) -> FindOptions {
+        let mut o = options.unwrap_or_default();
+        o.max_time.get_or_insert(self.max_time);
+        o
     }
 
     /// `filter` restricted to the tenant.
@@ -134,6 +155,7 @@ where
         let found = self
             .inner
             .find_one(self.scoped(filter))
+            .max_time(self.max_time)
             .optional(session, |a, s| a.session(s))
             .await?;
         found.map(Self::decode).transpose()
@@ -147,7 +169,7 @@ where
         let cursor = self
             .inner
             .find(self.scoped(filter))
-            .with_options(options)
+            .with_options(self.limited(options))
             .await?;
         let docs: Vec<Document> = cursor.try_collect().await?;
         docs.into_iter().map(Self::decode).collect()
@@ -163,7 +185,7 @@ where
         let mut cursor = self
             .inner
             .find(self.scoped(filter))
-            .with_options(options)
+            .with_options(self.limited(options))
             .session(&mut *session)
             .await?;
         let docs: Vec<Document> = cursor.stream(session).try_collect().await?;
@@ -171,7 +193,11 @@ where
     }
 
     pub async fn count(&self, filter: Document) -> Result<u64, TenantMongoError> {
-        Ok(self.inner.count_documents(self.scoped(filter)).await?)
+        Ok(self
+            .inner
+            .count_documents(self.scoped(filter))
+            .max_time(self.max_time)
+            .await?)
     }
 
     /// Inserts `value` with the tenant's `tenant_id`; a document naming another tenant is refused.
@@ -356,7 +382,7 @@ where
         }
         let mut full = vec![doc! { "$match": { TENANT_FIELD: self.tenant.clone() } }];
         full.extend(pipeline);
-        let cursor = self.inner.aggregate(full).await?;
+        let cursor = self.inner.aggregate(full).max_time(self.max_time).await?;
         Ok(cursor.try_collect().await?)
     }
 
