@@ -2,8 +2,9 @@
 //!
 //! It starts the database servers the platform runs on as local processes: PostgreSQL 15
 //! (`initdb` in a temporary directory), PgBouncer in transaction mode (generated config, admin
-//! console enabled), Redis, and a MongoDB wire server (a `mongod` on `PATH` when there is one,
-//! else SecantusDB from the tools directory). Each listens on a free loopback port.
+//! console enabled), Redis, and two MongoDB wire servers, mongodb-system and mongodb-tenant as the
+//! platform has them (a `mongod` on `PATH` when there is one, else SecantusDB from the tools
+//! directory), both with authentication on. Each listens on a free loopback port.
 //!
 //! Data flow: [`servers()`] starts the set once per test process (later calls return the same
 //! set). A guardian process watches the test process and, when it ends for any reason (a failing
@@ -27,7 +28,7 @@ mod tools;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use mongo::Mongo;
+pub use mongo::{Mongo, ADMIN_USER as MONGO_ADMIN_USER};
 pub use pgbouncer::{PgBouncer, PoolAlias};
 pub use postgres::{Postgres, TestDatabase};
 pub use process::Guardian;
@@ -49,7 +50,10 @@ pub struct Ports {
     pub postgres: u16,
     pub pgbouncer: u16,
     pub redis: u16,
-    pub mongo: u16,
+    /// mongodb-system: the services' system databases and the standard tier's collections.
+    pub mongo_system: u16,
+    /// mongodb-tenant: the dedicated tenants' databases.
+    pub mongo_tenant: u16,
 }
 
 impl Ports {
@@ -60,7 +64,8 @@ impl Ports {
             postgres: 5432 + offset,
             pgbouncer: 6432 + offset,
             redis: 6379 + offset,
-            mongo: 27017 + offset,
+            mongo_system: 27018 + offset,
+            mongo_tenant: 27017 + offset,
         }
     }
 }
@@ -71,7 +76,10 @@ pub struct Servers {
     pub postgres: Postgres,
     pub pgbouncer: PgBouncer,
     pub redis: Redis,
-    pub mongo: Mongo,
+    /// mongodb-system (authentication on; [`Mongo::uri`] is its administrator).
+    pub mongo_system: Mongo,
+    /// mongodb-tenant (authentication on).
+    pub mongo_tenant: Mongo,
     dir: PathBuf,
     guardian: Guardian,
     _tempdir: Option<tempfile::TempDir>,
@@ -100,7 +108,8 @@ impl Servers {
                 postgres: process::free_port()?,
                 pgbouncer: process::free_port()?,
                 redis: process::free_port()?,
-                mongo: process::free_port()?,
+                mongo_system: process::free_port()?,
+                mongo_tenant: process::free_port()?,
             },
         };
         // Locate every binary first so a missing one is reported before anything starts.
@@ -110,21 +119,40 @@ impl Servers {
         let mongo_server = tools::mongo_server()?;
 
         let guardian = Guardian::spawn(&dir, tempdir.is_some())?;
-        let (pg, pgb_redis_mongo) = std::thread::scope(|s| {
+        let (pg, redis, mongo_system, mongo_tenant) = std::thread::scope(|s| {
             let redis = s.spawn(|| Redis::start(&redis_bin, &dir.join("redis"), ports.redis));
-            let mongo = s.spawn(|| Mongo::start(&mongo_server, &dir.join("mongo"), ports.mongo));
+            let system = s.spawn(|| {
+                Mongo::start(
+                    &mongo_server,
+                    &dir.join("mongodb-system"),
+                    ports.mongo_system,
+                    "mongodb-system",
+                )
+            });
+            let tenant = s.spawn(|| {
+                Mongo::start(
+                    &mongo_server,
+                    &dir.join("mongodb-tenant"),
+                    ports.mongo_tenant,
+                    "mongodb-tenant",
+                )
+            });
             let pg = Postgres::start(&pg_bin, &dir.join("postgres"), ports.postgres);
-            let redis = redis.join().expect("redis start thread panicked");
-            let mongo = mongo.join().expect("mongo start thread panicked");
-            (pg, (redis, mongo))
+            (
+                pg,
+                redis.join().expect("redis start thread panicked"),
+                system.join().expect("mongo start thread panicked"),
+                tenant.join().expect("mongo start thread panicked"),
+            )
         });
         let postgres = pg?;
         guardian.watch_pid(postgres.pid());
-        let (redis, mongo) = pgb_redis_mongo;
         let redis = redis?;
         guardian.watch_pid(redis.pid());
-        let mongo = mongo?;
-        guardian.watch_pid(mongo.pid());
+        let mongo_system = mongo_system?;
+        guardian.watch_pid(mongo_system.pid());
+        let mongo_tenant = mongo_tenant?;
+        guardian.watch_pid(mongo_tenant.pid());
         let pgbouncer =
             PgBouncer::start(&pgb_bin, &dir.join("pgbouncer"), ports.pgbouncer, &postgres)?;
         guardian.watch_pid(pgbouncer.pid());
@@ -132,7 +160,8 @@ impl Servers {
             postgres,
             pgbouncer,
             redis,
-            mongo,
+            mongo_system,
+            mongo_tenant,
             dir,
             guardian,
             _tempdir: tempdir,
@@ -154,7 +183,8 @@ impl Servers {
     pub fn stop(&self) {
         self.pgbouncer.stop();
         self.redis.stop();
-        self.mongo.stop();
+        self.mongo_system.stop();
+        self.mongo_tenant.stop();
         self.postgres.stop();
     }
 }

@@ -1,6 +1,7 @@
 //! Fixtures for testing a service's application against the real servers: tenants with their
-//! own keys and placements, a [`StaticRegistry`] of them, a [`MongoStore`] on the harness MongoDB
-//! with the service's layout provisioned the way the operator does it, and [`ApiClient`], which
+//! own keys and placements, a [`StaticRegistry`] of them, a [`MongoStore`] on the harness's two
+//! MongoDB servers with least-privilege users and the service's layout provisioned the way the
+//! operator does it, and [`ApiClient`], which
 //! drives an axum application without a socket.
 //!
 //! Tenants get unique slugs, so tests share the service's database on the harness servers and
@@ -97,33 +98,81 @@ pub fn tenancy_of(tenants: &[TestTenant]) -> Tenancy {
     Tenancy::new(&PLATFORM_KEY.into(), r.clone(), r, Duration::from_secs(60))
 }
 
-/// A client of the harness MongoDB.
-pub async fn mongo_client() -> mongodb::Client {
-    mongodb::Client::with_uri_str(servers().mongo.uri())
+/// An administrator's client of mongodb-system (for raw reads and writes in tests).
+pub async fn mongo_system() -> mongodb::Client {
+    mongodb::Client::with_uri_str(servers().mongo_system.uri())
         .await
-        .expect("mongodb client")
+        .expect("mongodb-system client")
 }
 
-/// A [`MongoStore`] on the harness MongoDB (playing both mongodb-system and mongodb-tenant) with
-/// `layout`'s indexes in the shared database and in each dedicated tenant's database, as the
-/// operator provisions them.
-pub async fn mongo_store(layout: MongoLayout, tenants: &[TestTenant]) -> MongoStore {
-    let client = mongo_client().await;
-    let store = MongoStore::new(client.clone(), client, layout);
-    layout
-        .ensure_indexes(&store.system_database())
+/// An administrator's client of mongodb-tenant (for raw reads and writes in tests).
+pub async fn mongo_tenant() -> mongodb::Client {
+    mongodb::Client::with_uri_str(servers().mongo_tenant.uri())
         .await
-        .expect("shared indexes");
-    for t in tenants
+        .expect("mongodb-tenant client")
+}
+
+/// The administrator's client of the server a tenant of `tier` keeps its documents on.
+pub async fn mongo_for(tier: Tier) -> mongodb::Client {
+    match tier {
+        Tier::Standard => mongo_system().await,
+        Tier::Dedicated => mongo_tenant().await,
+    }
+}
+
+/// A [`MongoStore`] as a service has it in production: on mongodb-system as a user defined in
+/// the service database with `readWrite` on it only, and on mongodb-tenant as a user with
+/// `readWrite` on the dedicated `tenants`' databases only (both created for this store, so
+/// parallel tests do not share them). `layout`'s indexes are in the shared database and in each
+/// dedicated tenant's database, as the operator provisions them. A service that reads a
+/// dedicated tenant's documents from the wrong server, or reaches a database outside its own,
+/// is refused.
+pub async fn mongo_store(layout: MongoLayout, tenants: &[TestTenant]) -> MongoStore {
+    let s = servers();
+    let (system_admin, tenant_admin) = (mongo_system().await, mongo_tenant().await);
+    let dedicated: Vec<&TestTenant> = tenants
         .iter()
         .filter(|t| t.placement.tier == Tier::Dedicated)
-    {
+        .collect();
+    let user = unique_name("svc_");
+    let password = unique_name("pw");
+    system_admin
+        .database(layout.database)
+        .run_command(mongodb::bson::doc! {
+            "createUser": &user, "pwd": &password,
+            "roles": [{"role": "readWrite", "db": layout.database}],
+        })
+        .await
+        .expect("service user on mongodb-system");
+    let roles: Vec<mongodb::bson::Document> = dedicated
+        .iter()
+        .map(|t| {
+            mongodb::bson::doc! {"role": "readWrite", "db": layout.dedicated_database(&t.placement.slug)}
+        })
+        .collect();
+    tenant_admin
+        .database("admin")
+        .run_command(mongodb::bson::doc! {"createUser": &user, "pwd": &password, "roles": roles})
+        .await
+        .expect("service user on mongodb-tenant");
+    let system =
+        mongodb::Client::with_uri_str(s.mongo_system.uri_as(&user, &password, layout.database))
+            .await
+            .expect("service client of mongodb-system");
+    let tenant = mongodb::Client::with_uri_str(s.mongo_tenant.uri_as(&user, &password, "admin"))
+        .await
+        .expect("service client of mongodb-tenant");
+    layout
+        .ensure_indexes(&system_admin.database(layout.database))
+        .await
+        .expect("shared indexes");
+    for t in dedicated {
         layout
-            .ensure_indexes(&store.database(&t.placement))
+            .ensure_indexes(&tenant_admin.database(&layout.dedicated_database(&t.placement.slug)))
             .await
             .expect("dedicated indexes");
     }
-    store
+    MongoStore::new(system, tenant, layout)
 }
 
 /// A response, its body parsed as JSON (`Null` when empty, a string when not JSON).

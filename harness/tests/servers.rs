@@ -61,9 +61,35 @@ async fn redis_answers() {
 }
 
 #[tokio::test]
-async fn mongo_wire_server_answers() {
+async fn mongo_wire_servers_answer_their_administrator_only() {
     let s = servers();
-    let client = mongodb::Client::with_uri_str(s.mongo.uri()).await.unwrap();
+    assert_ne!(s.mongo_system.port(), s.mongo_tenant.port());
+    for m in [&s.mongo_system, &s.mongo_tenant] {
+        let anonymous = mongodb::Client::with_uri_str(m.anonymous_uri())
+            .await
+            .unwrap();
+        assert!(
+            anonymous
+                .database("x")
+                .collection::<mongodb::bson::Document>("c")
+                .find_one(mongodb::bson::doc! {})
+                .await
+                .is_err(),
+            "{} refuses unauthenticated reads",
+            m.role()
+        );
+        let wrong = mongodb::Client::with_uri_str(m.uri_as("admin", "not-the-password", "admin"))
+            .await
+            .unwrap();
+        assert!(
+            wrong.list_database_names().await.is_err(),
+            "{} refuses a wrong password",
+            m.role()
+        );
+    }
+    let client = mongodb::Client::with_uri_str(s.mongo_system.uri())
+        .await
+        .unwrap();
     let db = client.database(&unique_name("h_"));
     db.collection::<mongodb::bson::Document>("c")
         .insert_one(mongodb::bson::doc! {"a": 1})

@@ -78,7 +78,8 @@ pub fn options(args: &UpArgs, launcher: std::path::PathBuf) -> Result<PlatformOp
                 postgres: free_port()?,
                 pgbouncer: free_port()?,
                 redis: free_port()?,
-                mongo: free_port()?,
+                mongo_system: free_port()?,
+                mongo_tenant: free_port()?,
             },
             api_port: free_port()?,
             service_port_offset: free_service_offset()?,
@@ -93,7 +94,8 @@ pub fn options(args: &UpArgs, launcher: std::path::PathBuf) -> Result<PlatformOp
         (ports.postgres, "postgres"),
         (ports.pgbouncer, "pgbouncer"),
         (ports.redis, "redis"),
-        (ports.mongo, "mongodb"),
+        (ports.mongo_system, "mongodb-system"),
+        (ports.mongo_tenant, "mongodb-tenant"),
         (api_port, "the Kubernetes API endpoint"),
     ];
     for k in platform::SERVICES {
@@ -221,12 +223,14 @@ fn print_summary(p: &Platform) {
         s.pgbouncer.port()
     );
     println!("  {:<29} 127.0.0.1:{}", "redis-cache", s.redis.port());
-    println!(
-        "  {:<29} 127.0.0.1:{} ({})",
-        "mongodb",
-        s.mongo.port(),
-        s.mongo.kind()
-    );
+    for m in [&s.mongo_system, &s.mongo_tenant] {
+        println!(
+            "  {:<29} 127.0.0.1:{} ({}, authentication on)",
+            m.role(),
+            m.port(),
+            m.kind()
+        );
+    }
     println!("  data and logs {} (removed on exit)", p.dir.display());
     println!();
     println!("  Tenants (namespace {NAMESPACE}), provisioned by the operator; keys issued by tenant-mgmt:");

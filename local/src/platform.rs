@@ -443,7 +443,6 @@ where
 /// them, which are also the addresses it hands the services.
 fn operator_env(servers: &Servers, kubeconfig: &Path) -> Result<Vec<(String, String)>> {
     let pg = servers.postgres.port().to_string();
-    let mongo = format!("127.0.0.1:{}", servers.mongo.port());
     Ok(vec![
         ("KUBECONFIG".into(), kubeconfig.display().to_string()),
         ("OPERATOR_LOG_LEVEL".into(), "INFO".into()),
@@ -473,10 +472,16 @@ fn operator_env(servers: &Servers, kubeconfig: &Path) -> Result<Vec<(String, Str
         ),
         ("PGBOUNCER_SERVER_HOST".into(), "127.0.0.1".into()),
         ("PGBOUNCER_SERVER_PORT".into(), pg),
-        ("MONGODB_SYSTEM_URI".into(), servers.mongo.uri()),
-        ("MONGODB_TENANT_URI".into(), servers.mongo.uri()),
-        ("MONGODB_SYSTEM_ADDRESS".into(), mongo.clone()),
-        ("MONGODB_TENANT_ADDRESS".into(), mongo),
+        ("MONGODB_SYSTEM_URI".into(), servers.mongo_system.uri()),
+        ("MONGODB_TENANT_URI".into(), servers.mongo_tenant.uri()),
+        (
+            "MONGODB_SYSTEM_ADDRESS".into(),
+            servers.mongo_system.address(),
+        ),
+        (
+            "MONGODB_TENANT_ADDRESS".into(),
+            servers.mongo_tenant.address(),
+        ),
         ("REDIS_URL".into(), servers.redis.url()),
         ("SERVICES_REDIS_URL".into(), servers.redis.url()),
     ])

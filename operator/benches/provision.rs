@@ -72,8 +72,8 @@ async fn env(s: &Servers) -> Result<Env> {
         pg_admin: s.postgres.admin_options("postgres"),
         pgbouncer_admin: s.pgbouncer.admin_options(),
         pgbouncer_databases_file: s.pgbouncer.databases_file().to_path_buf(),
-        mongo_system_uri: Hidden::new(s.mongo.uri()),
-        mongo_tenant_uri: Hidden::new(s.mongo.uri()),
+        mongo_system_uri: Hidden::new(s.mongo_system.uri()),
+        mongo_tenant_uri: Hidden::new(s.mongo_tenant.uri()),
         redis_url: Hidden::new(s.redis.url()),
         endpoints: Endpoints {
             postgres_host: "127.0.0.1".into(),
@@ -82,8 +82,8 @@ async fn env(s: &Servers) -> Result<Env> {
             pooler_port: s.pgbouncer.port(),
             pool_server_host: "127.0.0.1".into(),
             pool_server_port: s.postgres.port(),
-            mongo_tenant_address: format!("127.0.0.1:{}", s.mongo.port()),
-            mongo_system_address: format!("127.0.0.1:{}", s.mongo.port()),
+            mongo_tenant_address: s.mongo_tenant.address(),
+            mongo_system_address: s.mongo_system.address(),
         },
         default_dedicated_pool_size: 3,
     };
@@ -601,7 +601,7 @@ async fn run(s: &Servers, n: usize) -> Result<()> {
     println!(
         "Tenant provisioning throughput: {cores} cores, MongoDB server {}, concurrency \
          {CONCURRENCY}, spec services [user-data, task-repo], standard tier",
-        s.mongo.kind()
+        s.mongo_system.kind()
     );
     println!();
     println!(

@@ -90,7 +90,9 @@ async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_en
     // The attacker copies the victim's registry document, with its own tenant id, into its own
     // database (it holds readWrite there), then asks to move back to the shared collections.
     let m = mongo().await;
-    let own = m.database(&format!("tenant_registry__{}", ident(&attacker.name_any())));
+    let own = mongo_tenant()
+        .await
+        .database(&format!("tenant_registry__{}", ident(&attacker.name_any())));
     let mut planted = before.clone();
     planted.insert("tenant_id", tenant_bson(tenant_id(&attacker)));
     planted.insert("namespace", "attackers");
@@ -145,7 +147,8 @@ async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document(
 
     // The attacker plants a document with the victim's `_id` and its own tenant id.
     let own_name = format!("task_repository__{}", ident(&attacker.name_any()));
-    let own = m.database(&own_name).collection::<Document>("tasks");
+    let mt = mongo_tenant().await;
+    let own = mt.database(&own_name).collection::<Document>("tasks");
     own.insert_one(doc! {
         "_id": victim_doc.get_object_id("_id").unwrap(),
         "tenant_id": tenant_bson(tenant_id(&attacker)),
@@ -189,7 +192,7 @@ async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document(
         "a document with the victim's tenant id is never moved"
     );
     assert!(
-        m.list_database_names().await.unwrap().contains(&own_name),
+        mt.list_database_names().await.unwrap().contains(&own_name),
         "the dedicated database is kept while the move is stopped"
     );
 }
@@ -352,7 +355,7 @@ async fn a_slug_named_after_a_platform_user_gets_a_user_of_its_own() {
         .await
         .unwrap();
     // A platform user of that name exists, as the DatabaseService reconciler makes it.
-    let m = mongo().await;
+    let m = mongo_tenant().await;
     let admin_db = m.database("admin");
     let platform_user = "tenant_registry_svc";
     let _ = admin_db

@@ -820,6 +820,7 @@ async fn mongo_services_get_their_users() {
         reconcile(&t, kind.as_str()).await.expect("reconcile");
         reconcile(&t, kind.as_str()).await.expect("idempotent");
         let m = support::mongo().await;
+        let mt = support::mongo_tenant().await;
         let user = format!("{db}_svc");
         assert_eq!(
             users_info(&m, db, &user).await,
@@ -829,7 +830,7 @@ async fn mongo_services_get_their_users() {
             ]
         );
         assert_eq!(
-            users_info(&m, "admin", &user).await,
+            users_info(&mt, "admin", &user).await,
             [("admin".to_string(), "readWriteAnyDatabase".to_string())]
         );
         let secret = t

@@ -97,7 +97,7 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
         Some(&4),
         "its own pool with its own size"
     );
-    let m = mongo().await;
+    let m = mongo_tenant().await;
     let user = users_info(&name).await;
     let roles = user.get_array("users").unwrap()[0]
         .as_document()
@@ -153,8 +153,9 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
         .unwrap();
     pg.close().await.unwrap();
     let m = mongo().await;
+    let mt = mongo_tenant().await;
     let shared = m.database("task_repository");
-    let own = m.database(&format!("task_repository__{}", ident(&name)));
+    let own = mt.database(&format!("task_repository__{}", ident(&name)));
     let docs: Vec<Document> = (0..5)
         .map(|i| doc! {"tenant_id": tenant_bson(id), "title": format!("task {i}"), "status": "open", "created_at": i})
         .collect();
@@ -199,7 +200,7 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
         5,
         "moved back into the shared collection"
     );
-    let dbs = m.list_database_names().await.unwrap();
+    let dbs = mt.list_database_names().await.unwrap();
     assert!(
         !dbs.contains(&format!("task_repository__{}", ident(&name))),
         "own database dropped"
@@ -417,7 +418,7 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
         sqlx::raw_sql("SELECT 1").execute(&mut open).await.is_err(),
         "sessions ended"
     );
-    let dbs = m.list_database_names().await.unwrap();
+    let dbs = mongo_tenant().await.list_database_names().await.unwrap();
     assert!(
         !dbs.iter()
             .any(|d| d.ends_with(&format!("__{}", ident(&name)))),
@@ -465,7 +466,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
         .execute(&mut c)
         .await
         .unwrap();
-    mongo()
+    mongo_tenant()
         .await
         .database("admin")
         .run_command(doc! {"dropUser": format!("tenant_{}_login", ident(&name))})

@@ -43,8 +43,8 @@ pub async fn env() -> Env {
         pg_admin: s.postgres.admin_options("postgres"),
         pgbouncer_admin: s.pgbouncer.admin_options(),
         pgbouncer_databases_file: s.pgbouncer.databases_file().to_path_buf(),
-        mongo_system_uri: Hidden::new(s.mongo.uri()),
-        mongo_tenant_uri: Hidden::new(s.mongo.uri()),
+        mongo_system_uri: Hidden::new(s.mongo_system.uri()),
+        mongo_tenant_uri: Hidden::new(s.mongo_tenant.uri()),
         redis_url: Hidden::new(s.redis.url()),
         endpoints: Endpoints {
             postgres_host: "127.0.0.1".into(),
@@ -53,8 +53,8 @@ pub async fn env() -> Env {
             pooler_port: s.pgbouncer.port(),
             pool_server_host: "127.0.0.1".into(),
             pool_server_port: s.postgres.port(),
-            mongo_tenant_address: format!("127.0.0.1:{}", s.mongo.port()),
-            mongo_system_address: format!("127.0.0.1:{}", s.mongo.port()),
+            mongo_tenant_address: s.mongo_tenant.address(),
+            mongo_system_address: s.mongo_system.address(),
         },
         default_dedicated_pool_size: 3,
     };
@@ -168,15 +168,23 @@ pub async fn admin(db: &str) -> PgConnection {
         .expect("admin connection")
 }
 
+/// The administrator's client of mongodb-system (registry, shared collections).
 pub async fn mongo() -> mongodb::Client {
-    mongodb::Client::with_uri_str(servers().mongo.uri())
+    mongodb::Client::with_uri_str(servers().mongo_system.uri())
         .await
-        .expect("mongo client")
+        .expect("mongodb-system client")
+}
+
+/// The administrator's client of mongodb-tenant (dedicated tenants' databases and users).
+pub async fn mongo_tenant() -> mongodb::Client {
+    mongodb::Client::with_uri_str(servers().mongo_tenant.uri())
+        .await
+        .expect("mongodb-tenant client")
 }
 
 /// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>_login` in `admin`).
 pub async fn users_info(name: &str) -> mongodb::bson::Document {
-    mongo()
+    mongo_tenant()
         .await
         .database("admin")
         .run_command(mongodb::bson::doc! {

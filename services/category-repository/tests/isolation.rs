@@ -12,7 +12,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
 use prismicx_category_repository::{CATEGORIES, FORESTS, MONGO};
-use prismicx_harness::service::{mongo_client, Call};
+use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
@@ -238,9 +238,10 @@ async fn documents_live_in_the_database_of_their_tier() {
         small_tree(&app, B).await,
         small_tree(&app, C).await,
     ];
-    let client = mongo_client().await;
-    let shared = client.database(MONGO.database);
-    let dedicated = client.database(&MONGO.dedicated_database(&app.t(B).placement.slug));
+    let shared = mongo_system().await.database(MONGO.database);
+    let dedicated = mongo_tenant()
+        .await
+        .database(&MONGO.dedicated_database(&app.t(B).placement.slug));
     for t in [A, B, C] {
         let tenant = doc! {"tenant_id": tenant_bson(app.t(t).id())};
         let in_shared = shared

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_client, test_tenants};
+use prismicx_harness::service::{mongo_system, mongo_tenant, test_tenants};
 use prismicx_service_common::mongo::{
     CollectionLayout, IndexLayout, MongoLayout, MongoStore, TenantMongoError,
 };
@@ -24,8 +24,7 @@ const LAYOUT: MongoLayout = MongoLayout {
 };
 
 async fn store() -> MongoStore {
-    let c = mongo_client().await;
-    let s = MongoStore::new(c.clone(), c, LAYOUT);
+    let s = MongoStore::new(mongo_system().await, mongo_tenant().await, LAYOUT);
     LAYOUT.ensure_indexes(&s.system_database()).await.unwrap();
     s
 }

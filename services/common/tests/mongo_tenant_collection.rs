@@ -62,7 +62,7 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Fixture {
-        let client = mongodb::Client::with_uri_str(servers().mongo.uri())
+        let client = mongodb::Client::with_uri_str(servers().mongo_system.uri())
             .await
             .unwrap();
         let db = client.database(&unique_name("m_"));

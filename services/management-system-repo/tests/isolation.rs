@@ -11,7 +11,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_client, Call};
+use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
@@ -381,9 +381,15 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     }
 }
 
+/// Tenant `tenant`'s configurations in `db` (a dedicated database, `config_db__…`, lives on
+/// mongodb-tenant; the shared one on mongodb-system).
 async fn count(db: &str, tenant: uuid::Uuid) -> u64 {
-    mongo_client()
-        .await
+    let client = if db.contains("__") {
+        mongo_tenant().await
+    } else {
+        mongo_system().await
+    };
+    client
         .database(db)
         .collection::<Document>("configurations")
         .count_documents(doc! {"tenant_id": tenant_bson(tenant)})
@@ -420,7 +426,7 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
         assert_eq!(count(&dedicated, app.tenant(t).id()).await, 0);
     }
     // The dedicated database holds nothing but B's documents, with its tenant_id on each.
-    let all = mongo_client()
+    let all = mongo_tenant()
         .await
         .database(&dedicated)
         .collection::<Document>("configurations")
@@ -429,9 +435,11 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
         .unwrap();
     assert_eq!(all, 2);
     // The layout's unique index is in both places.
-    for db in [shared, dedicated.as_str()] {
-        let names = mongo_client()
-            .await
+    for (db, client) in [
+        (shared, mongo_system().await),
+        (dedicated.as_str(), mongo_tenant().await),
+    ] {
+        let names = client
             .database(db)
             .collection::<Document>("configurations")
             .list_index_names()

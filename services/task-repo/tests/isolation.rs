@@ -10,7 +10,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, spec::BinarySubtype, Bson, Document};
-use prismicx_harness::service::{mongo_client, Call};
+use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
@@ -259,10 +259,11 @@ async fn raw(client: &mongodb::Client, db: &str, tenant: uuid::Uuid) -> Vec<Docu
 #[tokio::test]
 async fn each_tier_stores_its_documents_in_its_own_database() {
     let (app, tasks) = three_tenants().await;
-    let client = mongo_client().await;
+    let client = mongo_system().await;
+    let tenant_server = mongo_tenant().await;
     let dedicated_db = |i: usize| format!("task_repository__{}", app.t(i).slug().replace('-', "_"));
-    // B (dedicated): in its own database, not in the shared one.
-    let b = raw(&client, &dedicated_db(B), app.t(B).id()).await;
+    // B (dedicated): in its own database on mongodb-tenant, not in the shared one.
+    let b = raw(&tenant_server, &dedicated_db(B), app.t(B).id()).await;
     assert_eq!(b.len(), 1);
     assert!(raw(&client, "task_repository", app.t(B).id())
         .await
@@ -271,7 +272,7 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
     for s in [A, C] {
         let docs = raw(&client, "task_repository", app.t(s).id()).await;
         assert_eq!(docs.len(), 1, "tenant {s}");
-        let names = client.list_database_names().await.unwrap();
+        let names = tenant_server.list_database_names().await.unwrap();
         assert!(
             !names.contains(&dedicated_db(s)),
             "tenant {s} got a database"
@@ -280,7 +281,7 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
     // The dedicated database holds nothing of other tenants.
     let all_b: Vec<Document> = {
         use futures::TryStreamExt;
-        client
+        tenant_server
             .database(&dedicated_db(B))
             .collection::<Document>("tasks")
             .find(doc! {})
@@ -314,8 +315,11 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
         assert_eq!(d.get_i64("revision").unwrap(), 1);
     }
     // The operator's indexes exist where each tier's data is, each leading with tenant_id.
-    for db in ["task_repository".to_string(), dedicated_db(B)] {
-        let names = client
+    for (db, server) in [
+        ("task_repository".to_string(), &client),
+        (dedicated_db(B), &tenant_server),
+    ] {
+        let names = server
             .database(&db)
             .collection::<Document>("tasks")
             .list_index_names()

@@ -8,7 +8,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_client, Call, TestTenant};
+use prismicx_harness::service::{mongo_system, mongo_tenant, Call, TestTenant};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_tenant_mgmt::MONGO;
 use serde_json::json;
@@ -164,11 +164,12 @@ async fn each_tiers_settings_are_where_the_tier_puts_them() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let client = mongo_client().await;
+    let client = mongo_system().await;
     let shared = client
         .database(MONGO.database)
         .collection::<Document>("settings");
-    let own = client
+    let own = mongo_tenant()
+        .await
         .database(&MONGO.dedicated_database(&b.placement.slug))
         .collection::<Document>("settings");
     let count = |coll: &mongodb::Collection<Document>, x: &TestTenant| {

@@ -11,7 +11,7 @@ use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Bson, Document};
 use prismicx_category_repository::{app, AppSettings, AppState, CATEGORIES, MONGO};
 use prismicx_harness::service::{
-    mongo_client, mongo_store, tenancy_of, test_tenants, ApiClient, Reply, TestTenant,
+    mongo_for, mongo_store, tenancy_of, test_tenants, ApiClient, Reply, TestTenant,
 };
 use prismicx_service_common::mongo::{tenant_bson, MongoStore};
 use prismicx_service_common::tenancy::Tier;
@@ -153,7 +153,7 @@ impl TestApp {
             Tier::Standard => MONGO.database.to_string(),
             Tier::Dedicated => MONGO.dedicated_database(&p.slug),
         };
-        mongo_client().await.database(&db).collection(CATEGORIES)
+        mongo_for(p.tier).await.database(&db).collection(CATEGORIES)
     }
 
     /// Tenant `t`'s stored documents, read raw.

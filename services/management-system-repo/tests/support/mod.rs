@@ -200,7 +200,9 @@ impl TestApp {
             Tier::Standard => MONGO.database.to_string(),
             Tier::Dedicated => MONGO.dedicated_database(&self.tenants[i].placement.slug),
         };
-        service::mongo_client().await.database(&name)
+        service::mongo_for(self.tenants[i].placement.tier)
+            .await
+            .database(&name)
     }
 
     /// Raw configuration documents of `system` wherever they are, on any database of the server.
