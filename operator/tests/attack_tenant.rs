@@ -400,3 +400,105 @@ async fn a_slug_named_after_a_platform_user_gets_a_user_of_its_own() {
         .await
         .unwrap();
 }
+
+// --- A dedicated tenant with its own MongoDB login ------------------------------------------
+
+#[tokio::test]
+async fn a_dedicated_tenants_mongodb_login_reaches_only_its_own_databases() {
+    let env = env().await;
+    let a = create(
+        &env,
+        "mla",
+        json!({"tier": "dedicated", "services": ["task-repo", "tenant-mgmt"]}),
+    )
+    .await;
+    let b = create(
+        &env,
+        "mlb",
+        json!({"tier": "dedicated", "services": ["task-repo"]}),
+    )
+    .await;
+    let a = provision(&env, &a.name_any()).await;
+    let b = provision(&env, &b.name_any()).await;
+    let b_db = format!("task_repository__{}", ident(&b.name_any()));
+    let planted = doc! {"_id": "b-secret", "tenant_id": tenant_bson(tenant_id(&b)), "title": "b"};
+    mongo_tenant()
+        .await
+        .database(&b_db)
+        .collection::<Document>("tasks")
+        .insert_one(planted.clone())
+        .await
+        .unwrap();
+
+    // A's own credentials, as its Secret hands them out.
+    let uri = secret_value(&env, &a, "mongodb-uri.task_repository").await;
+    let own = mongodb::Client::with_uri_str(&uri).await.unwrap();
+    let a_db = format!("task_repository__{}", ident(&a.name_any()));
+    own.database(&a_db)
+        .collection::<Document>("tasks")
+        .insert_one(doc! {"tenant_id": tenant_bson(tenant_id(&a)), "title": "mine"})
+        .await
+        .expect("A writes its own database");
+    let refused = |what: &str, r: Result<(), mongodb::error::Error>| {
+        assert!(r.is_err(), "A's login was allowed to {what}");
+    };
+    let b_tasks = own.database(&b_db).collection::<Document>("tasks");
+    refused("read B's tasks", b_tasks.find_one(doc! {}).await.map(drop));
+    refused(
+        "write into B's database",
+        b_tasks.insert_one(doc! {"title": "x"}).await.map(drop),
+    );
+    refused(
+        "drop B's collection",
+        own.database(&b_db)
+            .collection::<Document>("tasks")
+            .drop()
+            .await,
+    );
+    refused(
+        "list the databases",
+        own.list_database_names().await.map(drop),
+    );
+    refused(
+        "create a user",
+        own.database("admin")
+            .run_command(
+                doc! {"createUser": "mine", "pwd": "x", "roles": [{"role": "root", "db": "admin"}]},
+            )
+            .await
+            .map(drop),
+    );
+    refused(
+        "grant itself a role",
+        own.database("admin")
+            .run_command(doc! {"grantRolesToUser": secret_value(&env, &a, "username").await, "roles": [{"role": "readWrite", "db": &b_db}]})
+            .await
+            .map(drop),
+    );
+    // The same login on mongodb-system (the registry, the shared collections): no such user.
+    let system_uri = uri.replace(
+        &prismicx_harness::servers().mongo_tenant.address(),
+        &prismicx_harness::servers().mongo_system.address(),
+    );
+    let on_system = mongodb::Client::with_uri_str(&system_uri).await.unwrap();
+    refused(
+        "read the tenant registry",
+        on_system
+            .database("tenant_registry")
+            .collection::<Document>("tenants")
+            .find_one(doc! {})
+            .await
+            .map(drop),
+    );
+    assert_eq!(
+        mongo_tenant()
+            .await
+            .database(&b_db)
+            .collection::<Document>("tasks")
+            .find_one(doc! {"_id": "b-secret"})
+            .await
+            .unwrap(),
+        Some(planted),
+        "B's document is unchanged"
+    );
+}
