@@ -19,7 +19,7 @@ use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{actor, in_tenant_tx, system_not_found};
+use super::{actor, in_tenant_tx, system_not_found, Body};
 use crate::configs::{document_of, Configs, NewConfig};
 use crate::diff;
 use crate::domain::{
@@ -108,7 +108,7 @@ pub async fn put_configuration(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<PutConfiguration>,
+    Body(body): Body<PutConfiguration>,
 ) -> Result<Response, ApiError> {
     domain::validate_config_document(&body.config)?;
     let comment = domain::parse_comment(body.comment.as_deref())?;
@@ -152,7 +152,7 @@ pub async fn rollback(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<Rollback>,
+    Body(body): Body<Rollback>,
 ) -> Result<Response, ApiError> {
     if body.to_version < 1 {
         return Err(ApiError::invalid("toVersion", "must be 1 or more"));

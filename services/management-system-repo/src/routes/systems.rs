@@ -11,7 +11,7 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, check_revision, in_tenant_tx, system_not_found};
+use super::{after, check_revision, in_tenant_tx, system_not_found, Body};
 use crate::configs::Configs;
 use crate::domain::{self, CreateSystem, System, UpdateSystem};
 use crate::repo::{self, Lock};
@@ -39,7 +39,7 @@ fn with_etag(status: StatusCode, system: System) -> Response {
 pub async fn create_system(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Json(body): Json<CreateSystem>,
+    Body(body): Body<CreateSystem>,
 ) -> Result<Response, ApiError> {
     let new = body.validate()?;
     let new = &new;
@@ -97,7 +97,7 @@ pub async fn update_system(
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<UpdateSystem>,
+    Body(body): Body<UpdateSystem>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.required()?;
     let body = &body;
