@@ -346,7 +346,8 @@ impl CreateSystem {
 }
 
 impl UpdateSystem {
-    /// Applies the patch to `current`, validating every changed field.
+    /// Applies the patch to `current`, validating every changed field except `configSchema`
+    /// (see [`schema::check`]).
     pub fn apply(self, current: &System) -> Result<NewSystem, ApiError> {
         if self.name.is_none()
             && self.kind.is_none()
@@ -386,13 +387,11 @@ impl UpdateSystem {
                 ));
             }
         }
-        let config_schema = match self.config_schema {
-            Some(s) => {
-                schema::check_schema(&s, &mut p.0);
-                s
-            }
-            None => current.config_schema.clone(),
-        };
+        // A new configSchema was checked by the caller ([`schema::check`]) before it opened the
+        // transaction this runs in: compiling a client's schema must not hold a database lock.
+        let config_schema = self
+            .config_schema
+            .unwrap_or_else(|| current.config_schema.clone());
         p.finish()?;
         match (name, kind, display_name, description) {
             (Some(name), Some(kind), Some(display_name), Some(description)) => Ok(NewSystem {

@@ -1,6 +1,8 @@
-//! HTTP handlers. Systems, versions and relations: parse and validate the request, run one
-//! tenant transaction on PostgreSQL (retried on transient failures), commit. Configurations:
-//! see [`configuration`]. Every JSON body comes in through [`Body`].
+//! HTTP handlers. Systems, versions and relations: parse and validate the request (a
+//! `configSchema` is checked on the blocking pool through the [`SchemaGate`](crate::schema::gate::SchemaGate)
+//! before any transaction), run one tenant transaction on PostgreSQL (retried on transient
+//! failures), commit. Configurations: see [`configuration`]. Every JSON body comes in through
+//! [`Body`].
 
 pub mod configuration;
 pub mod relations;
