@@ -11,8 +11,9 @@
 //!   connection errors ([`retry`](prismicx_service_common::pg::retry)). Tenant rows live in the tenant's schema `tenant_<slug>` under
 //!   forced row-level security; [`migrations`] is the schema the operator applies.
 //! - for configurations, first locks the system's row in PostgreSQL (`FOR SHARE`: the system
-//!   exists, belongs to the tenant, and cannot be deleted meanwhile) and reads its
-//!   `configSchema`, validates the configuration with [`schema`], then writes the new version
+//!   exists, belongs to the tenant, and cannot be deleted meanwhile), checks its `configSchema`
+//!   is the one the configuration was validated against beforehand (with [`schema`], on the
+//!   blocking pool, outside any transaction), then writes the new version
 //!   to the tenant's `configurations` collection through a
 //!   [`TenantCollection`](prismicx_service_common::mongo::TenantCollection) (`configs`): the
 //!   shared collection of `config_db` for `standard` tenants, the tenant's own database
@@ -47,6 +48,7 @@ pub use prismicx_service_common::service::AppSettings;
 use prismicx_service_common::tenancy::Tenancy;
 
 pub use config::Config;
+pub use schema::gate::{GateSettings, SchemaGate};
 
 /// The service's Kubernetes name, also its name in logs and metrics.
 pub const SERVICE: &str = "management-system-repo";
@@ -78,6 +80,8 @@ pub struct AppState {
     pub db: Arc<TenantDb>,
     pub store: MongoStore,
     pub tenancy: Tenancy,
+    /// Where configuration schemas are compiled and configurations validated.
+    pub schemas: Arc<SchemaGate>,
 }
 
 impl FromRef<AppState> for Tenancy {
@@ -113,6 +117,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         db: db.clone(),
         store,
         tenancy,
+        schemas: Arc::new(SchemaGate::new(config.schema_gate())),
     };
     let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
     prismicx_service_common::http::serve(app(state, settings), addr).await?;

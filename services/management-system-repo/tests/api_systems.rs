@@ -141,7 +141,7 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
         (json!({"name": "ok", "configSchema": [1]}), "configSchema"),
         (
             json!({"name": "ok", "configSchema": {"$ref": "https://example.com/s.json"}}),
-            "/configSchema",
+            "/configSchema/$ref",
         ),
         (
             json!({"name": "ok", "configSchema": {"minimum": "ten"}}),

@@ -1,10 +1,15 @@
 //! `/v1/systems/{id}/configuration`: versioned configuration documents in MongoDB `config_db`.
 //!
 //! Every request first checks the system in PostgreSQL within the tenant's transaction (so a
-//! system of another tenant is a 404 like any unknown id). Writes keep that transaction open
-//! with the row locked `FOR SHARE` while the version is written to MongoDB, so the system's
-//! `configSchema` cannot change and the system cannot be deleted meanwhile; the transaction
-//! only read, so its commit afterwards just releases the lock.
+//! system of another tenant is a 404 like any unknown id). A write reads the system's
+//! `configSchema`, validates the configuration against it on the blocking pool with no
+//! transaction open ([`SchemaGate`](crate::schema::gate::SchemaGate)), then opens the transaction
+//! with the row locked `FOR SHARE` and makes sure the schema is still the one validated against
+//! (else validates again against the new one, a few rounds, then 409). The lock is held while
+//! the version is written to MongoDB, so the schema cannot change and the system cannot be
+//! deleted meanwhile; the transaction only read, so its commit afterwards just releases the lock.
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -17,9 +22,10 @@ use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::pg::TenantTx;
 use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
 use prismicx_service_common::ApiError;
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::{actor, in_tenant_tx, system_not_found};
+use super::{actor, in_tenant_tx, system_not_found, Body};
 use crate::configs::{document_of, Configs, NewConfig};
 use crate::diff;
 use crate::domain::{
@@ -48,6 +54,56 @@ async fn lock_system(
     })
     .await?;
     Ok((tx, system.ok_or_else(|| system_not_found(id))?))
+}
+
+/// Rounds of validate-then-lock before a write whose system's schema keeps changing gives up.
+const SCHEMA_ROUNDS: usize = 3;
+
+/// The system as it is now, without a lock (404 unless it exists in this tenant).
+async fn read_system(
+    state: &AppState,
+    tenant: &TenantPlacement,
+    id: Uuid,
+) -> Result<System, ApiError> {
+    in_tenant_tx!(state, tenant, |tx| repo::get_system(
+        &mut tx,
+        id,
+        Lock::None
+    )
+    .await?)?
+    .ok_or_else(|| system_not_found(id))
+}
+
+/// Validates `config` against `schema` (the system's, as last read), then locks the system
+/// `FOR SHARE`; returns the open transaction once the locked system's schema is the one
+/// `config` was validated against.
+async fn lock_validated(
+    state: &AppState,
+    tenant: &TenantPlacement,
+    id: Uuid,
+    config: Arc<Value>,
+    mut schema: Value,
+) -> Result<TenantTx, ApiError> {
+    for _ in 0..SCHEMA_ROUNDS {
+        let s = Arc::new(schema);
+        let (s2, c) = (s.clone(), config.clone());
+        state
+            .schemas
+            .run(tenant.id, "config", move || {
+                schema::validate_config(&s2, &c)
+            })
+            .await??;
+        let (tx, system) = lock_system(state, tenant, id).await?;
+        if system.config_schema == *s {
+            return Ok(tx);
+        }
+        release(tx).await;
+        schema = system.config_schema;
+    }
+    Err(ApiError::conflict(
+        "configSchema",
+        "the system's configSchema kept changing while the configuration was validated; retry",
+    ))
 }
 
 /// Fails with 404 unless the system exists in this tenant.
@@ -100,7 +156,8 @@ fn created(id: Uuid, c: Configuration) -> Response {
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Too many concurrent writers, or the system's configSchema no longer compiles", body = Problem),
         (status = 412, description = "If-Match does not name the latest version", body = Problem),
-        (status = 422, description = "Invalid body; each schema violation is listed with its JSON pointer (/config/...)", body = Problem)),
+        (status = 422, description = "Invalid body; each schema violation is listed with its JSON pointer (/config/...)", body = Problem),
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn put_configuration(
     State(state): State<AppState>,
@@ -108,18 +165,19 @@ pub async fn put_configuration(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<PutConfiguration>,
+    Body(body): Body<PutConfiguration>,
 ) -> Result<Response, ApiError> {
     domain::validate_config_document(&body.config)?;
     let comment = domain::parse_comment(body.comment.as_deref())?;
-    let (tx, system) = lock_system(&state, &tenant, id).await?;
-    schema::validate_config(&system.config_schema, &body.config)?;
+    let config = Arc::new(body.config);
+    let current = read_system(&state, &tenant, id).await?;
+    let tx = lock_validated(&state, &tenant, id, config.clone(), current.config_schema).await?;
     let configs = Configs::new(&state.store, &tenant, id);
     let stored = configs
         .append(
             if_match.0,
             NewConfig {
-                config: document_of(&body.config),
+                config: document_of(&config),
                 comment,
                 rolled_back_from: None,
                 created_by: actor(&principal),
@@ -144,7 +202,8 @@ pub async fn put_configuration(
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Too many concurrent writers", body = Problem),
         (status = 412, description = "If-Match does not name the latest version", body = Problem),
-        (status = 422, description = "toVersion names no version, or its content violates the current configSchema", body = Problem)),
+        (status = 422, description = "toVersion names no version, or its content violates the current configSchema", body = Problem),
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn rollback(
     State(state): State<AppState>,
@@ -152,7 +211,7 @@ pub async fn rollback(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<Rollback>,
+    Body(body): Body<Rollback>,
 ) -> Result<Response, ApiError> {
     if body.to_version < 1 {
         return Err(ApiError::invalid("toVersion", "must be 1 or more"));
@@ -161,35 +220,35 @@ pub async fn rollback(
         Some(c) => domain::parse_comment(Some(c))?,
         None => format!("rollback to version {}", body.to_version),
     };
-    let (tx, system) = lock_system(&state, &tenant, id).await?;
+    let current = read_system(&state, &tenant, id).await?;
     let configs = Configs::new(&state.store, &tenant, id);
-    let stored = async {
-        let source = configs.get(body.to_version).await?.ok_or_else(|| {
-            ApiError::invalid("toVersion", "names no version of this configuration")
-        })?;
-        let config = match source.get_document("config") {
-            Ok(d) => d.clone(),
-            Err(_) => {
-                return Err(ApiError::internal(anyhow::anyhow!(
-                    "stored configuration lacks config"
-                )))
-            }
-        };
-        let as_json = configs.configuration(&source)?.config;
-        schema::validate_config(&system.config_schema, &as_json)?;
-        configs
-            .append(
-                if_match.0,
-                NewConfig {
-                    config,
-                    comment,
-                    rolled_back_from: Some(body.to_version),
-                    created_by: actor(&principal),
-                },
-            )
-            .await
-    }
-    .await;
+    // Versions are immutable, so the source can be read before the system is locked; if the
+    // system is deleted meanwhile, locking it answers 404.
+    let source = configs
+        .get(body.to_version)
+        .await?
+        .ok_or_else(|| ApiError::invalid("toVersion", "names no version of this configuration"))?;
+    let config = match source.get_document("config") {
+        Ok(d) => d.clone(),
+        Err(_) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "stored configuration lacks config"
+            )))
+        }
+    };
+    let as_json = Arc::new(configs.configuration(&source)?.config);
+    let tx = lock_validated(&state, &tenant, id, as_json, current.config_schema).await?;
+    let stored = configs
+        .append(
+            if_match.0,
+            NewConfig {
+                config,
+                comment,
+                rolled_back_from: Some(body.to_version),
+                created_by: actor(&principal),
+            },
+        )
+        .await;
     release(tx).await;
     Ok(created(id, configs.configuration(&stored?)?))
 }

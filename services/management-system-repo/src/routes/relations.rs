@@ -10,7 +10,7 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, in_tenant_tx, system_not_found};
+use super::{after, in_tenant_tx, system_not_found, Body};
 use crate::domain::{self, CreateRelation, Relation};
 use crate::repo::{self, Direction, Lock};
 use crate::AppState;
@@ -38,7 +38,7 @@ pub async fn create_relation(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
-    Json(body): Json<CreateRelation>,
+    Body(body): Body<CreateRelation>,
 ) -> Result<Response, ApiError> {
     let new = body.validate(id)?;
     let new = &new;

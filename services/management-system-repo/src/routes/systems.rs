@@ -11,11 +11,11 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, check_revision, in_tenant_tx, system_not_found};
+use super::{after, check_revision, in_tenant_tx, system_not_found, Body};
 use crate::configs::Configs;
 use crate::domain::{self, CreateSystem, System, UpdateSystem};
 use crate::repo::{self, Lock};
-use crate::AppState;
+use crate::{schema, AppState};
 use prismicx_service_common::pg::retry::{retry_pg, Fail};
 
 fn with_etag(status: StatusCode, system: System) -> Response {
@@ -34,14 +34,19 @@ fn with_etag(status: StatusCode, system: System) -> Response {
         (status = 403, description = "Tenant suspended or not the key's", body = Problem),
         (status = 409, description = "A system with this name exists", body = Problem),
         (status = 415, description = "Body is not JSON", body = Problem),
-        (status = 422, description = "Invalid fields (configSchema errors carry JSON pointers)", body = Problem)),
+        (status = 422, description = "Invalid fields (configSchema errors carry JSON pointers)", body = Problem),
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_system(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Json(body): Json<CreateSystem>,
+    Body(body): Body<CreateSystem>,
 ) -> Result<Response, ApiError> {
-    let new = body.validate()?;
+    // Validation compiles the configSchema: on the blocking pool, before the transaction.
+    let new = state
+        .schemas
+        .run(tenant.id, "configSchema", move || body.validate())
+        .await??;
     let new = &new;
     let system = in_tenant_tx!(state, tenant, |tx| repo::insert_system(&mut tx, new)
         .await?)?;
@@ -90,16 +95,24 @@ pub async fn get_system(
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Name taken", body = Problem),
         (status = 412, description = "The system changed since it was read", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem)),
+        (status = 422, description = "Invalid fields", body = Problem),
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn update_system(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Json(body): Json<UpdateSystem>,
+    Body(body): Body<UpdateSystem>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.required()?;
+    // A new configSchema is compiled on the blocking pool before the row is locked.
+    if let Some(s) = body.config_schema.clone() {
+        state
+            .schemas
+            .run(tenant.id, "configSchema", move || schema::check(&s))
+            .await??;
+    }
     let body = &body;
     let system = in_tenant_tx!(state, tenant, |tx| {
         let current = repo::get_system(&mut tx, id, Lock::Update)

@@ -14,7 +14,9 @@ use axum::http::Method;
 use mongodb::bson::{doc, Document};
 use prismicx_harness::service::{self, ApiClient, Call, Reply, TestTenant};
 use prismicx_harness::{servers, unique_name, PoolAlias};
-use prismicx_management_system_repo::{app, migrations, AppSettings, AppState, MONGO};
+use prismicx_management_system_repo::{
+    app, migrations, AppSettings, AppState, GateSettings, SchemaGate, MONGO,
+};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::pg::{migrate, PgSettings, TenantDb};
 use prismicx_service_common::tenancy::{TenantState, Tier};
@@ -38,6 +40,8 @@ pub struct Options {
     pub tenants: usize,
     pub dedicated: Vec<usize>,
     pub suspended: Vec<usize>,
+    /// How schema work is bounded (the service's defaults when `None`).
+    pub schema_gate: Option<GateSettings>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -103,6 +107,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         db: Arc::new(TenantDb::connect_lazy(settings)),
         store,
         tenancy: service::tenancy_of(&tenants),
+        schemas: Arc::new(SchemaGate::new(opts.schema_gate.unwrap_or_default())),
     };
     TestApp {
         api: ApiClient::new(app(state.clone(), AppSettings::default())),

@@ -3,16 +3,29 @@
 //! against it. Drafts 4, 6, 7, 2019-09 and 2020-12 are recognised by `$schema` (2020-12 when
 //! absent). References are resolved only inside the schema itself: the validator has no HTTP or
 //! file retriever, so a remote `$ref` or a custom `$schema` is refused rather than fetched.
+//!
+//! A schema is tenant input that the service executes, so before it is compiled it must pass
+//! the static bounds of [`limits`] (size, nesting, subschemas, references, patterns, `$ref`
+//! expansion). Patterns (`pattern`, `patternProperties`) are compiled with the `regex` crate's
+//! engine, which matches in linear time and has no look-around or backreferences, with a cap on
+//! each compiled pattern's size. The handlers run [`check_schema`] and [`validate_config`] through
+//! a [`gate::SchemaGate`]: on the blocking pool, outside any database transaction, with a
+//! deadline and a bound on how many run at once.
+
+pub mod gate;
+pub mod limits;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use prismicx_service_common::{ApiError, FieldError};
 use serde_json::Value;
 
-/// Largest accepted `configSchema`, as serialized JSON.
-pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+pub use limits::MAX_SCHEMA_BYTES;
+
 /// Most violations listed in one 422.
 pub const MAX_VIOLATIONS: usize = 100;
+/// Largest compiled program of one pattern, and the largest cache of its lazy DFA.
+pub const MAX_PATTERN_PROGRAM_BYTES: usize = 64 * 1024;
 
 /// JSON pointer of `path` (already a pointer, `""` for the root) inside body field `field`.
 fn pointer(field: &str, path: &str) -> String {
@@ -46,14 +59,30 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<FieldError>>
     let built = catch_unwind(AssertUnwindSafe(|| {
         jsonschema::options()
             .with_retriever(NoExternalReferences)
+            .with_pattern_options(
+                jsonschema::PatternOptions::regex()
+                    .size_limit(MAX_PATTERN_PROGRAM_BYTES)
+                    .dfa_size_limit(MAX_PATTERN_PROGRAM_BYTES),
+            )
             .build(schema)
     }));
     match built {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(vec![FieldError::new(
-            pointer("configSchema", e.instance_path().as_str()),
-            format!("is not a valid JSON Schema: {}", e.masked()),
-        )]),
+        Ok(Err(e)) => {
+            let path = e.instance_path().as_str().to_string();
+            let message = if is_pattern(&path) && e.masked().to_string().contains("regex") {
+                format!(
+                    "is not a pattern this service accepts: ECMA 262 syntax without look-around \
+                     or backreferences, compiling to at most {MAX_PATTERN_PROGRAM_BYTES} bytes"
+                )
+            } else {
+                format!("is not a valid JSON Schema: {}", e.masked())
+            };
+            Err(vec![FieldError::new(
+                pointer("configSchema", &path),
+                message,
+            )])
+        }
         Err(_) => Err(vec![FieldError::new(
             "configSchema",
             "is not a valid JSON Schema",
@@ -61,13 +90,18 @@ pub fn compile(schema: &Value) -> Result<jsonschema::Validator, Vec<FieldError>>
     }
 }
 
-/// Validates a `configSchema` sent by a client: size, then [`compile`].
+/// Whether a compile error at `path` (a pointer into the schema) is about a regular expression.
+fn is_pattern(path: &str) -> bool {
+    path.ends_with("/pattern")
+        || path
+            .rsplit_once('/')
+            .is_some_and(|(parent, _)| parent.ends_with("/patternProperties"))
+}
+
+/// Validates a `configSchema` sent by a client: the static [`limits`], then [`compile`].
 pub fn check_schema(schema: &Value, errors: &mut Vec<FieldError>) {
-    if serde_json::to_vec(schema).map(|b| b.len()).unwrap_or(0) > MAX_SCHEMA_BYTES {
-        errors.push(FieldError::new(
-            "configSchema",
-            format!("must be at most {MAX_SCHEMA_BYTES} bytes of JSON"),
-        ));
+    if let Err(e) = limits::check(schema) {
+        errors.push(e);
         return;
     }
     if let Err(e) = compile(schema) {
@@ -75,15 +109,31 @@ pub fn check_schema(schema: &Value, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// [`check_schema`] on its own: a 422 listing what is wrong with `schema`.
+pub fn check(schema: &Value) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    check_schema(schema, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 /// Validates `config` against the system's stored `schema`: a 422 listing every violation
 /// (up to [`MAX_VIOLATIONS`]) with its JSON pointer into the request body (`/config/port`).
 pub fn validate_config(schema: &Value, config: &Value) -> Result<(), ApiError> {
-    let validator = compile(schema).map_err(|_| {
-        ApiError::conflict(
-            "configSchema",
-            "the system's configSchema can no longer be compiled; correct it with PATCH first",
-        )
-    })?;
+    // A schema stored before a limit existed is held to it too.
+    let validator = limits::check(schema)
+        .map_err(|_| ())
+        .and_then(|()| compile(schema).map_err(|_| ()))
+        .map_err(|()| {
+            ApiError::conflict(
+                "configSchema",
+                "the system's configSchema can no longer be compiled within the service's \
+                 limits; correct it with PATCH first",
+            )
+        })?;
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         validator
             .iter_errors(config)
@@ -195,9 +245,43 @@ mod tests {
         assert!(compile(&tree).is_ok());
         assert!(validate_config(&tree, &json!({"child": {"child": {"child": {}}}})).is_ok());
         let evil = json!({"properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}});
-        if compile(&evil).is_ok() {
-            let _ = validate_config(&evil, &json!({"s": format!("{}!", "a".repeat(40))}));
+        assert!(compile(&evil).is_ok());
+        let e =
+            validate_config(&evil, &json!({"s": format!("{}b", "a".repeat(100_000))})).unwrap_err();
+        assert_eq!(e.problem().errors[0].field, "/config/s");
+    }
+
+    #[test]
+    fn patterns_the_linear_engine_cannot_take_are_refused_with_their_pointer() {
+        for (bad, field) in [
+            (
+                json!({"properties": {"a": {"pattern": "^(?=a)a$"}}}),
+                "/configSchema/properties/a/pattern",
+            ),
+            (
+                json!({"properties": {"a": {"pattern": "^(a)\\1$"}}}),
+                "/configSchema/properties/a/pattern",
+            ),
+            (
+                json!({"patternProperties": {"(?<!x)y": {}}}),
+                "/configSchema/patternProperties/(?<!x)y",
+            ),
+            (
+                json!({"pattern": "\\w{500}\\w{500}"}),
+                "/configSchema/pattern",
+            ),
+        ] {
+            let mut errors = Vec::new();
+            check_schema(&bad, &mut errors);
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].field, field, "{bad}");
+            assert!(
+                errors[0].message.contains("pattern"),
+                "{}",
+                errors[0].message
+            );
         }
+        assert!(compile(&json!({"pattern": "^[a-z]+\\d{2,4}$"})).is_ok());
     }
 
     #[test]
