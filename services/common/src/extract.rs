@@ -1,8 +1,9 @@
 //! Extractors whose rejections are problem+json with the offending field named.
 //!
 //! [`Json`] reports the JSON path of a bad value (`attributes.team: invalid type …`), refuses
-//! unknown media types (415) and oversized bodies (413); [`Path`] and [`Query`] name the bad
-//! parameter. Nothing a client sends can make them panic.
+//! unknown media types (415) and oversized bodies (413) and bodies holding the NUL character
+//! (422, [`reject_nul`]); [`Path`] and [`Query`] name the bad parameter. Nothing a client sends
+//! can make them panic.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -54,7 +55,60 @@ where
                 }
             }
         })?;
+        check_nul(&bytes)?;
         parse_json(&bytes).map(Json)
+    }
+}
+
+/// Refuses a body that holds the NUL character (U+0000) in any key or string. PostgreSQL cannot
+/// store it in `text` or `jsonb`, MongoDB not in keys; a tenant could otherwise turn any field
+/// into a 500. In JSON text NUL can only be written as the escape `\u0000`, so bodies without
+/// that sequence are not parsed twice.
+fn check_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    let escaped = bytes
+        .windows(6)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && &w[2..] == b"0000");
+    if !escaped {
+        return Ok(());
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => reject_nul(&v),
+        // Malformed: parse_json reports it.
+        Err(_) => Ok(()),
+    }
+}
+
+/// The NUL rule of [`Json`] on a parsed body: 422 naming each top-level field (or `body`) whose
+/// keys or strings hold U+0000, without echoing the value.
+pub fn reject_nul(body: &serde_json::Value) -> Result<(), ApiError> {
+    use serde_json::Value;
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(has_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    let message = "must not contain the NUL character (\\u0000) in any key or string";
+    match body {
+        Value::Object(m) => {
+            let errors: Vec<FieldError> = m
+                .iter()
+                .filter(|(k, v)| k.contains('\0') || has_nul(v))
+                .map(|(k, _)| {
+                    let field = if k.contains('\0') { "body" } else { k.as_str() };
+                    FieldError::new(field, message)
+                })
+                .collect();
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(ApiError::Validation(errors))
+            }
+        }
+        other if has_nul(other) => Err(ApiError::invalid("body", message)),
+        _ => Ok(()),
     }
 }
 
@@ -261,6 +315,28 @@ mod tests {
                 .map(|f| f.field.clone())
                 .unwrap_or_default(),
         )
+    }
+
+    #[test]
+    fn nul_anywhere_in_a_body_is_refused_naming_the_field_and_not_the_value() {
+        assert!(check_nul(br#"{"name": "a", "x": {"y": ["ok"]}}"#).is_ok());
+        // An escaped backslash followed by "u0000" is text, not NUL.
+        assert!(check_nul(br#"{"name": "a\\u0000"}"#).is_ok());
+        let e = check_nul(
+            br#"{"name": "ok", "schema": {"a\u0000b": {}}, "attributes": {"team": ["y\u0000"]}}"#,
+        )
+        .unwrap_err();
+        let mut fields: Vec<String> = e.problem().errors.iter().map(|f| f.field.clone()).collect();
+        fields.sort();
+        assert_eq!(fields, ["attributes", "schema"]);
+        assert_eq!(e.problem().status, 422);
+        assert_eq!(
+            field_of(check_nul(br#"{"k\u0000": 1}"#).unwrap_err()).1,
+            "body"
+        );
+        let e = check_nul(br#"{"description": "secret\u0000"}"#).unwrap_err();
+        assert!(!format!("{:?}", e.problem()).contains("secret"));
+        assert_eq!(field_of(check_nul(br#""\u0000""#).unwrap_err()).1, "body");
     }
 
     #[test]

@@ -568,42 +568,6 @@ impl CreateRelation {
     }
 }
 
-/// Refuses a request body holding the NUL character (U+0000) in any key or string: PostgreSQL
-/// cannot store it in `text` or `jsonb` (names, texts, `attributes`, `configSchema`), MongoDB
-/// not in keys, so one rule covers every body of the service (the extractor
-/// [`crate::routes::Body`] applies it before a body is read into its type). The error names the
-/// top-level field, and does not echo the value.
-pub fn reject_nul(body: &Value) -> Result<(), ApiError> {
-    fn has_nul(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(a) => a.iter().any(has_nul),
-            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
-    let message = "must not contain the NUL character (\\u0000) in any key or string";
-    match body {
-        Value::Object(m) => {
-            let errors: Vec<FieldError> = m
-                .iter()
-                .filter(|(k, v)| k.contains('\0') || has_nul(v))
-                .map(|(k, _)| {
-                    let field = if k.contains('\0') { "body" } else { k.as_str() };
-                    FieldError::new(field, message)
-                })
-                .collect();
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(ApiError::Validation(errors))
-            }
-        }
-        other if has_nul(other) => Err(ApiError::invalid("body", message)),
-        _ => Ok(()),
-    }
-}
-
 /// A comment of a configuration version.
 pub fn parse_comment(c: Option<&str>) -> Result<String, ApiError> {
     parse_text(c.unwrap_or(""), MAX_COMMENT_CHARS, false)
@@ -767,26 +731,6 @@ mod tests {
             deep = json!({ "d": deep });
         }
         assert!(validate_config_document(&deep).is_err());
-    }
-
-    #[test]
-    fn nul_anywhere_in_a_body_is_refused_naming_the_field() {
-        assert!(reject_nul(&json!({"name": "a", "configSchema": {"x": ["ok"]}})).is_ok());
-        let e = reject_nul(&json!({
-            "name": "ok",
-            "configSchema": {"properties": {"a\u{0}b": {}}},
-            "attributes": {"team": ["x", "y\u{0}"]},
-        }))
-        .unwrap_err();
-        let mut f = fields(e);
-        f.sort();
-        assert_eq!(f, ["attributes", "configSchema"]);
-        assert_eq!(
-            fields(reject_nul(&json!({"k\u{0}": 1})).unwrap_err()),
-            ["body"]
-        );
-        let e = reject_nul(&json!({"description": "secret\u{0}"})).unwrap_err();
-        assert!(!format!("{:?}", e.problem()).contains("secret"));
     }
 
     #[test]

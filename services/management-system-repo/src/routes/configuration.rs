@@ -25,7 +25,7 @@ use prismicx_service_common::ApiError;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{actor, in_tenant_tx, system_not_found, Body};
+use super::{actor, in_tenant_tx, system_not_found};
 use crate::configs::{document_of, Configs, NewConfig};
 use crate::diff;
 use crate::domain::{
@@ -165,7 +165,7 @@ pub async fn put_configuration(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Body(body): Body<PutConfiguration>,
+    Json(body): Json<PutConfiguration>,
 ) -> Result<Response, ApiError> {
     domain::validate_config_document(&body.config)?;
     let comment = domain::parse_comment(body.comment.as_deref())?;
@@ -211,7 +211,7 @@ pub async fn rollback(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Body(body): Body<Rollback>,
+    Json(body): Json<Rollback>,
 ) -> Result<Response, ApiError> {
     if body.to_version < 1 {
         return Err(ApiError::invalid("toVersion", "must be 1 or more"));

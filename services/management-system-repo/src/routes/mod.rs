@@ -9,16 +9,12 @@ pub mod relations;
 pub mod systems;
 pub mod versions;
 
-use axum::extract::{FromRequest, Request};
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use prismicx_service_common::auth::Principal;
-use prismicx_service_common::extract::{parse_json, Json};
 use prismicx_service_common::pagination;
 use prismicx_service_common::ApiError;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -93,27 +89,6 @@ macro_rules! in_tenant_tx {
     }};
 }
 pub(crate) use in_tenant_tx;
-
-/// A JSON request body: read like [`Json`] (415, 413, 400 for malformed JSON), then refused
-/// with a 422 when it holds a NUL character anywhere ([`domain::reject_nul`](crate::domain::reject_nul)),
-/// then deserialized into `T` (422 naming the field for a wrong shape).
-#[derive(Debug, Clone)]
-pub struct Body<T>(pub T);
-
-impl<T, S> FromRequest<S> for Body<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<Value>::from_request(req, state).await?;
-        crate::domain::reject_nul(&value)?;
-        let bytes = serde_json::to_vec(&value).map_err(ApiError::internal)?;
-        parse_json(&bytes).map(Body)
-    }
-}
 
 /// Who made a change (stored with configuration versions).
 pub(crate) fn actor(p: &Principal) -> &'static str {

@@ -10,7 +10,7 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, in_tenant_tx, system_not_found, Body};
+use super::{after, in_tenant_tx, system_not_found};
 use crate::domain::{self, CreateRelation, Relation};
 use crate::repo::{self, Direction, Lock};
 use crate::AppState;
@@ -38,7 +38,7 @@ pub async fn create_relation(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
-    Body(body): Body<CreateRelation>,
+    Json(body): Json<CreateRelation>,
 ) -> Result<Response, ApiError> {
     let new = body.validate(id)?;
     let new = &new;

@@ -11,7 +11,7 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, check_revision, in_tenant_tx, system_not_found, Body};
+use super::{after, check_revision, in_tenant_tx, system_not_found};
 use crate::configs::Configs;
 use crate::domain::{self, CreateSystem, System, UpdateSystem};
 use crate::repo::{self, Lock};
@@ -40,7 +40,7 @@ fn with_etag(status: StatusCode, system: System) -> Response {
 pub async fn create_system(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Body(body): Body<CreateSystem>,
+    Json(body): Json<CreateSystem>,
 ) -> Result<Response, ApiError> {
     // Validation compiles the configSchema: on the blocking pool, before the transaction.
     let new = state
@@ -103,7 +103,7 @@ pub async fn update_system(
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
-    Body(body): Body<UpdateSystem>,
+    Json(body): Json<UpdateSystem>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.required()?;
     // A new configSchema is compiled on the blocking pool before the row is locked.

@@ -11,7 +11,7 @@ use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, in_tenant_tx, system_not_found, Body};
+use super::{after, in_tenant_tx, system_not_found};
 use crate::domain::{self, CreateVersion, SystemVersion, UpdateVersion};
 use crate::repo::{self, Lock};
 use crate::AppState;
@@ -34,7 +34,7 @@ pub async fn create_version(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
-    Body(body): Body<CreateVersion>,
+    Json(body): Json<CreateVersion>,
 ) -> Result<Response, ApiError> {
     let new = body.validate()?;
     let new = &new;
@@ -90,7 +90,7 @@ pub async fn update_version(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
-    Body(body): Body<UpdateVersion>,
+    Json(body): Json<UpdateVersion>,
 ) -> Result<Json<SystemVersion>, ApiError> {
     let body = &body;
     let v = in_tenant_tx!(state, tenant, |tx| {
