@@ -10,6 +10,9 @@
 //!
 //! Each case performs the attack and asserts what the victim still has.
 
+// Helpers outside #[test] functions unwrap too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::sync::Arc;
@@ -368,32 +371,36 @@ async fn a_slug_named_after_a_platform_user_gets_a_user_of_its_own() {
         "the tenant's MongoDB login is not the platform's user: {}",
         user.split('@').next_back().unwrap_or_default()
     );
-    let info = admin_db
-        .run_command(doc! {"usersInfo": {"user": platform_user, "db": "admin"}})
+    // The platform user keeps its password and its own roles; as tenant-mgmt's user it is
+    // granted the tenant's dedicated registry database, like every service user.
+    let as_platform =
+        mongodb::Client::with_uri_str(prismicx_harness::servers().mongo_tenant.uri_as(
+            platform_user,
+            "platform-password",
+            "admin",
+        ))
         .await
         .unwrap();
-    let roles = info.get_array("users").unwrap()[0]
-        .as_document()
-        .unwrap()
-        .get_array("roles")
-        .unwrap()
-        .clone();
+    as_platform
+        .database("admin")
+        .run_command(doc! {"connectionStatus": 1})
+        .await
+        .expect("the platform user's password still works");
+    let own_db = "tenant_registry__registry_svc".to_string();
+    let roles = tenant_server_roles(platform_user).await;
     assert_eq!(
         roles,
-        vec![mongodb::bson::Bson::Document(
-            doc! {"role": "read", "db": "tenant_registry"}
-        )],
-        "the platform user's roles are untouched"
+        [
+            ("tenant_registry".to_string(), "read".to_string()),
+            (own_db.clone(), "readWrite".to_string())
+        ],
+        "the platform user's roles are its own plus the tenant's database"
     );
     delete(&env, name).await.expect("cleanup");
-    let info = admin_db
-        .run_command(doc! {"usersInfo": {"user": platform_user, "db": "admin"}})
-        .await
-        .unwrap();
     assert_eq!(
-        info.get_array("users").unwrap().len(),
-        1,
-        "deleting the tenant leaves the platform user alone"
+        tenant_server_roles(platform_user).await,
+        [("tenant_registry".to_string(), "read".to_string())],
+        "deleting the tenant leaves the platform user as it was"
     );
     admin_db
         .run_command(doc! {"dropUser": platform_user})
@@ -501,4 +508,116 @@ async fn a_dedicated_tenants_mongodb_login_reaches_only_its_own_databases() {
         Some(planted),
         "B's document is unchanged"
     );
+}
+
+// --- A compromised service ------------------------------------------------------------------
+
+/// The roles of `user` (in `admin`) on mongodb-tenant.
+async fn tenant_server_roles(user: &str) -> Vec<(String, String)> {
+    let info = mongo_tenant()
+        .await
+        .database("admin")
+        .run_command(doc! {"usersInfo": {"user": user, "db": "admin"}})
+        .await
+        .unwrap();
+    info.get_array("users").unwrap()[0]
+        .as_document()
+        .unwrap()
+        .get_array("roles")
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_document())
+        .map(|r| {
+            (
+                r.get_str("db").unwrap().to_string(),
+                r.get_str("role").unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants() {
+    use prismicx_operator::database_service::dependencies;
+    use prismicx_operator_api::ServiceKind;
+    let env = env().await;
+    let pw = prismicx_service_common::config::Secret::new("service-password-1".to_string());
+    for kind in [ServiceKind::TaskRepo, ServiceKind::CategoryRepository] {
+        dependencies::ensure(&env.ctx, kind, Some(&pw))
+            .await
+            .expect("service users");
+    }
+    let t = create(
+        &env,
+        "svcd",
+        json!({"tier": "dedicated", "services": ["task-repo", "category-repository"]}),
+    )
+    .await;
+    let t = provision(&env, &t.name_any()).await;
+    let tasks_db = format!("task_repository__{}", ident(&t.name_any()));
+    let categories_db = format!("category_repository__{}", ident(&t.name_any()));
+    let roles = tenant_server_roles("task_repository_svc").await;
+    assert!(
+        roles.contains(&(tasks_db.clone(), "readWrite".into())),
+        "{roles:?}"
+    );
+    assert!(
+        roles
+            .iter()
+            .all(|(db, _)| db.starts_with("task_repository__")),
+        "task-repo's user holds nothing but its tenants' databases: {roles:?}"
+    );
+
+    // As the service: its own tenant database works, another service's is refused.
+    let s = prismicx_harness::servers();
+    let svc = mongodb::Client::with_uri_str(s.mongo_tenant.uri_as(
+        "task_repository_svc",
+        pw.expose(),
+        "admin",
+    ))
+    .await
+    .unwrap();
+    svc.database(&tasks_db)
+        .collection::<Document>("tasks")
+        .insert_one(doc! {"tenant_id": tenant_bson(tenant_id(&t)), "title": "t"})
+        .await
+        .expect("task-repo reaches its dedicated tenant");
+    assert!(svc
+        .database(&categories_db)
+        .collection::<Document>("categories")
+        .find_one(doc! {})
+        .await
+        .is_err());
+    assert!(svc.list_database_names().await.is_err());
+
+    // Back to standard: the grant goes with the database.
+    patch_spec(&env, &t.name_any(), json!({"tier": "standard"})).await;
+    provision(&env, &t.name_any()).await;
+    let roles = tenant_server_roles("task_repository_svc").await;
+    assert!(!roles.iter().any(|(db, _)| *db == tasks_db), "{roles:?}");
+
+    // Dedicated again, then a grant revoked out of band is drift, and repaired.
+    patch_spec(&env, &t.name_any(), json!({"tier": "dedicated"})).await;
+    provision(&env, &t.name_any()).await;
+    mongo_tenant()
+        .await
+        .database("admin")
+        .run_command(doc! {"revokeRolesFromUser": "task_repository_svc", "roles": [{"role": "readWrite", "db": &tasks_db}]})
+        .await
+        .unwrap();
+    reconcile(&env, &t.name_any()).await.expect("repair");
+    let t = get(&env, &t.name_any()).await;
+    let drifted = condition(&t, "Drifted").unwrap();
+    assert_eq!(drifted.reason, "Repaired", "{}", drifted.message);
+    assert!(drifted.message.contains("task_repository_svc"));
+    assert!(tenant_server_roles("task_repository_svc")
+        .await
+        .contains(&(tasks_db, "readWrite".into())));
+
+    // Deleted (Retain): the service loses the database too.
+    delete(&env, &t.name_any()).await.expect("cleanup");
+    assert!(!tenant_server_roles("task_repository_svc")
+        .await
+        .iter()
+        .any(|(db, _)| db.ends_with(&ident(&t.name_any()))));
 }

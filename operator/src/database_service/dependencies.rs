@@ -9,13 +9,12 @@
 //!   password up with `auth_query`.
 //! - MongoDB services: the user `<db>_svc` on mongodb-system, defined in the service database
 //!   itself (`authSource=<db>`), with `readWrite` on it and `read` on `tenant_registry`; and the
-//!   user `<db>_svc` on mongodb-tenant, defined in `admin`, with `readWriteAnyDatabase`.
-//!   Dedicated tenants' databases are created later, by the Tenant reconciler, under names the
-//!   service derives (`<db>__<slug>`); a role per tenant database would have to be granted to
-//!   every service user on every tenant change, so the service user gets every database on
-//!   mongodb-tenant instead — the trade-off being that a compromised service reaches every
-//!   dedicated tenant's documents of every service on that server (tenant isolation within a
-//!   service is the service's job either way). mongodb-tenant holds tenant data only.
+//!   user `<db>_svc` on mongodb-tenant, defined in `admin`, with `readWrite` on each dedicated
+//!   tenant database of that service (`<db>__<slug>`) that exists, and nothing else. The Tenant
+//!   reconciler grants a new dedicated tenant's database to the service user and revokes it when
+//!   the tenant leaves the tier or is deleted ([`crate::tenant::mongo`]), so a service reaches
+//!   only its own service's tenant databases: a compromised task-repo cannot read
+//!   category-repository's dedicated tenants, nor any database that is not a tenant's.
 //!
 //! With `spec.databaseSecret` the credentials are the user's: only the PostgreSQL database and
 //! its system schema are ensured; no role or user is created or changed.
@@ -80,7 +79,7 @@ pub async fn ensure(
                 "admin",
                 &user,
                 pw,
-                vec![doc! { "role": "readWriteAnyDatabase", "db": "admin" }],
+                tenant_server_roles(&ctx.data.mongo_tenant, db).await?,
             )
             .await
             .context("mongodb-tenant")?;
@@ -91,6 +90,21 @@ pub async fn ensure(
         done.push(format!("MongoDB user {}", service_user(db)));
     }
     Ok(done)
+}
+
+/// The roles of service database `db`'s user on mongodb-tenant: `readWrite` on every dedicated
+/// tenant database of that service that exists now (the Tenant reconciler grants later ones).
+async fn tenant_server_roles(client: &mongodb::Client, db: &str) -> Result<Vec<Document>> {
+    let prefix = format!("{db}__");
+    let names = client
+        .list_database_names()
+        .await
+        .context("listing databases on mongodb-tenant")?;
+    Ok(names
+        .iter()
+        .filter(|n| n.starts_with(&prefix))
+        .map(|n| doc! { "role": "readWrite", "db": n })
+        .collect())
 }
 
 /// The tenant registry's database, which every MongoDB service may read.

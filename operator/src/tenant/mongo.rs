@@ -9,6 +9,11 @@
 //! - `standard`: documents left in a dedicated database (after a tier change) are moved back
 //!   into the shared collections, then that database and the user are dropped.
 //!
+//! - The service's user on mongodb-tenant (`<db>_svc`, made by the DatabaseService reconciler)
+//!   holds `readWrite` on each dedicated tenant database of its service and nothing else: a
+//!   dedicated tenant's database is granted to it here, and revoked when the tenant moves back to
+//!   `standard` or is deleted (whatever the deletion policy).
+//!
 //! Moves copy first, then delete exactly the copied documents from the source, so a crash in
 //! between loses nothing and the next reconcile finishes the move. They stream (a cursor, never
 //! the whole collection in memory).
@@ -33,7 +38,7 @@ use mongodb::{Database, IndexModel};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::mongo::{tenant_bson, MongoLayout, TENANT_FIELD};
 
-use super::plan::TenantPlan;
+use super::plan::{MongoPlan, TenantPlan};
 use crate::dataplane::DataPlane;
 
 /// Brings MongoDB in line with the plan; returns a summary.
@@ -54,12 +59,14 @@ pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>)
             for c in m.layout.collections {
                 moved += move_documents(&shared, &own, c.name, &tenant).await?;
             }
+            set_service_access(dp, m, true).await?;
         } else if existing.contains(&m.dedicated_database) {
             // The layout's collections only: the rest of the database is the tenant's own
             // input and never reaches a shared collection (see the module docs).
             for c in m.layout.collections {
                 moved += move_documents(&own, &shared, c.name, &tenant).await?;
             }
+            set_service_access(dp, m, false).await?;
             own.drop()
                 .await
                 .with_context(|| format!("dropping {}", m.dedicated_database))?;
@@ -241,6 +248,52 @@ async fn drop_legacy_user(dp: &DataPlane, plan: &TenantPlan) -> Result<()> {
     Ok(())
 }
 
+/// The service's user on mongodb-tenant (`<db>_svc`), if the DatabaseService made it.
+fn service_user(m: &MongoPlan) -> String {
+    crate::database_service::build::service_user(m.layout.database)
+}
+
+/// Whether the service's user holds `readWrite` on the tenant's database; `None` when the
+/// service has no user on mongodb-tenant (yet).
+async fn service_access(dp: &DataPlane, m: &MongoPlan) -> Result<Option<bool>> {
+    Ok(user_info(dp, &service_user(m)).await?.map(|u| {
+        roles_of(&u)
+            .iter()
+            .any(|(db, role)| *db == m.dedicated_database && role == "readWrite")
+    }))
+}
+
+/// Grants (or revokes) the tenant's database to the service's user; nothing when that user does
+/// not exist (the DatabaseService grants every existing tenant database when it makes it).
+async fn set_service_access(dp: &DataPlane, m: &MongoPlan, granted: bool) -> Result<()> {
+    let Some(has) = service_access(dp, m).await? else {
+        return Ok(());
+    };
+    if has == granted {
+        return Ok(());
+    }
+    let user = service_user(m);
+    let roles = vec![doc! { "role": "readWrite", "db": &m.dedicated_database }];
+    let cmd = if granted {
+        doc! { "grantRolesToUser": &user, "roles": roles }
+    } else {
+        doc! { "revokeRolesFromUser": &user, "roles": roles }
+    };
+    dp.mongo_tenant
+        .database("admin")
+        .run_command(cmd)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{} {} for {user}: {}",
+                if granted { "granting" } else { "revoking" },
+                m.dedicated_database,
+                redact(&e)
+            )
+        })?;
+    Ok(())
+}
+
 /// The user's document from `usersInfo`, if it exists.
 async fn user_info(dp: &DataPlane, user: &str) -> Result<Option<Document>> {
     let reply = dp
@@ -303,6 +356,21 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
                     }
                 }
             }
+        }
+    }
+    for m in &plan.mongo {
+        match (plan.dedicated(), service_access(dp, m).await?) {
+            (true, Some(false)) => out.push(format!(
+                "service user {} cannot reach {}",
+                service_user(m),
+                m.dedicated_database
+            )),
+            (false, Some(true)) => out.push(format!(
+                "service user {} still reaches {}",
+                service_user(m),
+                m.dedicated_database
+            )),
+            _ => {}
         }
     }
     let user = user_info(dp, &plan.mongo_user).await?;
@@ -408,6 +476,9 @@ pub async fn cleanup(dp: &DataPlane, plan: &TenantPlan, drop: bool) -> Result<()
                     anyhow::anyhow!("revoking the roles of {}: {}", plan.mongo_user, redact(&e))
                 })?;
         }
+    }
+    for m in &plan.mongo {
+        set_service_access(dp, m, false).await?;
     }
     if !drop {
         return Ok(());

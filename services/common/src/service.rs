@@ -148,11 +148,11 @@ pub fn listen_addr(common: &CommonArgs, default_port: u16) -> anyhow::Result<Soc
         .context("HOST/PORT do not form a socket address")
 }
 
-/// Connects a MongoDB client from a URI (lazily: the first operation opens connections).
-pub async fn mongo_client(
+/// The client options of a MongoDB URI, with the service's name and short timeouts.
+pub async fn mongo_options(
     uri: &crate::config::Secret<String>,
     app_name: &str,
-) -> anyhow::Result<mongodb::Client> {
+) -> anyhow::Result<mongodb::options::ClientOptions> {
     let mut opts = mongodb::options::ClientOptions::parse(uri.expose())
         .await
         .map_err(|_| anyhow::anyhow!("a MongoDB URI is not valid (its value is not shown)"))?;
@@ -160,7 +160,16 @@ pub async fn mongo_client(
     opts.server_selection_timeout
         .get_or_insert(Duration::from_secs(5));
     opts.connect_timeout.get_or_insert(Duration::from_secs(3));
-    mongodb::Client::with_options(opts).context("creating the MongoDB client")
+    Ok(opts)
+}
+
+/// Connects a MongoDB client from a URI (lazily: the first operation opens connections).
+pub async fn mongo_client(
+    uri: &crate::config::Secret<String>,
+    app_name: &str,
+) -> anyhow::Result<mongodb::Client> {
+    mongodb::Client::with_options(mongo_options(uri, app_name).await?)
+        .context("creating the MongoDB client")
 }
 
 /// The [`MongoStore`](crate::mongo::MongoStore) of a service with `layout`, from its
@@ -173,11 +182,16 @@ pub async fn mongo_store(
     let system = mongo_client(&args.mongodb_uri, app_name)
         .await
         .context("MONGODB_URI")?;
-    let tenant = match &args.mongodb_tenant_uri {
-        Some(uri) => mongo_client(uri, app_name)
-            .await
-            .context("MONGODB_TENANT_URI")?,
-        None => system.clone(),
-    };
-    Ok(crate::mongo::MongoStore::new(system, tenant, layout))
+    Ok(match &args.mongodb_tenant_uri {
+        Some(uri) => {
+            let opts = mongo_options(uri, app_name)
+                .await
+                .context("MONGODB_TENANT_URI")?;
+            let tenant =
+                mongodb::Client::with_options(opts.clone()).context("MONGODB_TENANT_URI")?;
+            // Able to reconnect when a grant made while it runs is not yet on its connections.
+            crate::mongo::MongoStore::new(system, tenant, layout).with_tenant_options(opts)
+        }
+        None => crate::mongo::MongoStore::new(system.clone(), system, layout),
+    })
 }

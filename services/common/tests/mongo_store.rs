@@ -146,3 +146,54 @@ async fn conflicting_transactions_run_again_and_lose_no_update() {
         .unwrap();
     assert_eq!(n, 20);
 }
+
+/// A service whose mongodb-tenant connections were opened before the operator granted it a new
+/// dedicated tenant's database still reaches that tenant, for single operations and
+/// transactions: the store reconnects once when the server answers `Unauthorized`.
+#[tokio::test]
+async fn a_database_granted_while_the_service_runs_is_reached_without_a_restart() {
+    let s = prismicx_harness::servers();
+    let t = test_tenants(1, &[0]);
+    let tenant = t[0].placement.clone();
+    let db = LAYOUT.dedicated_database(&tenant.slug);
+    let user = prismicx_harness::unique_name("svc_");
+    let admin = mongo_tenant().await.database("admin");
+    admin
+        .run_command(doc! {"createUser": &user, "pwd": "pw-1", "roles": []})
+        .await
+        .unwrap();
+    let uri = s.mongo_tenant.uri_as(&user, "pw-1", "admin");
+    let options = mongodb::options::ClientOptions::parse(&uri).await.unwrap();
+    let client = mongodb::Client::with_options(options.clone()).unwrap();
+    let store = MongoStore::new(mongo_system().await, client, LAYOUT).with_tenant_options(options);
+    // Connections open and authenticate before the grant.
+    store.ping().await.unwrap();
+    admin
+        .run_command(doc! {"grantRolesToUser": &user, "roles": [{"role": "readWrite", "db": &db}]})
+        .await
+        .unwrap();
+    let coll = store.collection::<Document>(&tenant, "counters");
+    coll.insert_one(&doc! {"name": "a", "n": 1})
+        .await
+        .expect("reached after the grant");
+    let out: Result<(), TenantMongoError> = store
+        .transaction(&tenant, |session| {
+            let coll = coll.clone();
+            Box::pin(async move {
+                coll.insert_one_in(session, &doc! {"name": "b", "n": 2})
+                    .await?;
+                Ok(())
+            })
+        })
+        .await;
+    out.expect("a transaction too");
+    assert_eq!(coll.count(doc! {}).await.unwrap(), 2);
+
+    // A database never granted stays refused.
+    let other = test_tenants(1, &[0]);
+    let refused = store
+        .collection::<Document>(&other[0].placement, "counters")
+        .insert_one(&doc! {"name": "x", "n": 0})
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}

@@ -13,7 +13,6 @@
 //! `tenant_id` is stored as a BSON UUID (binary subtype 4).
 
 use futures::TryStreamExt;
-use mongodb::action::Action;
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::options::{FindOptions, IndexOptions};
 use mongodb::{ClientSession, Collection, IndexModel};
@@ -92,6 +91,9 @@ pub struct TenantCollection<T: Send + Sync> {
     inner: Collection<Document>,
     tenant: Bson,
     max_time: std::time::Duration,
+    /// On mongodb-tenant: the server's client holder and the generation `inner` came from, to
+    /// run once more on a fresh client after an `Unauthorized` refusal ([`MongoStore`]).
+    tenant_server: Option<(std::sync::Arc<store::TenantServer>, u64)>,
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
@@ -104,7 +106,49 @@ where
             inner: db.collection(collection),
             tenant: tenant_bson(tenant_id),
             max_time: QUERY_TIME_LIMIT,
+            tenant_server: None,
             _t: std::marker::PhantomData,
+        }
+    }
+
+    pub(crate) fn on_tenant_server(
+        mut self,
+        server: std::sync::Arc<store::TenantServer>,
+        generation: u64,
+    ) -> Self {
+        self.tenant_server = Some((server, generation));
+        self
+    }
+
+    /// The collection on the client that started `session` (after a reconnect, a transaction
+    /// runs on the fresh client; its operations must too).
+    fn in_session(&self, session: &ClientSession) -> Collection<Document> {
+        let ns = self.inner.namespace();
+        session.client().database(&ns.db).collection(&ns.coll)
+    }
+
+    /// Runs `op` on the collection; on mongodb-tenant, once more on a fresh client when the
+    /// server refused it as unauthorized (see [`MongoStore`]).
+    async fn run<R, F, Fut>(&self, op: F) -> mongodb::error::Result<R>
+    where
+        F: Fn(Collection<Document>) -> Fut,
+        Fut: std::future::Future<Output = mongodb::error::Result<R>>,
+    {
+        match op(self.inner.clone()).await {
+            Err(e) if store::is_unauthorized(&e) => {
+                let fresh = self
+                    .tenant_server
+                    .as_ref()
+                    .and_then(|(server, seen)| server.after_refusal(*seen));
+                match fresh {
+                    Some(client) => {
+                        let ns = self.inner.namespace();
+                        op(client.database(&ns.db).collection(&ns.coll)).await
+                    }
+                    None => Err(e),
+                }
+            }
+            other => other,
         }
     }
 
@@ -152,12 +196,23 @@ where
         session: Option<&mut ClientSession>,
         filter: Document,
     ) -> Result<Option<T>, TenantMongoError> {
-        let found = self
-            .inner
-            .find_one(self.scoped(filter))
-            .max_time(self.max_time)
-            .optional(session, |a, s| a.session(s))
-            .await?;
+        let (filter, limit) = (self.scoped(filter), self.max_time);
+        let found = match session {
+            Some(s) => {
+                self.in_session(s)
+                    .find_one(filter)
+                    .max_time(limit)
+                    .session(s)
+                    .await?
+            }
+            None => {
+                self.run(|c| {
+                    let f = filter.clone();
+                    async move { c.find_one(f).max_time(limit).await }
+                })
+                .await?
+            }
+        };
         found.map(Self::decode).transpose()
     }
 
@@ -166,12 +221,13 @@ where
         filter: Document,
         options: Option<FindOptions>,
     ) -> Result<Vec<T>, TenantMongoError> {
-        let cursor = self
-            .inner
-            .find(self.scoped(filter))
-            .with_options(self.limited(options))
+        let (filter, options) = (self.scoped(filter), self.limited(options));
+        let docs: Vec<Document> = self
+            .run(|c| {
+                let (f, o) = (filter.clone(), options.clone());
+                async move { c.find(f).with_options(o).await?.try_collect().await }
+            })
             .await?;
-        let docs: Vec<Document> = cursor.try_collect().await?;
         docs.into_iter().map(Self::decode).collect()
     }
 
@@ -183,7 +239,7 @@ where
         options: Option<FindOptions>,
     ) -> Result<Vec<T>, TenantMongoError> {
         let mut cursor = self
-            .inner
+            .in_session(session)
             .find(self.scoped(filter))
             .with_options(self.limited(options))
             .session(&mut *session)
@@ -193,10 +249,12 @@ where
     }
 
     pub async fn count(&self, filter: Document) -> Result<u64, TenantMongoError> {
+        let (filter, limit) = (self.scoped(filter), self.max_time);
         Ok(self
-            .inner
-            .count_documents(self.scoped(filter))
-            .max_time(self.max_time)
+            .run(|c| {
+                let f = filter.clone();
+                async move { c.count_documents(f).max_time(limit).await }
+            })
             .await?)
     }
 
@@ -227,12 +285,17 @@ where
             Some(v) if *v == self.tenant => {}
             Some(_) => return Err(TenantMongoError::ForeignTenant),
         }
-        Ok(self
-            .inner
-            .insert_one(d)
-            .optional(session, |a, s| a.session(s))
-            .await?
-            .inserted_id)
+        let inserted = match session {
+            Some(s) => self.in_session(s).insert_one(d).session(s).await?,
+            None => {
+                self.run(|c| {
+                    let d = d.clone();
+                    async move { c.insert_one(d).await }
+                })
+                .await?
+            }
+        };
+        Ok(inserted.inserted_id)
     }
 
     fn check_update(update: &Document) -> Result<(), TenantMongoError> {
@@ -309,16 +372,33 @@ where
         many: bool,
     ) -> Result<u64, TenantMongoError> {
         Self::check_update(&update)?;
-        let result = if many {
-            self.inner
-                .update_many(self.scoped(filter), update)
-                .optional(session, |a, s| a.session(s))
+        let filter = self.scoped(filter);
+        let result = match session {
+            Some(s) if many => {
+                self.in_session(s)
+                    .update_many(filter, update)
+                    .session(s)
+                    .await?
+            }
+            Some(s) => {
+                self.in_session(s)
+                    .update_one(filter, update)
+                    .session(s)
+                    .await?
+            }
+            None => {
+                self.run(|c| {
+                    let (f, u) = (filter.clone(), update.clone());
+                    async move {
+                        if many {
+                            c.update_many(f, u).await
+                        } else {
+                            c.update_one(f, u).await
+                        }
+                    }
+                })
                 .await?
-        } else {
-            self.inner
-                .update_one(self.scoped(filter), update)
-                .optional(session, |a, s| a.session(s))
-                .await?
+            }
         };
         Ok(result.matched_count)
     }
@@ -356,16 +436,23 @@ where
         filter: Document,
         many: bool,
     ) -> Result<u64, TenantMongoError> {
-        let result = if many {
-            self.inner
-                .delete_many(self.scoped(filter))
-                .optional(session, |a, s| a.session(s))
+        let filter = self.scoped(filter);
+        let result = match session {
+            Some(s) if many => self.in_session(s).delete_many(filter).session(s).await?,
+            Some(s) => self.in_session(s).delete_one(filter).session(s).await?,
+            None => {
+                self.run(|c| {
+                    let f = filter.clone();
+                    async move {
+                        if many {
+                            c.delete_many(f).await
+                        } else {
+                            c.delete_one(f).await
+                        }
+                    }
+                })
                 .await?
-        } else {
-            self.inner
-                .delete_one(self.scoped(filter))
-                .optional(session, |a, s| a.session(s))
-                .await?
+            }
         };
         Ok(result.deleted_count)
     }
@@ -382,8 +469,13 @@ where
         }
         let mut full = vec![doc! { "$match": { TENANT_FIELD: self.tenant.clone() } }];
         full.extend(pipeline);
-        let cursor = self.inner.aggregate(full).max_time(self.max_time).await?;
-        Ok(cursor.try_collect().await?)
+        let limit = self.max_time;
+        Ok(self
+            .run(|c| {
+                let p = full.clone();
+                async move { c.aggregate(p).max_time(limit).await?.try_collect().await }
+            })
+            .await?)
     }
 
     /// Ensures an index on `tenant_id` followed by `keys`.
