@@ -414,11 +414,12 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
         .await?;
     let reachable: Vec<String> = query_scalar(
         "SELECT nspname::text FROM pg_namespace \
-         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $1) OR nspname = $2) \
+         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $1) OR nspname = $2 OR nspname = $3) \
            AND has_schema_privilege(oid, 'USAGE') ORDER BY 1",
     )
     .bind(&pg.schema)
     .bind(SYSTEM_SCHEMA)
+    .bind(migrate::PLATFORM_SCHEMA)
     .fetch_all(&mut *tx)
     .await?;
     anyhow::ensure!(

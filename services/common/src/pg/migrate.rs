@@ -262,7 +262,7 @@ async fn apply_system_once(
 }
 
 /// Creates or updates a login role for the service: LOGIN, NOBYPASSRLS, member of the app role.
-/// The password travels only as a bind parameter, so statement logs never contain it.
+/// The password is sent as a SCRAM-SHA-256 verifier computed here, never in clear.
 pub async fn ensure_login_role(
     conn: &mut PgConnection,
     login: &str,
