@@ -1,5 +1,6 @@
 //! PostgreSQL 15 as a local process: `initdb` into the harness directory, then `postgres` on a
-//! loopback port with durability turned off (test data is disposable, speed is not).
+//! loopback port with durability turned off (test data is disposable, speed is not) and every
+//! statement logged to [`Postgres::log_file`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +60,14 @@ impl Postgres {
                 "max_locks_per_transaction=256",
             ])
             .args(["-c", "password_encryption=scram-sha-256"])
+            // Every statement (with its bind parameters) goes to the log, so tests can check
+            // what reaches a server log, e.g. that no password does.
+            .args([
+                "-c",
+                "log_statement=all",
+                "-c",
+                "log_min_duration_statement=0",
+            ])
             .spawn()
             .context("starting postgres")?;
         let process = ServerProcess::new("postgres", child, log, "INT");
@@ -99,6 +108,11 @@ impl Postgres {
     /// Directory of the server's Unix socket.
     pub fn socket_dir(&self) -> &Path {
         &self.socket_dir
+    }
+
+    /// The server's log file (every statement is logged, bind parameters included).
+    pub fn log_file(&self) -> &Path {
+        self.process.log()
     }
 
     /// The superuser's password (random per harness run).

@@ -9,7 +9,7 @@
 
 use anyhow::{Context as _, Result};
 use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::migrate::{self, quote_literal, DatabaseRoles};
+use prismicx_service_common::pg::migrate::{self, DatabaseRoles};
 use prismicx_service_common::pg::{
     lint, query, query_as, query_scalar, quote_ident, SYSTEM_SCHEMA,
 };
@@ -75,8 +75,48 @@ pub async fn ensure_database(
     migrate::apply_system(&mut conn, &layout.schema)
         .await
         .with_context(|| format!("system migrations of {database}"))?;
+    hide_role_settings(dp, database).await?;
     dp.mark_ensured(database);
     Ok(())
+}
+
+/// Keeps `pg_db_role_setting` (every login's per-database defaults, `app.tenant_id` among
+/// them) from the roles that can connect: revoked from PUBLIC in the service database and in
+/// `postgres` (CONNECT for PUBLIC by default), and CONNECT on `template1` revoked from PUBLIC
+/// (connecting there to change it would block every CREATE DATABASE while connected). A
+/// non-superuser operator can do none of it; that is logged.
+async fn hide_role_settings(dp: &DataPlane, database: &str) -> Result<()> {
+    for db in [database, "postgres"] {
+        let hidden = retry_concurrent(|| async move {
+            let mut conn = dp.pg(db).await?;
+            migrate::hide_role_settings(&mut conn).await
+        })
+        .await
+        .with_context(|| format!("hiding role settings in {db}"))?;
+        if !hidden {
+            tracing::warn!(
+                database = db,
+                "the operator is not a superuser: every role can read the role defaults \
+                 (app.tenant_id of each tenant login) in pg_db_role_setting"
+            );
+        }
+    }
+    retry_concurrent(|| async move {
+        let mut conn = dp.pg("postgres").await?;
+        let (is_super, public_connects): (bool, bool) = query_as(
+            "SELECT rolsuper, has_database_privilege('public', 'template1', 'CONNECT') \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if is_super && public_connects {
+            conn.execute("REVOKE CONNECT ON DATABASE template1 FROM PUBLIC")
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+    .context("revoking CONNECT on template1")
 }
 
 /// Provisions (or repairs) the tenant in one database; returns the applied schema version.
@@ -99,15 +139,20 @@ pub async fn apply(
     let version = migrate::provision_tenant(&mut conn, &pg.migrations, &plan.slug, plan.tenant_id)
         .await
         .with_context(|| format!("tenant schema in {}", pg.database))?;
-    conn.execute(
-        format!(
-            "COMMENT ON SCHEMA {} IS {}",
-            quote_ident(&pg.schema),
-            quote_literal(&schema_comment(plan.tenant_id, &plan.namespace))
-        )
-        .as_str(),
-    )
-    .await?;
+    // Who owns the schema is recorded in the platform's private table, never in the schema's
+    // comment (pg_description is readable by every role).
+    migrate::register_tenant_schema(&mut conn, &plan.slug, plan.tenant_id, Some(&plan.namespace))
+        .await
+        .with_context(|| format!("registering the tenant schema in {}", pg.database))?;
+    if schema_comment_of(&mut conn, &pg.schema)
+        .await?
+        .as_deref()
+        .and_then(parse_schema_comment)
+        .is_some()
+    {
+        conn.execute(format!("COMMENT ON SCHEMA {} IS NULL", quote_ident(&pg.schema)).as_str())
+            .await?;
+    }
     let login_exists = role_exists(&mut conn, &pg.login_role).await?;
     if !plan.suspended || !login_exists {
         migrate::ensure_tenant_login(&mut conn, &plan.slug, plan.tenant_id, password)
@@ -145,6 +190,16 @@ async fn terminate_sessions(conn: &mut PgConnection, role: &str) -> Result<()> {
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+async fn schema_comment_of(conn: &mut PgConnection, schema: &str) -> Result<Option<String>> {
+    Ok(query_scalar(
+        "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",
+    )
+    .bind(schema)
+    .fetch_optional(&mut *conn)
+    .await?
+    .flatten())
 }
 
 async fn role_exists(conn: &mut PgConnection, role: &str) -> Result<bool> {
@@ -242,7 +297,34 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<V
     if f.login_connect == Some(false) && !plan.suspended {
         out.push(format!("{db}: {} lost CONNECT", pg.login_role));
     }
+    if let Some(limits) = migrate::login_limits(&mut conn, &pg.login_role).await? {
+        if limits != migrate::LoginLimits::TENANT_DEFAULT {
+            out.push(format!(
+                "role {} has limits {limits:?}, not the platform's",
+                pg.login_role
+            ));
+        }
+    }
     if f.schema_owner.is_some() {
+        match migrate::registered_tenant_schema(&mut conn, &plan.slug).await? {
+            Some((id, ns)) if id == plan.tenant_id && ns == plan.namespace => {}
+            _ => out.push(format!(
+                "{db}: schema {} is not registered to the tenant in {}",
+                pg.schema,
+                migrate::TENANT_SCHEMAS_TABLE
+            )),
+        }
+        if schema_comment_of(&mut conn, &pg.schema)
+            .await?
+            .as_deref()
+            .and_then(parse_schema_comment)
+            .is_some()
+        {
+            out.push(format!(
+                "{db}: schema {} has a comment naming its tenant",
+                pg.schema
+            ));
+        }
         // The tenant's schema, the shared tables and the services' app role, checked against
         // the tenancy contract.
         for v in lint::lint_tenant_schema(&mut conn, std::slice::from_ref(&app), &pg.schema).await?
@@ -261,7 +343,9 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<V
     Ok(out)
 }
 
-/// The comment the operator puts on a tenant schema: `prismicx tenant <uuid> namespace <ns>`.
+/// The comment earlier versions of the operator put on a tenant schema:
+/// `prismicx tenant <uuid> namespace <ns>` (still read when the private registration is
+/// missing, and removed when the tenant is applied).
 pub fn schema_comment(tenant_id: Uuid, namespace: &str) -> String {
     format!("{SCHEMA_COMMENT_PREFIX}{tenant_id} namespace {namespace}")
 }
@@ -273,8 +357,10 @@ pub fn parse_schema_comment(comment: &str) -> Option<(Uuid, String)> {
     Some((Uuid::parse_str(id.trim()).ok()?, ns.trim().to_string()))
 }
 
-/// The id (and owning namespace) a tenant with this slug had when its data was retained,
-/// from the comment on its schema, so a re-created Tenant finds its data again.
+/// The id (and owning namespace) a tenant with this slug had when its data was retained, so a
+/// re-created Tenant finds its data again: from the platform's private registration of its
+/// schema ([`migrate::registered_tenant_schema`]), else from the comment older versions put on
+/// the schema.
 pub async fn retained_tenant_id(
     dp: &DataPlane,
     slug: &TenantSlug,
@@ -285,13 +371,10 @@ pub async fn retained_tenant_id(
             continue;
         }
         let mut conn = dp.pg(db).await?;
-        let comment: Option<String> = query_scalar(
-            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",
-        )
-        .bind(slug.pg_schema())
-        .fetch_optional(&mut *conn)
-        .await?
-        .flatten();
+        if let Some(found) = migrate::registered_tenant_schema(&mut conn, slug).await? {
+            return Ok(Some(found));
+        }
+        let comment = schema_comment_of(&mut conn, &slug.pg_schema()).await?;
         if let Some(found) = comment.as_deref().and_then(parse_schema_comment) {
             return Ok(Some(found));
         }
@@ -331,11 +414,12 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
         .await?;
     let reachable: Vec<String> = query_scalar(
         "SELECT nspname::text FROM pg_namespace \
-         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $1) OR nspname = $2) \
+         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $1) OR nspname = $2 OR nspname = $3) \
            AND has_schema_privilege(oid, 'USAGE') ORDER BY 1",
     )
     .bind(&pg.schema)
     .bind(SYSTEM_SCHEMA)
+    .bind(migrate::PLATFORM_SCHEMA)
     .fetch_all(&mut *tx)
     .await?;
     anyhow::ensure!(
@@ -344,6 +428,49 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
         pg.login_role
     );
     checked.push(format!("{db}: login reaches no other schema"));
+    // What every role can read about this tenant's schema names no tenant: not its comment,
+    // not its tables' constraints (cheap: this schema's objects only). The role defaults are
+    // hidden when the operator could hide them (a superuser).
+    let published: i64 = query_scalar(
+        // The constraints are picked first (materialized), so only this schema's are
+        // deparsed: deparsing a constraint of a table being dropped concurrently fails.
+        "WITH k AS MATERIALIZED ( \
+           SELECT k.oid FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1) \
+         SELECT (SELECT count(*) FROM pg_description d JOIN pg_namespace n ON d.objoid = n.oid \
+                  AND d.classoid = 'pg_namespace'::regclass \
+                 WHERE n.nspname = $1 AND d.description LIKE '%' || $2 || '%') \
+              + (SELECT count(*) FROM k WHERE pg_get_constraintdef(k.oid) LIKE '%' || $2 || '%')",
+    )
+    .bind(&pg.schema)
+    .bind(&me)
+    .fetch_one(&mut *tx)
+    .await?;
+    anyhow::ensure!(
+        published == 0,
+        "{db}: the catalogs show {} the tenant id of {}",
+        pg.login_role,
+        pg.schema
+    );
+    let (can_read_settings, operator_is_super): (bool, bool) = query_as(
+        "SELECT has_table_privilege('pg_catalog.pg_db_role_setting', 'SELECT'), \
+                (SELECT rolsuper FROM pg_roles WHERE rolname = session_user)",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    anyhow::ensure!(
+        !(can_read_settings && operator_is_super),
+        "{db}: {} can read every role's defaults in pg_db_role_setting",
+        pg.login_role
+    );
+    checked.push(format!(
+        "{db}: catalogs name no tenant id (role defaults {})",
+        if can_read_settings {
+            "readable: operator is not a superuser"
+        } else {
+            "hidden"
+        }
+    ));
     tx.execute("RESET ROLE").await?;
 
     // As the services' app role in this tenant's context, no other tenant's row is visible in
@@ -378,14 +505,31 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
     .fetch_all(&mut *tx)
     .await?;
     for (schema, table) in &tables {
-        let foreign: i64 = query_scalar(&format!(
+        // Another tenant's schema may lose its grant or be dropped between the sampling and
+        // the count (its own reconcile, drift): in a savepoint, such a table is skipped.
+        let mut sp = sqlx::Connection::begin(&mut *tx).await?;
+        let counted: std::result::Result<i64, sqlx::Error> = query_scalar(&format!(
             "SELECT count(*) FROM {}.{} WHERE tenant_id IS DISTINCT FROM $1::uuid",
             quote_ident(schema),
             quote_ident(table)
         ))
         .bind(&me)
-        .fetch_one(&mut *tx)
-        .await?;
+        .fetch_one(&mut *sp)
+        .await;
+        let foreign = match counted {
+            Ok(n) => {
+                sp.commit().await?;
+                n
+            }
+            Err(sqlx::Error::Database(e))
+                if schema != SYSTEM_SCHEMA
+                    && matches!(e.code().as_deref(), Some("42501" | "42P01" | "3F000")) =>
+            {
+                sp.rollback().await?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         anyhow::ensure!(
             foreign == 0,
             "{db}: {foreign} rows of other tenants visible in {schema}.{table}"
@@ -445,6 +589,7 @@ pub async fn cleanup(
         )
         .await
         .with_context(|| format!("dropping the tenant schema in {db}"))?;
+        migrate::unregister_tenant_schema(&mut conn, &plan.slug).await?;
         for role in [&owner, &login] {
             if role_exists(&mut conn, role).await? {
                 conn.execute(format!("DROP OWNED BY {}", quote_ident(role)).as_str())

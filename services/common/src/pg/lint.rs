@@ -8,7 +8,8 @@
 //! superuser, no BYPASSRLS, and no ownership of (or membership in a role owning) any of those
 //! tables. Owners of tenant schemas must not be able to log in, and every tenant-schema table
 //! carries the CHECK that pins `tenant_id` to the schema's tenant
-//! ([`super::migrate::TENANT_ID_CHECK`]).
+//! ([`super::migrate::TENANT_ID_CHECK`]) through [`super::migrate::PIN_FUNCTION`], which keeps
+//! the id out of the world-readable constraint definition.
 //!
 //! The operator uses it to verify isolation; the tests use it to prove a broken catalog is seen.
 
@@ -36,6 +37,7 @@ struct TableFacts {
     tenant_id_type: Option<String>,
     tenant_id_not_null: Option<bool>,
     pinned: bool,
+    pinned_privately: bool,
     tenant_index: bool,
     tenant_policy: bool,
     open_policies: Vec<String>,
@@ -52,6 +54,13 @@ SELECT n.nspname::text AS schema,
        a.attnotnull AS tenant_id_not_null,
        EXISTS (SELECT 1 FROM pg_constraint k
                WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.conname = 'tenant_id_is_this_tenant') AS pinned,
+       EXISTS (SELECT 1 FROM pg_constraint k
+               WHERE k.conrelid = c.oid AND k.contype = 'c' AND k.conname = 'tenant_id_is_this_tenant'
+                 AND EXISTS (SELECT 1 FROM pg_depend d
+                             WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid
+                               AND d.refclassid = 'pg_proc'::regclass
+                               AND d.refobjid = to_regprocedure('prismicx_tenancy.row_is_schema_tenant(oid, uuid)'))
+              ) AS pinned_privately,
        EXISTS (SELECT 1 FROM pg_index i
                WHERE i.indrelid = c.oid AND a.attnum IS NOT NULL AND i.indkey[0] = a.attnum) AS tenant_index,
        EXISTS (SELECT 1 FROM pg_policy p
@@ -172,6 +181,9 @@ async fn lint(conn: &mut PgConnection, roles: &[String], schemas: &str) -> Resul
         }
         if t.schema != SYSTEM_SCHEMA && !t.pinned {
             v("has no CHECK pinning tenant_id to the schema's tenant");
+        } else if t.schema != SYSTEM_SCHEMA && !t.pinned_privately {
+            // Every role reads pg_constraint: a CHECK spelling out the id publishes it.
+            v("the CHECK pinning tenant_id does not call prismicx_tenancy.row_is_schema_tenant (it may print the tenant id)");
         }
         if t.schema != SYSTEM_SCHEMA && t.owner_can_login {
             v("is owned by a role that can log in");

@@ -13,6 +13,11 @@
 //!
 //! Each schema records its applied migrations (version, name, SHA-256 checksum) in its own
 //! `schema_migrations` table; a recorded migration whose SQL changed is refused, never re-run.
+//!
+//! Tenant identifiers stay out of what other roles can read: the schema → tenant mapping lives
+//! in the private schema [`PLATFORM_SCHEMA`], the pinning CHECK calls [`PIN_FUNCTION`] instead
+//! of spelling the id out, role defaults are hidden by [`hide_role_settings`], and passwords
+//! reach the server only as SCRAM verifiers ([`super::scram`]).
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -257,7 +262,7 @@ async fn apply_system_once(
 }
 
 /// Creates or updates a login role for the service: LOGIN, NOBYPASSRLS, member of the app role.
-/// The password travels only as a bind parameter, so statement logs never contain it.
+/// The password is sent as a SCRAM-SHA-256 verifier computed here, never in clear.
 pub async fn ensure_login_role(
     conn: &mut PgConnection,
     login: &str,
@@ -293,17 +298,14 @@ async fn ensure_login_role_once(
 }
 
 /// Creates `login` (LOGIN, NOBYPASSRLS, no other privilege) unless it exists and sets its
-/// password, inside the caller's transaction. The password travels only as a bind parameter,
-/// read back inside a `DO` block, so statement logs never contain it.
+/// password, inside the caller's transaction. The password is sent as a SCRAM-SHA-256 verifier
+/// computed here ([`super::scram`]), never in clear, not even as a bind parameter: a statement
+/// log (`log_statement = 'all'` logs bind parameters too) holds the verifier at most.
 async fn ensure_login(
     conn: &mut PgConnection,
     login: &str,
     password: &Secret<String>,
 ) -> Result<()> {
-    query("SELECT set_config('prismicx.login_password', $1, true)")
-        .bind(password.expose())
-        .execute(&mut *conn)
-        .await?;
     sqlx::Executor::execute(
         &mut *conn,
         sqlx::raw_sql(&format!(
@@ -311,18 +313,142 @@ async fn ensure_login(
                IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {lit}) THEN \
                  EXECUTE format('CREATE ROLE %I LOGIN NOBYPASSRLS NOSUPERUSER NOCREATEDB NOCREATEROLE', {lit}); \
                END IF; \
-               EXECUTE format('ALTER ROLE %I LOGIN NOBYPASSRLS PASSWORD %L', {lit}, current_setting('prismicx.login_password')); \
-             EXCEPTION WHEN duplicate_object OR unique_violation THEN \
-               EXECUTE format('ALTER ROLE %I LOGIN NOBYPASSRLS PASSWORD %L', {lit}, current_setting('prismicx.login_password')); \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; \
              END $$",
             lit = quote_literal(login),
         )),
     )
     .await?;
-    query("SELECT set_config('prismicx.login_password', '', true)")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(&format!(
+            "ALTER ROLE {} LOGIN NOBYPASSRLS PASSWORD {}",
+            quote_ident(login),
+            quote_literal(&super::scram::verifier(password)),
+        )),
+    )
+    .await?;
     Ok(())
+}
+
+/// Limits every tenant login role carries: role defaults for the three timeouts (cluster-wide,
+/// so they hold in every database) and a `CONNECTION LIMIT`.
+///
+/// The timeouts are defaults a session may change with `SET` (PostgreSQL has no per-role
+/// ceiling for user-settable parameters): they stop runaway statements, forgotten locks and
+/// abandoned transactions of well-meaning clients. The connection limit is enforced by the
+/// server and cannot be raised by the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub statement_timeout_ms: u32,
+    pub lock_timeout_ms: u32,
+    pub idle_in_transaction_session_timeout_ms: u32,
+    /// Concurrent sessions of the role across the cluster (PgBouncer's server connections
+    /// included).
+    pub connection_limit: i32,
+}
+
+impl LoginLimits {
+    /// The platform's defaults for a tenant's own login (see docs/tenancy.md).
+    pub const TENANT_DEFAULT: LoginLimits = LoginLimits {
+        statement_timeout_ms: 30_000,
+        lock_timeout_ms: 5_000,
+        idle_in_transaction_session_timeout_ms: 60_000,
+        connection_limit: 20,
+    };
+
+    fn settings(&self) -> [(&'static str, u32); 3] {
+        [
+            ("statement_timeout", self.statement_timeout_ms),
+            ("lock_timeout", self.lock_timeout_ms),
+            (
+                "idle_in_transaction_session_timeout",
+                self.idle_in_transaction_session_timeout_ms,
+            ),
+        ]
+    }
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self::TENANT_DEFAULT
+    }
+}
+
+/// Sets `limits` on `login` (which must exist).
+pub async fn set_login_limits(
+    conn: &mut PgConnection,
+    login: &str,
+    limits: &LoginLimits,
+) -> Result<()> {
+    let l = quote_ident(login);
+    let mut sql = format!(
+        "ALTER ROLE {l} CONNECTION LIMIT {};",
+        limits.connection_limit
+    );
+    for (name, ms) in limits.settings() {
+        // Plain integers (milliseconds): stored as `name=<ms>`, which `login_limits` reads back.
+        sql.push_str(&format!(" ALTER ROLE {l} SET {name} = {ms};"));
+    }
+    sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(&sql)).await?;
+    Ok(())
+}
+
+/// The limits `login` carries now, `None` when the role does not exist. A timeout that is not
+/// set (or not in milliseconds as [`set_login_limits`] writes it) reads as 0, which no
+/// platform default is, so a changed limit shows as a difference.
+pub async fn login_limits(conn: &mut PgConnection, login: &str) -> Result<Option<LoginLimits>> {
+    let row: Option<(i32, Option<Vec<String>>)> =
+        super::query_as("SELECT rolconnlimit, rolconfig FROM pg_roles WHERE rolname = $1")
+            .bind(login)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((connection_limit, config)) = row else {
+        return Ok(None);
+    };
+    let config = config.unwrap_or_default();
+    let get = |name: &str| -> u32 {
+        config
+            .iter()
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Some(LoginLimits {
+        statement_timeout_ms: get("statement_timeout"),
+        lock_timeout_ms: get("lock_timeout"),
+        idle_in_transaction_session_timeout_ms: get("idle_in_transaction_session_timeout"),
+        connection_limit,
+    }))
+}
+
+/// Takes `pg_db_role_setting` (every role's per-database defaults, `app.tenant_id` of every
+/// tenant login among them) away from PUBLIC in the connected database. The catalog is shared
+/// by the cluster but its privileges are kept per database, so this is needed in every
+/// database a tenant login can connect to; a database created from `template1` after it was
+/// done there inherits it. Only a superuser may change a catalog's privileges: for any other
+/// administrator this changes nothing and returns `false` (the defaults stay readable).
+/// Returns whether PUBLIC is now unable to read the catalog here.
+pub async fn hide_role_settings(conn: &mut PgConnection) -> Result<bool> {
+    let (is_super, public_reads): (bool, bool) = super::query_as(
+        "SELECT rolsuper, has_table_privilege('public', 'pg_catalog.pg_db_role_setting', 'SELECT') \
+         FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !public_reads {
+        return Ok(true);
+    }
+    if !is_super {
+        return Ok(false);
+    }
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql("REVOKE SELECT ON pg_catalog.pg_db_role_setting FROM PUBLIC"),
+    )
+    .await?;
+    Ok(true)
 }
 
 /// The login role of a tenant's own credentials: `tenant_<slug>_login`.
@@ -337,16 +463,36 @@ pub fn tenant_login_role(slug: &TenantSlug) -> String {
 /// only, no grant on the shared schema, no other tenant's schema. Its defaults in this database
 /// set `search_path` to the tenant schema and `app.tenant_id` to the tenant, so row-level
 /// security shows it its rows; setting `app.tenant_id` to another tenant's id shows it nothing
-/// more, since every row it can reach carries its own id. Returns the role's name.
+/// more, since every row it can reach carries its own id. Those defaults are kept from other
+/// roles by [`hide_role_settings`] (superuser administrators only). The role gets the
+/// platform's [`LoginLimits::TENANT_DEFAULT`]. Returns the role's name.
 pub async fn ensure_tenant_login(
     conn: &mut PgConnection,
     slug: &TenantSlug,
     tenant_id: Uuid,
     password: &Secret<String>,
 ) -> Result<String> {
+    ensure_tenant_login_with_limits(
+        conn,
+        slug,
+        tenant_id,
+        password,
+        &LoginLimits::TENANT_DEFAULT,
+    )
+    .await
+}
+
+/// [`ensure_tenant_login`] with other limits than the platform's defaults.
+pub async fn ensure_tenant_login_with_limits(
+    conn: &mut PgConnection,
+    slug: &TenantSlug,
+    tenant_id: Uuid,
+    password: &Secret<String>,
+    limits: &LoginLimits,
+) -> Result<String> {
     let login = tenant_login_role(slug);
     retry_concurrent_ddl!(ensure_tenant_login_once(
-        &mut *conn, slug, tenant_id, &login, password
+        &mut *conn, slug, tenant_id, &login, password, limits
     ))?;
     Ok(login)
 }
@@ -357,12 +503,21 @@ async fn ensure_tenant_login_once(
     tenant_id: Uuid,
     login: &str,
     password: &Secret<String>,
+    limits: &LoginLimits,
 ) -> Result<()> {
     let db: String = super::query_scalar("SELECT current_database()::text")
         .fetch_one(&mut *conn)
         .await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     ensure_login(&mut tx, login, password).await?;
+    set_login_limits(&mut tx, login, limits).await?;
+    if !hide_role_settings(&mut tx).await? {
+        tracing::warn!(
+            database = %db,
+            "not a superuser: pg_db_role_setting stays readable by every role, and with it \
+             the app.tenant_id default of every tenant login"
+        );
+    }
     let (d, s, l) = (
         quote_ident(&db),
         quote_ident(&slug.pg_schema()),
@@ -435,8 +590,9 @@ async fn provision_tenant_once(
         .bind(tenant_id.to_string())
         .execute(&mut *tx)
         .await?;
+    register_tenant_schema(&mut tx, slug, tenant_id, None).await?;
     let version = apply_pending(&mut tx, &tenant_schema, &owner, migrations).await?;
-    pin_tenant_id(&mut tx, &tenant_schema, tenant_id).await?;
+    pin_tenant_id(&mut tx, &tenant_schema).await?;
     ensure_row_security(&mut tx, &tenant_schema).await?;
     grant_app(&mut tx, &tenant_schema, &roles.app).await?;
     tx.commit().await?;
@@ -446,28 +602,165 @@ async fn provision_tenant_once(
 /// Name of the CHECK constraint that pins a tenant table's `tenant_id` to its tenant.
 pub const TENANT_ID_CHECK: &str = "tenant_id_is_this_tenant";
 
-/// Adds to every table of the tenant schema a CHECK that `tenant_id` is this tenant's id, so the
-/// schema can only ever hold the tenant's rows, whatever a session sets `app.tenant_id` to (row
-/// level security checks rows against the session's tenant; this checks them against the
-/// schema's). Tables that already have it are left alone.
-async fn pin_tenant_id(conn: &mut PgConnection, schema: &str, tenant_id: Uuid) -> Result<()> {
+/// The platform's private schema in every service database: owned by the administrative role,
+/// no privilege for PUBLIC. It maps each tenant schema to its tenant id and owning namespace,
+/// so no object other roles can read (schema comments, constraint definitions) has to carry
+/// them.
+pub const PLATFORM_SCHEMA: &str = "prismicx_tenancy";
+
+/// `schema_name` → `tenant_id`, `namespace` (the Kubernetes namespace owning the tenant; `NULL`
+/// until the operator records it).
+pub const TENANT_SCHEMAS_TABLE: &str = "prismicx_tenancy.tenant_schemas";
+
+/// `row_is_schema_tenant(tableoid, tenant_id)`: whether the registered tenant of the table's
+/// schema is `tenant_id`. SECURITY DEFINER, so the CHECK that calls it works for every role
+/// that may write the table, while the mapping stays private; the schema has no USAGE for
+/// PUBLIC, so nobody but the administrator can call it by name (a stored CHECK refers to it
+/// by OID and needs EXECUTE only).
+pub const PIN_FUNCTION: &str = "prismicx_tenancy.row_is_schema_tenant";
+
+/// Creates [`PLATFORM_SCHEMA`], its table and [`PIN_FUNCTION`] unless they exist, inside the
+/// caller's transaction.
+async fn ensure_platform_schema(conn: &mut PgConnection) -> Result<()> {
+    let present: bool = super::query_scalar(
+        "SELECT to_regprocedure('prismicx_tenancy.row_is_schema_tenant(oid, uuid)') IS NOT NULL",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if present {
+        return Ok(());
+    }
+    query("SELECT pg_advisory_xact_lock(hashtext('prismicx:migrate:tenancy'))")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::Executor::execute(
+        &mut *conn,
+        sqlx::raw_sql(
+            "CREATE SCHEMA IF NOT EXISTS prismicx_tenancy; \
+             REVOKE ALL ON SCHEMA prismicx_tenancy FROM PUBLIC; \
+             CREATE TABLE IF NOT EXISTS prismicx_tenancy.tenant_schemas ( \
+               schema_name text PRIMARY KEY, \
+               tenant_id uuid NOT NULL, \
+               namespace text); \
+             REVOKE ALL ON prismicx_tenancy.tenant_schemas FROM PUBLIC; \
+             CREATE OR REPLACE FUNCTION prismicx_tenancy.row_is_schema_tenant(rel oid, tenant uuid) \
+               RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER \
+               SET search_path = pg_catalog, pg_temp AS \
+             $$ SELECT EXISTS (SELECT 1 FROM prismicx_tenancy.tenant_schemas s \
+                  JOIN pg_catalog.pg_namespace n ON n.nspname = s.schema_name \
+                  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid \
+                  WHERE c.oid = rel AND s.tenant_id = tenant) $$; \
+             REVOKE ALL ON FUNCTION prismicx_tenancy.row_is_schema_tenant(oid, uuid) FROM PUBLIC; \
+             GRANT EXECUTE ON FUNCTION prismicx_tenancy.row_is_schema_tenant(oid, uuid) TO PUBLIC;",
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records in [`TENANT_SCHEMAS_TABLE`] that the tenant's schema belongs to `tenant_id` (and,
+/// when given, to `namespace`). A schema keeps the tenant it was first registered for: another
+/// id is refused, as the pinning CHECK would refuse that tenant's rows.
+pub async fn register_tenant_schema(
+    conn: &mut PgConnection,
+    slug: &TenantSlug,
+    tenant_id: Uuid,
+    namespace: Option<&str>,
+) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    ensure_platform_schema(&mut tx).await?;
+    let schema = slug.pg_schema();
+    let registered: Uuid = super::query_scalar(
+        "INSERT INTO prismicx_tenancy.tenant_schemas AS t (schema_name, tenant_id, namespace) \
+         VALUES ($1, $2, $3) \
+         ON CONFLICT (schema_name) DO UPDATE SET namespace = coalesce(EXCLUDED.namespace, t.namespace) \
+         RETURNING t.tenant_id",
+    )
+    .bind(&schema)
+    .bind(tenant_id)
+    .bind(namespace)
+    .fetch_one(&mut *tx)
+    .await?;
+    if registered != tenant_id {
+        bail!("schema {schema} is registered to tenant {registered}, not {tenant_id}");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The tenant id and namespace registered for the tenant's schema in the connected database
+/// (`None` when nothing is, or the namespace was never recorded).
+pub async fn registered_tenant_schema(
+    conn: &mut PgConnection,
+    slug: &TenantSlug,
+) -> Result<Option<(Uuid, String)>> {
+    let exists: bool =
+        super::query_scalar("SELECT to_regclass('prismicx_tenancy.tenant_schemas') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let row: Option<(Uuid, Option<String>)> = super::query_as(
+        "SELECT tenant_id, namespace FROM prismicx_tenancy.tenant_schemas WHERE schema_name = $1",
+    )
+    .bind(slug.pg_schema())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.and_then(|(id, ns)| ns.map(|ns| (id, ns))))
+}
+
+/// Forgets the tenant's schema in [`TENANT_SCHEMAS_TABLE`] (after the schema was dropped).
+pub async fn unregister_tenant_schema(conn: &mut PgConnection, slug: &TenantSlug) -> Result<()> {
+    let exists: bool =
+        super::query_scalar("SELECT to_regclass('prismicx_tenancy.tenant_schemas') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?;
+    if exists {
+        query("DELETE FROM prismicx_tenancy.tenant_schemas WHERE schema_name = $1")
+            .bind(slug.pg_schema())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Gives every table of the tenant schema the CHECK [`TENANT_ID_CHECK`]
+/// `prismicx_tenancy.row_is_schema_tenant(tableoid, tenant_id)`: a row's `tenant_id` must be
+/// the tenant registered for the schema, so the schema can only ever hold the tenant's rows,
+/// whatever a session sets `app.tenant_id` to (row level security checks rows against the
+/// session's tenant; this checks them against the schema's). The definition names no tenant,
+/// so `pg_constraint` (readable by every role) shows no id. A CHECK of the older form, which
+/// spelled the id out (`tenant_id = '<uuid>'::uuid`), is replaced (and the table's rows
+/// validated against the registered tenant).
+async fn pin_tenant_id(conn: &mut PgConnection, schema: &str) -> Result<()> {
     sqlx::Executor::execute(
         &mut *conn,
         sqlx::raw_sql(&format!(
             "DO $$ DECLARE t record; BEGIN \
-               FOR t IN SELECT c.relname FROM pg_class c \
+               FOR t IN SELECT c.relname, k.oid IS NOT NULL AS has_check FROM pg_class c \
                  JOIN pg_namespace n ON n.oid = c.relnamespace \
                  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped \
+                 LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.conname = {check} \
                  WHERE n.nspname = {schema} AND c.relkind IN ('r', 'p') \
-                   AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.conname = {check}) \
+                   AND (k.oid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_depend d \
+                     WHERE d.classid = 'pg_constraint'::regclass AND d.objid = k.oid \
+                       AND d.refclassid = 'pg_proc'::regclass \
+                       AND d.refobjid = {signature}::regprocedure)) \
                LOOP \
-                 EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I CHECK (tenant_id = %L::uuid)', \
-                                {schema}, t.relname, {check}, {id}); \
+                 IF t.has_check THEN \
+                   EXECUTE format('ALTER TABLE %I.%I DROP CONSTRAINT %I, ADD CONSTRAINT %I CHECK ({function}(tableoid, tenant_id))', \
+                                  {schema}, t.relname, {check}, {check}); \
+                 ELSE \
+                   EXECUTE format('ALTER TABLE %I.%I ADD CONSTRAINT %I CHECK ({function}(tableoid, tenant_id))', \
+                                  {schema}, t.relname, {check}); \
+                 END IF; \
                END LOOP; \
              END $$",
             schema = quote_literal(schema),
             check = quote_literal(TENANT_ID_CHECK),
-            id = quote_literal(&tenant_id.to_string()),
+            signature = quote_literal(&format!("{PIN_FUNCTION}(oid, uuid)")),
+            function = PIN_FUNCTION,
         )),
     )
     .await?;

@@ -17,6 +17,7 @@ pub mod lint;
 pub mod migrate;
 pub mod pgbouncer;
 pub mod retry;
+pub mod scram;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
