@@ -74,8 +74,9 @@ pub struct CommonArgs {
     /// Redis lifecycle events evict entries earlier.
     #[arg(long, env = "TENANT_CACHE_TTL_SECS", default_value_t = 30)]
     pub tenant_cache_ttl_secs: u64,
-    /// How long an unknown key's miss stays cached (seconds): a repeated garbage key is answered
-    /// 401 without asking the key store again. A `keysChanged` event clears it earlier.
+    /// How long an unknown key's miss stays cached (seconds; at most `TENANT_CACHE_TTL_SECS`): a
+    /// repeated garbage key is answered 401 without asking the key store again. A `keysChanged`
+    /// event clears it earlier.
     #[arg(long, env = "NEGATIVE_KEY_CACHE_TTL_SECS", default_value_t = 5)]
     pub negative_key_cache_ttl_secs: u64,
     /// Failed authentications one client (peer address; an IPv6 /64) may make per window before
@@ -166,6 +167,44 @@ impl CommonArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> CommonArgs {
+        let mut all = vec!["svc", "--api-key", "k"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().common
+    }
+
+    #[test]
+    fn rate_limits_have_sane_defaults_and_refuse_nonsense() {
+        let l = parse(&[]).limits().unwrap();
+        assert_eq!(l.auth_failures_per_client, 20);
+        assert_eq!(l.auth_failures_per_tenant, 100);
+        assert_eq!(l.auth_failure_window, Duration::from_secs(60));
+        assert_eq!(l.tenant_rate.rps, 100.0);
+        assert_eq!(l.tenant_rate.burst, 200);
+        assert!(l.client_ip_header.is_none());
+        let l = parse(&[
+            "--tenant-rate-limit-rps",
+            "0",
+            "--rate-limit-client-ip-header",
+            "X-Forwarded-For",
+        ])
+        .limits()
+        .unwrap();
+        assert!(l.tenant_rate.is_off());
+        assert_eq!(l.client_ip_header.unwrap().as_str(), "x-forwarded-for");
+        assert!(parse(&["--tenant-rate-limit-rps=-1"]).limits().is_err());
+        assert!(parse(&["--rate-limit-client-ip-header", "not a header"])
+            .limits()
+            .is_err());
+    }
 
     #[test]
     fn secrets_never_print() {

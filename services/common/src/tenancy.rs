@@ -272,10 +272,11 @@ impl TenancyOptions {
     }
 
     /// The options the shared settings describe (`TENANT_CACHE_TTL_SECS`,
-    /// `NEGATIVE_KEY_CACHE_TTL_SECS` and the rate limits).
+    /// `NEGATIVE_KEY_CACHE_TTL_SECS`, at most the former, and the rate limits).
     pub fn from_args(common: &crate::config::CommonArgs) -> anyhow::Result<Self> {
         Ok(TenancyOptions {
-            negative_ttl: Duration::from_secs(common.negative_key_cache_ttl_secs),
+            negative_ttl: Duration::from_secs(common.negative_key_cache_ttl_secs)
+                .min(common.tenant_cache_ttl()),
             limits: common.limits()?,
             ..TenancyOptions::new(common.tenant_cache_ttl())
         })
