@@ -3,7 +3,8 @@
 //! Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The platform key
 //! (`API_KEY`) may act for any tenant; a tenant-scoped key acts only for its tenant and is
 //! verified by a [`KeyStore`]. Keys are compared as SHA-256 digests in constant time and never
-//! logged.
+//! logged. [`require_api_key`] names the client ([`ClientId`](crate::ratelimit::ClientId)) so that
+//! [`Tenancy::authenticate_from`] can refuse a client guessing keys before it looks one up.
 
 use std::fmt;
 
@@ -14,8 +15,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use chrono::{DateTime, Utc};
+
 use crate::error::ApiError;
-use crate::tenancy::{DirectoryError, Tenancy, TenantSlug};
+use crate::tenancy::{DirectoryError, Tenancy, TenantSlug, TENANT_HEADER};
 
 /// Who a request authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +110,26 @@ impl fmt::Debug for KeyDigest {
     }
 }
 
+/// A key a [`KeyStore`] vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedKey {
+    pub tenant: TenantSlug,
+    /// When the key stops working; a cache must not serve it past this.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// Verifies tenant-scoped API keys: which tenant, if any, a key belongs to.
 #[async_trait]
 pub trait KeyStore: Send + Sync + 'static {
     async fn verify(&self, key: &PresentedKey) -> Result<Option<TenantSlug>, DirectoryError>;
+
+    /// [`verify`](Self::verify) with the key's expiry; stores whose keys expire override it.
+    async fn verify_key(&self, key: &PresentedKey) -> Result<Option<VerifiedKey>, DirectoryError> {
+        Ok(self.verify(key).await?.map(|tenant| VerifiedKey {
+            tenant,
+            expires_at: None,
+        }))
+    }
 }
 
 /// The key a request presents, if any.
@@ -134,8 +153,9 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<PresentedKey> {
         .map(|v| PresentedKey::new(v.trim()))
 }
 
-/// Middleware: refuses requests without a valid key (401), else records the [`Principal`] in
-/// the request's extensions for the [`Tenant`](crate::tenancy::Tenant) extractor.
+/// Middleware: refuses requests without a valid key (401) and clients (or named tenants) that
+/// failed too often (429), else records the [`Principal`] in the request's extensions for the
+/// [`Tenant`](crate::tenancy::Tenant) extractor.
 pub async fn require_api_key(
     State(tenancy): State<Tenancy>,
     mut req: Request,
@@ -147,7 +167,17 @@ pub async fn require_api_key(
         )
         .into_response();
     };
-    match tenancy.authenticate(&key).await {
+    let client = tenancy.client_of(&req);
+    // Only a well-formed slug names a tenant; a malformed header is refused later (400).
+    let named = req
+        .headers()
+        .get(TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TenantSlug::parse(v).ok());
+    match tenancy
+        .authenticate_from(&key, &client, named.as_ref())
+        .await
+    {
         Ok(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await

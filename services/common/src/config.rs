@@ -74,6 +74,33 @@ pub struct CommonArgs {
     /// Redis lifecycle events evict entries earlier.
     #[arg(long, env = "TENANT_CACHE_TTL_SECS", default_value_t = 30)]
     pub tenant_cache_ttl_secs: u64,
+    /// How long an unknown key's miss stays cached (seconds; at most `TENANT_CACHE_TTL_SECS`): a
+    /// repeated garbage key is answered 401 without asking the key store again. A `keysChanged`
+    /// event clears it earlier.
+    #[arg(long, env = "NEGATIVE_KEY_CACHE_TTL_SECS", default_value_t = 5)]
+    pub negative_key_cache_ttl_secs: u64,
+    /// Failed authentications one client (peer address; an IPv6 /64) may make per window before
+    /// it is answered 429 without its key being looked up. 0: no limit.
+    #[arg(long, env = "AUTH_FAILURE_LIMIT_PER_CLIENT", default_value_t = 20)]
+    pub auth_failure_limit_per_client: u32,
+    /// Failed authentications per window naming one tenant in `X-Tenant`. 0: no limit.
+    #[arg(long, env = "AUTH_FAILURE_LIMIT_PER_TENANT", default_value_t = 100)]
+    pub auth_failure_limit_per_tenant: u32,
+    /// The window of the failed-authentication limits (seconds).
+    #[arg(long, env = "AUTH_FAILURE_WINDOW_SECS", default_value_t = 60)]
+    pub auth_failure_window_secs: u64,
+    /// A header with the client's address set by a trusted proxy (e.g. `x-forwarded-for`; its
+    /// last address counts). Unset: the peer address. Set it only when every request arrives
+    /// through such a proxy, or clients can name themselves.
+    #[arg(long, env = "RATE_LIMIT_CLIENT_IP_HEADER")]
+    pub rate_limit_client_ip_header: Option<String>,
+    /// Each tenant's platform default request rate (requests per second, fractions allowed;
+    /// 0: no limit). A tenant's registry entry may carry its own (`rate_limit`).
+    #[arg(long, env = "TENANT_RATE_LIMIT_RPS", default_value_t = 100.0)]
+    pub tenant_rate_limit_rps: f64,
+    /// The burst each tenant may make above its rate (requests).
+    #[arg(long, env = "TENANT_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub tenant_rate_limit_burst: u32,
     /// Redis for lifecycle events (cache invalidation), e.g. `redis://redis-cache:6379`.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret<String>>,
@@ -107,11 +134,77 @@ impl CommonArgs {
     pub fn tenant_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.tenant_cache_ttl_secs)
     }
+
+    /// The rate limits these settings describe.
+    pub fn limits(&self) -> anyhow::Result<crate::ratelimit::Limits> {
+        let client_ip_header = self
+            .rate_limit_client_ip_header
+            .as_deref()
+            .map(|h| {
+                axum::http::HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
+                    anyhow::anyhow!("RATE_LIMIT_CLIENT_IP_HEADER is not a header name")
+                })
+            })
+            .transpose()?;
+        let rps = self.tenant_rate_limit_rps;
+        if rps.is_nan() || rps < 0.0 || rps.is_infinite() {
+            anyhow::bail!("TENANT_RATE_LIMIT_RPS must be a number of at least 0");
+        }
+        Ok(crate::ratelimit::Limits {
+            auth_failures_per_client: self.auth_failure_limit_per_client,
+            auth_failures_per_tenant: self.auth_failure_limit_per_tenant,
+            auth_failure_window: Duration::from_secs(self.auth_failure_window_secs),
+            tenant_rate: crate::ratelimit::RateLimit {
+                rps: self.tenant_rate_limit_rps,
+                burst: self.tenant_rate_limit_burst,
+            },
+            client_ip_header,
+            ..crate::ratelimit::Limits::off()
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    fn parse(args: &[&str]) -> CommonArgs {
+        let mut all = vec!["svc", "--api-key", "k"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().common
+    }
+
+    #[test]
+    fn rate_limits_have_sane_defaults_and_refuse_nonsense() {
+        let l = parse(&[]).limits().unwrap();
+        assert_eq!(l.auth_failures_per_client, 20);
+        assert_eq!(l.auth_failures_per_tenant, 100);
+        assert_eq!(l.auth_failure_window, Duration::from_secs(60));
+        assert_eq!(l.tenant_rate.rps, 100.0);
+        assert_eq!(l.tenant_rate.burst, 200);
+        assert!(l.client_ip_header.is_none());
+        let l = parse(&[
+            "--tenant-rate-limit-rps",
+            "0",
+            "--rate-limit-client-ip-header",
+            "X-Forwarded-For",
+        ])
+        .limits()
+        .unwrap();
+        assert!(l.tenant_rate.is_off());
+        assert_eq!(l.client_ip_header.unwrap().as_str(), "x-forwarded-for");
+        assert!(parse(&["--tenant-rate-limit-rps=-1"]).limits().is_err());
+        assert!(parse(&["--rate-limit-client-ip-header", "not a header"])
+            .limits()
+            .is_err());
+    }
 
     #[test]
     fn secrets_never_print() {

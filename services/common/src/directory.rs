@@ -6,9 +6,14 @@
 //! their SHA-256 digests, never in clear. The wire types here are the contract tenant-mgmt
 //! serves:
 //!
-//! - `GET  /internal/v1/tenants/{slug}` → 200 [`TenantPlacement`], 404 when unknown;
-//! - `POST /internal/v1/api-keys/verify` with [`VerifyKeyRequest`] → 200 [`VerifyKeyResponse`],
-//!   404 when no live key has that digest.
+//! - `GET  /internal/v1/tenants/{slug}` → 200 [`TenantRecord`] (the [`TenantPlacement`](crate::tenancy::TenantPlacement) fields,
+//!   plus `rateLimit` when the tenant has its own), 404 when unknown;
+//! - `POST /internal/v1/api-keys/verify` with [`VerifyKeyRequest`] → 200 [`VerifyKeyResponse`]
+//!   (the tenant, and `expiresAt` when the key expires: no cache serves it longer), 404 when no
+//!   live key has that digest.
+//!
+//! Both additions are optional fields: an older tenant-mgmt without them means "platform default
+//! rate" and "cached for the TTL", and an older client ignores them.
 //!
 //! A transport failure or a 5xx is retried a few times with a short backoff, then reported as
 //! [`DirectoryError`], which the shell answers with 503: an unreachable tenant-mgmt never lets a
@@ -23,9 +28,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{KeyStore, PresentedKey};
+use chrono::{DateTime, Utc};
+
+use crate::auth::{KeyStore, PresentedKey, VerifiedKey};
 use crate::config::Secret;
-use crate::tenancy::{DirectoryError, TenantPlacement, TenantResolver, TenantSlug};
+use crate::tenancy::{DirectoryError, TenantRecord, TenantResolver, TenantSlug};
 
 /// Path of the placement lookup, below the tenant-mgmt base URL.
 pub const TENANT_PATH: &str = "/internal/v1/tenants";
@@ -40,10 +47,13 @@ pub struct VerifyKeyRequest {
     pub digest: String,
 }
 
-/// A verified key: the tenant it acts for.
+/// A verified key: the tenant it acts for, and when it expires (absent: never).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct VerifyKeyResponse {
     pub tenant: TenantSlug,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// tenant-mgmt's internal API as a [`KeyStore`] and [`TenantResolver`].
@@ -120,7 +130,17 @@ impl RemoteDirectory {
 
 #[async_trait]
 impl TenantResolver for RemoteDirectory {
-    async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError> {
+    async fn resolve(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<crate::tenancy::TenantPlacement>, DirectoryError> {
+        Ok(self.resolve_record(slug).await?.map(|r| r.placement))
+    }
+
+    async fn resolve_record(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<TenantRecord>, DirectoryError> {
         let url = format!("{}{TENANT_PATH}/{}", self.base, slug.as_str());
         self.call("tenant lookup", || self.http.get(&url)).await
     }
@@ -129,6 +149,10 @@ impl TenantResolver for RemoteDirectory {
 #[async_trait]
 impl KeyStore for RemoteDirectory {
     async fn verify(&self, key: &PresentedKey) -> Result<Option<TenantSlug>, DirectoryError> {
+        Ok(self.verify_key(key).await?.map(|v| v.tenant))
+    }
+
+    async fn verify_key(&self, key: &PresentedKey) -> Result<Option<VerifiedKey>, DirectoryError> {
         let url = format!("{}{VERIFY_KEY_PATH}", self.base);
         let body = VerifyKeyRequest {
             digest: key.digest().to_string(),
@@ -136,7 +160,10 @@ impl KeyStore for RemoteDirectory {
         let found: Option<VerifyKeyResponse> = self
             .call("key verification", || self.http.post(&url).json(&body))
             .await?;
-        Ok(found.map(|r| r.tenant))
+        Ok(found.map(|r| VerifiedKey {
+            tenant: r.tenant,
+            expires_at: r.expires_at,
+        }))
     }
 }
 

@@ -71,6 +71,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// A rate limit: answered 429 with `Retry-After: <retry_after_secs>`.
+    #[error("too many requests: {detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0:#}")]
@@ -111,6 +117,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,6 +135,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Validation(_) => "validation",
+            ApiError::TooManyRequests { .. } => "too-many-requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -150,7 +158,8 @@ impl ApiError {
             | ApiError::PreconditionFailed(d)
             | ApiError::PayloadTooLarge(d)
             | ApiError::UnsupportedMediaType(d)
-            | ApiError::Unavailable(d) => (Some(d.clone()), Vec::new()),
+            | ApiError::Unavailable(d)
+            | ApiError::TooManyRequests { detail: d, .. } => (Some(d.clone()), Vec::new()),
             ApiError::Validation(errors) => (
                 Some(match errors.as_slice() {
                     [one] => format!("{}: {}", one.field, one.message),
@@ -192,6 +201,13 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let ApiError::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         res
     }
@@ -288,6 +304,18 @@ mod tests {
         assert_eq!(p.errors.len(), 2);
         assert_eq!(p.detail.as_deref(), Some("2 fields are invalid"));
         assert_eq!(p.problem_type, "https://prismicx.io/problems/validation");
+    }
+
+    #[test]
+    fn rate_limits_say_when_to_retry() {
+        let res = ApiError::TooManyRequests {
+            detail: "slow down".into(),
+            retry_after_secs: 7,
+        }
+        .into_response();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(res.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
     }
 
     #[test]

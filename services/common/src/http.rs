@@ -1,8 +1,9 @@
 //! The HTTP shell every service runs in.
 //!
 //! [`platform_router`] takes a service's API router and returns the full application:
-//! authenticated API routes, the unauthenticated platform routes (`/healthz`, `/readyz`,
-//! `/metrics`, `/openapi.json`), and the middleware stack (outermost first): request ID
+//! authenticated API routes (with the failed-authentication and per-tenant rate limits of
+//! [`crate::ratelimit`], applied through the service's [`Tenancy`]), the unauthenticated
+//! platform routes (`/healthz`, `/readyz`, `/metrics`, `/openapi.json`), and the middleware stack (outermost first): request ID
 //! (`x-request-id`, generated when absent and echoed back), tracing, metrics, timeout (503
 //! problem), body-size limit (413 problem). [`serve`] runs it with graceful shutdown on SIGTERM
 //! or Ctrl-C.
@@ -197,14 +198,19 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds `addr` and serves `app` until a shutdown signal, letting in-flight requests finish.
+/// Requests carry their peer address (`ConnectInfo<SocketAddr>`), which the failed-authentication
+/// limit counts by.
 pub async fn serve(app: Router, addr: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     tracing::info!(%addr, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -5,10 +5,12 @@
 //! 1. [`http::platform_router`] wraps a service's API router with request IDs, a timeout, a body
 //!    limit, tracing and metrics, and adds `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
 //! 2. [`auth::require_api_key`] authenticates the `Authorization: Bearer` (or `X-API-Key`) key:
-//!    the platform key from `API_KEY`, or a tenant-scoped key verified by a [`auth::KeyStore`].
+//!    the platform key from `API_KEY`, or a tenant-scoped key verified by a [`auth::KeyStore`]
+//!    (misses cached briefly); a client or named tenant with too many failed attempts is
+//!    answered 429 before its key is looked up ([`ratelimit`]).
 //! 3. The [`tenancy::Tenant`] extractor turns the principal into a tenant and its placement
 //!    (tier, state, pools, databases) through a cached [`tenancy::TenantResolver`]; suspended or
-//!    unknown tenants stop here.
+//!    unknown tenants stop here, and a tenant over its request budget gets 429.
 //! 4. Handlers reach data only through tenant-scoped handles: [`pg::TenantDb::begin`] opens a
 //!    transaction that sets `app.tenant_id` and `search_path` transaction-locally, and
 //!    [`mongo::TenantCollection`] adds the tenant filter to every query and write.
@@ -31,6 +33,7 @@ pub mod metrics;
 pub mod mongo;
 pub mod pagination;
 pub mod pg;
+pub mod ratelimit;
 pub mod service;
 pub mod telemetry;
 pub mod tenancy;

@@ -16,7 +16,7 @@ use crate::config::CommonArgs;
 use crate::directory::RemoteDirectory;
 use crate::events;
 use crate::http::{ReadinessCheck, RedisCheck};
-use crate::tenancy::{StaticRegistry, Tenancy, TenantResolver};
+use crate::tenancy::{StaticRegistry, Tenancy, TenancyOptions, TenantResolver};
 
 /// Process start-up every binary runs first: logging at `log_level` in `log_format`, and the
 /// TLS provider ([`crate::tls`]).
@@ -112,11 +112,11 @@ pub fn tenancy(common: &CommonArgs) -> anyhow::Result<Tenancy> {
             (r.clone(), r)
         }
     };
-    Ok(Tenancy::new(
+    Ok(Tenancy::with_options(
         &common.api_key,
         keys,
         resolver,
-        common.tenant_cache_ttl(),
+        TenancyOptions::from_args(common)?,
     ))
 }
 
@@ -126,10 +126,19 @@ pub fn lifecycle(
     common: &CommonArgs,
     tenancy: &Tenancy,
 ) -> anyhow::Result<Vec<Arc<dyn ReadinessCheck>>> {
+    lifecycle_with(common, tenancy, None)
+}
+
+/// [`lifecycle`], handing every event to `hook` too.
+pub fn lifecycle_with(
+    common: &CommonArgs,
+    tenancy: &Tenancy,
+    hook: Option<Arc<dyn events::EventHook>>,
+) -> anyhow::Result<Vec<Arc<dyn ReadinessCheck>>> {
     match &common.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.expose().as_str()).context("REDIS_URL")?;
-            events::spawn_invalidator(url.clone(), tenancy.clone(), None);
+            events::spawn_listener(url.clone(), tenancy.clone(), None, hook);
             Ok(vec![Arc::new(RedisCheck(client))])
         }
         None => {

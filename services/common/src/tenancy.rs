@@ -1,14 +1,19 @@
 //! Tenant identity and resolution: request → principal → tenant → placement.
 //!
-//! A [`TenantResolver`] says where a tenant lives (id, tier, state). tenant-mgmt implements it
-//! from the registry; until then [`StaticRegistry`] reads it from a file. [`Tenancy`] puts an
-//! in-process TTL cache in front of the resolver and of the [`KeyStore`](crate::auth::KeyStore),
-//! and the [`Tenant`] extractor gives handlers a resolved, active tenant or refuses the request.
+//! A [`TenantResolver`] says where a tenant lives (id, tier, state) and, optionally, the tenant's
+//! own request budget ([`TenantRecord`]). tenant-mgmt implements it from the registry;
+//! [`StaticRegistry`] reads it from a file. [`Tenancy`] puts in-process caches in front of the
+//! resolver and of the [`KeyStore`](crate::auth::KeyStore) — verified keys (never past their
+//! expiry), placements, and, in a bounded cache of its own so a flood cannot evict valid entries,
+//! keys found unknown — and applies the [`ratelimit`](crate::ratelimit) limits: failed
+//! authentications per client and per named tenant before a key is looked up, and each tenant's
+//! request budget once its placement is known. The [`Tenant`] extractor gives handlers a
+//! resolved, active tenant within its budget, or refuses the request.
 
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts};
@@ -21,6 +26,7 @@ use crate::auth::{KeyDigest, KeyStore, PresentedKey, Principal};
 use crate::cache::TtlCache;
 use crate::config::Secret;
 use crate::error::ApiError;
+use crate::ratelimit::{ClientId, FailureLimiter, Limits, RateLimit, TenantBuckets};
 
 /// Header naming the tenant when the platform key is used.
 pub const TENANT_HEADER: &str = "x-tenant";
@@ -114,6 +120,28 @@ pub struct TenantPlacement {
     pub state: TenantState,
 }
 
+/// A placement with what else the directory knows of the tenant: its own request budget, when
+/// it has one (absent: the platform default). On the wire (tenant-mgmt's internal API) it is the
+/// placement's fields with `rateLimit` beside them, so a client reading only a `TenantPlacement`
+/// still understands it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRecord {
+    #[serde(flatten)]
+    pub placement: TenantPlacement,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+impl From<TenantPlacement> for TenantRecord {
+    fn from(placement: TenantPlacement) -> Self {
+        TenantRecord {
+            placement,
+            rate_limit: None,
+        }
+    }
+}
+
 /// Errors of a resolver or key store backend (the registry being unreachable, say).
 pub type DirectoryError = anyhow::Error;
 
@@ -121,6 +149,15 @@ pub type DirectoryError = anyhow::Error;
 #[async_trait]
 pub trait TenantResolver: Send + Sync + 'static {
     async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError>;
+
+    /// [`resolve`](Self::resolve) with the tenant's own rate limit; resolvers that know one
+    /// override it.
+    async fn resolve_record(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<TenantRecord>, DirectoryError> {
+        Ok(self.resolve(slug).await?.map(TenantRecord::from))
+    }
 }
 
 /// The tenant registry and tenant keys from a JSON file (`TENANT_REGISTRY_FILE`):
@@ -206,7 +243,47 @@ impl KeyStore for StaticRegistry {
     }
 }
 
-/// Authentication and tenant resolution with their caches; cheap to clone.
+/// How [`Tenancy`] caches and limits.
+#[derive(Debug, Clone)]
+pub struct TenancyOptions {
+    /// How long verified keys and placements stay cached: the longest a revoked key or a
+    /// suspended tenant keeps working in this process when no lifecycle event reaches it.
+    pub cache_ttl: Duration,
+    /// How long a key found unknown stays cached as such.
+    pub negative_ttl: Duration,
+    /// Most unknown keys cached at once (a cache separate from the verified keys').
+    pub negative_capacity: usize,
+    pub limits: Limits,
+}
+
+/// The default [`TenancyOptions::negative_ttl`].
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+
+impl TenancyOptions {
+    /// Caches for `cache_ttl`, misses for [`DEFAULT_NEGATIVE_TTL`] (at most `cache_ttl`), no
+    /// rate limits.
+    pub fn new(cache_ttl: Duration) -> Self {
+        TenancyOptions {
+            cache_ttl,
+            negative_ttl: DEFAULT_NEGATIVE_TTL.min(cache_ttl),
+            negative_capacity: 10_000,
+            limits: Limits::off(),
+        }
+    }
+
+    /// The options the shared settings describe (`TENANT_CACHE_TTL_SECS`,
+    /// `NEGATIVE_KEY_CACHE_TTL_SECS`, at most the former, and the rate limits).
+    pub fn from_args(common: &crate::config::CommonArgs) -> anyhow::Result<Self> {
+        Ok(TenancyOptions {
+            negative_ttl: Duration::from_secs(common.negative_key_cache_ttl_secs)
+                .min(common.tenant_cache_ttl()),
+            limits: common.limits()?,
+            ..TenancyOptions::new(common.tenant_cache_ttl())
+        })
+    }
+}
+
+/// Authentication and tenant resolution with their caches and limits; cheap to clone.
 #[derive(Clone)]
 pub struct Tenancy {
     inner: Arc<TenancyInner>,
@@ -217,53 +294,150 @@ struct TenancyInner {
     keys: Arc<dyn KeyStore>,
     resolver: Arc<dyn TenantResolver>,
     key_cache: TtlCache<KeyDigest, TenantSlug>,
-    tenant_cache: TtlCache<TenantSlug, TenantPlacement>,
+    /// Keys the store did not know; separate, so a flood of them cannot evict `key_cache`.
+    unknown_keys: TtlCache<KeyDigest, ()>,
+    tenant_cache: TtlCache<TenantSlug, TenantRecord>,
+    client_failures: FailureLimiter<ClientId>,
+    tenant_failures: FailureLimiter<TenantSlug>,
+    buckets: TenantBuckets,
+    limits: Limits,
 }
 
 impl fmt::Debug for Tenancy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tenancy")
             .field("cached_keys", &self.inner.key_cache.len())
+            .field("cached_unknown_keys", &self.inner.unknown_keys.len())
             .field("cached_tenants", &self.inner.tenant_cache.len())
             .finish_non_exhaustive()
     }
 }
 
+/// The instant a wall-clock expiry corresponds to (now, when it is past).
+fn instant_of(at: chrono::DateTime<chrono::Utc>) -> Instant {
+    let left = (at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
 impl Tenancy {
-    /// `ttl` bounds how long a revoked key or a suspended tenant keeps working in this process
-    /// when no lifecycle event reaches it.
+    /// Caches for `ttl` (see [`TenancyOptions::new`]), with no rate limits.
     pub fn new(
         platform_key: &Secret<String>,
         keys: Arc<dyn KeyStore>,
         resolver: Arc<dyn TenantResolver>,
         ttl: Duration,
     ) -> Self {
+        Self::with_options(platform_key, keys, resolver, TenancyOptions::new(ttl))
+    }
+
+    pub fn with_options(
+        platform_key: &Secret<String>,
+        keys: Arc<dyn KeyStore>,
+        resolver: Arc<dyn TenantResolver>,
+        options: TenancyOptions,
+    ) -> Self {
+        let l = &options.limits;
         Tenancy {
             inner: Arc::new(TenancyInner {
                 platform_key: KeyDigest::of(platform_key.expose()),
                 keys,
                 resolver,
-                key_cache: TtlCache::new(ttl, 100_000),
-                tenant_cache: TtlCache::new(ttl, 100_000),
+                key_cache: TtlCache::new(options.cache_ttl, 100_000),
+                unknown_keys: TtlCache::new(options.negative_ttl, options.negative_capacity),
+                tenant_cache: TtlCache::new(options.cache_ttl, 100_000),
+                client_failures: FailureLimiter::new(
+                    l.auth_failures_per_client,
+                    l.auth_failure_window,
+                    l.max_tracked,
+                ),
+                tenant_failures: FailureLimiter::new(
+                    l.auth_failures_per_tenant,
+                    l.auth_failure_window,
+                    l.max_tracked,
+                ),
+                buckets: TenantBuckets::new(l.max_tracked),
+                limits: options.limits,
             }),
         }
     }
 
-    /// Verifies a presented key: the platform key, or a tenant key known to the key store.
-    pub async fn authenticate(&self, key: &PresentedKey) -> Result<Principal, ApiError> {
-        let digest = key.digest();
-        if digest.ct_eq(&self.inner.platform_key) {
+    /// The client a request comes from, for the failed-authentication limit.
+    pub fn client_of<B>(&self, req: &axum::http::Request<B>) -> ClientId {
+        ClientId::of(req, self.inner.limits.client_ip_header.as_ref())
+    }
+
+    /// [`authenticate`](Self::authenticate) under the failed-authentication limits: a `client`
+    /// (or, unless the key is the platform key, a `named` tenant) that has used up its failures
+    /// in the current window is answered 429 before the key is looked up; a key found invalid
+    /// counts against both.
+    pub async fn authenticate_from(
+        &self,
+        key: &PresentedKey,
+        client: &ClientId,
+        named: Option<&TenantSlug>,
+    ) -> Result<Principal, ApiError> {
+        let inner = &self.inner;
+        if let Some(retry) = inner.client_failures.blocked(client) {
+            return Err(ApiError::TooManyRequests {
+                detail: "too many failed authentications from this client; retry later".into(),
+                retry_after_secs: retry,
+            });
+        }
+        // The platform key is checked locally, so a flood naming a tenant cannot lock the
+        // platform out of it.
+        if key.digest().ct_eq(&inner.platform_key) {
             return Ok(Principal::Platform);
         }
-        if let Some(slug) = self.inner.key_cache.get(&digest) {
+        if let Some(retry) = named.and_then(|t| inner.tenant_failures.blocked(t)) {
+            return Err(ApiError::TooManyRequests {
+                detail: "too many failed authentications for this tenant; retry later".into(),
+                retry_after_secs: retry,
+            });
+        }
+        let result = self.authenticate(key).await;
+        if let Err(ApiError::Unauthorized(_)) = &result {
+            if inner.client_failures.record_failure(client) {
+                tracing::warn!(client = ?client, "failed-authentication limit reached for a client");
+            }
+            if let Some(t) = named {
+                if inner.tenant_failures.record_failure(t) {
+                    tracing::warn!(tenant = %t, "failed-authentication limit reached for a tenant");
+                }
+            }
+        }
+        result
+    }
+
+    /// Verifies a presented key: the platform key, or a tenant key known to the key store.
+    pub async fn authenticate(&self, key: &PresentedKey) -> Result<Principal, ApiError> {
+        let inner = &self.inner;
+        let digest = key.digest();
+        if digest.ct_eq(&inner.platform_key) {
+            return Ok(Principal::Platform);
+        }
+        if let Some(slug) = inner.key_cache.get(&digest) {
             return Ok(Principal::Tenant(slug));
         }
-        match self.inner.keys.verify(key).await {
-            Ok(Some(slug)) => {
-                self.inner.key_cache.insert(digest, slug.clone());
-                Ok(Principal::Tenant(slug))
+        let invalid = || ApiError::Unauthorized("the API key is not valid".into());
+        if inner.unknown_keys.get(&digest).is_some() {
+            return Err(invalid());
+        }
+        match inner.keys.verify_key(key).await {
+            Ok(Some(found)) => {
+                let until = found.expires_at.map(instant_of);
+                if until.is_some_and(|u| u <= Instant::now()) {
+                    // Expired by this process's clock: refuse, whatever the store said.
+                    return Err(invalid());
+                }
+                inner
+                    .key_cache
+                    .insert_until(digest, found.tenant.clone(), until);
+                Ok(Principal::Tenant(found.tenant))
             }
-            Ok(None) => Err(ApiError::Unauthorized("the API key is not valid".into())),
+            Ok(None) => {
+                inner.unknown_keys.insert(digest, ());
+                Err(invalid())
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "key store unavailable");
                 Err(ApiError::Unavailable(
@@ -275,13 +449,21 @@ impl Tenancy {
 
     /// The placement of `slug` (cached), whatever its state.
     pub async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, ApiError> {
-        if let Some(p) = self.inner.tenant_cache.get(slug) {
-            return Ok(Some(p));
+        Ok(self.resolve_record(slug).await?.map(|r| r.placement))
+    }
+
+    /// The placement and rate limit of `slug` (cached), whatever its state.
+    pub async fn resolve_record(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<TenantRecord>, ApiError> {
+        if let Some(r) = self.inner.tenant_cache.get(slug) {
+            return Ok(Some(r));
         }
-        match self.inner.resolver.resolve(slug).await {
-            Ok(Some(p)) => {
-                self.inner.tenant_cache.insert(slug.clone(), p.clone());
-                Ok(Some(p))
+        match self.inner.resolver.resolve_record(slug).await {
+            Ok(Some(r)) => {
+                self.inner.tenant_cache.insert(slug.clone(), r.clone());
+                Ok(Some(r))
             }
             Ok(None) => Ok(None),
             Err(e) => {
@@ -293,16 +475,19 @@ impl Tenancy {
         }
     }
 
-    /// Forgets everything cached about `slug` (its placement and the keys that named it).
+    /// Forgets everything cached about `slug` (its placement and the keys that named it), and
+    /// every cached unknown key: one of them may just have been issued.
     pub fn invalidate(&self, slug: &TenantSlug) {
         self.inner.tenant_cache.remove(slug);
         self.inner.key_cache.retain(|_, s| s != slug);
+        self.inner.unknown_keys.clear();
     }
 
     /// Forgets everything cached.
     pub fn invalidate_all(&self) {
         self.inner.tenant_cache.clear();
         self.inner.key_cache.clear();
+        self.inner.unknown_keys.clear();
     }
 
     /// The tenant a request acts for, given its principal and `X-Tenant` header.
@@ -333,12 +518,25 @@ impl Tenancy {
                 ))
             }
         };
-        let placement = self.resolve(&slug).await?.ok_or_else(|| match principal {
-            Principal::Platform => ApiError::NotFound(format!("tenant {slug} does not exist")),
-            Principal::Tenant(_) => ApiError::Unauthorized("the API key is not valid".into()),
-        })?;
+        let record = self
+            .resolve_record(&slug)
+            .await?
+            .ok_or_else(|| match principal {
+                Principal::Platform => ApiError::NotFound(format!("tenant {slug} does not exist")),
+                Principal::Tenant(_) => ApiError::Unauthorized("the API key is not valid".into()),
+            })?;
+        let placement = record.placement;
         match placement.state {
-            TenantState::Active => Ok(placement),
+            TenantState::Active => {
+                let rate = record.rate_limit.unwrap_or(self.inner.limits.tenant_rate);
+                match self.inner.buckets.take(placement.id, rate) {
+                    Ok(()) => Ok(placement),
+                    Err(retry) => Err(ApiError::TooManyRequests {
+                        detail: format!("tenant {slug} is over its request rate; retry later"),
+                        retry_after_secs: retry,
+                    }),
+                }
+            }
             TenantState::Suspended => {
                 Err(ApiError::Forbidden(format!("tenant {slug} is suspended")))
             }
@@ -353,7 +551,8 @@ impl Tenancy {
 }
 
 /// The active tenant a request acts for. Extracting it requires an authenticated request
-/// (see [`crate::auth::require_api_key`]).
+/// (see [`crate::auth::require_api_key`]) and spends one of the tenant's request tokens (429
+/// when it has none left).
 #[derive(Debug, Clone)]
 pub struct Tenant(pub TenantPlacement);
 

@@ -1,10 +1,17 @@
-//! Publishing lifecycle events: when a key is revoked, every service must drop it from its
-//! cache at once rather than when the cache entry expires.
+//! Lifecycle events. Publishing: when a key is issued or revoked, every service must drop what it
+//! cached about the tenant's keys at once rather than when the cache entry expires. Receiving:
+//! [`RevokeOnDelete`] revokes every key of a tenant the operator deleted, so a tenant deleted
+//! with `Retain` and created again under the same id does not get its old keys back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use prismicx_service_common::config::Secret;
-use prismicx_service_common::events::{self, TenantEvent};
+use prismicx_service_common::events::{self, EventHook, TenantEvent, TenantEventKind};
+use prismicx_service_common::tenancy::Tenancy;
+
+use crate::keys::ApiKeys;
 use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
@@ -56,4 +63,42 @@ impl EventPublisher {
             }
         }
     }
+}
+
+/// On a `deleted` event, revokes the tenant's keys issued up to the event.
+#[derive(Debug, Clone)]
+pub struct RevokeOnDelete(pub ApiKeys);
+
+#[async_trait]
+impl EventHook for RevokeOnDelete {
+    async fn on_event(&self, event: &TenantEvent) {
+        if event.kind != TenantEventKind::Deleted {
+            return;
+        }
+        // Every replica does this; revoking is idempotent. Should it fail, the key check against
+        // the registry entry's creation still refuses the old keys.
+        match self.0.revoke_all(event.tenant_id, event.at).await {
+            Ok(n) => {
+                tracing::info!(tenant = %event.slug, revoked = n, "deleted tenant's API keys revoked")
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %event.slug, error = %e, "deleted tenant's API keys not revoked")
+            }
+        }
+    }
+}
+
+/// Subscribes `tenancy` to lifecycle events, with [`RevokeOnDelete`] over `keys`.
+pub fn spawn_listener(
+    redis_url: Secret<String>,
+    tenancy: Tenancy,
+    keys: ApiKeys,
+    on_ready: Option<tokio::sync::mpsc::UnboundedSender<()>>,
+) -> tokio::task::JoinHandle<()> {
+    events::spawn_listener(
+        redis_url,
+        tenancy,
+        on_ready,
+        Some(Arc::new(RevokeOnDelete(keys))),
+    )
 }

@@ -10,6 +10,11 @@
 //! system's random source (about 238 bits), so a plain SHA-256 digest is enough: there is no
 //! dictionary to try against it. Its first 12 characters are its `prefix`, shown in listings so a
 //! user can tell keys apart; the full key is shown once, in the answer that created it.
+//!
+//! A key dies with its tenant: when the tenant is deleted ([`ApiKeys::revoke_all`] on the
+//! `deleted` lifecycle event) and, should that event be missed, because a key is valid only when
+//! it was issued after the tenant's current registry entry was created (see
+//! [`RegistryDirectory::verify_digest`](crate::registry::RegistryDirectory::verify_digest)).
 
 use chrono::{DateTime, Utc};
 use mongodb::bson::{self, doc, Bson, Document};
@@ -86,6 +91,15 @@ impl KeyDoc {
     }
 }
 
+/// A key that is neither revoked nor expired, as verification needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveKey {
+    pub slug: TenantSlug,
+    pub tenant_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
 /// The API-key collection.
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
@@ -133,11 +147,8 @@ impl ApiKeys {
         Ok(())
     }
 
-    /// The owner (slug, tenant id) of a live key with `digest`.
-    pub async fn live_owner(
-        &self,
-        digest: &str,
-    ) -> mongodb::error::Result<Option<(TenantSlug, Uuid)>> {
+    /// The live key with `digest`: its owner, issuance and expiry.
+    pub async fn live_owner(&self, digest: &str) -> mongodb::error::Result<Option<LiveKey>> {
         let now = bson::DateTime::now();
         let filter = doc! {
             "digest": digest,
@@ -147,12 +158,40 @@ impl ApiKeys {
         let found = retry_transient(|| async { self.raw.find_one(filter.clone()).await }).await?;
         Ok(found.and_then(|d| {
             let slug = TenantSlug::parse(d.get_str("slug").ok()?).ok()?;
-            let id = match d.get("tenant_id") {
+            let tenant_id = match d.get("tenant_id") {
                 Some(Bson::Binary(b)) => Uuid::from_slice(&b.bytes).ok()?,
                 _ => return None,
             };
-            Some((slug, id))
+            let created_at = chrono_time(*d.get_datetime("created_at").ok()?);
+            let expires_at = d.get_datetime("expires_at").ok().map(|t| chrono_time(*t));
+            Some(LiveKey {
+                slug,
+                tenant_id,
+                created_at,
+                expires_at,
+            })
         }))
+    }
+
+    /// Revokes every live key of the tenant `tenant_id` issued up to `issued_up_to` (a key
+    /// issued later belongs to a tenant created again since); returns how many.
+    pub async fn revoke_all(
+        &self,
+        tenant_id: Uuid,
+        issued_up_to: DateTime<Utc>,
+    ) -> Result<u64, prismicx_service_common::mongo::TenantMongoError> {
+        let coll: TenantCollection<KeyDoc> =
+            TenantCollection::new(&self.db, API_KEYS_COLLECTION, tenant_id);
+        let now = bson::DateTime::now();
+        let filter = doc! {
+            "revoked_at": Bson::Null,
+            "created_at": { "$lte": bson_time(issued_up_to) },
+        };
+        retry_transient(|| async {
+            coll.update_many(filter.clone(), doc! { "$set": { "revoked_at": now } })
+                .await
+        })
+        .await
     }
 
     /// Live keys of `tenant`.

@@ -8,8 +8,8 @@
 //!   [`RemoteDirectory`](prismicx_service_common::directory::RemoteDirectory) resolves tenants
 //!   and verifies keys here and caches the answers.
 //! - API keys ([`keys`]) are platform data in the shared `api_keys` collection for every tier;
-//!   revoking one publishes a `keysChanged` lifecycle event on Redis ([`events`]) so every
-//!   service drops it from its cache.
+//!   issuing or revoking one publishes a `keysChanged` lifecycle event on Redis ([`events`]) so
+//!   every service drops what it cached; a `deleted` event revokes all of the tenant's keys.
 //! - Settings ([`settings`]) are tenant data, placed by tier through the shared
 //!   [`MongoStore`]: the layout in [`MONGO`] is what the operator provisions per tenant.
 //! - This service authenticates its own requests through [`registry::RegistryDirectory`], the
@@ -32,7 +32,7 @@ use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
 use prismicx_service_common::service::{self, AppSettings};
-use prismicx_service_common::tenancy::Tenancy;
+use prismicx_service_common::tenancy::{Tenancy, TenancyOptions};
 
 pub use config::Config;
 
@@ -91,6 +91,16 @@ impl AppState {
         cache_ttl: std::time::Duration,
         events: Option<EventPublisher>,
     ) -> Self {
+        Self::with_options(store, api_key, TenancyOptions::new(cache_ttl), events)
+    }
+
+    /// [`new`](Self::new) with the caches and rate limits of `options`.
+    pub fn with_options(
+        store: MongoStore,
+        api_key: &prismicx_service_common::config::Secret<String>,
+        options: TenancyOptions,
+        events: Option<EventPublisher>,
+    ) -> Self {
         let db = store.system_database();
         let registry = Registry::new(&db);
         let keys = ApiKeys::new(&db);
@@ -99,7 +109,7 @@ impl AppState {
             keys: keys.clone(),
         };
         let shared = Arc::new(directory.clone());
-        let tenancy = Tenancy::new(api_key, shared.clone(), shared, cache_ttl);
+        let tenancy = Tenancy::with_options(api_key, shared.clone(), shared, options);
         AppState {
             store,
             registry,
@@ -135,10 +145,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .as_ref()
         .map(EventPublisher::new)
         .transpose()?;
-    let state = AppState::new(
+    let state = AppState::with_options(
         store,
         &config.common.api_key,
-        config.common.tenant_cache_ttl(),
+        TenancyOptions::from_args(&config.common)?,
         events,
     );
     // The platform collections' indexes: retried in the background until MongoDB answers, so
@@ -158,7 +168,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
     let mut settings = AppSettings::from_args(&config.common);
-    settings.extra_readiness = service::lifecycle(&config.common, &state.tenancy)?;
+    let revoke = Arc::new(events::RevokeOnDelete(state.keys.clone()));
+    settings.extra_readiness =
+        service::lifecycle_with(&config.common, &state.tenancy, Some(revoke))?;
     let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
     prismicx_service_common::http::serve(app(state, settings), addr).await
 }

@@ -25,6 +25,8 @@ use crate::routes;
         prismicx_service_common::error::Problem,
         prismicx_service_common::FieldError,
         prismicx_service_common::tenancy::TenantPlacement,
+        prismicx_service_common::tenancy::TenantRecord,
+        prismicx_service_common::ratelimit::RateLimit,
         prismicx_service_common::directory::VerifyKeyRequest,
         prismicx_service_common::directory::VerifyKeyResponse,
     )),

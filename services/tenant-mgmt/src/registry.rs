@@ -4,20 +4,23 @@
 //!
 //! The operator owns the registry documents (one per tenant, `_id` = slug, fields in snake_case:
 //! `tenant_id` as a BSON UUID, `tier`, `state`, `namespace`, `display_name`, `services`,
-//! `placement`, `created_at`, `updated_at`); tenant-mgmt only reads them. A document it cannot
-//! read (a missing or malformed `tenant_id`, an unknown tier or state) resolves to no tenant and
-//! is logged, so a damaged entry fails closed.
+//! `placement`, `created_at`, `updated_at`, and optionally `rate_limit: {rps, burst}`, the
+//! tenant's own request budget); tenant-mgmt only reads them. A document it cannot read (a
+//! missing or malformed `tenant_id`, an unknown tier or state) resolves to no tenant and is
+//! logged, so a damaged entry fails closed; a malformed `rate_limit` is logged and ignored (the
+//! platform default applies).
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::FindOptions;
 use mongodb::{Collection, Database};
-use prismicx_service_common::auth::{KeyStore, PresentedKey};
+use prismicx_service_common::auth::{KeyStore, PresentedKey, VerifiedKey};
 use prismicx_service_common::mongo::chrono_time;
 use prismicx_service_common::mongo::retry_transient;
+use prismicx_service_common::ratelimit::RateLimit;
 use prismicx_service_common::tenancy::{
-    DirectoryError, TenantPlacement, TenantResolver, TenantSlug, TenantState, Tier,
+    DirectoryError, TenantPlacement, TenantRecord, TenantResolver, TenantSlug, TenantState, Tier,
 };
 
 use crate::domain::TenantView;
@@ -87,6 +90,40 @@ pub fn placement_of(d: &Document) -> Option<TenantPlacement> {
         );
     }
     placement
+}
+
+/// The tenant's own request budget, when its document has a well-formed `rate_limit`.
+pub fn rate_limit_of(d: &Document) -> Option<RateLimit> {
+    let r = d.get_document("rate_limit").ok()?;
+    let number = |k: &str| match r.get(k) {
+        Some(Bson::Double(v)) => Some(*v),
+        Some(Bson::Int32(v)) => Some(f64::from(*v)),
+        Some(Bson::Int64(v)) => Some(*v as f64),
+        _ => None,
+    };
+    let limit = (|| {
+        let rps = number("rps").filter(|v| v.is_finite() && *v >= 0.0)?;
+        let burst = number("burst").filter(|v| (0.0..=f64::from(u32::MAX)).contains(v))?;
+        Some(RateLimit {
+            rps,
+            burst: burst as u32,
+        })
+    })();
+    if limit.is_none() {
+        tracing::warn!(
+            slug = d.get_str("_id").unwrap_or("?"),
+            "registry entry has a malformed rate_limit; the platform default applies"
+        );
+    }
+    limit
+}
+
+/// The placement and rate limit a registry document describes, when it is well-formed.
+pub fn record_of(d: &Document) -> Option<TenantRecord> {
+    Some(TenantRecord {
+        placement: placement_of(d)?,
+        rate_limit: rate_limit_of(d),
+    })
 }
 
 /// The API view of a registry document.
@@ -170,35 +207,85 @@ pub struct RegistryDirectory {
 #[async_trait]
 impl TenantResolver for RegistryDirectory {
     async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError> {
-        Ok(self
-            .registry
-            .get(slug)
-            .await?
-            .as_ref()
-            .and_then(placement_of))
+        Ok(self.resolve_record(slug).await?.map(|r| r.placement))
+    }
+
+    async fn resolve_record(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<TenantRecord>, DirectoryError> {
+        Ok(self.registry.get(slug).await?.as_ref().and_then(record_of))
     }
 }
 
 #[async_trait]
 impl KeyStore for RegistryDirectory {
     async fn verify(&self, key: &PresentedKey) -> Result<Option<TenantSlug>, DirectoryError> {
+        Ok(self.verify_key(key).await?.map(|v| v.tenant))
+    }
+
+    async fn verify_key(&self, key: &PresentedKey) -> Result<Option<VerifiedKey>, DirectoryError> {
         self.verify_digest(&key.digest().to_string()).await
     }
 }
 
 impl RegistryDirectory {
-    /// The tenant a live key with this digest acts for. The key's tenant must still be the
-    /// registered owner of the slug: a tenant deleted and created again under the same name
-    /// gets a new id, and the old tenant's keys stop working.
-    pub async fn verify_digest(&self, digest: &str) -> Result<Option<TenantSlug>, DirectoryError> {
-        let Some((slug, tenant_id)) = self.keys.live_owner(digest).await? else {
+    /// The tenant a live key with this digest acts for, and when the key expires. The key must
+    /// belong to the tenant registered under the slug now, in its current life:
+    /// - a tenant deleted and created again under the same name gets a new id, so the old
+    ///   tenant's keys do not match it;
+    /// - a tenant deleted with `Retain` comes back with the same id but a new registry entry
+    ///   (`created_at` is set when the entry is inserted), so a key issued before that entry
+    ///   was created is an old life's key and is refused, even if the `deleted` event that
+    ///   revokes such keys was missed.
+    pub async fn verify_digest(&self, digest: &str) -> Result<Option<VerifiedKey>, DirectoryError> {
+        let Some(key) = self.keys.live_owner(digest).await? else {
             return Ok(None);
         };
-        let current = self.registry.get(&slug).await?;
-        Ok(current
-            .as_ref()
-            .and_then(placement_of)
-            .filter(|p| p.id == tenant_id)
-            .map(|p| p.slug))
+        let Some(current) = self.registry.get(&key.slug).await? else {
+            return Ok(None);
+        };
+        let Some(placement) = placement_of(&current).filter(|p| p.id == key.tenant_id) else {
+            return Ok(None);
+        };
+        if time_of(&current, "created_at").is_some_and(|entry| key.created_at < entry) {
+            tracing::info!(tenant = %key.slug, "refusing a key issued before the tenant's registry entry was created");
+            return Ok(None);
+        }
+        Ok(Some(VerifiedKey {
+            tenant: placement.slug,
+            expires_at: key.expires_at,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_is_read_when_well_formed_and_ignored_otherwise() {
+        let with = |r: Bson| doc! { "_id": "acme", "rate_limit": r };
+        assert_eq!(
+            rate_limit_of(&with(Bson::Document(doc! { "rps": 2.5, "burst": 10 }))),
+            Some(RateLimit {
+                rps: 2.5,
+                burst: 10
+            })
+        );
+        assert_eq!(
+            rate_limit_of(&with(Bson::Document(doc! { "rps": 3_i64, "burst": 4_i32 }))),
+            Some(RateLimit { rps: 3.0, burst: 4 })
+        );
+        for bad in [
+            Bson::Document(doc! { "rps": -1, "burst": 10 }),
+            Bson::Document(doc! { "rps": 1 }),
+            Bson::Document(doc! { "rps": "fast", "burst": 1 }),
+            Bson::Document(doc! { "rps": 1, "burst": -5 }),
+            Bson::String("100/s".into()),
+        ] {
+            assert_eq!(rate_limit_of(&with(bad.clone())), None, "{bad}");
+        }
+        assert_eq!(rate_limit_of(&doc! { "_id": "acme" }), None);
     }
 }

@@ -1,5 +1,5 @@
 //! HTTP handlers: validate the request, act through the registry, key or settings store, and
-//! (for key revocation) announce the change on Redis.
+//! (for key issuance and revocation) announce the change on Redis.
 
 use prismicx_service_common::mongo::bson_time;
 use std::collections::HashMap;
@@ -17,7 +17,7 @@ use prismicx_service_common::directory::{
 use prismicx_service_common::events::{TenantEvent, TenantEventKind};
 use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::{Tenant, TenantPlacement, TenantSlug};
+use prismicx_service_common::tenancy::{Tenant, TenantPlacement, TenantRecord, TenantSlug};
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ use crate::domain::{
     self, ApiKeyView, CreateApiKey, IssuedApiKey, PutSetting, Setting, TenantView,
 };
 use crate::keys::{self, KeyCursor, KeyDoc};
-use crate::registry::{placement_of, view_of, RegistryFilter};
+use crate::registry::{record_of, view_of, RegistryFilter};
 use crate::settings::{self, Put};
 use crate::AppState;
 use prismicx_service_common::mongo::bson_uuid;
@@ -219,6 +219,9 @@ pub async fn create_api_key(
     state.keys.insert(&tenant, &doc).await?;
     let view = doc.view(now);
     tracing::info!(tenant = %tenant.slug, key_id = %view.id, prefix = %view.prefix, "API key issued");
+    // Services that cached the new key's digest as unknown (it was tried before it existed)
+    // drop that on this event instead of after their negative-cache TTL.
+    announce_keys_changed(&state, &tenant).await;
     let location = format!("/v1/api-keys/{}", view.id);
     Ok((
         StatusCode::CREATED,
@@ -413,28 +416,29 @@ pub async fn delete_setting(
     }
 }
 
-/// Where a tenant lives and whether it may be served (platform key only; read fresh from the
-/// registry, callers cache it).
+/// Where a tenant lives, whether it may be served and its own rate limit when it has one
+/// (platform key only; read fresh from the registry, callers cache it).
 #[utoipa::path(get, path = "/internal/v1/tenants/{slug}", tag = "internal",
     params(("slug" = String, Path, description = "Tenant slug")),
-    responses((status = 200, body = TenantPlacement), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = TenantRecord), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn resolve_tenant(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(slug): Path<String>,
-) -> Result<Json<TenantPlacement>, ApiError> {
+) -> Result<Json<TenantRecord>, ApiError> {
     require_platform(&principal, "resolve tenants")?;
     let slug = parse_slug(&slug)?;
     let doc = state.registry.get(&slug).await?;
     doc.as_ref()
-        .and_then(placement_of)
+        .and_then(record_of)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("tenant {slug} does not exist")))
 }
 
-/// Which tenant a key (given as its digest) acts for (platform key only). 404 when no live key
-/// has that digest or its tenant is gone.
+/// Which tenant a key (given as its digest) acts for, and when it expires (platform key only).
+/// 404 when no live key has that digest, its tenant is gone, or it was issued before the
+/// tenant's current registry entry (a tenant deleted and created again).
 #[utoipa::path(post, path = "/internal/v1/api-keys/verify", tag = "internal", request_body = VerifyKeyRequest,
     responses((status = 200, body = VerifyKeyResponse), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
@@ -445,11 +449,14 @@ pub async fn verify_key(
 ) -> Result<Json<VerifyKeyResponse>, ApiError> {
     require_platform(&principal, "verify keys")?;
     let digest = KeyDigest::parse(&body.digest).map_err(|e| ApiError::invalid("digest", e))?;
-    let tenant = state
+    let key = state
         .directory
         .verify_digest(&digest.to_string())
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::NotFound("no live key has this digest".into()))?;
-    Ok(Json(VerifyKeyResponse { tenant }))
+    Ok(Json(VerifyKeyResponse {
+        tenant: key.tenant,
+        expires_at: key.expires_at,
+    }))
 }
