@@ -685,3 +685,37 @@ async fn a_stuck_deletion_shows_why_and_keeps_the_finalizer_until_it_completes()
         .await
     );
 }
+
+#[tokio::test]
+async fn a_tenants_rate_limit_reaches_the_registry_as_tenant_mgmt_serves_it() {
+    let env = env().await;
+    let t = create(
+        &env,
+        "rl",
+        json!({"services": ["user-data"], "rateLimit": {"requestsPerSecond": 5, "burst": 10}}),
+    )
+    .await;
+    let name = t.name_any();
+    provision(&env, &name).await;
+    let reg = registry_entry(&name).await.unwrap();
+    let limit = prismicx_tenant_mgmt::registry::rate_limit_of(&reg).expect("a rate limit");
+    assert_eq!((limit.rps, limit.burst), (5.0, 10));
+
+    // Changed: the entry follows (and the services get an `updated` event to drop caches).
+    patch_spec(
+        &env,
+        &name,
+        json!({"rateLimit": {"requestsPerSecond": 50, "burst": 80}}),
+    )
+    .await;
+    provision(&env, &name).await;
+    let reg = registry_entry(&name).await.unwrap();
+    let limit = prismicx_tenant_mgmt::registry::rate_limit_of(&reg).expect("a rate limit");
+    assert_eq!((limit.rps, limit.burst), (50.0, 80));
+
+    // Removed: the platform default applies.
+    patch_spec(&env, &name, json!({"rateLimit": null})).await;
+    provision(&env, &name).await;
+    let reg = registry_entry(&name).await.unwrap();
+    assert!(prismicx_tenant_mgmt::registry::rate_limit_of(&reg).is_none());
+}

@@ -67,6 +67,13 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolSpec>,
 
+    /// The tenant's request budget in every service (a token bucket per service replica);
+    /// unset: the platform's default (`TENANT_RATE_LIMIT_RPS` / `_BURST` of the services).
+    /// A tenant over it gets `429 Too Many Requests` with `Retry-After`; other tenants are
+    /// unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+
     /// A human-readable name shown in the registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.size() <= 200").message("displayName is at most 200 characters"))]
@@ -82,6 +89,7 @@ impl Default for TenantSpec {
             deletion_policy: DeletionPolicy::default(),
             suspended: false,
             pool: None,
+            rate_limit: None,
             display_name: None,
         }
     }
@@ -119,6 +127,18 @@ pub struct PoolSpec {
     /// Server connections of the tenant's own pool in each PostgreSQL service database.
     #[x_kube(validation = Rule::new("self >= 1 && self <= 200").message("pool.size must be between 1 and 200"))]
     pub size: i32,
+}
+
+/// A tenant's request budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Sustained requests per second.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100000").message("rateLimit.requestsPerSecond must be between 1 and 100000"))]
+    pub requests_per_second: i32,
+    /// Requests allowed at once above the sustained rate (the bucket's size).
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000").message("rateLimit.burst must be between 1 and 1000000"))]
+    pub burst: i32,
 }
 
 /// What the operator observed and did.

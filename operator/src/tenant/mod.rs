@@ -606,6 +606,7 @@ fn cleanup_plan(t: &Tenant, id: Uuid, ctx: &Context) -> Result<TenantPlan> {
                 fixed.spec.services = prismicx_operator_api::ServiceKind::ALL.to_vec();
             }
             fixed.spec.display_name = None;
+            fixed.spec.rate_limit = None;
             plan::plan(
                 &fixed,
                 id,

@@ -57,6 +57,8 @@ pub struct TenantPlan {
     pub suspended: bool,
     pub deletion_policy: DeletionPolicy,
     pub display_name: Option<String>,
+    /// The tenant's request budget (requests per second, burst); `None`: the platform default.
+    pub rate_limit: Option<(u32, u32)>,
     pub services: Vec<ServiceKind>,
     pub postgres: Vec<PgPlan>,
     pub mongo: Vec<MongoPlan>,
@@ -132,6 +134,22 @@ pub fn plan(
         (Some(p), Tier::Dedicated) => p.size.unsigned_abs(),
         (None, _) => default_pool_size,
     };
+    let rate_limit = match &spec.rate_limit {
+        None => None,
+        Some(r) if !(1..=100_000).contains(&r.requests_per_second) => {
+            return Err(Error::InvalidSpec(format!(
+                "spec.rateLimit.requestsPerSecond: {} is outside 1..=100000",
+                r.requests_per_second
+            )))
+        }
+        Some(r) if !(1..=1_000_000).contains(&r.burst) => {
+            return Err(Error::InvalidSpec(format!(
+                "spec.rateLimit.burst: {} is outside 1..=1000000",
+                r.burst
+            )))
+        }
+        Some(r) => Some((r.requests_per_second.unsigned_abs(), r.burst.unsigned_abs())),
+    };
     if let Some(d) = &spec.display_name {
         if d.chars().count() > 200 {
             return Err(Error::InvalidSpec(
@@ -184,6 +202,7 @@ pub fn plan(
         suspended: spec.suspended,
         deletion_policy: spec.deletion_policy,
         display_name: spec.display_name.clone(),
+        rate_limit,
         services,
         postgres,
         mongo,
@@ -296,6 +315,20 @@ mod tests {
             (
                 tenant("a", serde_json::json!({"displayName": "x".repeat(201)})),
                 "spec.displayName",
+            ),
+            (
+                tenant(
+                    "a",
+                    serde_json::json!({"rateLimit": {"requestsPerSecond": 0, "burst": 5}}),
+                ),
+                "spec.rateLimit.requestsPerSecond",
+            ),
+            (
+                tenant(
+                    "a",
+                    serde_json::json!({"rateLimit": {"requestsPerSecond": 5, "burst": 2000000}}),
+                ),
+                "spec.rateLimit.burst",
             ),
         ];
         for (t, field) in cases {

@@ -116,6 +116,10 @@ pub fn document(
         "tier": tier,
         "state": state_str(state),
         "display_name": plan.display_name.clone().map(Bson::String).unwrap_or(Bson::Null),
+        "rate_limit": plan
+            .rate_limit
+            .map(|(rps, burst)| Bson::Document(doc! { "rps": i64::from(rps), "burst": i64::from(burst) }))
+            .unwrap_or(Bson::Null),
         "services": services,
         "placement": { "postgres": postgres, "mongo": mongo },
     }
@@ -225,6 +229,7 @@ pub async fn upsert(
             "placement",
             "display_name",
             "namespace",
+            "rate_limit",
         ]
         .iter()
         .all(|k| b.get(k) == set.get(k))
