@@ -621,3 +621,103 @@ async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants
         .iter()
         .any(|(db, _)| db.ends_with(&ident(&t.name_any()))));
 }
+
+// --- Isolation broken out of band ---------------------------------------------------------
+
+/// Someone with database access grants tenant A's login another tenant's schema: A's next
+/// reconcile finds the leak (a Warning Event, the message naming the schema), takes the grant
+/// back and verifies again.
+#[tokio::test]
+async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back() {
+    let env = env().await;
+    let a = create(&env, "isa", json!({"services": ["user-data"]})).await;
+    let b = create(&env, "isb", json!({"services": ["user-data"]})).await;
+    let a = provision(&env, &a.name_any()).await;
+    let b = provision(&env, &b.name_any()).await;
+    let a_login = secret_value(&env, &a, "username").await;
+    let b_schema = format!("tenant_{}", ident(&b.name_any()));
+    let mut c = admin("system_users").await;
+    sqlx::raw_sql(&format!(
+        "GRANT USAGE ON SCHEMA \"{b_schema}\" TO \"{a_login}\"; GRANT SELECT ON ALL TABLES IN SCHEMA \"{b_schema}\" TO \"{a_login}\""
+    ))
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    reconcile(&env, &a.name_any()).await.expect("repaired");
+    let a = get(&env, &a.name_any()).await;
+    let iso = condition(&a, "IsolationVerified").unwrap();
+    assert_eq!(iso.status, "True");
+    assert_eq!(iso.reason, "Repaired", "{}", iso.message);
+    assert!(iso.message.contains(&b_schema), "{}", iso.message);
+    let still: bool = query_scalar("SELECT has_schema_privilege($1, $2, 'USAGE')")
+        .bind(&a_login)
+        .bind(&b_schema)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert!(!still, "the grant was taken back");
+    let mut as_a = connect_uri(&secret_value(&env, &a, "pooler-uri").await)
+        .await
+        .unwrap();
+    assert!(
+        sqlx::raw_sql(&format!("SELECT * FROM \"{b_schema}\".users"))
+            .execute(&mut as_a)
+            .await
+            .is_err()
+    );
+
+    // The next reconcile finds nothing to repair.
+    reconcile(&env, &a.name_any()).await.expect("clean");
+    let a = get(&env, &a.name_any()).await;
+    assert_eq!(
+        condition(&a, "IsolationVerified").map(|c| c.reason.as_str()),
+        Some("Verified")
+    );
+}
+
+/// A dedicated tenant's MongoDB user granted another tenant's database out of band: the next
+/// reconcile reports the drift and puts the user's roles back to its own databases.
+#[tokio::test]
+async fn a_mongodb_role_on_another_tenants_database_is_found_and_taken_back() {
+    let env = env().await;
+    let a = create(
+        &env,
+        "mra",
+        json!({"tier": "dedicated", "services": ["task-repo"]}),
+    )
+    .await;
+    let b = create(
+        &env,
+        "mrb",
+        json!({"tier": "dedicated", "services": ["task-repo"]}),
+    )
+    .await;
+    let a = provision(&env, &a.name_any()).await;
+    let b = provision(&env, &b.name_any()).await;
+    let a_user = secret_value(&env, &a, "username").await;
+    let b_db = format!("task_repository__{}", ident(&b.name_any()));
+    mongo_tenant()
+        .await
+        .database("admin")
+        .run_command(
+            doc! {"grantRolesToUser": &a_user, "roles": [{"role": "readWrite", "db": &b_db}]},
+        )
+        .await
+        .unwrap();
+    reconcile(&env, &a.name_any()).await.expect("repaired");
+    let a = get(&env, &a.name_any()).await;
+    let drifted = condition(&a, "Drifted").unwrap();
+    assert_eq!(drifted.reason, "Repaired", "{}", drifted.message);
+    assert!(
+        drifted.message.contains("other roles than planned"),
+        "{}",
+        drifted.message
+    );
+    assert_eq!(
+        condition(&a, "IsolationVerified").map(|c| c.status.as_str()),
+        Some("True")
+    );
+    let roles = tenant_server_roles(&a_user).await;
+    assert!(!roles.iter().any(|(db, _)| *db == b_db), "{roles:?}");
+}

@@ -523,7 +523,7 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         Err(e) => return Err(run.fail(Step::Registry, e).await),
     }
 
-    let probe_result = async {
+    let probe = || async {
         ctx.check_fault(Step::Isolation)?;
         let mut checked = Vec::new();
         for pg in &plan.postgres {
@@ -531,13 +531,40 @@ async fn apply(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         }
         checked.extend(mongo::probe(&ctx.data, &plan).await?);
         anyhow::Ok(checked)
-    }
-    .await;
+    };
+    let probe_result = match probe().await {
+        Ok(checked) => Ok(("Verified", checked)),
+        // A leak the probe found: the Warning Event names it; what the tenant's own roles hold
+        // beyond the plan is taken back, and the probe runs again.
+        Err(found) => {
+            run.events.push((
+                true,
+                "IsolationFailed".into(),
+                format!("{}: {found:#}", status::ISOLATION_VERIFIED),
+            ));
+            let repaired = async {
+                let mut done = Vec::new();
+                for pg in &plan.postgres {
+                    done.extend(postgres::revoke_foreign_grants(&ctx.data, pg).await?);
+                }
+                anyhow::Ok(done)
+            }
+            .await;
+            match repaired {
+                Ok(done) if !done.is_empty() => probe().await.map(|mut checked| {
+                    checked.insert(0, format!("repaired ({found:#}): {}", done.join(", ")));
+                    ("Repaired", checked)
+                }),
+                Ok(_) => Err(found),
+                Err(e) => Err(found.context(format!("repair failed: {e:#}"))),
+            }
+        }
+    };
     match probe_result {
-        Ok(checked) => run.set(Cond::new(
+        Ok((reason, checked)) => run.set(Cond::new(
             status::ISOLATION_VERIFIED,
             true,
-            "Verified",
+            reason,
             checked.join("; "),
         )),
         Err(e) => return Err(run.fail(Step::Isolation, e).await),

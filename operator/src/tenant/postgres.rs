@@ -474,7 +474,10 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
     tx.execute("RESET ROLE").await?;
 
     // As the services' app role in this tenant's context, no other tenant's row is visible in
-    // the shared tables nor in (a sample of) other tenants' schemas.
+    // the shared tables, in the tenant's own schema, nor in the next [`RING_NEIGHBOURS`] tenant
+    // schemas after this one (in name order, wrapping round): every tenant checks its
+    // successors, so over one resync interval, when every tenant has been reconciled, every
+    // tenant schema has been checked by others.
     tx.execute(format!("SET LOCAL ROLE {}", quote_ident(&app)).as_str())
         .await?;
     query("SELECT set_config('app.tenant_id', $1, true)")
@@ -485,12 +488,14 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
     // tables, not on every table of every tenant. Schemas the app role cannot use (another
     // tenant's drifted grant) show nothing and are skipped.
     let tables: Vec<(String, String)> = query_as(
-        "WITH ns AS MATERIALIZED ( \
-           SELECT oid, nspname FROM pg_namespace WHERE nspname = $1 \
-           UNION ALL \
-           (SELECT oid, nspname FROM pg_namespace \
+        "WITH others AS MATERIALIZED ( \
+           SELECT oid, nspname, nspname > $2 AS after FROM pg_namespace \
              WHERE nspname LIKE 'tenant\\_%' AND nspname <> $2 \
-               AND has_schema_privilege(oid, 'USAGE') ORDER BY nspname LIMIT 3) \
+               AND has_schema_privilege(oid, 'USAGE') \
+         ), ns AS MATERIALIZED ( \
+           SELECT oid, nspname FROM pg_namespace WHERE nspname = $1 OR nspname = $2 \
+           UNION ALL \
+           (SELECT oid, nspname FROM others ORDER BY after DESC, nspname LIMIT $3) \
          ), t AS MATERIALIZED ( \
            SELECT n.nspname, c.relname, c.oid FROM pg_class c \
              JOIN ns n ON n.oid = c.relnamespace \
@@ -502,6 +507,7 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
     )
     .bind(SYSTEM_SCHEMA)
     .bind(&pg.schema)
+    .bind(RING_NEIGHBOURS)
     .fetch_all(&mut *tx)
     .await?;
     for (schema, table) in &tables {
@@ -536,11 +542,45 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
         );
     }
     checked.push(format!(
-        "{db}: no foreign row in {} shared or sampled tables",
+        "{db}: no foreign row in {} shared, own and neighbouring tenants' tables",
         tables.len()
     ));
     tx.rollback().await?;
     Ok(checked)
+}
+
+/// Other tenants' schemas each probe reads (see [`probe`]).
+pub const RING_NEIGHBOURS: i64 = 3;
+
+/// Takes back from the tenant's login every privilege on a schema other than its own (a grant
+/// made out of band, which [`probe`] reports); returns the schemas repaired.
+pub async fn revoke_foreign_grants(dp: &DataPlane, pg: &PgPlan) -> Result<Vec<String>> {
+    let mut conn = dp.pg(pg.database).await?;
+    let reachable: Vec<String> = query_scalar(
+        "SELECT nspname::text FROM pg_namespace \
+         WHERE ((nspname LIKE 'tenant\\_%' AND nspname <> $2) OR nspname = $3 OR nspname = $4) \
+           AND has_schema_privilege($1, oid, 'USAGE') ORDER BY 1",
+    )
+    .bind(&pg.login_role)
+    .bind(&pg.schema)
+    .bind(SYSTEM_SCHEMA)
+    .bind(migrate::PLATFORM_SCHEMA)
+    .fetch_all(&mut *conn)
+    .await?;
+    for schema in &reachable {
+        let (s, l) = (quote_ident(schema), quote_ident(&pg.login_role));
+        conn.execute(
+            format!(
+                "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM {l}; REVOKE ALL ON SCHEMA {s} FROM {l}"
+            )
+            .as_str(),
+        )
+        .await?;
+    }
+    Ok(reachable
+        .into_iter()
+        .map(|s| format!("{}: revoked {}'s grants on {s}", pg.database, pg.login_role))
+        .collect())
 }
 
 /// Revokes the tenant's access to every service database and, with `drop`, drops its schemas,
