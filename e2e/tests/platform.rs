@@ -354,3 +354,101 @@ async fn changing_a_database_service_config_rolls_its_processes() {
     );
     delete_tenant(t, &name).await.unwrap();
 }
+
+/// Hostile callers against every service, a victim in each tier: another tenant's key by id,
+/// in lists and deleting; the platform key without `X-Tenant`; a guessed key; the key of a
+/// tenant that was deleted (a refused key is 401, or 429 once the caller has failed too often). Each is refused with its status, and the victim's resources read
+/// back unchanged afterwards.
+#[tokio::test]
+async fn hostile_callers_are_refused_by_every_service_and_change_nothing() {
+    let _s = serial();
+    let t = platform();
+    let (standard, s_key) = ready_tenant(t, "vs-", "standard").await;
+    let (dedicated, d_key) = ready_tenant(t, "vd-", "dedicated").await;
+    let (attacker, a_key) = ready_tenant(t, "atk-", "standard").await;
+    let mut victims = Vec::new();
+    for (tag, key) in [(unique("vs"), &s_key), (unique("vd"), &d_key)] {
+        for probe in probes(&tag) {
+            let url = create_probe(t, &probe, key).await.unwrap();
+            let before = call(reqwest::Method::GET, &url, key, None, None)
+                .await
+                .unwrap();
+            assert_eq!(before.status, 200, "{url}");
+            victims.push((probe, url, key.clone(), before.body));
+        }
+    }
+    let guessed = "pxk_0000000000000000000000000000000000000000";
+    for (probe, url, _, body) in &victims {
+        let service = probe.service;
+        assert_eq!(
+            status_of(url, &a_key, None).await.unwrap(),
+            404,
+            "{service}: read by id"
+        );
+        let del = call(reqwest::Method::DELETE, url, &a_key, None, None)
+            .await
+            .unwrap();
+        assert!(
+            // 400 or 428: a write that needs If-Match is refused before the lookup.
+            [400, 403, 404, 405, 428].contains(&del.status),
+            "{service}: another tenant's DELETE answered {}",
+            del.status
+        );
+        assert_eq!(
+            status_of(url, &t.platform_key, None).await.unwrap(),
+            400,
+            "{service}: the platform key must name a tenant"
+        );
+        // 401, or 429 once this client has failed too often (the failed-authentication limit).
+        let guess = status_of(url, guessed, None).await.unwrap();
+        assert!(
+            [401, 429].contains(&guess),
+            "{service}: a guessed key answered {guess}"
+        );
+        if let Some(coll) = &probe.read_base {
+            let list = call(
+                reqwest::Method::GET,
+                &format!("{}{coll}", t.url(service)),
+                &a_key,
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+            assert_eq!(list.status, 200, "{service}: list");
+            let id = body["id"].as_str().unwrap_or_default();
+            assert!(
+                !id.is_empty() && !list.body.to_string().contains(id),
+                "{service}: another tenant's list shows the victim's {id}"
+            );
+        }
+    }
+    // The attacker's tenant is deleted: its key stops working everywhere.
+    delete_tenant(t, &attacker).await.unwrap();
+    for (probe, url, _, _) in &victims {
+        eventually(
+            &format!("{}: a deleted tenant's key refused", probe.service),
+            Duration::from_secs(30),
+            || async {
+                Ok([401, 429]
+                    .contains(&status_of(url, &a_key, None).await?)
+                    .then_some(()))
+            },
+        )
+        .await
+        .unwrap();
+    }
+    for (probe, url, key, before) in &victims {
+        let after = call(reqwest::Method::GET, url, key, None, None)
+            .await
+            .unwrap();
+        assert_eq!(after.status, 200, "{}", probe.service);
+        assert_eq!(
+            &after.body, before,
+            "{}: the victim's resource changed",
+            probe.service
+        );
+    }
+    delete_tenant(t, &standard).await.unwrap();
+    delete_tenant(t, &dedicated).await.unwrap();
+}
