@@ -24,6 +24,13 @@ pub struct OperatorArgs {
     #[arg(long, env = "PLATFORM_NAMESPACE")]
     pub platform_namespace: Option<String>,
 
+    /// Namespaces whose Tenants are reconciled (comma-separated); the operator then reads and
+    /// writes Secrets in these namespaces only (and the platform namespace). Unset: the watched
+    /// namespace (`WATCH_NAMESPACE`), else every namespace. A Tenant in any other namespace is
+    /// not reconciled.
+    #[arg(long, env = "TENANT_NAMESPACES", value_delimiter = ',')]
+    pub tenant_namespaces: Vec<String>,
+
     /// Tenants reconciled at the same time.
     #[arg(long, env = "OPERATOR_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,

@@ -165,41 +165,44 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         });
     }
 
-    let tenants: Api<Tenant> = namespaced_or_all(&client, &args.namespace);
-    let secrets: Api<Secret> = namespaced_or_all(&client, &args.namespace);
-    let controller = Controller::new(tenants, watcher::Config::default().any_semantic())
-        .owns(
-            secrets.clone(),
-            watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator"),
-        )
-        .with_config(ControllerConfig::default().concurrency(args.concurrency))
-        .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
-    spawn_state_gauge(controller.store(), ctx.clone());
-
     // Owned objects are watched by the managed-by label, so only the operator's are cached.
     let owned =
         || watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator");
+    // One Tenant controller per namespace it manages (or one for all), each watching the
+    // credentials Secrets of its namespace only: the operator needs Secrets nowhere else.
+    let tenant_controllers: Vec<Controller<Tenant>> = tenant_scopes(&args)
+        .into_iter()
+        .map(|scope| {
+            Controller::new(
+                namespaced_or_all::<Tenant>(&client, &scope),
+                watcher::Config::default().any_semantic(),
+            )
+            .owns(namespaced_or_all::<Secret>(&client, &scope), owned())
+            .with_config(ControllerConfig::default().concurrency(args.concurrency))
+            .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()))
+        })
+        .collect();
+    spawn_state_gauge(
+        tenant_controllers.iter().map(|c| c.store()).collect(),
+        ctx.clone(),
+    );
+
+    // DatabaseServices run only in the platform namespace, so the objects they own (and the
+    // Secrets they read) are watched there only; DatabaseServices elsewhere are still watched,
+    // to be refused with a condition.
+    let platform = Some(settings.platform_namespace.clone());
     let services = Controller::new(
         namespaced_or_all::<DatabaseService>(&client, &args.namespace),
         watcher::Config::default().any_semantic(),
     )
+    .owns(namespaced_or_all::<Deployment>(&client, &platform), owned())
+    .owns(namespaced_or_all::<Service>(&client, &platform), owned())
     .owns(
-        namespaced_or_all::<Deployment>(&client, &args.namespace),
+        namespaced_or_all::<ServiceAccount>(&client, &platform),
         owned(),
     )
-    .owns(
-        namespaced_or_all::<Service>(&client, &args.namespace),
-        owned(),
-    )
-    .owns(
-        namespaced_or_all::<ServiceAccount>(&client, &args.namespace),
-        owned(),
-    )
-    .owns(
-        namespaced_or_all::<ConfigMap>(&client, &args.namespace),
-        owned(),
-    )
-    .owns(secrets, owned())
+    .owns(namespaced_or_all::<ConfigMap>(&client, &platform), owned())
+    .owns(namespaced_or_all::<Secret>(&client, &platform), owned())
     .with_config(ControllerConfig::default().concurrency(args.concurrency))
     .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
     let dctx = Arc::new(DatabaseServiceContext {
@@ -208,13 +211,14 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     });
 
     health.set_ready(true);
-    let tenant_loop = controller
-        .run(tenant::reconcile, error_policy, ctx.clone())
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "tenant reconcile ended with an error");
-            }
-        });
+    let tenant_loop = futures::future::join_all(tenant_controllers.into_iter().map(|c| {
+        c.run(tenant::reconcile, error_policy, ctx.clone())
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "tenant reconcile ended with an error");
+                }
+            })
+    }));
     let service_loop = services
         .run(database_service::reconcile, error_policy, dctx)
         .for_each(|r| async move {
@@ -242,6 +246,16 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The namespaces whose Tenants are reconciled, one controller each: `--tenant-namespaces`, else
+/// the watched namespace, else every namespace (`None`).
+pub fn tenant_scopes(args: &OperatorArgs) -> Vec<Option<String>> {
+    if args.tenant_namespaces.is_empty() {
+        vec![args.namespace.clone()]
+    } else {
+        args.tenant_namespaces.iter().cloned().map(Some).collect()
+    }
+}
+
 /// `Api` of one namespace, or of all when none is configured.
 fn namespaced_or_all<K>(client: &kube::Client, namespace: &Option<String>) -> Api<K>
 where
@@ -254,12 +268,45 @@ where
     }
 }
 
-fn spawn_state_gauge(store: Store<Tenant>, ctx: Arc<Context>) {
+fn spawn_state_gauge(stores: Vec<Store<Tenant>>, ctx: Arc<Context>) {
     tokio::spawn(async move {
         loop {
-            ctx.metrics
-                .set_tenants_by_state(&tenants_by_state(&store.state()));
+            let all: Vec<Arc<Tenant>> = stores.iter().flat_map(|s| s.state()).collect();
+            ctx.metrics.set_tenants_by_state(&tenants_by_state(&all));
             tokio::time::sleep(Duration::from_secs(15)).await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn args(extra: &[&str]) -> OperatorArgs {
+        let base = [
+            "prismicx-operator",
+            "--postgres-admin-password=x",
+            "--pgbouncer-admin-password=x",
+            "--pgbouncer-databases-file=/tmp/db.ini",
+            "--mongodb-system-uri=mongodb://m",
+            "--mongodb-tenant-uri=mongodb://m",
+            "--redis-url=redis://r",
+        ];
+        OperatorArgs::try_parse_from(base.iter().chain(extra)).expect("flags")
+    }
+
+    #[test]
+    fn tenants_are_reconciled_in_the_listed_namespaces_else_the_watched_one_else_all() {
+        assert_eq!(tenant_scopes(&args(&[])), vec![None]);
+        assert_eq!(
+            tenant_scopes(&args(&["--namespace=tenants"])),
+            vec![Some("tenants".to_string())]
+        );
+        assert_eq!(
+            tenant_scopes(&args(&["--tenant-namespaces=team-a,team-b"])),
+            vec![Some("team-a".to_string()), Some("team-b".to_string())]
+        );
+    }
 }

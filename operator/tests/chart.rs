@@ -840,15 +840,21 @@ fn default_render_has_the_six_database_services_and_the_operator() {
         .expect("the metrics Service");
     assert_eq!(metrics["spec"]["ports"][0]["port"], 8080);
 
-    // Every setting of operator/src/config.rs is set (WATCH_NAMESPACE only when namespaced).
+    // Every setting of operator/src/config.rs is set (WATCH_NAMESPACE only when namespaced,
+    // TENANT_NAMESPACES only when listed).
     let env = env_of(op);
     let namespaced_env = env_of(container(
         operator_deployment(&render("namespaced-values").docs),
         "operator",
     ));
+    let listed_env = env_of(container(
+        operator_deployment(&render("tenant-namespaces-values").docs),
+        "operator",
+    ));
     let set: BTreeSet<String> = env
         .keys()
         .chain(namespaced_env.keys())
+        .chain(listed_env.keys())
         .cloned()
         .chain(NOT_SET.iter().map(|s| s.to_string()))
         .collect();
@@ -1142,6 +1148,60 @@ fn rbac_is_least_privilege_cluster_wide_or_namespaced() {
     assert!(lease_role
         .to_string()
         .contains("\"resourceNames\":[\"prismicx-operator\"]"));
+
+    // What DatabaseServices own is granted in the release namespace only; the ClusterRole holds
+    // the custom resources, Events and (Tenants anywhere) their Secrets.
+    let grants = |role: &Value| -> Vec<String> {
+        role["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["resources"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect()
+    };
+    let cluster = grants(cluster_roles[0]);
+    for platform_only in ["deployments", "configmaps", "services", "serviceaccounts"] {
+        assert!(
+            !cluster.iter().any(|r| r == platform_only),
+            "the ClusterRole grants {platform_only}"
+        );
+    }
+    assert!(cluster.iter().any(|r| r == "secrets"));
+    let platform_role = of_kind(default, "Role")
+        .into_iter()
+        .find(|r| grants(r).iter().any(|g| g == "deployments"))
+        .expect("the platform Role");
+    assert_eq!(platform_role["metadata"]["namespace"], NAMESPACE);
+    check_rules("Role", platform_role);
+
+    // Tenants in listed namespaces: Secrets in those and the release namespace only.
+    let listed = &render("tenant-namespaces-values").docs;
+    let cluster_roles = of_kind(listed, "ClusterRole");
+    assert_eq!(cluster_roles.len(), 1);
+    check_rules("ClusterRole", cluster_roles[0]);
+    assert!(
+        !grants(cluster_roles[0]).iter().any(|r| r == "secrets"),
+        "no Secret outside the managed namespaces"
+    );
+    let mut with_secrets: Vec<String> = of_kind(listed, "Role")
+        .into_iter()
+        .filter(|r| grants(r).iter().any(|g| g == "secrets"))
+        .map(|r| {
+            check_rules("Role", r);
+            r["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    with_secrets.sort();
+    assert_eq!(with_secrets, [NAMESPACE, "team-a", "team-b"]);
+    for binding in of_kind(listed, "RoleBinding") {
+        assert_eq!(binding["subjects"][0]["namespace"], NAMESPACE);
+    }
+    let env = env_of(container(operator_deployment(listed), "operator"));
+    assert_eq!(env["TENANT_NAMESPACES"]["value"], "team-a,team-b");
 
     let namespaced = &render("namespaced-values").docs;
     assert!(of_kind(namespaced, "ClusterRole").is_empty());
