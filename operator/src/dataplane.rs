@@ -42,6 +42,8 @@ pub struct Endpoints {
 pub struct DataPlane {
     pg_admin: PgConnectOptions,
     pools: Arc<Mutex<HashMap<String, PgPool>>>,
+    /// Pools of connections through PgBouncer (the isolation probe's path), per database.
+    pooler_pools: Arc<Mutex<HashMap<String, PgPool>>>,
     /// Service databases created and migrated by this process (see [`DataPlane::is_ensured`]).
     ensured: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     pgbouncer_admin: PgConnectOptions,
@@ -127,6 +129,7 @@ impl DataPlane {
         Ok(DataPlane {
             pg_admin: s.pg_admin,
             pools: Arc::default(),
+            pooler_pools: Arc::default(),
             ensured: Arc::default(),
             pgbouncer_admin: s.pgbouncer_admin,
             pgbouncer_databases_file: s.pgbouncer_databases_file,
@@ -162,6 +165,35 @@ impl DataPlane {
         pool.acquire()
             .await
             .with_context(|| format!("connecting to PostgreSQL database {db}"))
+    }
+
+    /// An administrative connection to `db` through PgBouncer, the way the services reach it
+    /// (transaction mode: everything it runs is one transaction with transaction-local
+    /// settings, and unnamed statements). The probe's PgBouncer pool is the administrative
+    /// role's, one per database, so probing every tenant adds no server connection per tenant.
+    pub async fn pooled(&self, db: &str) -> Result<PoolConnection<Postgres>> {
+        let pool = {
+            let mut pools = self.pooler_pools.lock().await;
+            pools
+                .entry(db.to_string())
+                .or_insert_with(|| {
+                    let opts = self
+                        .pg_admin_options(db)
+                        .host(&self.endpoints.pooler_host)
+                        .port(self.endpoints.pooler_port)
+                        .statement_cache_capacity(0);
+                    PgPoolOptions::new()
+                        .max_connections(2)
+                        .min_connections(0)
+                        .acquire_timeout(Duration::from_secs(15))
+                        .idle_timeout(Duration::from_secs(60))
+                        .connect_lazy_with(opts)
+                })
+                .clone()
+        };
+        pool.acquire()
+            .await
+            .with_context(|| format!("connecting to {db} through PgBouncer"))
     }
 
     /// Whether this process already created and migrated service database `db`. Checked

@@ -471,17 +471,21 @@ pub async fn probe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<Vec
             "hidden"
         }
     ));
-    tx.execute("RESET ROLE").await?;
+    tx.rollback().await?;
+    drop(conn);
 
-    // As the services' app role in this tenant's context, no other tenant's row is visible in
-    // the shared tables, in the tenant's own schema, nor in the next [`RING_NEIGHBOURS`] tenant
+    // Through PgBouncer, as the services' transactions run there: as the services' app role in
+    // this tenant's context, no other tenant's row is visible in the shared tables, in the tenant's own schema, nor in the next [`RING_NEIGHBOURS`] tenant
     // schemas after this one (in name order, wrapping round): every tenant checks its
     // successors, so over one resync interval, when every tenant has been reconciled, every
     // tenant schema has been checked by others.
+    let mut pooled = dp.pooled(db).await?;
+    let mut tx = sqlx::Connection::begin(&mut *pooled).await?;
     tx.execute(format!("SET LOCAL ROLE {}", quote_ident(&app)).as_str())
         .await?;
-    query("SELECT set_config('app.tenant_id', $1, true)")
+    query("SELECT set_config('app.tenant_id', $1, true), set_config('search_path', $2, true)")
         .bind(&me)
+        .bind(quote_ident(&pg.schema))
         .execute(&mut *tx)
         .await?;
     // Candidate schemas first (materialized), so the privilege function runs only on their
