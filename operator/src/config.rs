@@ -169,3 +169,22 @@ impl OperatorArgs {
         Duration::from_secs(self.resync_interval_secs.max(1))
     }
 }
+
+impl OperatorArgs {
+    /// The flags with only the required ones set, plus `extra` (for unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_test(extra: &[&str]) -> Self {
+        use clap::Parser;
+        let required = [
+            "prismicx-operator",
+            "--postgres-admin-password=x",
+            "--pgbouncer-admin-password=x",
+            "--pgbouncer-databases-file=/tmp/db.ini",
+            "--mongodb-system-uri=mongodb://m",
+            "--mongodb-tenant-uri=mongodb://m",
+            "--redis-url=redis://r",
+        ];
+        #[allow(clippy::expect_used)]
+        OperatorArgs::try_parse_from(required.iter().chain(extra)).expect("valid test flags")
+    }
+}

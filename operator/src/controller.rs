@@ -280,21 +280,10 @@ fn spawn_state_gauge(stores: Vec<Store<Tenant>>, ctx: Arc<Context>) {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
 
     fn args(extra: &[&str]) -> OperatorArgs {
-        let base = [
-            "prismicx-operator",
-            "--postgres-admin-password=x",
-            "--pgbouncer-admin-password=x",
-            "--pgbouncer-databases-file=/tmp/db.ini",
-            "--mongodb-system-uri=mongodb://m",
-            "--mongodb-tenant-uri=mongodb://m",
-            "--redis-url=redis://r",
-        ];
-        OperatorArgs::try_parse_from(base.iter().chain(extra)).expect("flags")
+        OperatorArgs::for_test(extra)
     }
 
     #[test]

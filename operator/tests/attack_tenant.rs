@@ -27,21 +27,6 @@ use prismicx_service_common::pg::query_scalar;
 use serde_json::json;
 use support::*;
 
-fn ident(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
-    env.tenants
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "spec": spec })),
-        )
-        .await
-        .expect("patch spec");
-}
-
 /// Writes `status.tenantId` as whoever holds `tenants/status` could.
 async fn forge_status_id(env: &Env, name: &str, id: uuid::Uuid) {
     env.tenants

@@ -7,7 +7,6 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Patch, PatchParams};
 use kube::ResourceExt;
 use mongodb::bson::{doc, Document};
 use prismicx_service_common::mongo::tenant_bson;
@@ -31,21 +30,6 @@ async fn directory_placement(name: &str) -> TenantPlacement {
         .await
         .expect("registry readable")
         .expect("tenant-mgmt resolves the tenant")
-}
-
-fn ident(name: &str) -> String {
-    name.replace('-', "_")
-}
-
-async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
-    env.tenants
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({ "spec": spec })),
-        )
-        .await
-        .expect("patch spec");
 }
 
 async fn exists(db: &str, sql: &str, arg: &str) -> bool {

@@ -1148,24 +1148,12 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_operator_flags() {
-        use clap::Parser;
-        let required = [
-            "prismicx-operator",
-            "--postgres-admin-password=x",
-            "--pgbouncer-admin-password=x",
-            "--pgbouncer-databases-file=/tmp/db.ini",
-            "--mongodb-system-uri=mongodb://m",
-            "--mongodb-tenant-uri=mongodb://m",
-            "--redis-url=redis://r",
-        ];
-        let args = OperatorArgs::try_parse_from(required).unwrap();
+        let args = OperatorArgs::for_test(&[]);
         assert!(
             matches!(Settings::from_args(&args), Err(Error::Config(_))),
             "no platform namespace, no DatabaseService controller"
         );
-        let args =
-            OperatorArgs::try_parse_from(required.into_iter().chain(["--lease-namespace=ops"]))
-                .unwrap();
+        let args = OperatorArgs::for_test(&["--lease-namespace=ops"]);
         let s = Settings::from_args(&args).unwrap();
         assert_eq!(
             s.platform_namespace, "ops",
@@ -1175,13 +1163,12 @@ mod tests {
         assert_eq!(s.image_tag, env!("CARGO_PKG_VERSION"));
         assert_eq!(s.redis, RedisUrl::Value("redis://redis-cache:6379".into()));
         assert_eq!(args.data.mongodb_system_address, "mongodb-system:27018");
-        let args = OperatorArgs::try_parse_from(required.into_iter().chain([
+        let args = OperatorArgs::for_test(&[
             "--image-registry=ghcr.io/acme",
             "--image-tag=2.0.0",
             "--services-redis-secret=redis-auth",
             "--platform-namespace=prismicx-system",
-        ]))
-        .unwrap();
+        ]);
         let s = Settings::from_args(&args).unwrap();
         assert_eq!(s.platform_namespace, "prismicx-system");
         assert_eq!(

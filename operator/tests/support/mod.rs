@@ -84,6 +84,23 @@ pub async fn create(env: &Env, prefix: &str, spec: serde_json::Value) -> Tenant 
         .expect("create tenant")
 }
 
+/// A slug as it appears in SQL identifiers and database names (`-` → `_`).
+pub fn ident(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Merges `spec` into the Tenant's spec, as `kubectl patch --type merge` would.
+pub async fn patch_spec(env: &Env, name: &str, spec: serde_json::Value) {
+    env.tenants
+        .patch(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&serde_json::json!({ "spec": spec })),
+        )
+        .await
+        .expect("patch spec");
+}
+
 pub async fn get(env: &Env, name: &str) -> Tenant {
     env.tenants.get(name).await.expect("get tenant")
 }
