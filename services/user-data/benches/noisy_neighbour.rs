@@ -17,7 +17,8 @@
 //!
 //! Four phases on the same servers: A alone (limit off), A beside B (limit off), A alone (limit
 //! on), A beside B (limit on). Each phase prints A's p50/p99/max, and B's answers per second by
-//! status, and the machine's load average at its end. `BENCH_SECONDS` (default 20) is each phase's measured length; `BENCH_LATENCY_CSV`, when
+//! status, the CPU the service process and `wrk` used during it (in cores: CPU seconds over wall
+//! seconds), and the machine's load average at its end. `BENCH_SECONDS` (default 20) is each phase's measured length; `BENCH_LATENCY_CSV`, when
 //! set, names a file that receives every latency of A (`phase,ms`). Run with `make bench`.
 
 #![allow(clippy::unwrap_used)]
@@ -268,6 +269,22 @@ fn phase(
     Ok((quiet, Some(noisy)))
 }
 
+/// CPU seconds used so far by this process (the service, A's client, the harness's clients) and
+/// by its waited-for children (the `wrk` runs), from `/proc/self/stat` (clock ticks, 100 a
+/// second on Linux).
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14 to 17 of the whole line, 12 to 15 here.
+    let tick = |i: usize| f.get(i).copied().unwrap_or(0.0) / 100.0;
+    (tick(11) + tick(12), tick(13) + tick(14))
+}
+
 /// The machine's 1-minute load average (`/proc/loadavg`), to tell a run that shared the cores
 /// with other work (wrk, the service and the servers alone keep both cores busy when B runs).
 fn load_average() -> String {
@@ -395,8 +412,11 @@ fn main() -> anyhow::Result<()> {
     ];
     let mut results = Vec::new();
     for (name, port, noisy) in phases {
+        let (cpu0, wall0) = (cpu_seconds(), std::time::Instant::now());
         let (quiet, b) = phase(port, seconds, noisy.then_some(script.as_path()))?;
-        results.push((name, quiet, b, load_average()));
+        let (cpu1, wall) = (cpu_seconds(), wall0.elapsed().as_secs_f64());
+        let cores = ((cpu1.0 - cpu0.0) / wall, (cpu1.1 - cpu0.1) / wall);
+        results.push((name, quiet, b, load_average(), cores));
     }
     std::fs::remove_dir_all(&dir).ok();
 
@@ -412,7 +432,7 @@ fn main() -> anyhow::Result<()> {
         budget.rps, budget.burst
     );
     println!(
-        "  {:<18} {:>8} {:>9} {:>9} {:>9} {:>7} | {:>10} {:>10} | {:>6}",
+        "  {:<18} {:>8} {:>9} {:>9} {:>9} {:>7} | {:>10} {:>10} | {:>8} {:>8} {:>6}",
         "phase",
         "A reqs",
         "A p50 ms",
@@ -421,9 +441,11 @@ fn main() -> anyhow::Result<()> {
         "A !200",
         "B 200/s",
         "B 429/s",
+        "svc cpu",
+        "wrk cpu",
         "load"
     );
-    for (name, q, b, load) in &results {
+    for (name, q, b, load, (svc, wrk)) in &results {
         let (ok, lim) = match b {
             Some(b) => (
                 format!("{:.0}", b.ok as f64 / b.seconds),
@@ -432,7 +454,7 @@ fn main() -> anyhow::Result<()> {
             None => ("-".into(), "-".into()),
         };
         println!(
-            "  {:<18} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>7} | {:>10} {:>10} | {:>6}",
+            "  {:<18} {:>8} {:>9.2} {:>9.2} {:>9.2} {:>7} | {:>10} {:>10} | {:>8.2} {:>8.2} {:>6}",
             name,
             q.latencies_ms.len(),
             q.percentile(50.0),
@@ -441,6 +463,8 @@ fn main() -> anyhow::Result<()> {
             q.not_ok,
             ok,
             lim,
+            svc,
+            wrk,
             load
         );
     }
@@ -458,7 +482,7 @@ fn main() -> anyhow::Result<()> {
 
     if let Some(path) = csv {
         let mut text = String::from("phase,ms\n");
-        for (name, q, _, _) in &results {
+        for (name, q, ..) in &results {
             for l in &q.latencies_ms {
                 text.push_str(&format!("\"{name}\",{l:.3}\n"));
             }
