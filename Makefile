@@ -27,8 +27,9 @@ run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_AR
 e2e-kind: deps ## The end-to-end suite against a kind cluster (needs docker and kind): build and load the images, helm install, run e2e/
 	scripts/e2e-kind.sh
 
-bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, tenant provisioning vs a plain script
+bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, a quiet tenant's latency beside a noisy one, tenant provisioning vs a plain script
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
+	$(CARGO) bench --locked -p prismicx-user-data --bench noisy_neighbour
 	$(CARGO) bench --locked -p prismicx-operator --bench provision
 
 generate: ## Regenerate every generated file (CRDs and the chart's copies, API reference, data layout); the tests fail when they drift
