@@ -101,6 +101,10 @@ pub struct CommonArgs {
     /// The burst each tenant may make above its rate (requests).
     #[arg(long, env = "TENANT_RATE_LIMIT_BURST", default_value_t = 200)]
     pub tenant_rate_limit_burst: u32,
+    /// How long a request over its tenant's budget is held before its 429 (milliseconds; 0:
+    /// answered at once), so a client that retries at once is slowed down.
+    #[arg(long, env = "TENANT_RATE_LIMIT_DELAY_MS", default_value_t = 250)]
+    pub tenant_rate_limit_delay_ms: u64,
     /// Redis for lifecycle events (cache invalidation), e.g. `redis://redis-cache:6379`.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<Secret<String>>,
@@ -158,6 +162,7 @@ impl CommonArgs {
                 rps: self.tenant_rate_limit_rps,
                 burst: self.tenant_rate_limit_burst,
             },
+            throttle_delay: Duration::from_millis(self.tenant_rate_limit_delay_ms.min(10_000)),
             client_ip_header,
             ..crate::ratelimit::Limits::off()
         })

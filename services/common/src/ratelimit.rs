@@ -57,6 +57,11 @@ pub struct Limits {
     pub auth_failure_window: Duration,
     /// The platform default budget of each tenant.
     pub tenant_rate: RateLimit,
+    /// How long a request over its tenant's budget is held before its 429 goes out. A client
+    /// that ignores `Retry-After` and retries at once (a closed loop) is slowed to its
+    /// connections / this delay, so the refusals cost little of the CPU its neighbours need;
+    /// a held request is a sleeping task, and its tenant's token is not spent.
+    pub throttle_delay: Duration,
     /// Most clients (and, separately, tenants) the failure tables track at once.
     pub max_tracked: usize,
     /// A header carrying the client's address, set by a trusted proxy in front of every
@@ -71,6 +76,7 @@ impl Limits {
             auth_failures_per_tenant: 0,
             auth_failure_window: Duration::from_secs(60),
             tenant_rate: RateLimit::OFF,
+            throttle_delay: Duration::ZERO,
             max_tracked: 100_000,
             client_ip_header: None,
         }
@@ -86,6 +92,7 @@ impl Default for Limits {
                 rps: 100.0,
                 burst: 200,
             },
+            throttle_delay: Duration::from_millis(250),
             ..Limits::off()
         }
     }

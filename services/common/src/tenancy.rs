@@ -531,10 +531,17 @@ impl Tenancy {
                 let rate = record.rate_limit.unwrap_or(self.inner.limits.tenant_rate);
                 match self.inner.buckets.take(placement.id, rate) {
                     Ok(()) => Ok(placement),
-                    Err(retry) => Err(ApiError::TooManyRequests {
-                        detail: format!("tenant {slug} is over its request rate; retry later"),
-                        retry_after_secs: retry,
-                    }),
+                    Err(retry) => {
+                        // Held before the refusal (see `Limits::throttle_delay`).
+                        let delay = self.inner.limits.throttle_delay;
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        Err(ApiError::TooManyRequests {
+                            detail: format!("tenant {slug} is over its request rate; retry later"),
+                            retry_after_secs: retry,
+                        })
+                    }
                 }
             }
             TenantState::Suspended => {

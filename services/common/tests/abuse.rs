@@ -386,3 +386,36 @@ async fn a_key_refused_before_it_was_issued_works_once_keys_changed_is_announced
         prismicx_service_common::auth::Principal::Tenant(slug)
     );
 }
+
+/// An over-budget request is held `throttle_delay` before its 429, so a client that retries at
+/// once is slowed to its connections / the delay (measured on tokio's paused clock: the test
+/// does not wait, and asserts no wall time). Requests within the budget are not held.
+#[tokio::test(start_paused = true)]
+async fn an_over_budget_request_is_held_before_its_429_and_one_within_is_not() {
+    let app = app(options(Limits {
+        tenant_rate: RateLimit {
+            rps: 0.001,
+            burst: 1,
+        },
+        throttle_delay: std::time::Duration::from_millis(250),
+        ..Limits::off()
+    }));
+    let start = tokio::time::Instant::now();
+    assert_eq!(whoami(&app, KEY_A, None, None).await.status, StatusCode::OK);
+    assert_eq!(
+        start.elapsed(),
+        std::time::Duration::ZERO,
+        "within the budget: no hold"
+    );
+    let r = whoami(&app, KEY_A, None, None).await;
+    assert_throttled(&r);
+    assert_eq!(
+        start.elapsed(),
+        std::time::Duration::from_millis(250),
+        "held for the throttle delay"
+    );
+    // The neighbour is not held.
+    let before = tokio::time::Instant::now();
+    assert_eq!(whoami(&app, KEY_B, None, None).await.status, StatusCode::OK);
+    assert_eq!(before.elapsed(), std::time::Duration::ZERO);
+}

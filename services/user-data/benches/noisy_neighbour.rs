@@ -330,6 +330,10 @@ fn main() -> anyhow::Result<()> {
     let csv = std::env::var_os("BENCH_LATENCY_CSV");
     let limited = Limits {
         tenant_rate: Limits::default().tenant_rate,
+        throttle_delay: std::env::var("BENCH_THROTTLE_DELAY_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Limits::default().throttle_delay, Duration::from_millis),
         ..Limits::off()
     };
     let budget = limited.tenant_rate;
