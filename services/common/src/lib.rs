@@ -29,6 +29,7 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod mongo;
+pub mod openapi;
 pub mod pagination;
 pub mod pg;
 pub mod service;
