@@ -165,11 +165,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// -2^63, exactly representable.
+const I64_MIN: f64 = i64::MIN as f64;
+
 /// How many integral floats [`parse_json`] rewrites in one body before it gives up.
 const MAX_FLOAT_RETRIES: usize = 32;
 
-/// Rewrites the number at `path` in `v` as an integer when it is an integral float (within
-/// ±2^53, where an f64 holds integers exactly); whether it did.
+/// Rewrites the number at `path` in `v` as an integer when it is an integral float within the
+/// i64 range; whether it did. Beyond ±2^53 the value is the IEEE double the text denotes, as
+/// RFC 8259 §6 leaves it.
 fn integral_float_to_integer(v: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
     use serde_path_to_error::Segment;
     let mut at = v;
@@ -185,7 +189,8 @@ fn integral_float_to_integer(v: &mut serde_json::Value, path: &serde_path_to_err
         }
     }
     match at.as_f64() {
-        Some(f) if at.is_f64() && f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => {
+        // -2^63 ≤ f < 2^63: `as` is exact for every integral f64 in that range.
+        Some(f) if at.is_f64() && f.fract() == 0.0 && (I64_MIN..-I64_MIN).contains(&f) => {
             *at = serde_json::Value::from(f as i64);
             true
         }
@@ -449,6 +454,9 @@ mod tests {
         assert_eq!((f.n, f.m), (1, 2));
         assert_eq!(f.free["x"].as_f64(), Some(2.0));
         assert!(f.free["x"].is_f64());
+        let big: Body =
+            parse_json(br#"{"email":"a@b.c","nested":{"count":4294967295.0}}"#).unwrap();
+        assert_eq!(big.nested.unwrap().count, u32::MAX);
         let e = parse_json::<Body>(br#"{"email":"a@b.c","nested":{"count":3.5}}"#).unwrap_err();
         assert_eq!(field_of(e), (422, "nested.count".into()));
     }

@@ -287,29 +287,37 @@ const CONTROLS_MULTILINE: &str = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f";
 /// characters after trimming, no control characters (tab and line breaks allowed when
 /// `multiline`), none of the characters in `forbid`. Merge into a property with [`constrain`].
 ///
-/// The length is stated in the pattern, since the trimmed length is what counts; above 1,000
-/// characters it becomes a `maxLength` on the untrimmed text (a pattern repeating that many
-/// times is too large for validators), which refuses only padded texts the handler takes.
+/// The trimmed length is stated in the pattern, so `max` must stay small (at most 1,000: a
+/// pattern repeating more is too large for validators); a longer text is [`text_as_sent`].
 pub fn trimmed_text(min: usize, max: usize, multiline: bool, forbid: &str) -> Value {
+    debug_assert!(max <= 1000, "use text_as_sent for long texts");
+    let (edge, inner) = text_classes(multiline, forbid);
+    let body = format!("{edge}({inner}{{0,{}}}{edge})?", max.saturating_sub(2));
+    let body = if min == 0 { format!("({body})?") } else { body };
+    json!({ "pattern": format!("^[{WS}]*{body}[{WS}]*$") })
+}
+
+/// The schema of a text whose handler counts it as sent (at most `max` characters) and checks
+/// it trimmed (no control characters but tab and line breaks when `multiline`).
+pub fn text_as_sent(max: usize, multiline: bool) -> Value {
+    let (edge, inner) = text_classes(multiline, "");
+    json!({
+        "maxLength": max,
+        "pattern": format!("^[{WS}]*({edge}({inner}*{edge})?)?[{WS}]*$"),
+    })
+}
+
+/// The character classes of a trimmed text: its first and last character, and those between.
+fn text_classes(multiline: bool, forbid: &str) -> (String, String) {
     let controls = if multiline {
         CONTROLS_MULTILINE
     } else {
         CONTROLS
     };
-    let edge = format!("[^{WS}{CONTROLS}{forbid}]");
-    let inner = format!("[^{controls}{forbid}]");
-    let (repeat, max_length) = if max > 1000 {
-        ("*".to_string(), Some(max))
-    } else {
-        (format!("{{0,{}}}", max.saturating_sub(2)), None)
-    };
-    let body = format!("{edge}({inner}{repeat}{edge})?");
-    let body = if min == 0 { format!("({body})?") } else { body };
-    let mut schema = json!({ "pattern": format!("^[{WS}]*{body}[{WS}]*$") });
-    if let Some(m) = max_length {
-        schema["maxLength"] = json!(m);
-    }
-    schema
+    (
+        format!("[^{WS}{CONTROLS}{forbid}]"),
+        format!("[^{controls}{forbid}]"),
+    )
 }
 
 fn is_method(key: &str) -> bool {

@@ -41,7 +41,7 @@ pub struct ApiDoc;
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
     use prismicx_service_common::openapi::{
-        any_json, attributes_schema, constrain, constrain_param, require_a_change, trimmed_text,
+        any_json, attributes_schema, constrain, constrain_param, require_a_change, text_as_sent,
         ANY_NESTED_KEY,
     };
     use serde_json::json;
@@ -49,7 +49,7 @@ pub fn document() -> serde_json::Value {
     // The rules the handlers enforce that the derived schemas cannot state.
     let name = json!({ "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$" });
     let kind = json!({ "pattern": "^[a-z][a-z0-9_-]{0,62}$" });
-    let description = trimmed_text(0, 2000, true, "");
+    let description = text_as_sent(2000, true);
     for schema in ["CreateSystem", "UpdateSystem"] {
         let props = format!("/components/schemas/{schema}/properties");
         constrain(&mut doc, &format!("{props}/name"), name.clone());
@@ -57,7 +57,7 @@ pub fn document() -> serde_json::Value {
         constrain(
             &mut doc,
             &format!("{props}/displayName"),
-            trimmed_text(0, 200, false, ""),
+            text_as_sent(200, false),
         );
         constrain(
             &mut doc,
@@ -87,7 +87,7 @@ pub fn document() -> serde_json::Value {
         constrain(
             &mut doc,
             &format!("/components/schemas/{schema}/properties/notes"),
-            trimmed_text(0, 10_000, true, ""),
+            text_as_sent(10_000, true),
         );
         doc["components"]["schemas"][schema]["properties"]["status"] = json!({
             "type": ["string", "null"], "enum": ["draft", "released", "deprecated", null] });
@@ -110,7 +110,7 @@ pub fn document() -> serde_json::Value {
         "/components/schemas/CreateRelation/properties/description",
         description,
     );
-    let comment = trimmed_text(0, crate::domain::MAX_COMMENT_CHARS, true, "");
+    let comment = text_as_sent(crate::domain::MAX_COMMENT_CHARS, true);
     for schema in ["PutConfiguration", "Rollback"] {
         constrain(
             &mut doc,
