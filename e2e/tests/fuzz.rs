@@ -125,6 +125,52 @@ async fn wait_ready(base: &str) {
     .unwrap();
 }
 
+/// Waits until the service authenticates `headers` (an authenticated list answers other than
+/// 503: the service reaches tenant-mgmt), so a run starts on a serving platform; panics with
+/// the processes' log tails after a minute.
+async fn wait_serving(t: &Target, base: &str, headers: &[(&str, &str)]) {
+    let doc: serde_json::Value = reqwest::get(format!("{base}/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = doc["paths"]
+        .as_object()
+        .and_then(|paths| {
+            paths
+                .iter()
+                .find(|(p, ops)| !p.contains('{') && ops.get("get").is_some())
+        })
+        .map(|(p, _)| format!("{base}{p}"))
+        .unwrap();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let serving = eventually(&list, std::time::Duration::from_secs(60), || {
+        let (list, headers) = (list.clone(), headers.clone());
+        async move {
+            let mut req = reqwest::Client::new().get(&list);
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            Ok(req
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE)
+                .map(|_| ()))
+        }
+    })
+    .await;
+    assert!(
+        serving.is_ok(),
+        "{base} does not serve authenticated requests (503): the platform, not a fuzz finding\n{}",
+        service_log_tails(t)
+    );
+}
+
 /// The last lines of each local process's log, to tell what a 5xx hid ("" on a cluster).
 fn service_log_tails(t: &Target) -> String {
     let Some(dir) = &t.logs else {
@@ -189,6 +235,7 @@ async fn every_service_answers_as_its_openapi_document_declares_under_fuzzing() 
             // A key of its own per service: the tenant-mgmt run may revoke keys it lists.
             let key = issue_key(t, &tenant).await.unwrap();
             let bearer = format!("Bearer {key}");
+            wait_serving(t, &base, &[("Authorization", &bearer)]).await;
             if let Err(report) = run(
                 &base,
                 &[("Authorization", &bearer)],
@@ -210,6 +257,7 @@ async fn every_service_answers_as_its_openapi_document_declares_under_fuzzing() 
             } else {
                 &tenant
             };
+            wait_serving(t, &base, &[("Authorization", &bearer), ("X-Tenant", named)]).await;
             if let Err(report) = run(
                 &base,
                 &[("Authorization", &bearer), ("X-Tenant", named)],
