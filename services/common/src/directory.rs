@@ -44,6 +44,7 @@ pub const VERIFY_KEY_PATH: &str = "/internal/v1/api-keys/verify";
 #[serde(deny_unknown_fields)]
 pub struct VerifyKeyRequest {
     /// `sha256:<64 hex digits>` of the presented key.
+    #[schema(pattern = r"^sha256:[0-9a-fA-F]{64}$")]
     pub digest: String,
 }
 

@@ -65,6 +65,9 @@ pub enum ApiError {
     },
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    /// A conditional write sent without its precondition (`If-Match`); the header is named.
+    #[error("precondition required: {detail}")]
+    PreconditionRequired { detail: String, field: String },
     #[error("payload too large: {0}")]
     PayloadTooLarge(String),
     #[error("unsupported media type: {0}")]
@@ -114,6 +117,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,6 +136,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::PreconditionRequired { .. } => "precondition-required",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Validation(_) => "validation",
@@ -151,6 +156,10 @@ impl ApiError {
                     .iter()
                     .map(|f| FieldError::new(f.clone(), detail.clone()))
                     .collect(),
+            ),
+            ApiError::PreconditionRequired { detail, field } => (
+                Some(detail.clone()),
+                vec![FieldError::new(field.clone(), detail.clone())],
             ),
             ApiError::Unauthorized(d)
             | ApiError::Forbidden(d)

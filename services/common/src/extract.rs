@@ -116,7 +116,30 @@ pub fn reject_nul(body: &serde_json::Value) -> Result<(), ApiError> {
 /// wrong shape) that names the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|err| {
+    let mut result = serde_path_to_error::deserialize(de);
+    // JSON (and JSON Schema's `integer`) does not tell 3 from 3.0, but serde's integer types
+    // refuse the latter. Each integral float an integer field refused is rewritten as that
+    // integer and the body read again; nothing else in it changes (a free-form `2.0` stays).
+    let mut value: Option<serde_json::Value> = None;
+    for _ in 0..MAX_FLOAT_RETRIES {
+        let Err(e) = &result else { break };
+        if !e
+            .inner()
+            .to_string()
+            .starts_with("invalid type: floating point")
+        {
+            break;
+        }
+        if value.is_none() {
+            value = serde_json::from_slice(bytes).ok();
+        }
+        let Some(v) = value.as_mut() else { break };
+        if !integral_float_to_integer(v, e.path()) {
+            break;
+        }
+        result = serde_path_to_error::deserialize(v.clone());
+    }
+    result.map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let message = strip_position(&inner.to_string());
@@ -140,6 +163,39 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             },
         }
     })
+}
+
+/// -2^63, exactly representable.
+const I64_MIN: f64 = i64::MIN as f64;
+
+/// How many integral floats [`parse_json`] rewrites in one body before it gives up.
+const MAX_FLOAT_RETRIES: usize = 32;
+
+/// Rewrites the number at `path` in `v` as an integer when it is an integral float within the
+/// i64 range; whether it did. Beyond ±2^53 the value is the IEEE double the text denotes, as
+/// RFC 8259 §6 leaves it.
+fn integral_float_to_integer(v: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let mut at = v;
+    for segment in path.iter() {
+        let next = match (segment, at) {
+            (Segment::Seq { index }, serde_json::Value::Array(a)) => a.get_mut(*index),
+            (Segment::Map { key }, serde_json::Value::Object(m)) => m.get_mut(key),
+            _ => None,
+        };
+        match next {
+            Some(n) => at = n,
+            None => return false,
+        }
+    }
+    match at.as_f64() {
+        // -2^63 ≤ f < 2^63: `as` is exact for every integral f64 in that range.
+        Some(f) if at.is_f64() && f.fract() == 0.0 && (I64_MIN..-I64_MIN).contains(&f) => {
+            *at = serde_json::Value::from(f as i64);
+            true
+        }
+        _ => false,
+    }
 }
 
 fn join_path(parent: &str, field: &str) -> String {
@@ -219,6 +275,21 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
+        // PostgreSQL cannot compare text with U+0000, so a filter holding it is refused here
+        // rather than failing in the database.
+        if let Some((name, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            let field = if name.contains('\0') {
+                "query".into()
+            } else {
+                name.into_owned()
+            };
+            return Err(ApiError::BadRequest {
+                detail: "must not contain the NUL character (U+0000)".into(),
+                field: Some(field),
+            });
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Query)
@@ -242,13 +313,12 @@ where
 pub struct IfMatch(pub Option<i64>);
 
 impl IfMatch {
-    /// The revision, or 428-like 400 naming the header when the client sent none.
+    /// The revision, or 428 Precondition Required naming the header when the client sent none
+    /// (RFC 6585: the write is conditional, and a malformed header stays a 400).
     pub fn required(self) -> Result<i64, ApiError> {
-        self.0.ok_or_else(|| {
-            ApiError::bad_request(
-                "If-Match",
-                "this update needs the If-Match header with the ETag you last read",
-            )
+        self.0.ok_or_else(|| ApiError::PreconditionRequired {
+            detail: "this write needs the If-Match header with the ETag you last read".into(),
+            field: "If-Match".into(),
         })
     }
 }
@@ -365,7 +435,30 @@ mod tests {
         assert_eq!(parse_etag("W/\"7\""), Some(7));
         assert_eq!(parse_etag("*"), None);
         assert_eq!(parse_etag("7"), None);
-        assert_eq!(IfMatch(None).required().unwrap_err().status(), 400);
+        let missing = IfMatch(None).required().unwrap_err().problem();
+        assert_eq!(missing.status, 428);
+        assert_eq!(missing.errors[0].field, "If-Match");
+    }
+
+    #[test]
+    fn integral_floats_are_integers_and_nothing_else_changes() {
+        let b: Body = parse_json(br#"{"email":"a@b.c","nested":{"count":3.0}}"#).unwrap();
+        assert_eq!(b.nested.unwrap().count, 3);
+        #[derive(Debug, Deserialize)]
+        struct Free {
+            n: u32,
+            m: u32,
+            free: serde_json::Value,
+        }
+        let f: Free = parse_json(br#"{"n": 1.0, "m": 2.0, "free": {"x": 2.0}}"#).unwrap();
+        assert_eq!((f.n, f.m), (1, 2));
+        assert_eq!(f.free["x"].as_f64(), Some(2.0));
+        assert!(f.free["x"].is_f64());
+        let big: Body =
+            parse_json(br#"{"email":"a@b.c","nested":{"count":4294967295.0}}"#).unwrap();
+        assert_eq!(big.nested.unwrap().count, u32::MAX);
+        let e = parse_json::<Body>(br#"{"email":"a@b.c","nested":{"count":3.5}}"#).unwrap_err();
+        assert_eq!(field_of(e), (422, "nested.count".into()));
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod mongo;
+pub mod openapi;
 pub mod pagination;
 pub mod pg;
 pub mod ratelimit;

@@ -295,7 +295,12 @@ pub fn parse_kind(s: &str) -> Result<String, String> {
     }
 }
 
+/// A text of at most `max` characters as sent, stored trimmed.
 fn parse_text(s: &str, max: usize, single_line: bool) -> Result<String, String> {
+    // Counted as sent, so the limit is one a JSON Schema `maxLength` states exactly.
+    if s.chars().count() > max {
+        return Err(format!("must be at most {max} characters"));
+    }
     let t = s.trim();
     if t.chars().count() > max {
         return Err(format!("must be at most {max} characters"));

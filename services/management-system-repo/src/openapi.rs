@@ -40,7 +40,125 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    use prismicx_service_common::openapi::{
+        any_json, attributes_schema, constrain, constrain_param, require_a_change, text_as_sent,
+        ANY_NESTED_KEY,
+    };
+    use serde_json::json;
+    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
+    // The rules the handlers enforce that the derived schemas cannot state.
+    let name = json!({ "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$" });
+    let kind = json!({ "pattern": "^[a-z][a-z0-9_-]{0,62}$" });
+    let description = text_as_sent(2000, true);
+    for schema in ["CreateSystem", "UpdateSystem"] {
+        let props = format!("/components/schemas/{schema}/properties");
+        constrain(&mut doc, &format!("{props}/name"), name.clone());
+        constrain(&mut doc, &format!("{props}/kind"), kind.clone());
+        constrain(
+            &mut doc,
+            &format!("{props}/displayName"),
+            text_as_sent(200, false),
+        );
+        constrain(
+            &mut doc,
+            &format!("{props}/description"),
+            description.clone(),
+        );
+        constrain(
+            &mut doc,
+            &format!("{props}/attributes"),
+            attributes_schema(ANY_NESTED_KEY),
+        );
+    }
+    require_a_change(
+        &mut doc,
+        "UpdateSystem",
+        &[
+            "name",
+            "kind",
+            "displayName",
+            "description",
+            "attributes",
+            "configSchema",
+        ],
+    );
+    require_a_change(&mut doc, "UpdateVersion", &["notes", "status"]);
+    for schema in ["CreateVersion", "UpdateVersion"] {
+        constrain(
+            &mut doc,
+            &format!("/components/schemas/{schema}/properties/notes"),
+            text_as_sent(10_000, true),
+        );
+        doc["components"]["schemas"][schema]["properties"]["status"] = json!({
+            "type": ["string", "null"], "enum": ["draft", "released", "deprecated", null] });
+    }
+    constrain(
+        &mut doc,
+        "/components/schemas/CreateVersion/properties/version",
+        json!({
+        "maxLength": 64,
+        "pattern": "^[0-9]{1,10}\\.[0-9]{1,10}(\\.[0-9]{1,10})?(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$" }),
+    );
+    let relation_kinds = json!(crate::domain::RELATION_KINDS);
+    constrain(
+        &mut doc,
+        "/components/schemas/CreateRelation/properties/kind",
+        json!({ "enum": relation_kinds.clone() }),
+    );
+    constrain(
+        &mut doc,
+        "/components/schemas/CreateRelation/properties/description",
+        description,
+    );
+    let comment = text_as_sent(crate::domain::MAX_COMMENT_CHARS, true);
+    for schema in ["PutConfiguration", "Rollback"] {
+        constrain(
+            &mut doc,
+            &format!("/components/schemas/{schema}/properties/comment"),
+            comment.clone(),
+        );
+    }
+    constrain(
+        &mut doc,
+        "/components/schemas/Rollback/properties/toVersion",
+        json!({ "minimum": 1 }),
+    );
+    // An RFC 6902 operation's value is any JSON value.
+    any_json(&mut doc, "/components/schemas/PatchOp/properties/value");
+    let diff = "/v1/systems/{id}/configuration/diff";
+    for p in ["from", "to"] {
+        constrain_param(
+            &mut doc,
+            diff,
+            "get",
+            p,
+            json!({ "required": true, "type": "integer", "minimum": 1 }),
+        );
+    }
+    constrain_param(&mut doc, "/v1/systems", "get", "kind", kind);
+    let relations = "/v1/systems/{id}/relations";
+    constrain_param(
+        &mut doc,
+        relations,
+        "get",
+        "kind",
+        json!({ "enum": relation_kinds }),
+    );
+    constrain_param(
+        &mut doc,
+        relations,
+        "get",
+        "direction",
+        json!({ "enum": ["outgoing", "incoming", "both"] }),
+    );
+    constrain_param(
+        &mut doc,
+        "/v1/systems/{id}/versions",
+        "get",
+        "status",
+        json!({ "enum": crate::domain::VERSION_STATUSES }),
+    );
+    doc
 }
 
 #[cfg(test)]

@@ -42,11 +42,11 @@ async fn system_crud_with_etags() {
     assert_eq!(r.header("etag").unwrap(), "\"1\"");
     assert_eq!(r.body["attributes"], json!({"owner": "finance", "tier": 1}));
 
-    // PATCH needs If-Match.
+    // PATCH needs If-Match: 428 Precondition Required naming it.
     let r = app
         .call(0, Method::PATCH, &path, Some(json!({"description": "x"})))
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED);
     assert_eq!(r.error_fields(), ["If-Match"]);
     let r = app
         .call_if(

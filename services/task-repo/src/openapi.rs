@@ -33,7 +33,98 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    use prismicx_service_common::openapi::{
+        attributes_schema, constrain, constrain_param, trimmed_text,
+    };
+    use serde_json::json;
+    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
+    // The rules the handlers enforce that the derived schemas cannot state.
+    constrain(
+        &mut doc,
+        "/components/schemas/UpdateTask",
+        json!({ "minProperties": 1 }),
+    );
+    // A task starts unfinished.
+    doc["components"]["schemas"]["CreateTask"]["properties"]["status"] =
+        json!({ "type": ["string", "null"], "enum": ["todo", "in_progress", null] });
+    let assignee = json!({ "maxLength": 200,
+        "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]([^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$" });
+    let mut label = trimmed_text(1, 50, false, ",");
+    label["type"] = json!("string");
+    // An RFC 3339 date-time in the years 1900 to 9999.
+    let due = json!({ "format": "date-time", "pattern": "^(19[0-9]{2}|[2-9][0-9]{3})-" });
+    for schema in ["CreateTask", "UpdateTask"] {
+        let props = format!("/components/schemas/{schema}/properties");
+        constrain(
+            &mut doc,
+            &format!("{props}/title"),
+            trimmed_text(1, 200, false, ""),
+        );
+        constrain(&mut doc, &format!("{props}/assignee"), assignee.clone());
+        constrain(
+            &mut doc,
+            &format!("{props}/labels"),
+            json!({ "maxItems": 20, "items": label }),
+        );
+        constrain(
+            &mut doc,
+            &format!("{props}/description"),
+            json!({ "maxLength": 10000 }),
+        );
+        constrain(&mut doc, &format!("{props}/dueAt"), due.clone());
+        // Nested keys are stored as MongoDB field names: not empty, no leading `$`, no `.`.
+        constrain(
+            &mut doc,
+            &format!("{props}/attributes"),
+            attributes_schema("^[^$.\\u0000][^.\\u0000]*$"),
+        );
+    }
+    let tasks = "/v1/tasks";
+    let list = |values: &str| json!({ "pattern": format!("^({values})(,({values}))*$") });
+    constrain_param(
+        &mut doc,
+        tasks,
+        "get",
+        "status",
+        list("todo|in_progress|done|cancelled"),
+    );
+    constrain_param(
+        &mut doc,
+        tasks,
+        "get",
+        "priority",
+        list("low|normal|high|urgent"),
+    );
+    constrain_param(
+        &mut doc,
+        tasks,
+        "get",
+        "sort",
+        json!({ "enum": [
+        "createdAt", "-createdAt", "dueAt", "-dueAt", "priority", "-priority", "updatedAt", "-updatedAt"] }),
+    );
+    // Comma-separated labels, each as in a task.
+    let piece = label["pattern"].as_str().unwrap_or("^.*$");
+    let piece = &piece[1..piece.len() - 1];
+    constrain_param(
+        &mut doc,
+        tasks,
+        "get",
+        "label",
+        json!({ "pattern": format!("^{piece}(,{piece})*$") }),
+    );
+    constrain_param(&mut doc, tasks, "get", "assignee", assignee.clone());
+    constrain_param(
+        &mut doc,
+        tasks,
+        "get",
+        "q",
+        json!({ "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" }),
+    );
+    for p in ["dueBefore", "dueAfter"] {
+        constrain_param(&mut doc, tasks, "get", p, due.clone());
+    }
+    doc
 }
 
 #[cfg(test)]

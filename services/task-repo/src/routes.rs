@@ -150,7 +150,7 @@ pub async fn get_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 200, description = "The task at its next revision", body = Task, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "If-Match missing or malformed, malformed JSON, or a bad id", body = Problem),
+        (status = 400, description = "If-Match malformed, malformed JSON, or a bad id", body = Problem),
         (status = 401, description = "No valid API key", body = Problem),
         (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
         (status = 404, description = "The tenant has no such task", body = Problem),
@@ -185,7 +185,7 @@ pub async fn update_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 200, description = "The task in its new status, at its next revision", body = Task, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "If-Match missing or malformed, malformed JSON, or a bad id", body = Problem),
+        (status = 400, description = "If-Match malformed, malformed JSON, or a bad id", body = Problem),
         (status = 401, description = "No valid API key", body = Problem),
         (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
         (status = 404, description = "The tenant has no such task", body = Problem),
@@ -215,7 +215,7 @@ pub async fn transition_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "If-Match missing or malformed, or a bad id", body = Problem),
+        (status = 400, description = "If-Match malformed, or a bad id", body = Problem),
         (status = 401, description = "No valid API key", body = Problem),
         (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
         (status = 404, description = "The tenant has no such task", body = Problem),

@@ -252,7 +252,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     let path = format!("/v1/tasks/{id}");
     let change = json!({"title": "changed"});
 
-    // No If-Match: 400 naming the header, for every write.
+    // No If-Match: 428 Precondition Required naming the header, for every write.
     for (method, p, body) in [
         (Method::PATCH, path.clone(), Some(change.clone())),
         (Method::DELETE, path.clone(), None),
@@ -265,7 +265,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
         let r = app.call(0, method.clone(), &p, body).await;
         assert_eq!(
             r.status,
-            StatusCode::BAD_REQUEST,
+            StatusCode::PRECONDITION_REQUIRED,
             "{method} {p}: {}",
             r.body
         );

@@ -42,5 +42,20 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or_default()
+    use prismicx_service_common::openapi::{any_json, constrain, trimmed_text};
+    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
+    // The rules the handlers enforce that the derived schemas cannot state.
+    // A setting's value is any JSON value, not only an object.
+    any_json(&mut doc, "/components/schemas/PutSetting/properties/value");
+    any_json(&mut doc, "/components/schemas/Setting/properties/value");
+    any_json(
+        &mut doc,
+        "/components/schemas/Page_Setting/properties/items/items/properties/value",
+    );
+    constrain(
+        &mut doc,
+        "/components/schemas/CreateApiKey/properties/name",
+        trimmed_text(1, 100, false, ""),
+    );
+    doc
 }

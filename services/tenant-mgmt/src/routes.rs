@@ -100,8 +100,8 @@ fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T,
     params(
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
-        ("state" = Option<String>, Query, description = "provisioning, active, suspended or deleting"),
-        ("tier" = Option<String>, Query, description = "standard or dedicated"),
+        ("state" = Option<prismicx_service_common::tenancy::TenantState>, Query, description = "provisioning, active, suspended or deleting"),
+        ("tier" = Option<prismicx_service_common::tenancy::Tier>, Query, description = "standard or dedicated"),
     ),
     responses((status = 200, body = Page<TenantView>), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("api_key" = [])))]
@@ -136,7 +136,7 @@ pub async fn list_tenants(
 
 /// A tenant's registry entry: any tenant with the platform key, its own with a tenant key.
 #[utoipa::path(get, path = "/v1/tenants/{slug}", tag = "tenants",
-    params(("slug" = String, Path, description = "Tenant slug")),
+    params(("slug" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")),
     responses((status = 200, body = TenantView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_tenant(
@@ -342,7 +342,7 @@ pub async fn list_settings(
 
 /// One setting; its revision is the `ETag`.
 #[utoipa::path(get, path = "/v1/settings/{key}", tag = "settings",
-    params(("key" = String, Path, description = "Setting key")),
+    params(("key" = String, Path, description = "Setting key", pattern = r"^[a-z0-9][a-z0-9._-]{0,127}$")),
     responses((status = 200, body = Setting, headers(("etag" = String, description = "The revision"))),
         (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
@@ -360,7 +360,7 @@ pub async fn get_setting(
 
 /// Create or replace a setting. With `If-Match`, only if the setting is at that revision.
 #[utoipa::path(put, path = "/v1/settings/{key}", tag = "settings", request_body = PutSetting,
-    params(("key" = String, Path, description = "Setting key"),
+    params(("key" = String, Path, description = "Setting key", pattern = r"^[a-z0-9][a-z0-9._-]{0,127}$"),
         ("If-Match" = Option<String>, Header, description = "The ETag last read; the write happens only at that revision")),
     responses(
         (status = 200, description = "Replaced", body = Setting),
@@ -398,7 +398,7 @@ pub async fn put_setting(
 
 /// Delete a setting. With `If-Match`, only if the setting is at that revision.
 #[utoipa::path(delete, path = "/v1/settings/{key}", tag = "settings",
-    params(("key" = String, Path, description = "Setting key"),
+    params(("key" = String, Path, description = "Setting key", pattern = r"^[a-z0-9][a-z0-9._-]{0,127}$"),
         ("If-Match" = Option<String>, Header, description = "The ETag last read")),
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 412, body = Problem)),
     security(("api_key" = [])))]
@@ -419,7 +419,7 @@ pub async fn delete_setting(
 /// Where a tenant lives, whether it may be served and its own rate limit when it has one
 /// (platform key only; read fresh from the registry, callers cache it).
 #[utoipa::path(get, path = "/internal/v1/tenants/{slug}", tag = "internal",
-    params(("slug" = String, Path, description = "Tenant slug")),
+    params(("slug" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")),
     responses((status = 200, body = TenantRecord), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn resolve_tenant(

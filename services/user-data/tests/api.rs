@@ -619,3 +619,30 @@ async fn platform_routes_and_openapi() {
     assert!(text.contains("http_requests_total{"), "{text}");
     assert!(text.contains("route=\"/v1/users\""), "{text}");
 }
+
+/// Found by the API fuzzer: PostgreSQL cannot compare text holding U+0000, so a filter with it
+/// was a 500. Every list filter now refuses it with a 400 naming the parameter.
+#[tokio::test]
+async fn a_nul_character_in_a_list_filter_is_a_400_naming_it_not_a_500() {
+    let app = spawn_app().await;
+    let key = app.tenant(0).key.clone();
+    for (query, field) in [
+        ("email=a%00b%40example.com", "email"),
+        ("q=%00", "q"),
+        ("role=admin%00", "role"),
+        ("attr.team=%00", "attr.team"),
+    ] {
+        let r = app
+            .call(
+                Method::GET,
+                &format!("/v1/users?{query}"),
+                Some(&key),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+        assert!(r.is_problem(), "{query}");
+        assert_eq!(r.body["errors"][0]["field"], field, "{query}");
+    }
+}

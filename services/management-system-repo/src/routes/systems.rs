@@ -90,7 +90,7 @@ pub async fn get_system(
            ("If-Match" = String, Header, description = "ETag of the system as last read, e.g. \"3\"")),
     responses(
         (status = 200, body = System, headers(("etag" = String, description = "New revision"))),
-        (status = 400, description = "Malformed JSON, id or If-Match; If-Match missing", body = Problem),
+        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Name taken", body = Problem),
