@@ -706,3 +706,50 @@ async fn a_mongodb_role_on_another_tenants_database_is_found_and_taken_back() {
     let roles = tenant_server_roles(&a_user).await;
     assert!(!roles.iter().any(|(db, _)| *db == b_db), "{roles:?}");
 }
+
+/// Another tenant's schema opened to every role (a grant to PUBLIC): the neighbour's probe sees
+/// it and reports `IsolationVerified=False` with the schema (its own login holds no grant to
+/// take back), and the owning tenant's reconcile repairs it as drift; the neighbour then
+/// verifies again.
+#[tokio::test]
+async fn a_schema_opened_to_public_fails_the_neighbours_probe_until_its_owner_repairs_it() {
+    let env = env().await;
+    let a = create(&env, "pua", json!({"services": ["user-data"]})).await;
+    let b = create(&env, "pub", json!({"services": ["user-data"]})).await;
+    let a = provision(&env, &a.name_any()).await;
+    let b = provision(&env, &b.name_any()).await;
+    let b_schema = format!("tenant_{}", ident(&b.name_any()));
+    let mut c = admin("system_users").await;
+    sqlx::raw_sql(&format!(
+        "GRANT USAGE ON SCHEMA \"{b_schema}\" TO PUBLIC; GRANT SELECT ON ALL TABLES IN SCHEMA \"{b_schema}\" TO PUBLIC"
+    ))
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    let err = reconcile(&env, &a.name_any())
+        .await
+        .expect_err("the probe fails");
+    assert!(err.to_string().contains(&b_schema), "{err}");
+    let a_now = get(&env, &a.name_any()).await;
+    let iso = condition(&a_now, "IsolationVerified").unwrap();
+    assert_eq!(iso.status, "False");
+    assert_eq!(iso.reason, "IsolationFailed");
+    assert!(iso.message.contains(&b_schema), "{}", iso.message);
+
+    // B's reconcile finds the grant as drift and takes it back.
+    reconcile(&env, &b.name_any()).await.expect("repaired");
+    let b_now = get(&env, &b.name_any()).await;
+    let drifted = condition(&b_now, "Drifted").unwrap();
+    assert_eq!(drifted.reason, "Repaired", "{}", drifted.message);
+    assert!(drifted.message.contains("PUBLIC"), "{}", drifted.message);
+
+    reconcile(&env, &a.name_any())
+        .await
+        .expect("verified again");
+    let a_now = get(&env, &a.name_any()).await;
+    assert_eq!(
+        condition(&a_now, "IsolationVerified").map(|c| (c.status.as_str(), c.reason.as_str())),
+        Some(("True", "Verified"))
+    );
+}

@@ -153,6 +153,7 @@ pub async fn apply(
         conn.execute(format!("COMMENT ON SCHEMA {} IS NULL", quote_ident(&pg.schema)).as_str())
             .await?;
     }
+    revoke_public(&mut conn, &pg.schema).await?;
     let login_exists = role_exists(&mut conn, &pg.login_role).await?;
     if !plan.suspended || !login_exists {
         migrate::ensure_tenant_login(&mut conn, &plan.slug, plan.tenant_id, password)
@@ -160,6 +161,39 @@ pub async fn apply(
             .with_context(|| format!("tenant login in {}", pg.database))?;
     }
     Ok(version)
+}
+
+/// The tenant's schema and tables granted to PUBLIC (every role, other tenants' logins
+/// included) out of band.
+async fn public_grants(conn: &mut PgConnection, schema: &str) -> Result<Vec<String>> {
+    Ok(query_scalar(
+        "SELECT n.nspname::text FROM pg_namespace n \
+           WHERE n.nspname = $1 AND has_schema_privilege('public', n.oid, 'USAGE') \
+         UNION ALL \
+         SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+           WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v') \
+             AND has_table_privilege('public', c.oid, 'SELECT, INSERT, UPDATE, DELETE')",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Takes back what PUBLIC was granted on the tenant's schema (only when something was: a
+/// REVOKE rewrites the catalog row, and every reconcile runs this).
+async fn revoke_public(conn: &mut PgConnection, schema: &str) -> Result<()> {
+    if public_grants(conn, schema).await?.is_empty() {
+        return Ok(());
+    }
+    let s = quote_ident(schema);
+    conn.execute(
+        format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM PUBLIC; REVOKE ALL ON SCHEMA {s} FROM PUBLIC"
+        )
+        .as_str(),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Lets the tenant's login role log in, or not; refusing also ends its open sessions.
@@ -259,6 +293,9 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan, pg: &PgPlan) -> Result<V
     .fetch_one(&mut *conn)
     .await?;
     let db = pg.database;
+    for granted in public_grants(&mut conn, &pg.schema).await? {
+        out.push(format!("{db}: {granted} is granted to PUBLIC"));
+    }
     match f.schema_owner.as_deref() {
         None => out.push(format!("{db}: schema {} is missing", pg.schema)),
         Some(o) if o != pg.owner_role => {
