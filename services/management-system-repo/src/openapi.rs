@@ -123,6 +123,32 @@ pub fn document() -> serde_json::Value {
         "/components/schemas/Rollback/properties/toVersion",
         json!({ "minimum": 1 }),
     );
+    // A configuration document: any JSON whose keys, at every depth, neither start with `$` nor
+    // hold NUL (MongoDB stores them verbatim; `domain::validate_config_document`).
+    let config_key = json!({ "pattern": "^([^$\\u0000][^\\u0000]*)?$" });
+    let me = json!({ "$ref": "#/components/schemas/ConfigValue" });
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        schemas.insert(
+            "ConfigValue".into(),
+            json!({
+                "description": "A value inside a configuration document: any JSON; no key starts with `$`, no key or string holds NUL.",
+                "anyOf": [
+                    { "type": ["null", "boolean", "number"] },
+                    { "type": "string", "pattern": "^[^\\u0000]*$" },
+                    { "type": "array", "items": me.clone() },
+                    { "type": "object", "propertyNames": config_key.clone(), "additionalProperties": me.clone() },
+                ],
+            }),
+        );
+    }
+    constrain(
+        &mut doc,
+        "/components/schemas/PutConfiguration/properties/config",
+        json!({ "propertyNames": config_key, "additionalProperties": me }),
+    );
     // An RFC 6902 operation's value is any JSON value.
     any_json(&mut doc, "/components/schemas/PatchOp/properties/value");
     let diff = "/v1/systems/{id}/configuration/diff";
