@@ -327,6 +327,20 @@ fn service_addresses(services: &[Arc<Service>], offset: u16) -> Vec<(String, u16
     out
 }
 
+/// The host of an `http(s)://<host>:<port>` value that still names a cluster Service after
+/// [`rewrite_hosts`]: a single DNS label (or a `.svc` name) other than `localhost`.
+fn unresolved_service_url(value: &str) -> Option<&str> {
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))?;
+    let authority = rest.split(['/', '?']).next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let host = host.rsplit('@').next()?;
+    let cluster_name = (!host.contains('.') || host.contains(".svc")) && host != "localhost";
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    (cluster_name && !is_ip && !host.is_empty() && port.parse::<u16>().is_ok()).then_some(host)
+}
+
 /// `value` with every `<service host>:<port>` pointing at `127.0.0.1:<local port>`.
 pub fn rewrite_hosts(value: &str, addresses: &[(String, u16, u16)]) -> String {
     let mut v = value.to_string();
@@ -503,6 +517,13 @@ async fn prepare(
                 v = format!("{}{rest}", dir.display());
             }
         }
+        // A Service this process calls that the runner does not know yet (its DatabaseService
+        // is still being reconciled): start later, or the name would never resolve here.
+        if let Some(host) = unresolved_service_url(&v) {
+            return Err(anyhow!(
+                "waiting for Service {host}, which {k} names, to exist"
+            ));
+        }
         command.env(k, v);
     }
     command.env("HOST", "127.0.0.1");
@@ -629,6 +650,23 @@ mod tests {
             binary_of_image("prismicx/management-system-repo@sha256:abc"),
             "management-system-repo"
         );
+    }
+
+    #[test]
+    fn a_url_naming_a_service_not_rewritten_yet_is_recognised() {
+        assert_eq!(
+            unresolved_service_url("http://tenant-mgmt-service:8501"),
+            Some("tenant-mgmt-service")
+        );
+        assert_eq!(
+            unresolved_service_url("https://x.prismicx.svc:443/p"),
+            Some("x.prismicx.svc")
+        );
+        assert_eq!(unresolved_service_url("http://127.0.0.1:8501"), None);
+        assert_eq!(unresolved_service_url("http://localhost:8501"), None);
+        assert_eq!(unresolved_service_url("https://example.com:443"), None);
+        assert_eq!(unresolved_service_url("redis://redis-cache:6379"), None);
+        assert_eq!(unresolved_service_url("INFO"), None);
     }
 
     #[test]
