@@ -532,7 +532,7 @@ async fn extras(env: &Env, plain: &Plain, names: &[String]) -> Result<Vec<(&'sta
             .await?;
         let status = t.tenant.status.clone().unwrap_or_default();
         for _ in 0..2 {
-            tenant::status::write(&env.tenants, &name, &status).await?;
+            prismicx_operator::pipeline::write_status(&env.tenants, &name, &status).await?;
         }
         let password = tenant::secret::existing_password(&env.secrets, &t.plan.secret_name)
             .await?

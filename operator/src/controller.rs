@@ -25,9 +25,10 @@ use kube::Api;
 use prismicx_operator_api::{DatabaseService, Tenant};
 
 use crate::catalog::Catalog;
+use crate::conditions::Reason;
 use crate::config::OperatorArgs;
 use crate::context::Context;
-use crate::database_service::{self, build::Settings, DatabaseServiceContext};
+use crate::database_service::{self, plan::Settings, DatabaseServiceContext};
 use crate::dataplane::{DataPlane, DataPlaneSettings};
 use crate::error::Error;
 use crate::http::{self, HealthState};
@@ -49,17 +50,14 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
     for t in tenants {
         let state = if t.metadata.deletion_timestamp.is_some() {
             "deleting"
-        } else if status::is_true(t.status.as_ref(), status::READY) {
+        } else if status::is_ready(t.status.as_ref()) {
             if t.spec.suspended {
                 "suspended"
             } else {
                 "ready"
             }
-        } else if t
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == status::READY))
-            .is_some_and(|c| c.reason != "Provisioning")
+        } else if status::ready(t.status.as_ref())
+            .is_some_and(|c| c.reason != Reason::Provisioning.as_str())
         {
             "failed"
         } else {

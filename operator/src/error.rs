@@ -19,7 +19,7 @@ pub enum Error {
     #[error("refused: {message}")]
     Refused {
         /// The condition reason (`OutsidePlatformNamespace`).
-        reason: &'static str,
+        reason: crate::conditions::Reason,
         message: String,
     },
 
@@ -67,13 +67,8 @@ impl Step {
 
 impl Step {
     /// The condition reason of a failure of this step: `PostgresFailed`, `MongoFailed`, …
-    pub fn failed_reason(self) -> String {
-        let name = self.as_str();
-        let mut chars = name.chars();
-        match chars.next() {
-            Some(first) => format!("{}{}Failed", first.to_uppercase(), chars.as_str()),
-            None => "Failed".into(),
-        }
+    pub fn failed_reason(self) -> crate::conditions::Reason {
+        crate::conditions::Reason::Failed(self)
     }
 }
 
@@ -129,7 +124,7 @@ mod tests {
         let e: Result<()> = Err(anyhow::anyhow!("boom")).step(Step::Mongo);
         let e = e.unwrap_err();
         assert_eq!(e.metric_label(), "step_mongo");
-        assert_eq!(Step::Postgres.failed_reason(), "PostgresFailed");
+        assert_eq!(Step::Postgres.failed_reason().as_str(), "PostgresFailed");
         assert!(e.to_string().starts_with("mongo: boom"));
         assert!(!e.is_permanent());
         assert!(Error::InvalidSpec("x".into()).is_permanent());

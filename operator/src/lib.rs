@@ -5,21 +5,23 @@
 //! MongoDB (indexes of shared collections, dedicated databases and users), the tenant registry
 //! and Redis lifecycle events, and writes each tenant's credentials Secret.
 //!
-//! Data flow of one Tenant reconcile ([`tenant::reconcile`]):
+//! Data flow of one Tenant reconcile ([`tenant::reconcile`], one file per step in [`tenant`]):
 //!
 //! ```text
-//! Tenant ──► plan (pure: names, pools, databases, desired state)
-//!        ──► observe (catalogs vs plan → drift findings)
-//!        ──► apply: postgres → pool → mongo → registry + event → secret → isolation probe
+//! Tenant ──► finalizer ──► plan (pure) ──► resolve (tenant id) ──► drift observed
+//!        ──► steps: secret → postgres → pool → mongo → registry → isolation → verify
 //!        ──► status (conditions with observedGeneration; Events on every change)
 //! ```
 //!
-//! Only the apply steps touch the data servers and only `tenant::status`, `tenant::secret` and
-//! the finalizer touch the Kubernetes API. [`catalog`] says what each service needs;
-//! [`dataplane`] holds the connections. The binary ([`run`]) adds leader election
-//! ([`leader`]), `/metrics` and `/healthz` ([`http`], [`metrics`]).
+//! Both reconcilers run their steps through [`pipeline::Run`] (status, Events, step metrics);
+//! condition types and reasons are the enums of [`conditions`]. Only the steps touch the data
+//! servers and only the runner, the Secrets and the finalizer touch the Kubernetes API.
+//! [`catalog`] says what each service needs; [`dataplane`] holds the connections. The binary
+//! ([`run`]) adds leader election ([`leader`]), `/metrics` and `/healthz` ([`http`],
+//! [`metrics`]).
 
 pub mod catalog;
+pub mod conditions;
 pub mod config;
 pub mod context;
 pub mod controller;
@@ -30,6 +32,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod names;
+pub mod pipeline;
 pub mod tenant;
 
 pub use config::OperatorArgs;

@@ -6,13 +6,15 @@
 //! ```text
 //! reconcile ──► Metrics::reconcile_timer(resource) ──► ReconcileTimer::finish(outcome)
 //!                   └─► reconciles_total, reconcile_duration_seconds, reconcile_errors_total{reason}
+//! each step ──► Metrics::step_timer(resource, step) ──► StepTimer::finish(ok)
+//!                   └─► reconcile_step_duration_seconds{step}, reconcile_step_failures_total{step}
 //! tenant scan ──► Metrics::set_tenants_by_state(counts) ──► tenants{state}
 //! leader loop ──► Metrics::set_leader(leading)          ──► leader
 //! GET /metrics ──► Metrics::render() (OpenMetrics text)
 //! ```
 //!
 //! Every label value comes from a bounded set (resource kinds are `&'static str`, error reasons
-//! come from [`Error::metric_label`], tenant states from [`TENANT_STATES`]), so the number of
+//! come from [`Error::metric_label`], steps from [`Step::as_str`], tenant states from [`TENANT_STATES`]), so the number of
 //! series cannot grow with the number of tenants.
 
 use std::collections::BTreeMap;
@@ -26,7 +28,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::error::Error;
+use crate::error::{Error, Step};
 
 /// The prefix of every metric name.
 const PREFIX: &str = "prismicx_operator";
@@ -53,6 +55,12 @@ struct ErrorLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    resource: &'static str,
+    step: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
 }
@@ -66,6 +74,8 @@ pub struct Metrics {
     reconciles: Family<ResourceLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
     durations: Family<ResourceLabels, Histogram>,
+    step_durations: Family<StepLabels, Histogram>,
+    step_failures: Family<StepLabels, Counter>,
     tenants: Family<StateLabels, Gauge>,
     leader: Gauge,
 }
@@ -92,6 +102,10 @@ impl Metrics {
         let durations = Family::<ResourceLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(DURATION_BUCKETS)
         });
+        let step_durations = Family::<StepLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(DURATION_BUCKETS)
+        });
+        let step_failures = Family::<StepLabels, Counter>::default();
         let tenants = Family::<StateLabels, Gauge>::default();
         let leader = Gauge::default();
 
@@ -112,6 +126,16 @@ impl Metrics {
             durations.clone(),
         );
         registry.register(
+            "reconcile_step_duration_seconds",
+            "Time spent in one step of a reconcile, by resource kind and step",
+            step_durations.clone(),
+        );
+        registry.register(
+            "reconcile_step_failures",
+            "Steps of a reconcile that failed, by resource kind and step",
+            step_failures.clone(),
+        );
+        registry.register(
             "tenants",
             "Tenants by state, from the operator's last scan",
             tenants.clone(),
@@ -127,6 +151,8 @@ impl Metrics {
             reconciles,
             errors,
             durations,
+            step_durations,
+            step_failures,
             tenants,
             leader,
         };
@@ -141,6 +167,18 @@ impl Metrics {
         ReconcileTimer {
             metrics: self.clone(),
             resource,
+            start: Instant::now(),
+        }
+    }
+
+    /// Starts timing one step of a reconcile of `resource`; [`StepTimer::finish`] records it.
+    pub fn step_timer(&self, resource: &'static str, step: Step) -> StepTimer {
+        StepTimer {
+            metrics: self.clone(),
+            labels: StepLabels {
+                resource,
+                step: step.as_str(),
+            },
             start: Instant::now(),
         }
     }
@@ -205,6 +243,28 @@ impl ReconcileTimer {
                     reason: err.metric_label(),
                 })
                 .inc();
+        }
+    }
+}
+
+/// Times one step of a reconcile; made by [`Metrics::step_timer`].
+#[derive(Debug)]
+#[must_use = "call finish() with the step's outcome, or nothing is recorded"]
+pub struct StepTimer {
+    metrics: Metrics,
+    labels: StepLabels,
+    start: Instant,
+}
+
+impl StepTimer {
+    /// Observes the step's duration and, unless `ok`, counts a failure of it.
+    pub fn finish(self, ok: bool) {
+        self.metrics
+            .step_durations
+            .get_or_create(&self.labels)
+            .observe(self.start.elapsed().as_secs_f64());
+        if !ok {
+            self.metrics.step_failures.get_or_create(&self.labels).inc();
         }
     }
 }
@@ -298,6 +358,35 @@ mod tests {
         );
         // Error messages never become label values.
         assert!(!text.contains("connection refused"));
+    }
+
+    #[test]
+    fn steps_are_timed_and_failures_counted_by_step() {
+        let metrics = Metrics::new();
+        metrics.step_timer("tenant", Step::Postgres).finish(true);
+        metrics.step_timer("tenant", Step::Mongo).finish(false);
+        let text = metrics.render();
+        assert_eq!(
+            sample(
+                &text,
+                "prismicx_operator_reconcile_step_duration_seconds_count{resource=\"tenant\",step=\"postgres\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "prismicx_operator_reconcile_step_failures_total{resource=\"tenant\",step=\"mongo\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "prismicx_operator_reconcile_step_failures_total{resource=\"tenant\",step=\"postgres\"}"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use prismicx_service_common::pg::migrate::DatabaseRoles;
 use prismicx_service_common::pg::SYSTEM_SCHEMA;
 
 use crate::catalog::Catalog;
-use crate::database_service::build::{operator_secret_name, service_user};
+use crate::database_service::plan::{operator_secret_name, service_user};
 use crate::tenant::plan::TenantPlan;
 
 /// Where a name must be unique.

@@ -25,9 +25,13 @@ use prismicx_operator_api::ServiceKind;
 use prismicx_service_common::config::Secret as Hidden;
 use prismicx_service_common::pg::migrate;
 
-use super::build::service_user;
+use super::plan::service_user;
 use crate::context::Context;
 use crate::error::{Error, Step, StepContext};
+use crate::pipeline::Reconciled;
+
+/// The `resource` label of the step metrics.
+const RESOURCE: &str = <prismicx_operator_api::DatabaseService as Reconciled>::RESOURCE;
 
 /// Ensures the service's databases, and with `password` its logins; returns what was ensured.
 pub async fn ensure(
@@ -40,7 +44,8 @@ pub async fn ensure(
         let layout = ctx.catalog.service(kind).postgres.ok_or_else(|| {
             Error::Config(format!("the catalog has no PostgreSQL layout for {db}"))
         })?;
-        async {
+        let timer = ctx.metrics.step_timer(RESOURCE, Step::Postgres);
+        let outcome = async {
             ctx.check_fault(Step::Postgres)?;
             crate::tenant::postgres::ensure_database(&ctx.data, layout.database, &layout).await?;
             if let Some(pw) = password {
@@ -52,8 +57,9 @@ pub async fn ensure(
             }
             anyhow::Ok(())
         }
-        .await
-        .step(Step::Postgres)?;
+        .await;
+        timer.finish(outcome.is_ok());
+        outcome.step(Step::Postgres)?;
         done.push(match password {
             Some(_) => format!(
                 "PostgreSQL {} with login {}",
@@ -64,7 +70,8 @@ pub async fn ensure(
         });
     }
     if let (Some(db), Some(pw)) = (kind.mongo_database(), password) {
-        async {
+        let timer = ctx.metrics.step_timer(RESOURCE, Step::Mongo);
+        let outcome = async {
             ctx.check_fault(Step::Mongo)?;
             let user = service_user(db);
             let mut system_roles = vec![doc! { "role": "readWrite", "db": db }];
@@ -85,8 +92,9 @@ pub async fn ensure(
             .context("mongodb-tenant")?;
             anyhow::Ok(())
         }
-        .await
-        .step(Step::Mongo)?;
+        .await;
+        timer.finish(outcome.is_ok());
+        outcome.step(Step::Mongo)?;
         done.push(format!("MongoDB user {}", service_user(db)));
     }
     Ok(done)

@@ -2,8 +2,10 @@
 //! Service, ServiceAccount, ConfigMap and database credentials.
 //!
 //! One reconcile is a pipeline; only `dereference`, `apply` and `status` touch the Kubernetes
-//! API, only `dependencies` touches the data servers, and everything in between is [`build`]
-//! (pure, unit-tested):
+//! API, only `dependencies` touches the data servers, and everything in between is pure and
+//! unit-tested, one file each: [`plan`], [`config_hash`], [`resources`] (the object builders)
+//! and [`observe`] (status from the Deployment). The status and its Events go through the
+//! runner both reconcilers share ([`crate::pipeline::Run`]):
 //!
 //! ```text
 //! DatabaseService ──► validate + plan (pure: names, ConfigMap data, env, image)
@@ -69,10 +71,15 @@
 //! - Status: Available mirrors the Deployment's (True with `ScaledToZero` at 0 replicas),
 //!   Progressing is True while a rollout is under way, Degraded is True when the rollout
 //!   missed its deadline, a ReplicaSet cannot create pods, the service is unavailable without
-//!   a rollout, or a reconcile step failed ([`build::observe`]).
+//!   a rollout, or a reconcile step failed ([`observe::observe`]).
 
-pub mod build;
+pub mod config_hash;
 pub mod dependencies;
+pub mod observe;
+pub mod plan;
+pub mod resources;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -80,19 +87,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Secret, Service, ServiceAccount};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
-use prismicx_operator_api::{DatabaseService, DatabaseServiceStatus};
+use prismicx_operator_api::DatabaseService;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use crate::conditions::{Cond, Reason, ServiceCondition};
 use crate::context::Context;
 use crate::error::{Error, Result, Step, StepContext};
-use crate::tenant::status::{self as conditions, Cond};
-use build::{ServicePlan, Settings, AVAILABLE, CONDITIONS, DEGRADED};
+use crate::pipeline::{server_side_apply as apply, Run};
+use plan::{ServicePlan, Settings};
+use prismicx_service_common::config::Secret as Hidden;
 
 /// How often a reconciled DatabaseService is looked at again (status, referenced Secrets).
 pub const RESYNC: Duration = Duration::from_secs(60);
@@ -156,7 +163,7 @@ impl Apis {
 async fn pipeline(
     ds: &DatabaseService,
     dctx: &DatabaseServiceContext,
-    run: &mut Run<'_>,
+    run: &mut Run<'_, DatabaseService>,
 ) -> Result<()> {
     let ctx = &dctx.ctx;
     // Only the platform's namespace holds the platform's database credentials: anywhere else a
@@ -165,7 +172,7 @@ async fn pipeline(
     let ns = ds.namespace().unwrap_or_default();
     if ns != dctx.settings.platform_namespace {
         return Err(Error::Refused {
-            reason: "OutsidePlatformNamespace",
+            reason: Reason::OutsidePlatformNamespace,
             message: format!(
                 "DatabaseServices run only in the platform namespace {}; this one is in {ns} \
                  and nothing was created for it",
@@ -174,7 +181,7 @@ async fn pipeline(
         });
     }
     // Validate and plan: nothing is touched for an invalid spec.
-    let plan = build::plan(ds, &dctx.settings, &ctx.data.endpoints)?;
+    let plan = plan::plan(ds, &dctx.settings, &ctx.data.endpoints)?;
     let apis = Apis::new(&ctx.client, &plan.namespace);
 
     // Dereference.
@@ -191,7 +198,7 @@ async fn pipeline(
             )));
         }
     }
-    let refs = build::secret_refs(&plan.env);
+    let refs = plan::secret_refs(&plan.env);
     let own = plan
         .operator_secret
         .then_some(plan.database_secret.as_str());
@@ -199,36 +206,19 @@ async fn pipeline(
 
     // Dependencies: the credentials first (durable before a role uses them), then the servers.
     let password = if plan.operator_secret {
-        ctx.check_fault(Step::Secret).step(Step::Secret)?;
-        let password =
-            match crate::tenant::secret::existing_password(&apis.secrets, &plan.database_secret)
-                .await?
-            {
-                Some(p) => p,
-                None => crate::tenant::secret::new_password(),
-            };
-        if let Some(secret) = build::database_secret(&plan, &ctx.data.endpoints, &password) {
-            let data = secret.data.clone().unwrap_or_default();
-            for ((name, key), _) in refs.iter().filter(|((n, _), _)| n == &plan.database_secret) {
-                values.insert(
-                    (name.clone(), key.clone()),
-                    data.get(key).map(|b| b.0.clone()),
-                );
-            }
-            apply(&apis.secrets, &secret).await?;
-        }
-        Some(password)
+        let credentials = ensure_credentials(ctx, &apis, &plan, &refs, &mut values);
+        Some(run.step(Step::Secret, credentials).await?)
     } else {
         None
     };
     let ensured = dependencies::ensure(ctx, plan.kind, password.as_ref()).await?;
 
     // Build.
-    let hash = build::config_hash(&plan.config, &plan.env, &values);
-    let config_map = build::config_map(&plan);
-    let account = build::service_account(&plan);
-    let service = build::service(&plan);
-    let deployment = build::deployment(&plan, &hash);
+    let hash = config_hash::config_hash(&plan.config, &plan.env, &values);
+    let config_map = resources::config_map(&plan);
+    let account = resources::service_account(&plan);
+    let service = resources::service(&plan);
+    let deployment = resources::deployment(&plan, &hash);
 
     // Apply, then remove what is no longer wanted.
     apply(&apis.config_maps, &config_map).await?;
@@ -241,7 +231,7 @@ async fn pipeline(
     let event = match run.status.config_hash.as_deref() {
         Some(old) if old == hash => None,
         Some(old) => Some((
-            "ConfigChanged",
+            Reason::ConfigChanged,
             format!(
                 "configuration changed ({} → {}); rolling out",
                 short(old),
@@ -249,7 +239,7 @@ async fn pipeline(
             ),
         )),
         None => Some((
-            "Deployed",
+            Reason::Deployed,
             format!(
                 "deployed {} ({}); configuration {}",
                 plan.image,
@@ -259,9 +249,9 @@ async fn pipeline(
         )),
     };
     if let Some((reason, note)) = event {
-        run.events.push((false, reason.into(), note));
+        run.event(false, reason, note);
     }
-    let observed = build::observe(Some(&applied), plan.replicas);
+    let observed = observe::observe(Some(&applied), plan.replicas);
     for c in observed.conditions {
         run.set(c);
     }
@@ -269,6 +259,36 @@ async fn pipeline(
     run.status.observed_generation = run.generation;
     run.status.config_hash = Some(hash);
     run.write().await
+}
+
+/// The operator's database Secret (`<k8s-name>-db`), with the password it already holds or a
+/// new one; the values the env reads from it join `values` (for the config hash). Returns the
+/// password for the logins.
+async fn ensure_credentials(
+    ctx: &Context,
+    apis: &Apis,
+    plan: &ServicePlan,
+    refs: &BTreeMap<(String, String), bool>,
+    values: &mut BTreeMap<(String, String), Option<Vec<u8>>>,
+) -> Result<Hidden<String>> {
+    ctx.check_fault(Step::Secret).step(Step::Secret)?;
+    let password =
+        match crate::tenant::secret::existing_password(&apis.secrets, &plan.database_secret).await?
+        {
+            Some(p) => p,
+            None => crate::tenant::secret::new_password(),
+        };
+    if let Some(secret) = resources::database_secret(plan, &ctx.data.endpoints, &password) {
+        let data = secret.data.clone().unwrap_or_default();
+        for ((name, key), _) in refs.iter().filter(|((n, _), _)| n == &plan.database_secret) {
+            values.insert(
+                (name.clone(), key.clone()),
+                data.get(key).map(|b| b.0.clone()),
+            );
+        }
+        apply(&apis.secrets, &secret).await?;
+    }
+    Ok(password)
 }
 
 fn short(hash: &str) -> &str {
@@ -308,32 +328,11 @@ async fn read_secrets(
     Ok(out)
 }
 
-/// Server-side apply of `obj` with the operator's field manager, forced (the operator owns
-/// every field it sets); returns the object as stored.
-async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
-where
-    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
-    K::DynamicType: Default,
-{
-    let name = obj.meta().name.clone().unwrap_or_default();
-    let mut body = serde_json::to_value(obj).map_err(|e| Error::Config(e.to_string()))?;
-    let dt = K::DynamicType::default();
-    body["apiVersion"] = K::api_version(&dt).into();
-    body["kind"] = K::kind(&dt).into();
-    Ok(api
-        .patch(
-            &name,
-            &PatchParams::apply(crate::FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?)
-}
-
 async fn prune_all(apis: &Apis, plan: &ServicePlan, owner_uid: Option<&str>) -> Result<()> {
     let Some(uid) = owner_uid else {
         return Ok(());
     };
-    let selector = build::owned_selector(&plan.instance);
+    let selector = resources::owned_selector(&plan.instance);
     let keep = [plan.name.as_str()];
     prune(&apis.deployments, &selector, uid, &keep).await?;
     prune(&apis.services, &selector, uid, &keep).await?;
@@ -382,97 +381,30 @@ where
     Ok(removed)
 }
 
-/// One reconcile's view of the status, and the Events to publish once it is written.
-struct Run<'a> {
-    ctx: &'a Context,
-    api: Api<DatabaseService>,
-    name: String,
-    generation: Option<i64>,
-    status: DatabaseServiceStatus,
-    reference: ObjectReference,
-    events: Vec<(bool, String, String)>,
-}
-
-impl<'a> Run<'a> {
-    fn new(ctx: &'a Context, ds: &DatabaseService) -> Self {
-        let ns = ds.namespace().unwrap_or_else(|| "default".into());
-        Run {
-            ctx,
-            api: Api::namespaced(ctx.client.clone(), &ns),
-            name: ds.name_any(),
-            generation: ds.metadata.generation,
-            status: ds.status.clone().unwrap_or_default(),
-            reference: ds.object_ref(&()),
-            events: Vec::new(),
-        }
-    }
-
-    /// Sets a condition (its transition time moves only on a change); a change of Available or
-    /// Degraded queues an Event.
-    fn set(&mut self, c: Cond) {
-        let before = self
-            .status
-            .conditions
-            .iter()
-            .find(|x| x.type_ == c.type_)
-            .map(|x| x.status == "True");
-        let changed = before != Some(c.ok);
-        let event = match c.type_ {
-            AVAILABLE => changed,
-            // Degraded=False on the first reconcile is no news.
-            DEGRADED => changed && (c.ok || before.is_some()),
-            _ => false,
-        };
-        if event {
-            let warning = if c.type_ == AVAILABLE { !c.ok } else { c.ok };
-            self.events.push((
-                warning,
-                c.reason.clone(),
-                format!("{}: {}", c.type_, c.message),
-            ));
-        }
-        conditions::set(
-            &mut self.status.conditions,
-            &c,
-            self.generation,
-            Timestamp::now(),
-        );
-        self.status.conditions.sort_by_key(|x| {
-            CONDITIONS
-                .iter()
-                .position(|t| *t == x.type_)
-                .unwrap_or(CONDITIONS.len())
-        });
-    }
-
-    async fn write(&mut self) -> Result<()> {
-        conditions::write(&self.api, &self.name, &self.status).await?;
-        for (warning, reason, note) in std::mem::take(&mut self.events) {
-            self.ctx
-                .event(&self.reference, warning, &reason, "Reconcile", note)
-                .await;
-        }
-        Ok(())
-    }
-
+impl Run<'_, DatabaseService> {
     /// Records a failure as `Degraded=True` and a Warning Event, and returns the error.
     async fn fail(&mut self, err: Error) -> Error {
         let reason = match &err {
-            Error::InvalidSpec(_) => "InvalidSpec".to_string(),
-            Error::Refused { reason, .. } => reason.to_string(),
+            Error::InvalidSpec(_) => Reason::InvalidSpec,
+            Error::Refused { reason, .. } => reason.clone(),
             Error::Step { step, .. } => step.failed_reason(),
-            Error::Kube(_) => "KubernetesApiFailed".to_string(),
-            Error::Config(_) => "ConfigurationError".to_string(),
+            Error::Kube(_) => Reason::KubernetesApiFailed,
+            Error::Config(_) => Reason::ConfigurationError,
         };
         let message = err.to_string();
         // The Degraded Event below carries the message; no second one.
-        self.set(Cond::new(DEGRADED, true, &reason, message.clone()));
+        self.set(Cond::new(
+            ServiceCondition::Degraded,
+            true,
+            reason.clone(),
+            message.clone(),
+        ));
         if err.is_permanent() {
             // This generation was looked at: it waits for a change.
             self.status.observed_generation = self.generation;
         }
-        if !self.events.iter().any(|(_, r, _)| *r == reason) {
-            self.events.push((true, reason, message));
+        if !self.has_event(&reason) {
+            self.event(true, reason, message);
         }
         if let Err(e) = self.write().await {
             tracing::warn!(error = %e, "could not record the failure in the status");

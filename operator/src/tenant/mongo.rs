@@ -41,6 +41,10 @@ use prismicx_service_common::mongo::{tenant_bson, MongoLayout, TENANT_FIELD};
 use super::plan::{MongoPlan, TenantPlan};
 use crate::dataplane::DataPlane;
 
+use super::runner::Provision;
+use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::error::Step;
+
 /// Brings MongoDB in line with the plan; returns a summary.
 pub async fn apply(dp: &DataPlane, plan: &TenantPlan, password: &Secret<String>) -> Result<String> {
     let tenant = tenant_bson(plan.tenant_id);
@@ -250,7 +254,7 @@ async fn drop_legacy_user(dp: &DataPlane, plan: &TenantPlan) -> Result<()> {
 
 /// The service's user on mongodb-tenant (`<db>_svc`), if the DatabaseService made it.
 fn service_user(m: &MongoPlan) -> String {
-    crate::database_service::build::service_user(m.layout.database)
+    crate::database_service::plan::service_user(m.layout.database)
 }
 
 /// Whether the service's user holds `readWrite` on the tenant's database; `None` when the
@@ -503,5 +507,19 @@ pub async fn cleanup(dp: &DataPlane, plan: &TenantPlan, drop: bool) -> Result<()
             .await
             .with_context(|| format!("dropping {}", m.dedicated_database))?;
     }
+    Ok(())
+}
+
+/// The MongoDB step: the tenant's indexes, databases, user and moves ([`apply`]). Sets
+/// MongoReady.
+pub async fn step(p: &mut Provision<'_>) -> Result<()> {
+    p.ctx.check_fault(Step::Mongo)?;
+    let summary = apply(&p.ctx.data, &p.plan, &p.password).await?;
+    p.set(Cond::new(
+        TenantCondition::MongoReady,
+        true,
+        Reason::Provisioned,
+        summary,
+    ));
     Ok(())
 }

@@ -14,6 +14,10 @@ use sqlx::Executor;
 use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
+use super::runner::Provision;
+use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::error::Step;
+
 /// Serialises this process's read-modify-write edits of the include file.
 static FILE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -145,4 +149,17 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// The pool step: the tenant's PgBouncer aliases ([`apply`]). Sets PoolReady.
+pub async fn step(p: &mut Provision<'_>) -> Result<()> {
+    p.ctx.check_fault(Step::Pool)?;
+    let summary = apply(&p.ctx.data, &p.plan).await?;
+    p.set(Cond::new(
+        TenantCondition::PoolReady,
+        true,
+        Reason::Configured,
+        summary,
+    ));
+    Ok(())
 }

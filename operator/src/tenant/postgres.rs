@@ -21,6 +21,10 @@ use super::plan::{PgPlan, TenantPlan};
 use crate::catalog::PostgresLayout;
 use crate::dataplane::DataPlane;
 
+use super::runner::Provision;
+use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::error::Step;
+
 const SCHEMA_COMMENT_PREFIX: &str = "prismicx tenant ";
 
 /// Runs an idempotent step again (at most 5 more times, with a short growing pause) when it
@@ -724,6 +728,44 @@ async fn delete_shared_rows(conn: &mut PgConnection, db: &str, tenant_id: Uuid) 
         .await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The PostgreSQL step: the tenant in every PostgreSQL service database it uses (the applied
+/// schema versions go to the status), then its login enabled or, while suspended, disabled.
+/// Sets PostgresReady.
+pub async fn step(p: &mut Provision<'_>) -> Result<()> {
+    p.ctx.check_fault(Step::Postgres)?;
+    let (dp, plan, password) = (&p.ctx.data, &p.plan, &p.password);
+    for pg in &plan.postgres {
+        let v = retry_concurrent(|| apply(dp, plan, pg, password)).await?;
+        p.versions.insert(pg.database.to_string(), v);
+    }
+    retry_concurrent(|| set_login(dp, plan, !plan.suspended)).await?;
+    let message = if plan.postgres.is_empty() {
+        "the tenant uses no PostgreSQL service".to_string()
+    } else {
+        format!(
+            "schema {} in {}; login {}",
+            plan.slug.pg_schema(),
+            p.versions
+                .iter()
+                .map(|(db, v)| format!("{db} (version {v})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if plan.suspended {
+                "disabled (suspended)"
+            } else {
+                "enabled"
+            }
+        )
+    };
+    p.set(Cond::new(
+        TenantCondition::PostgresReady,
+        true,
+        Reason::Provisioned,
+        message,
+    ));
     Ok(())
 }
 

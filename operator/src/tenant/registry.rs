@@ -31,6 +31,10 @@ use uuid::Uuid;
 use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
+use super::runner::Provision;
+use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::error::Step;
+
 /// Collection of retained tenants' ids, beside the registry.
 pub const RETAINED_COLLECTION: &str = "retained_tenants";
 
@@ -340,5 +344,37 @@ pub async fn publish(dp: &DataPlane, plan: &TenantPlan, kind: TenantEventKind) -
     )
     .await
     .context("publishing the lifecycle event")?;
+    Ok(())
+}
+
+/// The registry step: the tenant's entry ([`upsert`]) and, when one is due, its lifecycle
+/// event ([`publish`], then [`event_published`]). Sets Registered.
+pub async fn step(p: &mut Provision<'_>) -> Result<()> {
+    p.ctx.check_fault(Step::Registry)?;
+    let (dp, plan) = (&p.ctx.data, &p.plan);
+    let state = if plan.suspended {
+        TenantState::Suspended
+    } else {
+        TenantState::Active
+    };
+    if let Some(kind) = upsert(dp, plan, state, &p.versions).await? {
+        publish(dp, plan, kind).await?;
+        event_published(dp, &plan.slug).await?;
+    }
+    let message = format!(
+        "tenant_registry entry {} ({})",
+        plan.slug,
+        if plan.suspended {
+            "suspended"
+        } else {
+            "active"
+        }
+    );
+    p.set(Cond::new(
+        TenantCondition::Registered,
+        true,
+        Reason::Registered,
+        message,
+    ));
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::ByteString;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::core::ObjectMeta;
 use kube::Api;
 use prismicx_service_common::config::Secret as Hidden;
@@ -23,6 +23,10 @@ use rand::Rng;
 use super::plan::TenantPlan;
 use crate::dataplane::Endpoints;
 use crate::error::Result;
+use kube::Resource;
+
+use super::runner::Provision;
+use crate::error::Step;
 
 /// A fresh tenant password: 32 random alphanumeric characters (no escaping needed in URIs).
 pub fn new_password() -> Hidden<String> {
@@ -153,16 +157,7 @@ pub async fn existing_password(api: &Api<Secret>, name: &str) -> Result<Option<H
 
 /// Applies the Secret (server-side apply; the operator owns every key).
 pub async fn apply(api: &Api<Secret>, secret: &Secret) -> Result<()> {
-    let name = secret.metadata.name.clone().unwrap_or_default();
-    let mut body = serde_json::to_value(secret).map_err(|e| crate::Error::Config(e.to_string()))?;
-    body["apiVersion"] = "v1".into();
-    body["kind"] = "Secret".into();
-    api.patch(
-        &name,
-        &PatchParams::apply(crate::FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    crate::pipeline::server_side_apply(api, secret).await?;
     Ok(())
 }
 
@@ -173,6 +168,21 @@ pub async fn delete(api: &Api<Secret>, name: &str) -> Result<()> {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The credentials step: the Secret first, so the password is durable before any role uses it.
+pub async fn step(p: &mut Provision<'_>) -> anyhow::Result<()> {
+    let owner = p.tenant.controller_owner_ref(&());
+    let built = build(
+        &p.plan,
+        &p.ctx.data.endpoints,
+        &p.password,
+        &p.namespace,
+        owner,
+    );
+    p.ctx.check_fault(Step::Secret)?;
+    apply(&p.secrets, &built).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,158 +1,73 @@
-//! Tenant status: conditions computed so `lastTransitionTime` moves only when a condition's
-//! status changes (pure, unit-tested), and the one place that writes a status subresource (the
-//! DatabaseService reconciler uses both too).
+//! The last step: the Tenant's status once every step succeeded (Ready=True `Provisioned`, or
+//! `Suspended`; observedGeneration, the Secret's name and the schema versions), with a Normal
+//! Event when the Tenant becomes Ready or a new generation is provisioned. Also how the rest
+//! of the operator reads a Tenant's readiness.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
-use kube::Api;
-use prismicx_operator_api::TenantStatus;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use prismicx_operator_api::{Tenant, TenantStatus};
 
+use super::runner::Provision;
+use crate::conditions::{self, Cond, Reason, TenantCondition};
 use crate::error::Result;
+use crate::pipeline::Run;
 
-pub const READY: &str = "Ready";
-pub const POSTGRES_READY: &str = "PostgresReady";
-pub const MONGO_READY: &str = "MongoReady";
-pub const POOL_READY: &str = "PoolReady";
-pub const REGISTERED: &str = "Registered";
-pub const ISOLATION_VERIFIED: &str = "IsolationVerified";
-pub const DRIFTED: &str = "Drifted";
-
-/// Every condition type a Tenant reports, in display order.
-pub const ALL: [&str; 7] = [
-    READY,
-    POSTGRES_READY,
-    MONGO_READY,
-    POOL_READY,
-    REGISTERED,
-    ISOLATION_VERIFIED,
-    DRIFTED,
-];
-
-/// One condition's desired state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cond {
-    pub type_: &'static str,
-    pub ok: bool,
-    pub reason: String,
-    pub message: String,
-}
-
-impl Cond {
-    pub fn new(type_: &'static str, ok: bool, reason: &str, message: impl Into<String>) -> Self {
-        Cond {
-            type_,
-            ok,
-            reason: reason.into(),
-            message: message.into(),
-        }
+/// Writes the status of a provisioned tenant.
+pub async fn step(run: &mut Run<'_, Tenant>, p: Provision<'_>) -> Result<()> {
+    let was_ready = run.is_true(TenantCondition::Ready);
+    let (reason, message) = if p.plan.suspended {
+        (
+            Reason::Suspended,
+            "provisioned; access suspended, data kept",
+        )
+    } else {
+        (
+            Reason::Provisioned,
+            "provisioned in every service the tenant uses",
+        )
+    };
+    if !was_ready || run.status.observed_generation != run.generation {
+        run.event(false, reason.clone(), message.into());
     }
+    run.set(Cond::new(TenantCondition::Ready, true, reason, message));
+    run.status.observed_generation = run.generation;
+    run.status.secret_name = Some(p.plan.secret_name.clone());
+    run.status.schema_versions = p.versions;
+    run.write().await
 }
 
-/// Sets `c` in `conditions`: the transition time is kept when the status did not change.
-pub fn set(conditions: &mut Vec<Condition>, c: &Cond, generation: Option<i64>, now: Timestamp) {
-    let status = if c.ok { "True" } else { "False" }.to_string();
-    match conditions.iter_mut().find(|x| x.type_ == c.type_) {
-        Some(existing) => {
-            if existing.status != status {
-                existing.last_transition_time = Time(now);
-            }
-            existing.status = status;
-            existing.reason = c.reason.clone();
-            existing.message = c.message.clone();
-            existing.observed_generation = generation;
-        }
-        None => conditions.push(Condition {
-            type_: c.type_.to_string(),
-            status,
-            reason: c.reason.clone(),
-            message: c.message.clone(),
-            last_transition_time: Time(now),
-            observed_generation: generation,
-        }),
-    }
-    conditions.sort_by_key(|x| ALL.iter().position(|t| *t == x.type_).unwrap_or(ALL.len()));
+/// The Ready condition of `status`.
+pub fn ready(status: Option<&TenantStatus>) -> Option<&Condition> {
+    status.and_then(|s| conditions::find(&s.conditions, TenantCondition::Ready))
 }
 
-/// Whether `type_` is True in `status`.
-pub fn is_true(status: Option<&TenantStatus>, type_: &str) -> bool {
-    status
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-        .is_some_and(|c| c.status == "True")
-}
-
-/// Writes `status` to the status subresource of `name` (server-side apply, field manager
-/// [`crate::FIELD_MANAGER`]; the operator owns the whole status). Used for both resources.
-pub async fn write<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<()>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    S: serde::Serialize,
-{
-    let patch = serde_json::json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(crate::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+/// Whether the Tenant is Ready.
+pub fn is_ready(status: Option<&TenantStatus>) -> bool {
+    ready(status).is_some_and(|c| c.status == "True")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_second(s).unwrap()
-    }
+    use k8s_openapi::jiff::Timestamp;
 
     #[test]
-    fn transition_time_moves_only_on_a_status_change() {
+    fn readiness_is_read_from_the_ready_condition() {
         let mut conds = Vec::new();
-        set(
-            &mut conds,
-            &Cond::new(READY, false, "Provisioning", "a"),
-            Some(1),
-            t(10),
-        );
-        set(
-            &mut conds,
-            &Cond::new(READY, false, "PostgresFailed", "b"),
-            Some(1),
-            t(20),
-        );
-        assert_eq!(conds.len(), 1);
-        assert_eq!(conds[0].last_transition_time, Time(t(10)));
-        assert_eq!(conds[0].reason, "PostgresFailed");
-        set(
-            &mut conds,
-            &Cond::new(READY, true, "Provisioned", "c"),
-            Some(2),
-            t(30),
-        );
-        assert_eq!(conds[0].last_transition_time, Time(t(30)));
-        assert_eq!(conds[0].status, "True");
-        assert_eq!(conds[0].observed_generation, Some(2));
-    }
-
-    #[test]
-    fn conditions_keep_a_stable_order() {
-        let mut conds = Vec::new();
-        for ty in [DRIFTED, POOL_READY, READY] {
-            set(&mut conds, &Cond::new(ty, true, "R", ""), None, t(1));
+        for ty in [TenantCondition::Drifted, TenantCondition::Ready] {
+            conditions::set(
+                &mut conds,
+                &Cond::new(ty, true, Reason::InSync, ""),
+                None,
+                Timestamp::from_second(1).unwrap(),
+            );
         }
-        let order: Vec<&str> = conds.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(order, [READY, POOL_READY, DRIFTED]);
         let status = TenantStatus {
             conditions: conds,
             ..Default::default()
         };
-        assert!(is_true(Some(&status), READY));
-        assert!(!is_true(Some(&status), MONGO_READY));
-        assert!(!is_true(None, READY));
+        assert!(is_ready(Some(&status)));
+        assert_eq!(ready(Some(&status)).unwrap().type_, "Ready");
+        assert!(!is_ready(None));
+        assert!(!is_ready(Some(&TenantStatus::default())));
     }
 }
