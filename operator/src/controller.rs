@@ -23,6 +23,7 @@ use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::Api;
 use prismicx_operator_api::{DatabaseService, Tenant};
+use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
 use crate::conditions::Reason;
@@ -68,10 +69,39 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
     counts
 }
 
-/// Runs the operator until a shutdown signal.
+/// Runs the operator until a shutdown signal: context, signal handler, HTTP server, (leader
+/// election), controllers; then the lease and the server are released in that order.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     prismicx_service_common::service::init_process(&args.log_level, &args.log_format);
-    let settings = Settings::from_args(&args)?;
+    let (settings, client, ctx) = build_context(&args).await?;
+    let shutdown = Shutdown::on_signal();
+    let (health, server) = start_http(&args, &ctx, &shutdown).await?;
+    let Some(leadership) = lead(&args, &client, &ctx, &shutdown).await else {
+        return Ok(());
+    };
+    let tenants = tenant_controllers(&args, &client, &shutdown);
+    spawn_state_gauge(tenants.iter().map(|c| c.store()).collect(), ctx.clone());
+    let services = service_controller(&args, &client, &settings, &shutdown);
+    let dctx = Arc::new(DatabaseServiceContext {
+        ctx: ctx.clone(),
+        settings,
+    });
+
+    health.set_ready(true);
+    run_controllers(tenants, services, ctx, dctx).await;
+    health.set_ready(false);
+    tracing::info!("controllers stopped");
+    leadership.release().await;
+    stop_http(server).await;
+    Ok(())
+}
+
+/// The settings of the deployed services, the Kubernetes client and the shared [`Context`]
+/// (connected to the data servers).
+async fn build_context(
+    args: &OperatorArgs,
+) -> anyhow::Result<(Settings, kube::Client, Arc<Context>)> {
+    let settings = Settings::from_args(args)?;
     let client = kube::Client::try_default().await?;
     let data = DataPlane::connect(DataPlaneSettings::from_args(&args.data)).await?;
     let ctx = Arc::new(Context::new(
@@ -80,21 +110,47 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         Catalog::platform(),
         args.resync_interval(),
     ));
+    Ok((settings, client, ctx))
+}
 
-    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        prismicx_service_common::http::shutdown_signal().await;
-        let _ = shutdown_tx.send(true);
-    });
-    let wait_shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                break;
+/// The shutdown signal (SIGTERM or Ctrl-C), shared by every part of the process.
+#[derive(Clone)]
+struct Shutdown(tokio::sync::watch::Receiver<bool>);
+
+impl Shutdown {
+    fn on_signal() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            prismicx_service_common::http::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Shutdown(rx)
+    }
+
+    fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the signal came.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            while !*rx.borrow() {
+                if rx.changed().await.is_err() {
+                    break;
+                }
             }
         }
-    };
+    }
+}
 
-    // Bound before anything else starts, so a taken port fails the start-up loudly.
+/// Binds the metrics and health address (before anything else starts, so a taken port fails
+/// the start-up loudly) and serves it until shutdown.
+async fn start_http(
+    args: &OperatorArgs,
+    ctx: &Context,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(HealthState, JoinHandle<anyhow::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.metrics_addr))?;
@@ -102,114 +158,170 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(http::serve_on(
         listener,
         http::router(health.clone()),
-        wait_shutdown(shutdown_rx.clone()),
+        shutdown.wait(),
     ));
+    Ok((health, server))
+}
 
-    let (elector_tx, elector_rx) = tokio::sync::watch::channel(false);
-    let mut released = None;
-    if !args.leader_election {
-        // A single replica acts without a lease.
-        ctx.metrics.set_leader(true);
-    } else {
-        let identity = args.identity.clone().unwrap_or_else(|| {
-            std::env::var("HOSTNAME")
-                .unwrap_or_else(|_| format!("prismicx-operator-{}", std::process::id()))
-        });
-        let namespace = args
-            .lease_namespace
-            .clone()
-            .or_else(|| args.namespace.clone())
-            .unwrap_or_else(|| "default".into());
-        let elector = LeaderElector::new(
-            client.clone(),
-            LeaseSettings {
-                namespace,
-                name: args.lease_name.clone(),
-                identity,
-                lease_duration: Duration::from_secs(15),
-                renew_interval: Duration::from_secs(5),
-            },
-        );
-        // The lease is released only after the controller has drained (see the end of run).
-        let mut leading = elector.spawn(elector_rx);
-        released = Some(leading.clone());
-        tracing::info!("waiting to lead");
-        loop {
-            if *leading.borrow() {
-                break;
-            }
-            if *shutdown_rx.borrow() {
-                return Ok(());
-            }
-            tokio::select! {
-                r = leading.changed() => { if r.is_err() { return Ok(()); } }
-                _ = wait_shutdown(shutdown_rx.clone()) => { return Ok(()); }
-            }
+/// The right to act: held from winning the lease until [`Leadership::release`].
+struct Leadership {
+    release: tokio::sync::watch::Sender<bool>,
+    /// The election task's view of the lease; closed once it has released it.
+    leading: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Leadership {
+    /// Releases the lease now that no reconcile runs, so a successor takes over at once.
+    async fn release(self) {
+        let _ = self.release.send(true);
+        if let Some(mut rx) = self.leading {
+            // The election task ends (closing the channel) once the lease is released.
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while rx.changed().await.is_ok() {}
+            })
+            .await;
         }
+    }
+}
+
+/// Without leader election, leads at once (a single replica acts without a lease); with it,
+/// waits for the lease (`None`: shutdown came first) and exits the process if it is lost.
+async fn lead(
+    args: &OperatorArgs,
+    client: &kube::Client,
+    ctx: &Context,
+    shutdown: &Shutdown,
+) -> Option<Leadership> {
+    let (release, released) = tokio::sync::watch::channel(false);
+    if !args.leader_election {
         ctx.metrics.set_leader(true);
-        tracing::info!("leading; starting the controllers");
-        // Losing the lease means another replica may act: stop acting at once.
-        let mut lost = leading.clone();
-        let metrics = ctx.metrics.clone();
-        let stopping = shutdown_rx.clone();
-        tokio::spawn(async move {
-            while lost.changed().await.is_ok() {
-                if !*lost.borrow() && !*stopping.borrow() {
-                    metrics.set_leader(false);
-                    tracing::error!("lost the leader lease; exiting so a leader can take over");
-                    std::process::exit(1);
-                }
-            }
+        return Some(Leadership {
+            release,
+            leading: None,
         });
     }
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("prismicx-operator-{}", std::process::id()))
+    });
+    let namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let elector = LeaderElector::new(
+        client.clone(),
+        LeaseSettings {
+            namespace,
+            name: args.lease_name.clone(),
+            identity,
+            lease_duration: Duration::from_secs(15),
+            renew_interval: Duration::from_secs(5),
+        },
+    );
+    // The lease is released only after the controllers have drained (Leadership::release).
+    let mut leading = elector.spawn(released);
+    tracing::info!("waiting to lead");
+    loop {
+        if *leading.borrow() {
+            break;
+        }
+        if shutdown.requested() {
+            return None;
+        }
+        tokio::select! {
+            r = leading.changed() => { if r.is_err() { return None; } }
+            _ = shutdown.wait() => { return None; }
+        }
+    }
+    ctx.metrics.set_leader(true);
+    tracing::info!("leading; starting the controllers");
+    exit_on_lost_lease(leading.clone(), ctx, shutdown);
+    Some(Leadership {
+        release,
+        leading: Some(leading),
+    })
+}
 
-    // Owned objects are watched by the managed-by label, so only the operator's are cached.
-    let owned =
-        || watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator");
-    // One Tenant controller per namespace it manages (or one for all), each watching the
-    // credentials Secrets of its namespace only: the operator needs Secrets nowhere else.
-    let tenant_controllers: Vec<Controller<Tenant>> = tenant_scopes(&args)
+/// Losing the lease means another replica may act: stop acting at once.
+fn exit_on_lost_lease(
+    mut lost: tokio::sync::watch::Receiver<bool>,
+    ctx: &Context,
+    shutdown: &Shutdown,
+) {
+    let metrics = ctx.metrics.clone();
+    let stopping = shutdown.clone();
+    tokio::spawn(async move {
+        while lost.changed().await.is_ok() {
+            if !*lost.borrow() && !stopping.requested() {
+                metrics.set_leader(false);
+                tracing::error!("lost the leader lease; exiting so a leader can take over");
+                std::process::exit(1);
+            }
+        }
+    });
+}
+
+/// Owned objects are watched by the managed-by label, so only the operator's are cached.
+fn owned() -> watcher::Config {
+    watcher::Config::default().labels("app.kubernetes.io/managed-by=prismicx-operator")
+}
+
+/// One Tenant controller per namespace it manages (or one for all), each watching the
+/// credentials Secrets of its namespace only: the operator needs Secrets nowhere else.
+fn tenant_controllers(
+    args: &OperatorArgs,
+    client: &kube::Client,
+    shutdown: &Shutdown,
+) -> Vec<Controller<Tenant>> {
+    tenant_scopes(args)
         .into_iter()
         .map(|scope| {
             Controller::new(
-                namespaced_or_all::<Tenant>(&client, &scope),
+                namespaced_or_all::<Tenant>(client, &scope),
                 watcher::Config::default().any_semantic(),
             )
-            .owns(namespaced_or_all::<Secret>(&client, &scope), owned())
+            .owns(namespaced_or_all::<Secret>(client, &scope), owned())
             .with_config(ControllerConfig::default().concurrency(args.concurrency))
-            .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()))
+            .graceful_shutdown_on(shutdown.wait())
         })
-        .collect();
-    spawn_state_gauge(
-        tenant_controllers.iter().map(|c| c.store()).collect(),
-        ctx.clone(),
-    );
+        .collect()
+}
 
-    // DatabaseServices run only in the platform namespace, so the objects they own (and the
-    // Secrets they read) are watched there only; DatabaseServices elsewhere are still watched,
-    // to be refused with a condition.
+/// The DatabaseService controller. DatabaseServices run only in the platform namespace, so the
+/// objects they own (and the Secrets they read) are watched there only; DatabaseServices
+/// elsewhere are still watched, to be refused with a condition.
+fn service_controller(
+    args: &OperatorArgs,
+    client: &kube::Client,
+    settings: &Settings,
+    shutdown: &Shutdown,
+) -> Controller<DatabaseService> {
     let platform = Some(settings.platform_namespace.clone());
-    let services = Controller::new(
-        namespaced_or_all::<DatabaseService>(&client, &args.namespace),
+    Controller::new(
+        namespaced_or_all::<DatabaseService>(client, &args.namespace),
         watcher::Config::default().any_semantic(),
     )
-    .owns(namespaced_or_all::<Deployment>(&client, &platform), owned())
-    .owns(namespaced_or_all::<Service>(&client, &platform), owned())
+    .owns(namespaced_or_all::<Deployment>(client, &platform), owned())
+    .owns(namespaced_or_all::<Service>(client, &platform), owned())
     .owns(
-        namespaced_or_all::<ServiceAccount>(&client, &platform),
+        namespaced_or_all::<ServiceAccount>(client, &platform),
         owned(),
     )
-    .owns(namespaced_or_all::<ConfigMap>(&client, &platform), owned())
-    .owns(namespaced_or_all::<Secret>(&client, &platform), owned())
+    .owns(namespaced_or_all::<ConfigMap>(client, &platform), owned())
+    .owns(namespaced_or_all::<Secret>(client, &platform), owned())
     .with_config(ControllerConfig::default().concurrency(args.concurrency))
-    .graceful_shutdown_on(wait_shutdown(shutdown_rx.clone()));
-    let dctx = Arc::new(DatabaseServiceContext {
-        ctx: ctx.clone(),
-        settings,
-    });
+    .graceful_shutdown_on(shutdown.wait())
+}
 
-    health.set_ready(true);
-    let tenant_loop = futures::future::join_all(tenant_controllers.into_iter().map(|c| {
+/// Runs every controller until all have shut down.
+async fn run_controllers(
+    tenants: Vec<Controller<Tenant>>,
+    services: Controller<DatabaseService>,
+    ctx: Arc<Context>,
+    dctx: Arc<DatabaseServiceContext>,
+) {
+    let tenant_loop = futures::future::join_all(tenants.into_iter().map(|c| {
         c.run(tenant::reconcile, error_policy, ctx.clone())
             .for_each(|r| async move {
                 if let Err(e) = r {
@@ -225,23 +337,15 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
             }
         });
     futures::future::join(tenant_loop, service_loop).await;
-    health.set_ready(false);
-    tracing::info!("controllers stopped");
-    // Release the lease now that no reconcile runs, so a successor takes over at once.
-    let _ = elector_tx.send(true);
-    if let Some(mut rx) = released {
-        // The election task ends (closing the channel) once the lease is released.
-        let _ = tokio::time::timeout(Duration::from_secs(5), async {
-            while rx.changed().await.is_ok() {}
-        })
-        .await;
-    }
+}
+
+/// Waits for the metrics and health server to end (it stops on the shutdown signal).
+async fn stop_http(server: JoinHandle<anyhow::Result<()>>) {
     match server.await {
         Ok(Err(e)) => tracing::error!(error = %e, "the metrics and health server failed"),
         Err(e) => tracing::error!(error = %e, "the metrics and health server panicked"),
         Ok(Ok(())) => {}
     }
-    Ok(())
 }
 
 /// The namespaces whose Tenants are reconciled, one controller each: `--tenant-namespaces`, else
