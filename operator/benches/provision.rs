@@ -28,15 +28,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use futures::{stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use prismicx_harness::{servers, unique_name, Servers};
-use prismicx_operator::catalog::{Catalog, PostgresLayout};
-use prismicx_operator::dataplane::{DataPlane, DataPlaneSettings, Endpoints};
+use prismicx_operator::catalog::PostgresLayout;
+use prismicx_operator::dataplane::DataPlane;
 use prismicx_operator::tenant::{self, plan::TenantPlan};
 use prismicx_operator::Context;
 use prismicx_operator_api::{ServiceKind, Tenant, TenantSpec};
@@ -49,57 +48,14 @@ use prismicx_service_common::tenancy::TenantSlug;
 use sqlx::Executor;
 use uuid::Uuid;
 
-const NS: &str = "tenants";
+/// The `Context` the operator's tests use: the harness servers and a fake Kubernetes API.
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::{Env, NS};
+
 /// The controller's default number of concurrent reconciles.
 const CONCURRENCY: usize = 4;
 const MAX_TRIES: u32 = 3;
-
-struct Env {
-    ctx: Arc<Context>,
-    tenants: Api<Tenant>,
-    secrets: Api<Secret>,
-}
-
-/// The `Context` of operator/tests/support/mod.rs: the harness servers and a fake Kubernetes API.
-async fn env(s: &Servers) -> Result<Env> {
-    let client = kube_fake_client::ClientBuilder::new()
-        .with_resource::<Tenant>()
-        .with_status_subresource::<Tenant>()
-        .build()
-        .await
-        .context("fake kube client")?;
-    let settings = DataPlaneSettings {
-        pg_admin: s.postgres.admin_options("postgres"),
-        pgbouncer_admin: s.pgbouncer.admin_options(),
-        pgbouncer_databases_file: s.pgbouncer.databases_file().to_path_buf(),
-        mongo_system_uri: Hidden::new(s.mongo_system.uri()),
-        mongo_tenant_uri: Hidden::new(s.mongo_tenant.uri()),
-        redis_url: Hidden::new(s.redis.url()),
-        endpoints: Endpoints {
-            postgres_host: "127.0.0.1".into(),
-            postgres_port: s.postgres.port(),
-            pooler_host: "127.0.0.1".into(),
-            pooler_port: s.pgbouncer.port(),
-            pool_server_host: "127.0.0.1".into(),
-            pool_server_port: s.postgres.port(),
-            mongo_tenant_address: s.mongo_tenant.address(),
-            mongo_system_address: s.mongo_system.address(),
-        },
-        default_dedicated_pool_size: 3,
-    };
-    let data = DataPlane::connect(settings).await.context("data plane")?;
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        data,
-        Catalog::platform(),
-        Duration::from_secs(300),
-    ));
-    Ok(Env {
-        tenants: Api::namespaced(client.clone(), NS),
-        secrets: Api::namespaced(client, NS),
-        ctx,
-    })
-}
 
 /// When each item of a run finished (from the run's start, ascending).
 struct Run {
@@ -413,12 +369,7 @@ async fn extras(env: &Env, plain: &Plain, names: &[String]) -> Result<Vec<(&'sta
     out.push(("isolation probe, MongoDB (mongo::probe)", d));
 
     let fresh = slugs("bpr-", ts.len())?;
-    let dbs: Vec<&str> = ctx
-        .catalog
-        .all_postgres()
-        .iter()
-        .map(|p| p.database)
-        .collect();
+    let dbs = ctx.catalog.postgres_databases();
     let dbs = &dbs;
     let d = seconds(&fresh, |slug| async move {
         tenant::registry::entry(dp, slug).await?;
@@ -577,7 +528,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(s: &Servers, n: usize) -> Result<()> {
-    let env = env(s).await?;
+    let env = support::env().await;
     let plain = Plain::new(&env.ctx).await?;
 
     // Untimed: the service database, then one tenant through each path.

@@ -110,25 +110,36 @@ impl Catalog {
 
     /// Every PostgreSQL layout in the catalog (deduplicated by database).
     pub fn all_postgres(&self) -> Vec<PostgresLayout> {
-        let mut out: Vec<PostgresLayout> = Vec::new();
-        for p in self.services.values().filter_map(|s| s.postgres) {
-            if !out.iter().any(|o| o.database == p.database) {
-                out.push(p);
-            }
-        }
-        out
+        first_per_database(self.services.values().filter_map(|s| s.postgres), |p| {
+            p.database
+        })
+    }
+
+    /// The name of every PostgreSQL database in the catalog.
+    pub fn postgres_databases(&self) -> Vec<&'static str> {
+        self.all_postgres().iter().map(|p| p.database).collect()
     }
 
     /// Every MongoDB layout in the catalog (deduplicated by database).
     pub fn all_mongo(&self) -> Vec<MongoLayout> {
-        let mut out: Vec<MongoLayout> = Vec::new();
-        for m in self.services.values().filter_map(|s| s.mongo) {
-            if !out.iter().any(|o| o.database == m.database) {
-                out.push(m);
-            }
-        }
-        out
+        first_per_database(self.services.values().filter_map(|s| s.mongo), |m| {
+            m.database
+        })
     }
+}
+
+/// The first of `layouts` for each database, in their order.
+fn first_per_database<L>(
+    layouts: impl Iterator<Item = L>,
+    database: impl Fn(&L) -> &str,
+) -> Vec<L> {
+    let mut out: Vec<L> = Vec::new();
+    for l in layouts {
+        if !out.iter().any(|o| database(o) == database(&l)) {
+            out.push(l);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

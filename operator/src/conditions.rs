@@ -347,16 +347,8 @@ mod tests {
     fn the_api_strings_are_the_documented_ones() {
         let types: Vec<&str> = TenantCondition::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(
-            types,
-            [
-                "Ready",
-                "PostgresReady",
-                "MongoReady",
-                "PoolReady",
-                "Registered",
-                "IsolationVerified",
-                "Drifted"
-            ]
+            types.join(" "),
+            "Ready PostgresReady MongoReady PoolReady Registered IsolationVerified Drifted"
         );
         let types: Vec<&str> = ServiceCondition::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(types, ["Available", "Progressing", "Degraded"]);

@@ -47,35 +47,33 @@ pub trait Reconciled:
     fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
 }
 
-impl Reconciled for Tenant {
-    type Condition = TenantCondition;
-    type Status = TenantStatus;
-    const RESOURCE: &'static str = "tenant";
-    fn status_of(&self) -> Option<&TenantStatus> {
-        self.status.as_ref()
-    }
-    fn conditions_of(status: &TenantStatus) -> &[Condition] {
-        &status.conditions
-    }
-    fn conditions_mut(status: &mut TenantStatus) -> &mut Vec<Condition> {
-        &mut status.conditions
-    }
+/// Implements [`Reconciled`] for a resource whose status has a `conditions` list.
+macro_rules! reconciled {
+    ($kind:ty, $status:ty, $condition:ty, $resource:literal) => {
+        impl Reconciled for $kind {
+            type Condition = $condition;
+            type Status = $status;
+            const RESOURCE: &'static str = $resource;
+            fn status_of(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn conditions_of(status: &$status) -> &[Condition] {
+                &status.conditions
+            }
+            fn conditions_mut(status: &mut $status) -> &mut Vec<Condition> {
+                &mut status.conditions
+            }
+        }
+    };
 }
 
-impl Reconciled for DatabaseService {
-    type Condition = ServiceCondition;
-    type Status = DatabaseServiceStatus;
-    const RESOURCE: &'static str = "databaseservice";
-    fn status_of(&self) -> Option<&DatabaseServiceStatus> {
-        self.status.as_ref()
-    }
-    fn conditions_of(status: &DatabaseServiceStatus) -> &[Condition] {
-        &status.conditions
-    }
-    fn conditions_mut(status: &mut DatabaseServiceStatus) -> &mut Vec<Condition> {
-        &mut status.conditions
-    }
-}
+reconciled!(Tenant, TenantStatus, TenantCondition, "tenant");
+reconciled!(
+    DatabaseService,
+    DatabaseServiceStatus,
+    ServiceCondition,
+    "databaseservice"
+);
 
 /// An Event waiting for the status write.
 #[derive(Debug, Clone)]

@@ -381,9 +381,8 @@ async fn tenant_b_cannot_open_more_connections_than_its_limit() {
 #[tokio::test]
 async fn passwords_the_platform_sets_never_reach_the_server_log() {
     let env = env().await;
-    let t = create(&env, "logged", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "logged", json!({"services": ["user-data"]})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let first = secret_value(&env, &t, "password").await;
 
     // Rotation: the Secret is gone, the next reconcile sets a new password.
@@ -453,9 +452,8 @@ async fn passwords_the_platform_sets_never_reach_the_server_log() {
 #[tokio::test]
 async fn changed_login_limits_are_drift_and_are_restored() {
     let env = env().await;
-    let t = create(&env, "limits", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "limits", json!({"services": ["user-data"]})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let mut admin = admin("system_users").await;
     sqlx::raw_sql(&format!(
         "ALTER ROLE {l} SET statement_timeout = 0; ALTER ROLE {l} CONNECTION LIMIT -1",
@@ -484,9 +482,8 @@ async fn changed_login_limits_are_drift_and_are_restored() {
 #[tokio::test]
 async fn an_installation_with_the_old_catalog_forms_is_rewritten_and_keeps_its_tenant() {
     let env = env().await;
-    let t = create(&env, "oldform", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "oldform", json!({"services": ["user-data"]})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let id = tenant_id(&t);
     let schema = schema_of(&t);
     let slug = TenantSlug::parse(&name).unwrap();

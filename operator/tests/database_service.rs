@@ -240,6 +240,33 @@ fn condition(ds: &DatabaseService, type_: &str) -> (String, String) {
     (c.status.clone(), c.reason.clone())
 }
 
+/// Asserts the status and reason of the condition `type_`.
+#[track_caller]
+fn assert_condition(ds: &DatabaseService, type_: &str, status: &str, reason: &str) {
+    assert_eq!(
+        condition(ds, type_),
+        (status.to_string(), reason.to_string()),
+        "{type_}"
+    );
+}
+
+/// The database Secret the operator made for `kind` (`<k8s-name>-db`).
+async fn operator_secret(t: &T, kind: ServiceKind) -> Secret {
+    t.secrets
+        .get(&format!("{}-db", kind.k8s_name()))
+        .await
+        .expect("the operator's database Secret")
+}
+
+/// Whether the Deployment `name` exists.
+async fn has_deployment(t: &T, name: &str) -> bool {
+    t.deployments
+        .get_opt(name)
+        .await
+        .expect("get deployment")
+        .is_some()
+}
+
 fn secret_value(s: &Secret, key: &str) -> String {
     String::from_utf8(s.data.as_ref().expect("data")[key].0.clone()).expect("utf8")
 }
@@ -405,10 +432,7 @@ async fn every_service_gets_its_objects_ports_env_probes_and_owner() {
         assert_eq!(status.observed_generation, ds.metadata.generation);
         assert_eq!(status.config_hash.as_deref(), Some(pod_hash(&d).as_str()));
         assert_eq!(condition(&ds, "Degraded").0, "False");
-        assert_eq!(
-            condition(&ds, "Available"),
-            ("False".into(), "WaitingForReplicas".into())
-        );
+        assert_condition(&ds, "Available", "False", "WaitingForReplicas");
     }
 }
 
@@ -514,7 +538,7 @@ async fn objects_no_longer_wanted_are_removed_and_deletion_cascades() {
         .await
         .expect("delete");
     let name = kind.k8s_name();
-    assert!(t.deployments.get_opt(name).await.unwrap().is_none());
+    assert!(!has_deployment(&t, name).await);
     assert!(t.services.get_opt(name).await.unwrap().is_none());
     assert!(t.accounts.get_opt(name).await.unwrap().is_none());
     assert!(t.config_maps.get_opt(name).await.unwrap().is_none());
@@ -538,24 +562,25 @@ async fn status_follows_the_deployment() {
     let ds = get(&t, "vectors").await;
     assert_eq!(ds.status.as_ref().unwrap().ready_replicas, 0);
     assert_eq!(condition(&ds, "Available").0, "False");
-    assert_eq!(
-        condition(&ds, "Progressing"),
-        ("True".into(), "RollingOut".into())
-    );
+    assert_condition(&ds, "Progressing", "True", "RollingOut");
 
-    let set_status = |status: serde_json::Value| {
-        let api = t.deployments.clone();
+    // The Deployment's status as its controller would write it, then one reconcile.
+    let reconcile_with_status = |status: serde_json::Value| {
+        let t = &t;
         async move {
-            api.patch_status(
-                kind.k8s_name(),
-                &PatchParams::default(),
-                &Patch::Merge(&json!({ "status": status })),
-            )
-            .await
-            .expect("deployment status");
+            t.deployments
+                .patch_status(
+                    kind.k8s_name(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({ "status": status })),
+                )
+                .await
+                .expect("deployment status");
+            reconcile(t, "vectors").await.expect("reconcile");
+            get(t, "vectors").await
         }
     };
-    set_status(json!({
+    let ds = reconcile_with_status(json!({
         "observedGeneration": 1000, "replicas": 1, "updatedReplicas": 1,
         "readyReplicas": 1, "availableReplicas": 1,
         "conditions": [
@@ -564,25 +589,14 @@ async fn status_follows_the_deployment() {
         ]
     }))
     .await;
-    reconcile(&t, "vectors").await.expect("reconcile");
-    let ds = get(&t, "vectors").await;
     let status = ds.status.clone().unwrap();
     assert_eq!(status.ready_replicas, 1);
     assert_eq!(status.observed_generation, ds.metadata.generation);
-    assert_eq!(
-        condition(&ds, "Available"),
-        ("True".into(), "MinimumReplicasAvailable".into())
-    );
-    assert_eq!(
-        condition(&ds, "Progressing"),
-        ("False".into(), "RolloutComplete".into())
-    );
-    assert_eq!(
-        condition(&ds, "Degraded"),
-        ("False".into(), "AsExpected".into())
-    );
+    assert_condition(&ds, "Available", "True", "MinimumReplicasAvailable");
+    assert_condition(&ds, "Progressing", "False", "RolloutComplete");
+    assert_condition(&ds, "Degraded", "False", "AsExpected");
 
-    set_status(json!({
+    let ds = reconcile_with_status(json!({
         "readyReplicas": 0, "availableReplicas": 0,
         "conditions": [
             {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "none"},
@@ -590,19 +604,13 @@ async fn status_follows_the_deployment() {
         ]
     }))
     .await;
-    reconcile(&t, "vectors").await.expect("reconcile");
-    let ds = get(&t, "vectors").await;
     assert_eq!(ds.status.as_ref().unwrap().ready_replicas, 0);
     assert_eq!(condition(&ds, "Available").0, "False");
-    assert_eq!(
-        condition(&ds, "Degraded"),
-        ("True".into(), "ProgressDeadlineExceeded".into())
-    );
+    assert_condition(&ds, "Degraded", "True", "ProgressDeadlineExceeded");
 
     // replicas 0: every object stays, no pod is asked for.
     patch_spec(&t, "vectors", json!({"replicas": 0})).await;
-    set_status(json!({"replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0, "conditions": []})).await;
-    reconcile(&t, "vectors").await.expect("reconcile");
+    let ds = reconcile_with_status(json!({"replicas": 0, "updatedReplicas": 0, "readyReplicas": 0, "availableReplicas": 0, "conditions": []})).await;
     let d = deployment(&t, kind).await;
     assert_eq!(d.spec.as_ref().unwrap().replicas, Some(0));
     assert!(t.services.get_opt(kind.k8s_name()).await.unwrap().is_some());
@@ -612,11 +620,7 @@ async fn status_follows_the_deployment() {
         .await
         .unwrap()
         .is_some());
-    let ds = get(&t, "vectors").await;
-    assert_eq!(
-        condition(&ds, "Available"),
-        ("True".into(), "ScaledToZero".into())
-    );
+    assert_condition(&ds, "Available", "True", "ScaledToZero");
     assert_eq!(condition(&ds, "Degraded").0, "False");
 }
 
@@ -692,10 +696,7 @@ async fn postgres_services_get_their_database_schema_and_login_before_the_first_
             .unwrap()
             .is_none());
         let ds = get(&t, kind.as_str()).await;
-        assert_eq!(
-            condition(&ds, "Degraded"),
-            ("True".into(), "PostgresFailed".into())
-        );
+        assert_condition(&ds, "Degraded", "True", "PostgresFailed");
 
         reconcile(&t, kind.as_str()).await.expect("reconcile");
         reconcile(&t, kind.as_str()).await.expect("idempotent");
@@ -758,22 +759,14 @@ async fn postgres_services_get_their_database_schema_and_login_before_the_first_
         );
 
         // The Secret's credentials log in through PgBouncer, and stay the same across reconciles.
-        let secret = t
-            .secrets
-            .get(&format!("{}-db", kind.k8s_name()))
-            .await
-            .unwrap();
+        let secret = operator_secret(&t, kind).await;
         assert_eq!(secret_value(&secret, "username"), login);
         assert_eq!(
             login_through_pgbouncer(&secret).await,
             (login.clone(), db.to_string())
         );
         reconcile(&t, kind.as_str()).await.expect("reconcile");
-        let again = t
-            .secrets
-            .get(&format!("{}-db", kind.k8s_name()))
-            .await
-            .unwrap();
+        let again = operator_secret(&t, kind).await;
         assert_eq!(
             secret_value(&again, "password"),
             secret_value(&secret, "password")
@@ -838,11 +831,7 @@ async fn mongo_services_get_their_users() {
                 .all(|(d, r)| d.starts_with(&format!("{db}__")) && r == "readWrite"),
             "{user} on mongodb-tenant: {roles:?}"
         );
-        let secret = t
-            .secrets
-            .get(&format!("{}-db", kind.k8s_name()))
-            .await
-            .unwrap();
+        let secret = operator_secret(&t, kind).await;
         let uri = secret_value(&secret, "mongodb-uri");
         assert!(uri.starts_with(&format!("mongodb://{user}:")), "{uri}");
         assert!(uri.ends_with(&format!("/{db}?authSource={db}")), "{uri}");
@@ -876,10 +865,7 @@ async fn bad_specs_and_missing_secrets_are_reported_and_touch_nothing() {
     let err = reconcile(&t, "dup").await.unwrap_err();
     assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
     let ds = get(&t, "dup").await;
-    assert_eq!(
-        condition(&ds, "Degraded"),
-        ("True".into(), "InvalidSpec".into())
-    );
+    assert_condition(&ds, "Degraded", "True", "InvalidSpec");
     assert_eq!(
         ds.status.as_ref().unwrap().observed_generation,
         ds.metadata.generation
@@ -888,12 +874,7 @@ async fn bad_specs_and_missing_secrets_are_reported_and_touch_nothing() {
         error_policy(Arc::new(ds), &err, t.ctx.clone()),
         Action::await_change()
     );
-    assert!(t
-        .deployments
-        .get_opt("task-repo-service")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!has_deployment(&t, "task-repo-service").await);
 
     create(
         &t,
@@ -914,30 +895,17 @@ async fn bad_specs_and_missing_secrets_are_reported_and_touch_nothing() {
     );
     assert!(err.to_string().contains("absent"), "{err}");
     let ds = get(&t, "nokey").await;
-    assert_eq!(
-        condition(&ds, "Degraded"),
-        ("True".into(), "SecretFailed".into())
-    );
+    assert_condition(&ds, "Degraded", "True", "SecretFailed");
     assert_ne!(
         error_policy(Arc::new(ds), &err, t.ctx.clone()),
         Action::await_change()
     );
-    assert!(t
-        .deployments
-        .get_opt("category-repository-service")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!has_deployment(&t, "category-repository-service").await);
 
     // Once the Secret exists, the next reconcile deploys.
     put_secret(&t, "absent", &[("api-key", "k")]).await;
     reconcile(&t, "nokey").await.expect("reconcile");
-    assert!(t
-        .deployments
-        .get_opt("category-repository-service")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(has_deployment(&t, "category-repository-service").await);
 
     // A second DatabaseService for the same service is refused and leaves the first alone.
     let before = deployment(&t, ServiceKind::CategoryRepository).await;
@@ -1004,10 +972,7 @@ async fn a_database_service_in_another_namespace_cannot_reset_platform_passwords
             .expect_err("refused");
     assert!(err.is_permanent(), "{err}");
     let ds = dss.get("user-data").await.unwrap();
-    assert_eq!(
-        condition(&ds, "Degraded"),
-        ("True".into(), "OutsidePlatformNamespace".into())
-    );
+    assert_condition(&ds, "Degraded", "True", "OutsidePlatformNamespace");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), hostile);
     assert!(deployments
         .get_opt("user-data-service")

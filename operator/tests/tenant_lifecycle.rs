@@ -62,14 +62,13 @@ async fn pool_file_has(alias: &str) -> bool {
 #[tokio::test]
 async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "ded",
         json!({"tier": "dedicated", "pool": {"size": 4}, "services": ["user-data", "task-repo"]}),
     )
     .await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let alias = format!("system_users__{}", ident(&name));
     let shown = prismicx_harness::servers()
         .pgbouncer
@@ -119,14 +118,13 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
 #[tokio::test]
 async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "move",
         json!({"services": ["user-data", "task-repo"]}),
     )
     .await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let id = tenant_id(&t);
     let mut pg = connect_uri(&secret_value(&env, &t, "uri").await)
         .await
@@ -211,14 +209,13 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
 #[tokio::test]
 async fn suspension_blocks_logins_and_resuming_restores_them() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "susp",
         json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
     )
     .await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let uri = secret_value(&env, &t, "uri").await;
     let mut open = connect_uri(&uri).await.expect("connects while active");
 
@@ -284,9 +281,8 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
 #[tokio::test]
 async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds_it() {
     let env = env().await;
-    let t = create(&env, "ret", json!({"services": ["user-data", "task-repo"]})).await;
+    let t = provisioned(&env, "ret", json!({"services": ["user-data", "task-repo"]})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let id = tenant_id(&t);
     let uri = secret_value(&env, &t, "uri").await;
     let mut pg = connect_uri(&uri).await.unwrap();
@@ -359,9 +355,8 @@ async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds
 #[tokio::test]
 async fn deleting_with_delete_removes_the_tenant_everywhere() {
     let env = env().await;
-    let t = create(&env, "del", json!({"tier": "dedicated", "deletionPolicy": "Delete", "services": ["user-data", "task-repo", "management-system-repo"]})).await;
+    let t = provisioned(&env, "del", json!({"tier": "dedicated", "deletionPolicy": "Delete", "services": ["user-data", "task-repo", "management-system-repo"]})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let id = tenant_id(&t);
     let m = mongo().await;
     // Leave a document in a shared collection too (as if written before a tier change).
@@ -434,14 +429,13 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
 #[tokio::test]
 async fn out_of_band_drift_is_detected_and_repaired() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "drift",
         json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
     )
     .await;
     let name = t.name_any();
-    provision(&env, &name).await;
     let schema = format!("tenant_{}", ident(&name));
     let alias = format!("system_users__{}", ident(&name));
 
@@ -627,14 +621,13 @@ async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
 #[tokio::test]
 async fn a_stuck_deletion_shows_why_and_keeps_the_finalizer_until_it_completes() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "stuck",
         json!({"services": ["user-data"], "deletionPolicy": "Delete"}),
     )
     .await;
     let name = t.name_any();
-    provision(&env, &name).await;
     env.ctx.fail_step_once(prismicx_operator::Step::Cleanup);
     let err = delete(&env, &name)
         .await
@@ -673,14 +666,13 @@ async fn a_stuck_deletion_shows_why_and_keeps_the_finalizer_until_it_completes()
 #[tokio::test]
 async fn a_tenants_rate_limit_reaches_the_registry_as_tenant_mgmt_serves_it() {
     let env = env().await;
-    let t = create(
+    let t = provisioned(
         &env,
         "rl",
         json!({"services": ["user-data"], "rateLimit": {"requestsPerSecond": 5, "burst": 10}}),
     )
     .await;
     let name = t.name_any();
-    provision(&env, &name).await;
     let reg = registry_entry(&name).await.unwrap();
     let limit = prismicx_tenant_mgmt::registry::rate_limit_of(&reg).expect("a rate limit");
     assert_eq!((limit.rps, limit.burst), (5.0, 10));

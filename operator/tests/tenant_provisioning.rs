@@ -22,9 +22,8 @@ async fn scalar_bool(conn: &mut sqlx::PgConnection, sql: &str, arg: &str) -> boo
 #[tokio::test]
 async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
     let env = env().await;
-    let t = create(&env, "std", json!({"services": ["user-data", "task-repo", "management-system-repo"], "displayName": "Standard Co"})).await;
+    let t = provisioned(&env, "std", json!({"services": ["user-data", "task-repo", "management-system-repo"], "displayName": "Standard Co"})).await;
     let name = t.name_any();
-    let t = provision(&env, &name).await;
     let id = tenant_id(&t);
     let status = t.status.clone().unwrap();
     for c in [

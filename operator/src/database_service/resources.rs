@@ -18,7 +18,6 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::ByteString;
 use kube::core::ObjectMeta;
 use prismicx_operator_api::ServiceKind;
 use prismicx_service_common::config::Secret as Hidden;
@@ -294,14 +293,8 @@ pub fn database_secret(
         data.insert("dbname".into(), db.into());
         data.insert("username".into(), service_user(db));
     }
-    Some(Secret {
-        metadata: meta(plan, &plan.database_secret),
-        type_: Some("Opaque".into()),
-        data: Some(
-            data.into_iter()
-                .map(|(k, v)| (k, ByteString(v.into_bytes())))
-                .collect(),
-        ),
-        ..Default::default()
-    })
+    Some(crate::tenant::secret::opaque(
+        meta(plan, &plan.database_secret),
+        data,
+    ))
 }

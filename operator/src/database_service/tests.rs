@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use prismicx_operator_api::{DatabaseService, ServiceKind};
@@ -18,6 +17,7 @@ use crate::conditions::ConditionType;
 use crate::config::OperatorArgs;
 use crate::dataplane::Endpoints;
 use crate::error::Error;
+use crate::tenant::secret::{assert_data, value_of as get};
 
 const AVAILABLE: &str = "Available";
 const PROGRESSING: &str = "Progressing";
@@ -454,41 +454,37 @@ fn redis_from_a_secret_is_a_secret_reference() {
     assert_eq!(secret_of(&p, "REDIS_URL"), Some(("redis", "url")));
 }
 
-fn get(s: &Secret, k: &str) -> String {
-    String::from_utf8(s.data.as_ref().unwrap()[k].0.clone()).unwrap()
-}
-
 #[test]
 fn the_database_secret_describes_the_service_logins() {
     let pw = Hidden::new("pw".to_string());
     let p = plan_of(serde_json::json!({"service": "user-data"}));
     let s = database_secret(&p, &endpoints(), &pw).unwrap();
     assert_eq!(s.metadata.name.as_deref(), Some("user-data-service-db"));
-    assert_eq!(get(&s, "host"), "pgbouncer");
-    assert_eq!(get(&s, "port"), "6432");
-    assert_eq!(get(&s, "dbname"), "system_users");
-    assert_eq!(get(&s, "username"), "system_users_svc");
-    assert_eq!(get(&s, "password"), "pw");
+    assert_data(
+        &s,
+        &[
+            ("host", "pgbouncer"),
+            ("port", "6432"),
+            ("dbname", "system_users"),
+            ("username", "system_users_svc"),
+            ("password", "pw"),
+        ],
+    );
     assert!(!s.data.as_ref().unwrap().contains_key("mongodb-uri"));
 
     let p = plan_of(serde_json::json!({"service": "task-repo"}));
     let s = database_secret(&p, &endpoints(), &pw).unwrap();
-    assert_eq!(get(&s, "username"), "task_repository_svc");
-    assert_eq!(get(&s, "host"), "mongodb-system");
-    assert_eq!(get(&s, "port"), "27018");
-    assert_eq!(
-        get(&s, "mongodb-uri"),
-        "mongodb://task_repository_svc:pw@mongodb-system:27018/task_repository?authSource=task_repository"
-    );
-    assert_eq!(
-        get(&s, "mongodb-tenant-uri"),
-        "mongodb://task_repository_svc:pw@mongodb-tenant:27017/?authSource=admin"
-    );
+    assert_data(&s, &[("username", "task_repository_svc"), ("host", "mongodb-system"), ("port", "27018"), ("mongodb-uri", "mongodb://task_repository_svc:pw@mongodb-system:27018/task_repository?authSource=task_repository"), ("mongodb-tenant-uri", "mongodb://task_repository_svc:pw@mongodb-tenant:27017/?authSource=admin")]);
 
     let p = plan_of(serde_json::json!({"service": "management-system-repo"}));
     let s = database_secret(&p, &endpoints(), &pw).unwrap();
-    assert_eq!(get(&s, "username"), "management_system_repository_svc");
-    assert_eq!(get(&s, "host"), "pgbouncer");
+    assert_data(
+        &s,
+        &[
+            ("username", "management_system_repository_svc"),
+            ("host", "pgbouncer"),
+        ],
+    );
     assert!(get(&s, "mongodb-uri").starts_with("mongodb://config_db_svc:pw@"));
     assert_eq!(split_address("mongo"), ("mongo".into(), "27017".into()));
 }

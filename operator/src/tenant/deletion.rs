@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::plan::{self, TenantPlan};
 use super::{mongo, pool, postgres, registry, secret};
-use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::conditions::Reason;
 use crate::context::Context;
 use crate::error::{Error, Result, Step};
 use crate::pipeline::Run;
@@ -83,14 +83,7 @@ pub async fn cleanup(t: Arc<Tenant>, ctx: &Context) -> Result<Action> {
         }
         Err(err) => {
             // A stuck deletion shows why in the status, and the finalizer stays.
-            let reason = Step::Cleanup.failed_reason();
-            run.set(Cond::new(
-                TenantCondition::Ready,
-                false,
-                reason.clone(),
-                err.to_string(),
-            ));
-            run.event(true, reason, err.to_string());
+            run.not_ready(Step::Cleanup.failed_reason(), err.to_string());
             if let Err(w) = run.write().await {
                 tracing::warn!(error = %w, "could not record the cleanup failure");
             }
@@ -140,12 +133,7 @@ async fn cleanup_steps(t: &Tenant, ctx: &Context) -> Result<Option<bool>> {
     let mut plan = cleanup_plan(t, id, ctx)?;
     plan.suspended = true;
     let drop = t.spec.deletion_policy == DeletionPolicy::Delete;
-    let dbs: Vec<&str> = ctx
-        .catalog
-        .all_postgres()
-        .iter()
-        .map(|p| p.database)
-        .collect();
+    let dbs = ctx.catalog.postgres_databases();
 
     let result: anyhow::Result<()> = async {
         ctx.check_fault(Step::Cleanup)?;

@@ -111,12 +111,7 @@ async fn resolve_id(
             _ => Ok(id),
         };
     }
-    let dbs: Vec<&str> = ctx
-        .catalog
-        .all_postgres()
-        .iter()
-        .map(|p| p.database)
-        .collect();
+    let dbs = ctx.catalog.postgres_databases();
     let retained = match registry::retained(&ctx.data, slug).await.map_err(step)? {
         Some(found) => Some(found),
         None => postgres::retained_tenant_id(&ctx.data, slug, &dbs)

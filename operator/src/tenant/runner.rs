@@ -118,18 +118,22 @@ pub async fn run_step(
 }
 
 impl Run<'_, Tenant> {
-    /// Records that the spec cannot be planned (Ready=False `InvalidSpec`, a Warning Event;
-    /// this generation was looked at) and returns the error.
-    pub async fn invalid_spec(&mut self, err: Error) -> Result<Error, Error> {
-        let message = err.to_string();
+    /// Ready=False with `reason` and `message`, and a Warning Event saying the same.
+    pub fn not_ready(&mut self, reason: Reason, message: String) {
         self.set(Cond::new(
             TenantCondition::Ready,
             false,
-            Reason::InvalidSpec,
+            reason.clone(),
             message.clone(),
         ));
+        self.event(true, reason, message);
+    }
+
+    /// Records that the spec cannot be planned (Ready=False `InvalidSpec`, a Warning Event;
+    /// this generation was looked at) and returns the error.
+    pub async fn invalid_spec(&mut self, err: Error) -> Result<Error, Error> {
+        self.not_ready(Reason::InvalidSpec, err.to_string());
         self.status.observed_generation = self.generation;
-        self.event(true, Reason::InvalidSpec, message);
         self.write().await?;
         Ok(err)
     }
@@ -137,13 +141,7 @@ impl Run<'_, Tenant> {
     /// Records that the Tenant is refused (Ready=False with `reason`, a Warning Event) and
     /// returns the permanent error the controller waits on until the object changes.
     pub async fn refuse(&mut self, reason: Reason, msg: String) -> Result<Error, Error> {
-        self.set(Cond::new(
-            TenantCondition::Ready,
-            false,
-            reason.clone(),
-            msg.clone(),
-        ));
-        self.event(true, reason, msg.clone());
+        self.not_ready(reason, msg.clone());
         self.write().await?;
         Ok(Error::InvalidSpec(msg))
     }
@@ -160,13 +158,7 @@ impl Run<'_, Tenant> {
         if let Some(ty) = TenantCondition::of_step(step) {
             self.set(Cond::new(ty, false, reason.clone(), message.clone()));
         }
-        self.set(Cond::new(
-            TenantCondition::Ready,
-            false,
-            reason.clone(),
-            message.clone(),
-        ));
-        self.event(true, reason, message);
+        self.not_ready(reason, message);
         if let Err(e) = self.write().await {
             tracing::warn!(error = %e, "could not record the failure in the status");
         }

@@ -117,8 +117,8 @@ pub fn build(
         }
     }
     data.insert("mongodb-uri".into(), mongodb_uri);
-    Secret {
-        metadata: ObjectMeta {
+    opaque(
+        ObjectMeta {
             name: Some(plan.secret_name.clone()),
             namespace: Some(namespace.to_string()),
             labels: Some(BTreeMap::from([
@@ -134,6 +134,14 @@ pub fn build(
             owner_references: owner.map(|o| vec![o]),
             ..Default::default()
         },
+        data,
+    )
+}
+
+/// An Opaque Secret holding `data` (as UTF-8 bytes).
+pub fn opaque(metadata: ObjectMeta, data: BTreeMap<String, String>) -> Secret {
+    Secret {
+        metadata,
         type_: Some("Opaque".into()),
         data: Some(
             data.into_iter()
@@ -185,6 +193,21 @@ pub async fn step(p: &mut Provision<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Test helper: the value of `key` in the Secret's data.
+#[cfg(test)]
+pub(crate) fn value_of(s: &Secret, key: &str) -> String {
+    String::from_utf8(s.data.as_ref().unwrap()[key].0.clone()).unwrap()
+}
+
+/// Test helper: asserts every `(key, value)` of the Secret's data.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_data(s: &Secret, expected: &[(&str, &str)]) {
+    for (key, value) in expected {
+        assert_eq!(value_of(s, key), *value, "{key}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,10 +233,6 @@ mod tests {
         super::super::plan::plan(&t, Uuid::from_u128(1), &Catalog::platform(), 10).unwrap()
     }
 
-    fn get(s: &Secret, k: &str) -> String {
-        String::from_utf8(s.data.as_ref().unwrap()[k].0.clone()).unwrap()
-    }
-
     #[test]
     fn stable_keys_for_a_standard_tenant() {
         let pw = Hidden::new("pw".to_string());
@@ -230,21 +249,26 @@ mod tests {
         ] {
             assert!(s.data.as_ref().unwrap().contains_key(k), "{k}");
         }
-        assert_eq!(get(&s, "username"), "tenant_acme_login");
-        assert_eq!(get(&s, "dbname"), "system_users");
-        assert_eq!(
-            get(&s, "uri"),
-            "postgres://tenant_acme_login:pw@pg:5432/system_users"
+        assert_data(
+            &s,
+            &[
+                ("username", "tenant_acme_login"),
+                ("dbname", "system_users"),
+                (
+                    "uri",
+                    "postgres://tenant_acme_login:pw@pg:5432/system_users",
+                ),
+                (
+                    "pooler-uri",
+                    "postgres://tenant_acme_login:pw@pgb:6432/system_users",
+                ),
+                (
+                    "pooler-uri.management_system_repository",
+                    "postgres://tenant_acme_login:pw@pgb:6432/management_system_repository",
+                ),
+                ("mongodb-uri", ""),
+            ],
         );
-        assert_eq!(
-            get(&s, "pooler-uri"),
-            "postgres://tenant_acme_login:pw@pgb:6432/system_users"
-        );
-        assert_eq!(
-            get(&s, "pooler-uri.management_system_repository"),
-            "postgres://tenant_acme_login:pw@pgb:6432/management_system_repository"
-        );
-        assert_eq!(get(&s, "mongodb-uri"), "");
         assert_eq!(s.metadata.name.as_deref(), Some("acme-db-credentials"));
     }
 
@@ -258,14 +282,7 @@ mod tests {
             "ns",
             None,
         );
-        assert_eq!(
-            get(&s, "pooler-uri"),
-            "postgres://tenant_acme_login:pw@pgb:6432/system_users__acme"
-        );
-        assert_eq!(
-            get(&s, "mongodb-uri"),
-            "mongodb://tenant_acme_login:pw@mt:27017/task_repository__acme?authSource=admin"
-        );
+        assert_data(&s, &[("pooler-uri", "postgres://tenant_acme_login:pw@pgb:6432/system_users__acme"), ("mongodb-uri", "mongodb://tenant_acme_login:pw@mt:27017/task_repository__acme?authSource=admin")]);
     }
 
     #[test]

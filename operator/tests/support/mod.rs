@@ -114,7 +114,13 @@ pub async fn reconcile(
     tenant::reconcile(Arc::new(t), env.ctx.clone()).await
 }
 
-/// Reconciles until the Tenant is Ready (the first pass only adds the finalizer).
+/// A Tenant made by [`create`] and reconciled until Ready ([`provision`]).
+pub async fn provisioned(env: &Env, prefix: &str, spec: serde_json::Value) -> Tenant {
+    let t = create(env, prefix, spec).await;
+    provision(env, &t.name_any()).await
+}
+
+/// Reconciles until the Tenant is Ready.
 pub async fn provision(env: &Env, name: &str) -> Tenant {
     for _ in 0..3 {
         reconcile(env, name).await.expect("reconcile");
