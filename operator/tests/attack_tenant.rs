@@ -192,9 +192,7 @@ async fn forged_status_tenant_id_of_another_tenant_is_refused_and_nothing_is_tou
     let env = env().await;
     let victim = create(&env, "idv", json!({"services": ["user-data"]})).await;
     let victim = provision(&env, &victim.name_any()).await;
-    let mut pg = connect_uri(&secret_value(&env, &victim, "pooler-uri").await)
-        .await
-        .unwrap();
+    let mut pg = connect_with_secret(&env, &victim, "pooler-uri").await;
     sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('v@victim.example', 'V')")
         .execute(&mut pg)
         .await
@@ -642,9 +640,7 @@ async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back(
         .await
         .unwrap();
     assert!(!still, "the grant was taken back");
-    let mut as_a = connect_uri(&secret_value(&env, &a, "pooler-uri").await)
-        .await
-        .unwrap();
+    let mut as_a = connect_with_secret(&env, &a, "pooler-uri").await;
     assert!(
         sqlx::raw_sql(&format!("SELECT * FROM \"{b_schema}\".users"))
             .execute(&mut as_a)

@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Probe, Secret, Service, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -258,6 +258,11 @@ async fn operator_secret(t: &T, kind: ServiceKind) -> Secret {
         .expect("the operator's database Secret")
 }
 
+/// The HTTP path a probe asks.
+fn probe_path(probe: &Option<Probe>) -> Option<&str> {
+    probe.as_ref()?.http_get.as_ref()?.path.as_deref()
+}
+
 /// Whether the Deployment `name` exists.
 async fn has_deployment(t: &T, name: &str) -> bool {
     t.deployments
@@ -362,35 +367,12 @@ async fn every_service_gets_its_objects_ports_env_probes_and_owner() {
             c.ports.as_ref().unwrap()[0].container_port,
             i32::from(kind.container_port())
         );
+        assert_eq!(probe_path(&c.liveness_probe), Some("/healthz"));
+        assert_eq!(probe_path(&c.readiness_probe), Some("/readyz"));
+        let env_from = c.env_from.as_deref().unwrap_or_default();
         assert_eq!(
-            c.liveness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/healthz")
-        );
-        assert_eq!(
-            c.readiness_probe
-                .as_ref()
-                .unwrap()
-                .http_get
-                .as_ref()
-                .unwrap()
-                .path
-                .as_deref(),
-            Some("/readyz")
-        );
-        assert_eq!(
-            c.env_from.as_ref().unwrap()[0]
-                .config_map_ref
-                .as_ref()
-                .unwrap()
-                .name,
-            name
+            env_from[0].config_map_ref.as_ref().map(|r| r.name.as_str()),
+            Some(name)
         );
         assert_eq!(
             secret_ref(&d, "API_KEY"),

@@ -126,9 +126,7 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
     .await;
     let name = t.name_any();
     let id = tenant_id(&t);
-    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await)
-        .await
-        .unwrap();
+    let mut pg = connect_with_secret(&env, &t, "uri").await;
     sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('m1@example.com', 'M1'), ('m2@example.com', 'M2')")
         .execute(&mut pg)
         .await
@@ -165,13 +163,8 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
         "and out of the shared collection"
     );
     assert!(pool_file_has(&format!("system_users__{}", ident(&name))).await);
-    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await)
-        .await
-        .unwrap();
-    let users: i64 = query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    let mut pg = connect_with_secret(&env, &t, "pooler-uri").await;
+    let users = count(&mut pg, "SELECT count(*) FROM users").await;
     assert_eq!(users, 2, "rows intact behind the dedicated pool");
     pg.close().await.unwrap();
 
@@ -191,13 +184,8 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
         !pool_file_has(&format!("system_users__{}", ident(&name))).await,
         "alias removed"
     );
-    let mut pg = connect_uri(&secret_value(&env, &t, "pooler-uri").await)
-        .await
-        .unwrap();
-    let users: i64 = query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    let mut pg = connect_with_secret(&env, &t, "pooler-uri").await;
+    let users = count(&mut pg, "SELECT count(*) FROM users").await;
     assert_eq!(users, 2);
     let user = users_info(&name).await;
     assert!(
@@ -209,12 +197,7 @@ async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
 #[tokio::test]
 async fn suspension_blocks_logins_and_resuming_restores_them() {
     let env = env().await;
-    let t = provisioned(
-        &env,
-        "susp",
-        json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
-    )
-    .await;
+    let t = provisioned(&env, "susp", dedicated_spec()).await;
     let name = t.name_any();
     let uri = secret_value(&env, &t, "uri").await;
     let mut open = connect_uri(&uri).await.expect("connects while active");
@@ -342,13 +325,12 @@ async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds
         .unwrap();
     let t = provision(&env, &name).await;
     assert_eq!(tenant_id(&t), id, "the retained data's id is reused");
-    let mut pg = connect_uri(&secret_value(&env, &t, "uri").await)
-        .await
-        .unwrap();
-    let n: i64 = query_scalar("SELECT count(*) FROM users WHERE email = 'keep@example.com'")
-        .fetch_one(&mut pg)
-        .await
-        .unwrap();
+    let mut pg = connect_with_secret(&env, &t, "uri").await;
+    let n = count(
+        &mut pg,
+        "SELECT count(*) FROM users WHERE email = 'keep@example.com'",
+    )
+    .await;
     assert_eq!(n, 1);
 }
 
@@ -365,9 +347,7 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
         .insert_one(doc! {"tenant_id": tenant_bson(id), "system_id": "s", "version": 1})
         .await
         .unwrap();
-    let mut open = connect_uri(&secret_value(&env, &t, "uri").await)
-        .await
-        .unwrap();
+    let mut open = connect_with_secret(&env, &t, "uri").await;
 
     delete(&env, &name).await.expect("cleanup");
     let schema = format!("tenant_{}", ident(&name));
@@ -429,12 +409,7 @@ async fn deleting_with_delete_removes_the_tenant_everywhere() {
 #[tokio::test]
 async fn out_of_band_drift_is_detected_and_repaired() {
     let env = env().await;
-    let t = provisioned(
-        &env,
-        "drift",
-        json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
-    )
-    .await;
+    let t = provisioned(&env, "drift", dedicated_spec()).await;
     let name = t.name_any();
     let schema = format!("tenant_{}", ident(&name));
     let alias = format!("system_users__{}", ident(&name));
@@ -520,17 +495,13 @@ async fn credentials_reach_only_their_own_tenant() {
     let b = create(&env, "vic", json!({"services": ["user-data"]})).await;
     let a = provision(&env, &a.name_any()).await;
     let b = provision(&env, &b.name_any()).await;
-    let mut victim = connect_uri(&secret_value(&env, &b, "pooler-uri").await)
-        .await
-        .unwrap();
+    let mut victim = connect_with_secret(&env, &b, "pooler-uri").await;
     sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('secret@victim.example', 'V')")
         .execute(&mut victim)
         .await
         .unwrap();
 
-    let mut attacker = connect_uri(&secret_value(&env, &a, "uri").await)
-        .await
-        .unwrap();
+    let mut attacker = connect_with_secret(&env, &a, "uri").await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
     let err = sqlx::raw_sql(&format!("SELECT * FROM \"{b_schema}\".users"))
         .execute(&mut attacker)
@@ -543,10 +514,7 @@ async fn credentials_reach_only_their_own_tenant() {
         .execute(&mut attacker)
         .await
         .unwrap();
-    let seen: i64 = query_scalar("SELECT count(*) FROM users")
-        .fetch_one(&mut attacker)
-        .await
-        .unwrap();
+    let seen = count(&mut attacker, "SELECT count(*) FROM users").await;
     assert_eq!(seen, 0);
     let forged = sqlx::raw_sql(&format!("INSERT INTO users (tenant_id, email, display_name) VALUES ('{b_id}', 'x@example.com', 'X')"))
         .execute(&mut attacker)

@@ -169,12 +169,7 @@ async fn reconciling_again_changes_nothing() {
 #[tokio::test]
 async fn a_step_that_fails_once_is_finished_by_the_next_reconcile() {
     let env = env().await;
-    let t = create(
-        &env,
-        "crash",
-        json!({"tier": "dedicated", "services": ["user-data", "task-repo"]}),
-    )
-    .await;
+    let t = create(&env, "crash", dedicated_spec()).await;
     let name = t.name_any();
     env.ctx.fail_step_once(Step::Mongo);
     let err = reconcile(&env, &name)

@@ -114,6 +114,11 @@ pub async fn reconcile(
     tenant::reconcile(Arc::new(t), env.ctx.clone()).await
 }
 
+/// The spec most tests use for a dedicated tenant: user-data and task-repo.
+pub fn dedicated_spec() -> serde_json::Value {
+    serde_json::json!({"tier": "dedicated", "services": ["user-data", "task-repo"]})
+}
+
 /// A Tenant made by [`create`] and reconciled until Ready ([`provision`]).
 pub async fn provisioned(env: &Env, prefix: &str, spec: serde_json::Value) -> Tenant {
     let t = create(env, prefix, spec).await;
@@ -177,6 +182,21 @@ pub async fn secret_value(env: &Env, t: &Tenant, key: &str) -> String {
 }
 
 /// Connects with a `postgres://` URI from the Secret (no statement cache: PgBouncer).
+/// A connection with the URI under `key` of the Tenant's credentials Secret.
+pub async fn connect_with_secret(env: &Env, t: &Tenant, key: &str) -> PgConnection {
+    connect_uri(&secret_value(env, t, key).await)
+        .await
+        .expect("connects with the Secret's URI")
+}
+
+/// The `count(*)` (or any bigint) `sql` returns.
+pub async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    prismicx_service_common::pg::query_scalar(sql)
+        .fetch_one(conn)
+        .await
+        .expect("count query")
+}
+
 pub async fn connect_uri(uri: &str) -> Result<PgConnection, sqlx::Error> {
     let opts = PgConnectOptions::from_str(uri)?.statement_cache_capacity(0);
     PgConnection::connect_with(&opts).await
