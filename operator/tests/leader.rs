@@ -69,6 +69,15 @@ async fn client_with(lease: Lease) -> Result<kube::Client, kube_fake_client::Err
         .await
 }
 
+/// A client with no Lease whose requests first go through `funcs`.
+async fn intercepted(funcs: interceptor::Funcs) -> Result<kube::Client, kube_fake_client::Error> {
+    ClientBuilder::new()
+        .with_resource::<Lease>()
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+}
+
 async fn spec_of(client: &kube::Client) -> Result<LeaseSpec, kube::Error> {
     let lease = Api::<Lease>::namespaced(client.clone(), NAMESPACE)
         .get(LEASE)
@@ -265,11 +274,7 @@ async fn create_that_loses_the_race_is_not_leader() -> TestResult {
             Ok(None)
         }
     });
-    let client = ClientBuilder::new()
-        .with_resource::<Lease>()
-        .with_interceptor_funcs(funcs)
-        .build()
-        .await?;
+    let client = intercepted(funcs).await?;
     let a = LeaderElector::new(client.clone(), settings("a"));
 
     assert!(!a.try_acquire_or_renew().await?);
@@ -285,11 +290,7 @@ async fn create_that_loses_the_race_is_not_leader() -> TestResult {
 async fn other_api_errors_are_errors() -> TestResult {
     let funcs = interceptor::Funcs::new()
         .get(|_| Err(kube_fake_client::Error::Internal("etcd unavailable".into())));
-    let client = ClientBuilder::new()
-        .with_resource::<Lease>()
-        .with_interceptor_funcs(funcs)
-        .build()
-        .await?;
+    let client = intercepted(funcs).await?;
     let a = LeaderElector::new(client, settings("a"));
 
     let err = a
@@ -317,11 +318,7 @@ async fn spawned_loop_publishes_leadership_and_releases_on_shutdown() -> TestRes
             }
         }
     });
-    let client = ClientBuilder::new()
-        .with_resource::<Lease>()
-        .with_interceptor_funcs(funcs)
-        .build()
-        .await?;
+    let client = intercepted(funcs).await?;
     let fast = LeaseSettings {
         renew_interval: Duration::from_millis(20),
         lease_duration: Duration::from_millis(1500),
