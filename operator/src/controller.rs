@@ -72,7 +72,7 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
 /// Runs the operator until a shutdown signal: context, signal handler, HTTP server, (leader
 /// election), controllers; then the lease and the server are released in that order.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
-    prismicx_service_common::service::init_process(&args.log_level, &args.log_format);
+    prismicx_store::process::init(&args.log_level, &args.log_format);
     let (settings, client, ctx) = build_context(&args).await?;
     let shutdown = Shutdown::on_signal();
     let (health, server) = start_http(&args, &ctx, &shutdown).await?;
@@ -121,7 +121,7 @@ impl Shutdown {
     fn on_signal() -> Self {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            prismicx_service_common::http::shutdown_signal().await;
+            prismicx_store::process::shutdown_signal().await;
             let _ = tx.send(true);
         });
         Shutdown(rx)

@@ -29,7 +29,7 @@ use prismicx_operator::database_service::resources::CONFIG_HASH_ANNOTATION;
 use prismicx_operator::database_service::{self, DatabaseServiceContext};
 use prismicx_operator::{Context, Error, Step};
 use prismicx_operator_api::{DatabaseService, DatabaseServiceSpec, ServiceKind};
-use prismicx_service_common::pg::query_scalar;
+use prismicx_store::pg::query_scalar;
 use serde_json::json;
 use sqlx::Connection;
 use tokio::sync::{Mutex, MutexGuard};

@@ -99,7 +99,7 @@ use crate::context::Context;
 use crate::error::{Error, Result, Step, StepContext};
 use crate::pipeline::{server_side_apply as apply, Run};
 use plan::{ServicePlan, Settings};
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 
 /// How often a reconciled DatabaseService is looked at again (status, referenced Secrets).
 pub const RESYNC: Duration = Duration::from_secs(60);

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::ObjectMeta;
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 
 use super::plan::{service_user, ServicePlan, VECTOR_DATA_DIR};
 use crate::dataplane::Endpoints;

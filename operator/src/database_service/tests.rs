@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use prismicx_operator_api::{DatabaseService, ServiceKind};
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 
 use super::config_hash::*;
 use super::observe::*;

@@ -15,8 +15,8 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
 use prismicx_operator_api::{DeletionPolicy, Tenant, Tier};
-use prismicx_service_common::events::TenantEventKind;
-use prismicx_service_common::tenancy::{TenantSlug, TenantState};
+use prismicx_store::events::TenantEventKind;
+use prismicx_tenancy::{TenantSlug, TenantState};
 use uuid::Uuid;
 
 use super::plan::{self, TenantPlan};

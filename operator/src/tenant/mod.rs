@@ -42,7 +42,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::ResourceExt;
 use prismicx_operator_api::Tenant;
-use prismicx_service_common::tenancy::TenantSlug;
+use prismicx_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use crate::context::Context;

@@ -4,7 +4,7 @@
 //! whose status names an id the registry does not give it, is refused and nothing is touched.
 
 use prismicx_operator_api::{Tenant, Tier};
-use prismicx_service_common::tenancy::TenantSlug;
+use prismicx_tenancy::TenantSlug;
 use uuid::Uuid;
 
 use super::{postgres, registry};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use prismicx_operator_api::Tenant;
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 
 use super::plan::TenantPlan;
 use super::{mongo, pool, postgres, registry, secret, verify};

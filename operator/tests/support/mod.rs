@@ -18,7 +18,7 @@ use prismicx_operator::dataplane::{DataPlane, DataPlaneSettings, Endpoints};
 use prismicx_operator::tenant;
 use prismicx_operator::Context;
 use prismicx_operator_api::{Tenant, TenantSpec};
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 
@@ -191,7 +191,7 @@ pub async fn connect_with_secret(env: &Env, t: &Tenant, key: &str) -> PgConnecti
 
 /// The `count(*)` (or any bigint) `sql` returns.
 pub async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    prismicx_service_common::pg::query_scalar(sql)
+    prismicx_store::pg::query_scalar(sql)
         .fetch_one(conn)
         .await
         .expect("count query")
