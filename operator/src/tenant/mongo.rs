@@ -42,7 +42,7 @@ use super::plan::{MongoPlan, TenantPlan};
 use crate::dataplane::DataPlane;
 
 use super::runner::Provision;
-use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::conditions::{Reason, TenantCondition};
 use crate::error::Step;
 
 /// Brings MongoDB in line with the plan; returns a summary.
@@ -515,11 +515,6 @@ pub async fn cleanup(dp: &DataPlane, plan: &TenantPlan, drop: bool) -> Result<()
 pub async fn step(p: &mut Provision<'_>) -> Result<()> {
     p.ctx.check_fault(Step::Mongo)?;
     let summary = apply(&p.ctx.data, &p.plan, &p.password).await?;
-    p.set(Cond::new(
-        TenantCondition::MongoReady,
-        true,
-        Reason::Provisioned,
-        summary,
-    ));
+    p.ready(TenantCondition::MongoReady, Reason::Provisioned, summary);
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
 use super::runner::Provision;
-use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::conditions::{Reason, TenantCondition};
 use crate::error::Step;
 
 /// Serialises this process's read-modify-write edits of the include file.
@@ -155,11 +155,6 @@ pub async fn observe(dp: &DataPlane, plan: &TenantPlan) -> Result<Vec<String>> {
 pub async fn step(p: &mut Provision<'_>) -> Result<()> {
     p.ctx.check_fault(Step::Pool)?;
     let summary = apply(&p.ctx.data, &p.plan).await?;
-    p.set(Cond::new(
-        TenantCondition::PoolReady,
-        true,
-        Reason::Configured,
-        summary,
-    ));
+    p.ready(TenantCondition::PoolReady, Reason::Configured, summary);
     Ok(())
 }

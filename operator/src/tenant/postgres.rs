@@ -20,7 +20,7 @@ use crate::catalog::PostgresLayout;
 use crate::dataplane::DataPlane;
 
 use super::runner::Provision;
-use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::conditions::{Reason, TenantCondition};
 use crate::error::Step;
 
 const SCHEMA_COMMENT_PREFIX: &str = "prismicx tenant ";
@@ -758,12 +758,7 @@ pub async fn step(p: &mut Provision<'_>) -> Result<()> {
             }
         )
     };
-    p.set(Cond::new(
-        TenantCondition::PostgresReady,
-        true,
-        Reason::Provisioned,
-        message,
-    ));
+    p.ready(TenantCondition::PostgresReady, Reason::Provisioned, message);
     Ok(())
 }
 

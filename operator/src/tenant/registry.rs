@@ -32,7 +32,7 @@ use super::plan::TenantPlan;
 use crate::dataplane::DataPlane;
 
 use super::runner::Provision;
-use crate::conditions::{Cond, Reason, TenantCondition};
+use crate::conditions::{Reason, TenantCondition};
 use crate::error::Step;
 
 /// Collection of retained tenants' ids, beside the registry.
@@ -368,11 +368,6 @@ pub async fn step(p: &mut Provision<'_>) -> Result<()> {
             "active"
         }
     );
-    p.set(Cond::new(
-        TenantCondition::Registered,
-        true,
-        Reason::Registered,
-        message,
-    ));
+    p.ready(TenantCondition::Registered, Reason::Registered, message);
     Ok(())
 }

@@ -78,6 +78,11 @@ impl<'a> Provision<'a> {
         self.records.push(Record::Condition(c));
     }
 
+    /// Records that the condition `type_` is True.
+    pub fn ready(&mut self, type_: TenantCondition, reason: Reason, message: impl Into<String>) {
+        self.set(Cond::new(type_, true, reason, message));
+    }
+
     /// Records an Event.
     pub fn event(&mut self, warning: bool, reason: Reason, note: String) {
         self.records.push(Record::Event(warning, reason, note));
