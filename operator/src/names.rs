@@ -110,18 +110,7 @@ mod tests {
 
     #[test]
     fn slugs_aimed_at_platform_names_get_names_of_their_own() {
-        for s in [
-            "registry-svc",
-            "tenant-registry-svc",
-            "system-users-svc",
-            "users-app",
-            "x-owner",
-            "x-login",
-            "pgbouncer",
-            "admin",
-            "user-data-service",
-            "prismicx",
-        ] {
+        for s in names::SLUGS_AIMED_AT_PLATFORM_NAMES {
             assert_plan_follows_the_rule(&TenantSlug::parse(s).unwrap());
         }
     }
