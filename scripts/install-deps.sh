@@ -58,7 +58,7 @@ if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
 fi
 
 # --- chart checks: kubernetes-validate and checkov, in the same venv --------
-# Pinned: a new checkov release adds checks, and the chart test (operator/tests/chart.rs) fails on
+# Pinned: a new checkov release adds checks, and the chart test (charts/tests/tests/chart.rs) fails on
 # any finding not justified in charts/prismicx/checkov-skips.txt. Bump deliberately.
 CHART_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30)
 chart_tools_missing=()

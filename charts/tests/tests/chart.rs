@@ -1,6 +1,6 @@
 //! The Helm chart (`charts/prismicx`) and the image build files, checked with the real tools
 //! `make deps` installs into the tools directory: `helm`, and `kubernetes-validate`, `checkov`,
-//! PyYAML and jsonschema in its Python venv. `cargo test -p prismicx-operator --test chart`.
+//! PyYAML and jsonschema in its Python venv. `cargo test -p prismicx-chart-tests`.
 //!
 //! The chart is rendered once per process (release `prismicx`, namespace `prismicx`, Kubernetes
 //! 1.35) with the default values and with every `charts/prismicx/ci/*.yaml`; each check then
@@ -39,11 +39,11 @@ const SERVICES: [&str; 6] = [
     "vector-store-service",
 ];
 
+/// The workspace root: this crate is `charts/tests`.
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("operator/ is inside the workspace")
-        .to_path_buf()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
 }
 
 fn chart() -> PathBuf {
