@@ -1318,20 +1318,13 @@ fn start_chart_pgbouncer() -> (ChartPgBouncer, u16) {
         for entry in [dir.clone()]
             .into_iter()
             .chain(paths.iter().map(|(_, l)| PathBuf::from(l)))
-            .chain(
-                std::fs::read_dir(dir.join("etc"))
+            .chain(["etc", "secrets"].into_iter().flat_map(|sub| {
+                std::fs::read_dir(dir.join(sub))
                     .into_iter()
                     .flatten()
                     .flatten()
-                    .map(|e| e.path()),
-            )
-            .chain(
-                std::fs::read_dir(dir.join("secrets"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            )
+                    .map(|e| e.path())
+            }))
         {
             std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).expect("chown to nobody");
         }

@@ -49,24 +49,18 @@ impl DataModel {
         let mut mongo = Vec::new();
         for service in ServiceKind::ALL {
             let data = catalog.service(service);
-            let declared_pg = data.postgres.map(|p| p.database);
-            if declared_pg != service.postgres_database() {
-                bail!(
-                    "{}: the operator's catalog has PostgreSQL database {declared_pg:?}, the \
-                     service catalog {:?}",
-                    service.k8s_name(),
-                    service.postgres_database()
-                );
-            }
-            let declared_mongo = data.mongo.map(|m| m.database);
-            if declared_mongo != service.mongo_database() {
-                bail!(
-                    "{}: the operator's catalog has MongoDB database {declared_mongo:?}, the \
-                     service catalog {:?}",
-                    service.k8s_name(),
-                    service.mongo_database()
-                );
-            }
+            agree(
+                service,
+                "PostgreSQL",
+                data.postgres.map(|p| p.database),
+                service.postgres_database(),
+            )?;
+            agree(
+                service,
+                "MongoDB",
+                data.mongo.map(|m| m.database),
+                service.mongo_database(),
+            )?;
             if let Some(p) = data.postgres {
                 postgres.push(PgDatabase {
                     service,
@@ -90,6 +84,23 @@ impl DataModel {
         }
         Ok(DataModel { postgres, mongo })
     }
+}
+
+/// Fails when the operator's catalog and the service catalog name different databases.
+fn agree(
+    service: ServiceKind,
+    store: &str,
+    catalog: Option<&str>,
+    service_catalog: Option<&str>,
+) -> Result<()> {
+    if catalog != service_catalog {
+        bail!(
+            "{}: the operator's catalog has {store} database {catalog:?}, the service catalog \
+             {service_catalog:?}",
+            service.k8s_name()
+        );
+    }
+    Ok(())
 }
 
 fn read_migrations(database: &str, scope: &str, migrations: &[Migration]) -> Result<Schema> {

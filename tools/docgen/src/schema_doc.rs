@@ -15,6 +15,11 @@ pub(crate) fn code(s: &str) -> String {
     format!("`{}`", s.replace('|', "\\|"))
 }
 
+/// ` `name`` for a named constraint, nothing for an unnamed one.
+fn named(name: Option<&str>) -> String {
+    name.map(|n| format!(" `{n}`")).unwrap_or_default()
+}
+
 fn list(names: &[String]) -> String {
     format!("({})", names.join(", "))
 }
@@ -118,10 +123,7 @@ fn table(s: &mut String, t: &Table, shared: bool) {
         let _ = writeln!(
             s,
             "- Unique{}: `{}`",
-            u.name
-                .as_deref()
-                .map(|n| format!(" `{n}`"))
-                .unwrap_or_default(),
+            named(u.name.as_deref()),
             list(&u.columns)
         );
     }
@@ -129,10 +131,7 @@ fn table(s: &mut String, t: &Table, shared: bool) {
         let _ = writeln!(
             s,
             "- Foreign key{}: `{}` → `{}{}`{}",
-            fk.name
-                .as_deref()
-                .map(|n| format!(" `{n}`"))
-                .unwrap_or_default(),
+            named(fk.name.as_deref()),
             list(&fk.columns),
             fk.table,
             list(&fk.ref_columns),
@@ -143,14 +142,7 @@ fn table(s: &mut String, t: &Table, shared: bool) {
         );
     }
     for (name, expr) in &t.checks {
-        let _ = writeln!(
-            s,
-            "- Check{}: {}",
-            name.as_deref()
-                .map(|n| format!(" `{n}`"))
-                .unwrap_or_default(),
-            code(expr)
-        );
+        let _ = writeln!(s, "- Check{}: {}", named(name.as_deref()), code(expr));
     }
     if !shared && has_tenant {
         let _ = writeln!(
