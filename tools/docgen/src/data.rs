@@ -6,8 +6,7 @@
 use anyhow::{bail, Context, Result};
 use prismicx_operator::catalog::{Catalog, PLATFORM_COLLECTIONS};
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::mongo::MongoLayout;
-use prismicx_service_common::pg::migrate::Migration;
+use prismicx_tenancy::layout::{Migration, MongoLayout};
 
 use crate::sql::Schema;
 

@@ -5,9 +5,8 @@
 use std::fmt::Write as _;
 
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::mongo::TENANT_FIELD;
-use prismicx_service_common::pg::migrate::{TENANT_ID_CHECK, TENANT_POLICY};
-use prismicx_service_common::pg::SYSTEM_SCHEMA;
+use prismicx_tenancy::names::{SYSTEM_SCHEMA, TENANT_ID_CHECK, TENANT_POLICY};
+use prismicx_tenancy::TENANT_FIELD;
 
 use crate::data::DataModel;
 use crate::sql::Table;

@@ -25,8 +25,7 @@ pub mod sql;
 
 use std::fmt::Write as _;
 
-use prismicx_service_common::mongo::MongoLayout;
-use prismicx_service_common::pg::migrate::ServiceSchema;
+use prismicx_tenancy::layout::{MongoLayout, ServiceSchema};
 use serde_json::Value;
 
 /// A service whose documentation is generated.

@@ -3,9 +3,8 @@
 
 use std::fmt::Write as _;
 
-use prismicx_service_common::mongo::TENANT_FIELD;
-use prismicx_service_common::pg::migrate::{PLATFORM_SCHEMA, TENANT_ID_CHECK, TENANT_POLICY};
-use prismicx_service_common::pg::SYSTEM_SCHEMA;
+use prismicx_tenancy::names::{PLATFORM_SCHEMA, SYSTEM_SCHEMA, TENANT_ID_CHECK, TENANT_POLICY};
+use prismicx_tenancy::TENANT_FIELD;
 
 use crate::data::{DataModel, MongoDatabase, PgDatabase};
 use crate::sql::Table;
