@@ -108,7 +108,11 @@ pub fn documents() -> anyhow::Result<Vec<(String, String)>> {
     out.push(("api/README.md".into(), index));
     out.push(("data-layout.md".into(), data_layout(&services)));
     let model = data::DataModel::platform()?;
-    out.push(("database-schema.md".into(), schema_doc::render(&model)));
+    let api_services: Vec<&str> = services.iter().map(|s| s.name).collect();
+    out.push((
+        "database-schema.md".into(),
+        schema_doc::render(&model, &api_services),
+    ));
     for (name, source) in diagrams::sources(&model) {
         out.push((format!("diagrams/{name}"), source));
     }

@@ -23,7 +23,8 @@ fn list(names: &[String]) -> String {
     format!("({})", names.join(", "))
 }
 
-pub fn render(model: &DataModel) -> String {
+/// `api_services`: the services with a generated API reference, which the collections link to.
+pub fn render(model: &DataModel, api_services: &[&str]) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -62,7 +63,8 @@ pub fn render(model: &DataModel) -> String {
     }
     s.push_str("\n## MongoDB\n");
     for db in &model.mongo {
-        mongo_database(&mut s, db);
+        let api = api_services.contains(&db.service.k8s_name());
+        mongo_database(&mut s, db, api);
     }
     s
 }
@@ -186,7 +188,7 @@ fn table(s: &mut String, t: &Table, shared: bool) {
     }
 }
 
-fn mongo_database(s: &mut String, db: &MongoDatabase) {
+fn mongo_database(s: &mut String, db: &MongoDatabase, api_reference: bool) {
     let m = &db.layout;
     let _ = write!(
         s,
@@ -213,9 +215,17 @@ fn mongo_database(s: &mut String, db: &MongoDatabase) {
                 }
             }
         }
+        let rest = if api_reference {
+            format!(
+                "the documents' other fields are the resources of [its API](api/{}.md)",
+                db.service.k8s_name()
+            )
+        } else {
+            "the layout declares no other fields".to_string()
+        };
         let _ = writeln!(
             s,
-            "Indexed fields: {} (the documents' other fields are the service's API resources).\n",
+            "Indexed fields: {} ({rest}).\n",
             fields
                 .iter()
                 .map(|f| format!("`{f}`"))
