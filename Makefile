@@ -12,7 +12,7 @@ RUN_ARGS ?=
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install Debian packages, SecantusDB venv, helm and kubectl (idempotent)
+deps: ## Install Debian packages (servers; plantuml for the diagrams), SecantusDB venv, helm and kubectl (idempotent)
 	@scripts/install-deps.sh
 
 test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
@@ -32,10 +32,12 @@ bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, a qu
 	$(CARGO) bench --locked -p prismicx-user-data --bench noisy_neighbour
 	$(CARGO) bench --locked -p prismicx-operator --bench provision
 
-generate: ## Regenerate every generated file (CRDs and the chart's copies, API reference, data layout); the tests fail when they drift
+generate: ## Regenerate every generated file: CRDs and the chart's copies, API reference, data layout, schema reference, diagram sources, and their PNGs when plantuml is installed (make deps); the tests fail when a generated text drifts
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- charts/prismicx/files/crds
 	$(CARGO) run --locked -q -p prismicx-docgen --bin docgen -- docs
+	@if command -v plantuml >/dev/null 2>&1; then docs/diagrams/generate-diagrams.sh; \
+	else echo "plantuml not installed (make deps): docs/diagrams/*.png not re-rendered"; fi
 
 IMAGE_BINARIES := prismicx-operator tenant-mgmt-service user-data-service task-repo-service \
 	category-repository-service management-system-repo

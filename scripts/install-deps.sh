@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the local (non-Rust) dependencies of PrismicX: Debian packages, a Python venv
+# Install the local (non-Rust) dependencies of PrismicX: Debian packages (servers, and
+# plantuml for the diagrams), a Python venv
 # (SecantusDB; kubernetes-validate and checkov for the chart checks), a second venv with
 # schemathesis (API fuzzing), helm and kubectl.
 # Idempotent and quiet: prints one line per thing it actually installs and
@@ -11,7 +12,10 @@ VENV="$TOOLS/venv"
 BIN="$TOOLS/bin"
 LOG="$TOOLS/install-deps.log"
 
-DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15 curl)
+# plantuml and graphviz (its layout engine, only a Recommends) render docs/diagrams/*.puml for
+# `make generate`; no test needs them. With the machine's JRE already present they add about
+# 30 MB and 10 s to a first install (default-jre-headless is one more download where no JRE is).
+DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15 curl plantuml graphviz)
 
 mkdir -p "$TOOLS"
 
@@ -58,7 +62,7 @@ if [[ ! -x "$VENV/bin/secantusd-py" ]]; then
 fi
 
 # --- chart checks: kubernetes-validate and checkov, in the same venv --------
-# Pinned: a new checkov release adds checks, and the chart test (operator/tests/chart.rs) fails on
+# Pinned: a new checkov release adds checks, and the chart test (charts/tests/tests/chart.rs) fails on
 # any finding not justified in charts/prismicx/checkov-skips.txt. Bump deliberately.
 CHART_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30)
 chart_tools_missing=()

@@ -48,24 +48,31 @@ impl ApiError {
         self
     }
 
-    /// 404 NotFound for `resource` (plural, with group: `tenants.prismicx.io`) `name`.
-    pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
+    /// `<code> <reason>`: `<plural.group> "<name>" <what>`, with the object's details.
+    fn about_object(
+        code: u16,
+        reason: &'static str,
+        group: &str,
+        plural: &str,
+        name: &str,
+        what: &str,
+    ) -> Self {
         Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", qualified(group, plural)),
+            code,
+            reason,
+            format!("{} \"{name}\" {what}", qualified(group, plural)),
         )
         .with_details(name, group, plural)
     }
 
+    /// 404 NotFound for `resource` (plural, with group: `tenants.prismicx.io`) `name`.
+    pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
+        Self::about_object(404, "NotFound", group, plural, name, "not found")
+    }
+
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        Self::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", qualified(group, plural)),
-        )
-        .with_details(name, group, plural)
+        Self::about_object(409, "AlreadyExists", group, plural, name, "already exists")
     }
 
     /// 409 Conflict (stale resourceVersion).

@@ -442,37 +442,21 @@ mod tests {
         }
     }
 
+    /// Applies `applied` to `live` as `manager` (apiVersion v1, status included).
+    fn apply_as(manager: &str, live: &Value, applied: Value) -> Value {
+        server_side_apply(live, &applied, &key(manager), "v1", "now", false)
+    }
+
     #[test]
     fn apply_removes_fields_the_manager_dropped() {
         let live = json!({"metadata": {"name": "x"}, "data": {"a": "1"}});
-        let v1 = server_side_apply(
-            &live,
-            &json!({"data": {"a": "1", "b": "2"}}),
-            &key("m"),
-            "v1",
-            "now",
-            false,
-        );
+        let v1 = apply_as("m", &live, json!({"data": {"a": "1", "b": "2"}}));
         assert_eq!(v1["data"], json!({"a": "1", "b": "2"}));
-        let v2 = server_side_apply(
-            &v1,
-            &json!({"data": {"a": "1"}}),
-            &key("m"),
-            "v1",
-            "now",
-            false,
-        );
+        let v2 = apply_as("m", &v1, json!({"data": {"a": "1"}}));
         assert_eq!(v2["data"], json!({"a": "1"}));
         // Another manager's field survives.
-        let v3 = server_side_apply(
-            &v2,
-            &json!({"data": {"c": "3"}}),
-            &key("o"),
-            "v1",
-            "now",
-            false,
-        );
-        let v4 = server_side_apply(&v3, &json!({"data": {}}), &key("m"), "v1", "now", false);
+        let v3 = apply_as("o", &v2, json!({"data": {"c": "3"}}));
+        let v4 = apply_as("m", &v3, json!({"data": {}}));
         assert_eq!(v4["data"], json!({"c": "3"}));
     }
 

@@ -117,32 +117,49 @@ pub struct GroupResource {
     pub plural: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn builtin(
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-    namespaced: bool,
-    short: &[&str],
-    has_status: bool,
-    columns: &[(&str, &str, &str)],
-) -> ResourceDef {
+/// A built-in resource: namespaced, without `/status`, short names or printer columns until
+/// the builder methods below add them.
+fn builtin(group: &str, version: &str, kind: &str, plural: &str) -> ResourceDef {
     ResourceDef {
         group: group.into(),
         version: version.into(),
         kind: kind.into(),
         plural: plural.into(),
         singular: kind.to_lowercase(),
-        namespaced,
-        short_names: short.iter().map(|s| s.to_string()).collect(),
+        namespaced: true,
+        short_names: Vec::new(),
         categories: if matches!(plural, "pods" | "services" | "deployments") {
             vec!["all".into()]
         } else {
             vec![]
         },
-        has_status,
-        columns: columns
+        has_status: false,
+        columns: Vec::new(),
+        schema: None,
+        custom: false,
+        storage_version: version.into(),
+    }
+}
+
+impl ResourceDef {
+    fn cluster_scoped(mut self) -> Self {
+        self.namespaced = false;
+        self
+    }
+
+    fn with_status(mut self) -> Self {
+        self.has_status = true;
+        self
+    }
+
+    fn short(mut self, names: &[&str]) -> Self {
+        self.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Printer columns: (header, type, JSONPath).
+    fn columns(mut self, columns: &[(&str, &str, &str)]) -> Self {
+        self.columns = columns
             .iter()
             .map(|(name, type_, path)| Column {
                 name: (*name).into(),
@@ -152,144 +169,73 @@ fn builtin(
                 priority: 0,
                 json_path: (*path).into(),
             })
-            .collect(),
-        schema: None,
-        custom: false,
-        storage_version: version.into(),
+            .collect();
+        self
     }
 }
 
+/// The printer columns both Event groups share; the message column differs (`message`, `note`).
+const EVENT_COLUMNS: [(&str, &str, &str); 2] =
+    [("Type", "string", ".type"), ("Reason", "string", ".reason")];
+
+const SERVICE_COLUMNS: [(&str, &str, &str); 2] = [
+    ("Type", "string", ".spec.type"),
+    ("Cluster-IP", "string", ".spec.clusterIP"),
+];
+
+const DEPLOYMENT_COLUMNS: [(&str, &str, &str); 3] = [
+    ("Replicas", "integer", ".spec.replicas"),
+    ("Ready", "integer", ".status.readyReplicas"),
+    ("Available", "integer", ".status.availableReplicas"),
+];
+
 /// The built-in resources.
 pub fn builtins() -> Vec<ResourceDef> {
-    let defs = vec![
-        builtin(
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
-            false,
-            &["ns"],
-            true,
-            &[("Status", "string", ".status.phase")],
-        ),
-        builtin(
-            "",
-            "v1",
-            "Secret",
-            "secrets",
-            true,
-            &[],
-            false,
-            &[("Type", "string", ".type")],
-        ),
-        builtin(
-            "",
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            true,
-            &["cm"],
-            false,
-            &[],
-        ),
-        builtin(
-            "",
-            "v1",
-            "Service",
-            "services",
-            true,
-            &["svc"],
-            true,
-            &[
-                ("Type", "string", ".spec.type"),
-                ("Cluster-IP", "string", ".spec.clusterIP"),
-            ],
-        ),
-        builtin(
-            "",
-            "v1",
-            "ServiceAccount",
-            "serviceaccounts",
-            true,
-            &["sa"],
-            false,
-            &[],
-        ),
-        builtin(
-            "",
-            "v1",
-            "Event",
-            "events",
-            true,
-            &["ev"],
-            false,
-            &[
-                ("Type", "string", ".type"),
-                ("Reason", "string", ".reason"),
-                ("Message", "string", ".message"),
-            ],
-        ),
-        builtin(
-            "",
-            "v1",
-            "Pod",
-            "pods",
-            true,
-            &["po"],
-            true,
-            &[("Status", "string", ".status.phase")],
-        ),
-        builtin(
-            "apps",
-            "v1",
-            "Deployment",
-            "deployments",
-            true,
-            &["deploy"],
-            true,
-            &[
-                ("Replicas", "integer", ".spec.replicas"),
-                ("Ready", "integer", ".status.readyReplicas"),
-                ("Available", "integer", ".status.availableReplicas"),
-            ],
-        ),
-        builtin(
-            "coordination.k8s.io",
-            "v1",
-            "Lease",
-            "leases",
-            true,
-            &[],
-            false,
-            &[("Holder", "string", ".spec.holderIdentity")],
-        ),
-        builtin(
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            true,
-            &["ev"],
-            false,
-            &[
-                ("Type", "string", ".type"),
-                ("Reason", "string", ".reason"),
-                ("Note", "string", ".note"),
-            ],
-        ),
+    let phase = ("Status", "string", ".status.phase");
+    let [event_type, event_reason] = EVENT_COLUMNS;
+    // Events of both groups are separate stores here (the real server shares one).
+    vec![
+        builtin("", "v1", "Namespace", "namespaces")
+            .cluster_scoped()
+            .short(&["ns"])
+            .with_status()
+            .columns(&[phase]),
+        builtin("", "v1", "Secret", "secrets").columns(&[("Type", "string", ".type")]),
+        builtin("", "v1", "ConfigMap", "configmaps").short(&["cm"]),
+        builtin("", "v1", "Service", "services")
+            .short(&["svc"])
+            .with_status()
+            .columns(&SERVICE_COLUMNS),
+        builtin("", "v1", "ServiceAccount", "serviceaccounts").short(&["sa"]),
+        builtin("", "v1", "Event", "events")
+            .short(&["ev"])
+            .columns(&[event_type, event_reason, ("Message", "string", ".message")]),
+        builtin("", "v1", "Pod", "pods")
+            .short(&["po"])
+            .with_status()
+            .columns(&[phase]),
+        builtin("apps", "v1", "Deployment", "deployments")
+            .short(&["deploy"])
+            .with_status()
+            .columns(&DEPLOYMENT_COLUMNS),
+        builtin("coordination.k8s.io", "v1", "Lease", "leases").columns(&[(
+            "Holder",
+            "string",
+            ".spec.holderIdentity",
+        )]),
+        builtin("events.k8s.io", "v1", "Event", "events")
+            .short(&["ev"])
+            .columns(&[event_type, event_reason, ("Note", "string", ".note")]),
         builtin(
             "apiextensions.k8s.io",
             "v1",
             "CustomResourceDefinition",
             "customresourcedefinitions",
-            false,
-            &["crd", "crds"],
-            true,
-            &[],
-        ),
-    ];
-    // Events of both groups are separate stores here (the real server shares one).
-    defs
+        )
+        .cluster_scoped()
+        .short(&["crd", "crds"])
+        .with_status(),
+    ]
 }
 
 /// The resources a CRD defines (one per served version), after checking the CRD.

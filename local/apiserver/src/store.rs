@@ -1113,27 +1113,20 @@ impl Inner {
         opts: &DeleteOpts,
     ) -> ApiResult<Value> {
         let old = self.get(def, ns, name)?.clone();
+        let conflict = |why: &str| Err(ApiError::conflict(&def.group, &def.plural, name, why));
         if let Some(uid) = &opts.uid {
             if meta_str(&old, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(
-                    &def.group,
-                    &def.plural,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&old, "uid").unwrap_or_default()
-                    ),
+                return conflict(&format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&old, "uid").unwrap_or_default()
                 ));
             }
         }
         if let Some(rv) = &opts.resource_version {
             if meta_str(&old, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::conflict(
-                    &def.group,
-                    &def.plural,
-                    name,
+                return conflict(
                     "the object has been modified; please apply your changes to the latest version and try again",
-                ));
+                );
             }
         }
         if opts.dry_run {

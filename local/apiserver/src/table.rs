@@ -54,30 +54,26 @@ fn columns(def: &ResourceDef) -> Vec<Column> {
 pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
     let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    // `<n><unit>`, followed by the remainder in the next smaller unit unless it is zero.
+    let with_rest = |n: i64, unit: &str, rest: i64, rest_unit: &str| {
+        if rest == 0 {
+            format!("{n}{unit}")
+        } else {
+            format!("{n}{unit}{rest}{rest_unit}")
+        }
+    };
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
-        if s % 60 == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{}s", s % 60)
-        }
+        with_rest(m, "m", s % 60, "s")
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 {
-            format!("{h}h")
-        } else {
-            format!("{h}h{}m", m % 60)
-        }
+        with_rest(h, "h", m % 60, "m")
     } else if h < 48 {
         format!("{h}h")
     } else if d < 8 {
-        if h % 24 == 0 {
-            format!("{d}d")
-        } else {
-            format!("{d}d{}h", h % 24)
-        }
+        with_rest(d, "d", h % 24, "h")
     } else if d < 365 * 2 {
         format!("{d}d")
     } else {

@@ -4,17 +4,28 @@
 //!   OpenAPI document the service serves at `/openapi.json`;
 //! - `api/README.md`: the index of those references;
 //! - `data-layout.md`: the MongoDB collections and indexes and the PostgreSQL migrations each
-//!   service crate declares, which the operator provisions for every tenant.
+//!   service crate declares, which the operator provisions for every tenant;
+//! - `database-schema.md`: every table, column, key, index and policy the migrations create and
+//!   every collection and index of the MongoDB layouts, with how tenants are kept apart
+//!   ([`schema_doc`]);
+//! - `diagrams/*.puml`: the PostgreSQL and MongoDB entity-relationship diagrams and the
+//!   multi-tenancy architecture ([`diagrams`]), which `diagrams/generate-diagrams.sh` renders.
+//!
+//! The data documents read the operator's catalog ([`data::DataModel`]): the migrations' SQL
+//! through the small reader in [`sql`], which fails on a statement form it does not know.
 //!
 //! `make generate` writes them (`docgen docs`); the test in `tests/drift.rs` fails when a file
 //! under `docs/` differs from what the code renders.
 
+pub mod data;
+pub mod diagrams;
 mod markdown;
+pub mod schema_doc;
+pub mod sql;
 
 use std::fmt::Write as _;
 
-use prismicx_service_common::mongo::MongoLayout;
-use prismicx_service_common::pg::migrate::ServiceSchema;
+use prismicx_tenancy::layout::{MongoLayout, ServiceSchema};
 use serde_json::Value;
 
 /// A service whose documentation is generated.
@@ -70,8 +81,9 @@ pub fn services() -> Vec<ServiceDocs> {
     ]
 }
 
-/// Every generated document: (path relative to `docs/`, contents).
-pub fn documents() -> Vec<(String, String)> {
+/// Every generated document: (path relative to `docs/`, contents). Fails when a migration holds
+/// SQL the reader does not know, or the catalogs disagree.
+pub fn documents() -> anyhow::Result<Vec<(String, String)>> {
     let services = services();
     let mut out = Vec::new();
     let mut index = String::from(
@@ -95,7 +107,16 @@ pub fn documents() -> Vec<(String, String)> {
     }
     out.push(("api/README.md".into(), index));
     out.push(("data-layout.md".into(), data_layout(&services)));
-    out
+    let model = data::DataModel::platform()?;
+    let api_services: Vec<&str> = services.iter().map(|s| s.name).collect();
+    out.push((
+        "database-schema.md".into(),
+        schema_doc::render(&model, &api_services),
+    ));
+    for (name, source) in diagrams::sources(&model) {
+        out.push((format!("diagrams/{name}"), source));
+    }
+    Ok(out)
 }
 
 fn data_layout(services: &[ServiceDocs]) -> String {

@@ -4,7 +4,7 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::args()
         .nth(1)
         .ok_or_else(|| anyhow::anyhow!("usage: docgen <docs dir>"))?;
-    for (path, text) in prismicx_docgen::documents() {
+    for (path, text) in prismicx_docgen::documents()? {
         let path = std::path::Path::new(&dir).join(path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;

@@ -1,6 +1,6 @@
 //! The Helm chart (`charts/prismicx`) and the image build files, checked with the real tools
 //! `make deps` installs into the tools directory: `helm`, and `kubernetes-validate`, `checkov`,
-//! PyYAML and jsonschema in its Python venv. `cargo test -p prismicx-operator --test chart`.
+//! PyYAML and jsonschema in its Python venv. `cargo test -p prismicx-chart-tests`.
 //!
 //! The chart is rendered once per process (release `prismicx`, namespace `prismicx`, Kubernetes
 //! 1.35) with the default values and with every `charts/prismicx/ci/*.yaml`; each check then
@@ -29,21 +29,11 @@ const RELEASE: &str = "prismicx";
 const NAMESPACE: &str = "prismicx";
 const KUBE_VERSION: &str = "1.35.0";
 
-/// The Kubernetes names of the six services (DESIGN.md section 2).
-const SERVICES: [&str; 6] = [
-    "tenant-mgmt-service",
-    "user-data-service",
-    "task-repo-service",
-    "category-repository-service",
-    "management-system-repo",
-    "vector-store-service",
-];
-
+/// The workspace root: this crate is `charts/tests`.
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("operator/ is inside the workspace")
-        .to_path_buf()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
 }
 
 fn chart() -> PathBuf {
@@ -814,7 +804,12 @@ fn default_render_has_the_six_database_services_and_the_operator() {
     let docs = &render("default").docs;
     assert_eq!(
         names(docs, "DatabaseService"),
-        SERVICES.iter().map(|s| s.to_string()).collect(),
+        // The six services of DESIGN.md section 2, as the operator API names them (whose own
+        // tests pin the names).
+        ServiceKind::ALL
+            .iter()
+            .map(|s| s.k8s_name().to_string())
+            .collect(),
     );
     let kinds: BTreeSet<&str> = of_kind(docs, "DatabaseService")
         .iter()
@@ -1318,20 +1313,13 @@ fn start_chart_pgbouncer() -> (ChartPgBouncer, u16) {
         for entry in [dir.clone()]
             .into_iter()
             .chain(paths.iter().map(|(_, l)| PathBuf::from(l)))
-            .chain(
-                std::fs::read_dir(dir.join("etc"))
+            .chain(["etc", "secrets"].into_iter().flat_map(|sub| {
+                std::fs::read_dir(dir.join(sub))
                     .into_iter()
                     .flatten()
                     .flatten()
-                    .map(|e| e.path()),
-            )
-            .chain(
-                std::fs::read_dir(dir.join("secrets"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path()),
-            )
+                    .map(|e| e.path())
+            }))
         {
             std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).expect("chown to nobody");
         }
