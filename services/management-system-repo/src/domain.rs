@@ -2,6 +2,7 @@
 //! validated value or a 422 listing every bad field, before any database work.
 
 use chrono::{DateTime, Utc};
+use prismicx_service_common::error::Problems;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -241,34 +242,6 @@ pub struct NewRelation {
     pub description: String,
 }
 
-/// Collects field errors, then fails with all of them at once.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(FieldError::new(field, m));
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
-    }
-}
-
-fn lost() -> ApiError {
-    ApiError::internal(anyhow::anyhow!("validation lost an error"))
-}
-
 pub fn parse_name(s: &str) -> Result<String, String> {
     let mut chars = s.chars();
     let ok = (1..=100).contains(&s.len())
@@ -345,7 +318,7 @@ impl CreateSystem {
                 attributes,
                 config_schema,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -407,7 +380,7 @@ impl UpdateSystem {
                 attributes,
                 config_schema,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -481,7 +454,7 @@ impl CreateVersion {
                 notes,
                 status,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -526,7 +499,7 @@ impl UpdateVersion {
         p.finish()?;
         match (notes, status) {
             (Some(n), Some(s)) => Ok((n, s)),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -568,7 +541,7 @@ impl CreateRelation {
                 kind,
                 description,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }

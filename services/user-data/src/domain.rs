@@ -2,6 +2,7 @@
 //! validated value or a 422 listing every bad field, before any database work.
 
 use chrono::{DateTime, Utc};
+use prismicx_service_common::error::Problems;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -113,49 +114,23 @@ pub struct NewRole {
     pub permissions: Vec<String>,
 }
 
-/// Collects field errors, then fails with all of them at once.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(FieldError::new(field, m));
-                None
-            }
-        }
-    }
-
-    /// The validated user, or every field error collected.
-    fn new_user(
-        self,
-        email: Option<String>,
-        display_name: Option<String>,
-        status: Option<String>,
-        attributes: Value,
-    ) -> Result<NewUser, ApiError> {
-        self.finish()?;
-        match (email, display_name, status) {
-            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
-                email,
-                display_name,
-                status,
-                attributes,
-            }),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "validation lost an error"
-            ))),
-        }
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
+/// The validated user, or every field error collected in `p`.
+fn new_user(
+    p: Problems,
+    email: Option<String>,
+    display_name: Option<String>,
+    status: Option<String>,
+    attributes: Value,
+) -> Result<NewUser, ApiError> {
+    p.finish()?;
+    match (email, display_name, status) {
+        (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
+            email,
+            display_name,
+            status,
+            attributes,
+        }),
+        _ => Err(Problems::lost()),
     }
 }
 
@@ -223,7 +198,7 @@ impl CreateUser {
         );
         let attributes = self.attributes.unwrap_or_else(|| Value::Object(Map::new()));
         validate_attributes(&attributes, &mut p.0);
-        p.new_user(email, display_name, status, attributes)
+        new_user(p, email, display_name, status, attributes)
     }
 }
 
@@ -262,7 +237,7 @@ impl UpdateUser {
                 validate_attributes(&attributes, &mut p.0);
             }
         }
-        p.new_user(email, display_name, status, attributes)
+        new_user(p, email, display_name, status, attributes)
     }
 }
 
