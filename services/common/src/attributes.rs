@@ -98,3 +98,39 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
         other => *target = other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn attributes_limits() {
+        let mut errors = vec![];
+        validate_attributes(&json!([1]), &mut errors);
+        assert_eq!(errors[0].field, "attributes");
+        let mut errors = vec![];
+        validate_attributes(
+            &json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
+            &mut errors,
+        );
+        assert_eq!(errors[0].field, "attributes.a");
+        let mut errors = vec![];
+        let big: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
+        validate_attributes(&Value::Object(big), &mut errors);
+        assert!(errors.iter().any(|e| e.message.contains("64 keys")));
+        let mut errors = vec![];
+        validate_attributes(
+            &json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}),
+            &mut errors,
+        );
+        assert!(errors.iter().any(|e| e.message.contains("bytes")));
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc7396() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [1]}));
+        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [1]}));
+    }
+}

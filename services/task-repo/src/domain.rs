@@ -732,21 +732,23 @@ mod tests {
 
     #[test]
     fn attributes_limits() {
-        let mut errors = vec![];
-        validate_attributes(&json!({"n": 18446744073709551615u64}), &mut errors);
-        assert_eq!(errors[0].field, "attributes.n");
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
-            &mut errors,
-        );
-        assert_eq!(errors[0].field, "attributes.a");
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}),
-            &mut errors,
-        );
-        assert!(errors.iter().any(|e| e.message.contains("bytes")));
+        let errors_of = |v: Value| {
+            let mut errors = vec![];
+            validate_attributes(&v, &mut errors);
+            errors
+        };
+        // Beyond a signed 64-bit integer, and nesting past the limit: named by key.
+        for (attributes, field) in [
+            (json!({"n": 18446744073709551615u64}), "attributes.n"),
+            (
+                json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
+                "attributes.a",
+            ),
+        ] {
+            assert_eq!(errors_of(attributes)[0].field, field);
+        }
+        let big = errors_of(json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}));
+        assert!(big.iter().any(|e| e.message.contains("bytes")));
     }
 
     #[test]

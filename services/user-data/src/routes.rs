@@ -60,6 +60,36 @@ async fn commit_audited(
     Ok(())
 }
 
+/// Commits the creation of `entity` `id` (audited with `details`) and answers 201 with `body`
+/// and the `Location` `/v1/<entity>s/<id>`.
+async fn commit_created<T: serde::Serialize>(
+    tx: TenantTx,
+    principal: &Principal,
+    entity: &str,
+    id: Uuid,
+    details: serde_json::Value,
+    body: T,
+) -> Result<Response, ApiError> {
+    commit_audited(tx, principal, "create", entity, id, details).await?;
+    Ok(created(&format!("/v1/{entity}s/{id}"), Json(body)))
+}
+
+/// Commits the deletion of `entity` `id` (audited) and answers 204, or 404 when it was not
+/// `found` (nothing is committed).
+async fn commit_deleted(
+    tx: TenantTx,
+    principal: &Principal,
+    entity: &str,
+    id: Uuid,
+    found: bool,
+) -> Result<StatusCode, ApiError> {
+    if !found {
+        return Err(ApiError::not_found(entity, id));
+    }
+    commit_audited(tx, principal, "delete", entity, id, json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 type Cursor = (DateTime<Utc>, Uuid);
 
 fn user_not_found(id: Uuid) -> ApiError {
@@ -86,16 +116,8 @@ pub async fn create_user(
     let new = body.validate()?;
     let mut tx = state.db.begin(&tenant).await?;
     let user = repo::insert_user(&mut tx, &new).await?;
-    commit_audited(
-        tx,
-        &principal,
-        "create",
-        "user",
-        user.id,
-        json!({"email": user.email}),
-    )
-    .await?;
-    Ok(created(&format!("/v1/users/{}", user.id), Json(user)))
+    let details = json!({"email": user.email});
+    commit_created(tx, &principal, "user", user.id, details, user).await
 }
 
 /// Get a user.
@@ -168,11 +190,8 @@ pub async fn delete_user(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
-    if !repo::delete_user(&mut tx, id).await? {
-        return Err(user_not_found(id));
-    }
-    commit_audited(tx, &principal, "delete", "user", id, json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let found = repo::delete_user(&mut tx, id).await?;
+    commit_deleted(tx, &principal, "user", id, found).await
 }
 
 const USER_LIST_PARAMS: &[&str] = &["limit", "cursor", "status", "email", "role", "q"];
@@ -337,16 +356,8 @@ pub async fn create_role(
     let new = body.validate()?;
     let mut tx = state.db.begin(&tenant).await?;
     let role = repo::insert_role(&mut tx, &new).await?;
-    commit_audited(
-        tx,
-        &principal,
-        "create",
-        "role",
-        role.id,
-        json!({"name": role.name}),
-    )
-    .await?;
-    Ok(created(&format!("/v1/roles/{}", role.id), Json(role)))
+    let details = json!({"name": role.name});
+    commit_created(tx, &principal, "role", role.id, details, role).await
 }
 
 /// Get a role.
@@ -379,11 +390,8 @@ pub async fn delete_role(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
-    if !repo::delete_role(&mut tx, id).await? {
-        return Err(role_not_found(id));
-    }
-    commit_audited(tx, &principal, "delete", "role", id, json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let found = repo::delete_role(&mut tx, id).await?;
+    commit_deleted(tx, &principal, "role", id, found).await
 }
 
 /// List roles.
