@@ -78,6 +78,24 @@ pub fn validate_attributes_with(
     }
 }
 
+/// The attributes `current` after the merge patch `patch` (when one was sent), validated; a
+/// patch that is not an object is refused.
+pub fn apply_patch(current: &Value, patch: Option<&Value>, errors: &mut Vec<FieldError>) -> Value {
+    let mut attributes = current.clone();
+    if let Some(patch) = patch {
+        if patch.is_object() {
+            merge_patch(&mut attributes, patch);
+            validate_attributes(&attributes, errors);
+        } else {
+            errors.push(FieldError::new(
+                "attributes",
+                "must be a JSON object (a merge patch)",
+            ));
+        }
+    }
+    attributes
+}
+
 /// RFC 7396 JSON merge patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {

@@ -43,6 +43,24 @@ impl Problems {
         }
     }
 
+    /// For a PATCH: the parsed new value when the field was sent (`None` with its message
+    /// recorded if `parse` refuses it), else `current`.
+    pub fn check_change<V: ?Sized, T>(
+        &mut self,
+        field: &str,
+        sent: Option<&V>,
+        parse: impl FnOnce(&V) -> Result<T, String>,
+        current: &T,
+    ) -> Option<T>
+    where
+        T: Clone,
+    {
+        match sent {
+            Some(v) => self.check(field, parse(v)),
+            None => Some(current.clone()),
+        }
+    }
+
     /// Records `message` against `field`.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));

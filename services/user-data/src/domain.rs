@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Limits on `attributes`.
+use prismicx_service_common::attributes::apply_patch;
 pub use prismicx_service_common::attributes::{
     merge_patch, validate_attributes, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTE_DEPTH, MAX_ATTRIBUTE_KEYS,
 };
@@ -213,30 +214,20 @@ impl UpdateUser {
         {
             return Err(ApiError::invalid("body", "names no field to change"));
         }
-        let email = match &self.email {
-            Some(e) => p.check("email", parse_email(e)),
-            None => Some(current.email.clone()),
-        };
-        let display_name = match &self.display_name {
-            Some(n) => p.check("displayName", parse_display_name(n)),
-            None => Some(current.display_name.clone()),
-        };
-        let status = match &self.status {
-            Some(s) => p.check("status", parse_status(s)),
-            None => Some(current.status.clone()),
-        };
-        let mut attributes = current.attributes.clone();
-        if let Some(patch) = &self.attributes {
-            if !patch.is_object() {
-                p.0.push(FieldError::new(
-                    "attributes",
-                    "must be a JSON object (a merge patch)",
-                ));
-            } else {
-                merge_patch(&mut attributes, patch);
-                validate_attributes(&attributes, &mut p.0);
-            }
-        }
+        let email = p.check_change("email", self.email.as_deref(), parse_email, &current.email);
+        let display_name = p.check_change(
+            "displayName",
+            self.display_name.as_deref(),
+            parse_display_name,
+            &current.display_name,
+        );
+        let status = p.check_change(
+            "status",
+            self.status.as_deref(),
+            parse_status,
+            &current.status,
+        );
+        let attributes = apply_patch(&current.attributes, self.attributes.as_ref(), &mut p.0);
         new_user(p, email, display_name, status, attributes)
     }
 }
