@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use prismicx_service_common::auth::KeyDigest;
-use prismicx_service_common::mongo::{MongoLayout, MongoStore};
+use prismicx_service_common::mongo::{LayoutIndexes, MongoLayout, MongoStore};
 use prismicx_service_common::tenancy::{
     RegistryEntry, StaticRegistry, Tenancy, TenantPlacement, TenantSlug, TenantState, Tier,
 };

@@ -21,8 +21,8 @@
 //! a tenant's plan gives it; the property tests below check both rules over arbitrary slugs.
 
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::pg::migrate::DatabaseRoles;
-use prismicx_service_common::pg::SYSTEM_SCHEMA;
+use prismicx_store::pg::migrate::DatabaseRoles;
+use prismicx_store::pg::SYSTEM_SCHEMA;
 
 use crate::catalog::Catalog;
 use crate::database_service::build::{operator_secret_name, service_user};
@@ -100,7 +100,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use prismicx_operator_api::{Tenant, TenantSpec};
-    use prismicx_service_common::tenancy::TenantSlug;
+    use prismicx_tenancy::TenantSlug;
     use proptest::prelude::*;
 
     use super::*;

@@ -30,14 +30,17 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod metrics;
-pub mod mongo;
 pub mod openapi;
 pub mod pagination;
 pub mod pg;
 pub mod ratelimit;
 pub mod service;
-pub mod telemetry;
 pub mod tenancy;
-pub mod tls;
 
 pub use error::{ApiError, FieldError};
+
+pub use prismicx_store as store;
+/// The lower crates at the paths the services have always used: the tenancy contract, and the
+/// store layer's MongoDB access, logging set-up and TLS provider.
+pub use prismicx_store::{mongo, telemetry, tls};
+pub use prismicx_tenancy as contract;

@@ -209,8 +209,7 @@ macro_rules! service_entry_points {
 /// Process start-up every binary runs first: logging at `log_level` in `log_format`, and the
 /// TLS provider ([`crate::tls`]).
 pub fn init_process(log_level: &str, log_format: &str) {
-    crate::telemetry::init(log_level, log_format);
-    crate::tls::install_default_provider();
+    prismicx_store::process::init(log_level, log_format);
 }
 
 /// HTTP settings of a service's application.
