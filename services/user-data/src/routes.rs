@@ -330,15 +330,8 @@ pub async fn revoke_role(
             "user {id} is not a member of role {role_id}"
         )));
     }
-    repo::audit(
-        &mut tx,
-        actor(&principal),
-        "revoke",
-        "user",
-        id,
-        json!({"roleId": role_id}),
-    )
-    .await?;
+    let details = json!({"roleId": role_id});
+    commit_audited(tx, &principal, "revoke", "user", id, details).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
