@@ -1,75 +1,28 @@
-//! Every name the platform generates, by the space it lives in, and the rule that keeps tenant
-//! names and platform names apart.
+//! The operator's tenant plans checked against the platform's naming rule.
 //!
-//! A slug is chosen by whoever creates a Tenant, so a slug must never yield the name of a
-//! platform object (a service's MongoDB user, a service database, a PgBouncer pool) or another
-//! tenant's. The rule, per space:
-//!
-//! | space | tenant names | platform names |
-//! |---|---|---|
-//! | PostgreSQL roles | `tenant_<slug>_owner`, `tenant_<slug>_login` | `<db>_owner`, `<db>_app`, `<db>_svc` |
-//! | PostgreSQL schemas | `tenant_<slug>` | `prismicx`, `public`, the catalogs |
-//! | MongoDB users (mongodb-tenant `admin`) | `tenant_<slug>_login` | `<db>_svc` |
-//! | MongoDB databases | `<db>__<slug>` | `<db>`, `admin`, `local`, `config` |
-//! | PgBouncer pools | `<db>__<slug>` (cut + hashed past 63) | `<db>`, `pgbouncer` |
-//! | Secrets | `<slug>-db-credentials` | `<service>-db` |
-//!
-//! (`<slug>` in an identifier has `-` as `_`; slugs never contain `_`, so that is injective.)
-//! Tenant roles and users end in `_owner`/`_login`, platform ones in `_owner`/`_app`/`_svc`
-//! after a database name that never starts with `tenant_`; tenant databases and pools hold `__`,
-//! platform ones never do. [`platform_names`] lists what the platform uses, [`tenant_names`] what
-//! a tenant's plan gives it; the property tests below check both rules over arbitrary slugs.
+//! The rule itself — which name each generated object gets, per space, and why tenant names and
+//! platform names never meet — is part of the tenancy contract ([`prismicx_tenancy::names`],
+//! with its own property tests over the rule). This module lists the names the operator really
+//! uses: [`platform_names`] for the services in a [`Catalog`], [`tenant_names`] for what a
+//! tenant's plan gives it. The tests below check that the catalog's platform names are the
+//! rule's, that every plan (over arbitrary slugs) names exactly what the rule names, each once —
+//! so the rule's own properties (no platform name, no other tenant's) hold for plans — and that
+//! the operator's own name builders follow the rule.
 
 use prismicx_operator_api::ServiceKind;
-use prismicx_store::pg::migrate::DatabaseRoles;
-use prismicx_store::pg::SYSTEM_SCHEMA;
+pub use prismicx_tenancy::names::Space;
 
 use crate::catalog::Catalog;
-use crate::database_service::build::{operator_secret_name, service_user};
 use crate::tenant::plan::TenantPlan;
-
-/// Where a name must be unique.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Space {
-    PgRole,
-    PgSchema,
-    MongoUser,
-    MongoDatabase,
-    PoolAlias,
-    Secret,
-}
 
 /// Every name the platform itself uses, for the services in `catalog`.
 pub fn platform_names(catalog: &Catalog) -> Vec<(Space, String)> {
-    let mut out = Vec::new();
-    for p in catalog.all_postgres() {
-        let roles = DatabaseRoles::for_database(p.database);
-        out.push((Space::PgRole, roles.owner));
-        out.push((Space::PgRole, roles.app));
-        out.push((Space::PgRole, service_user(p.database)));
-        out.push((Space::PoolAlias, p.database.to_string()));
-    }
-    for m in catalog.all_mongo() {
-        out.push((Space::MongoUser, service_user(m.database)));
-        out.push((Space::MongoDatabase, m.database.to_string()));
-    }
-    for db in ["admin", "local", "config"] {
-        out.push((Space::MongoDatabase, db.to_string()));
-    }
-    for schema in [
-        SYSTEM_SCHEMA,
-        "public",
-        "pg_catalog",
-        "information_schema",
-        "pg_toast",
-    ] {
-        out.push((Space::PgSchema, schema.to_string()));
-    }
-    out.push((Space::PoolAlias, "pgbouncer".to_string()));
-    for kind in ServiceKind::ALL {
-        out.push((Space::Secret, operator_secret_name(kind)));
-    }
-    out
+    let services: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.k8s_name()).collect();
+    prismicx_tenancy::names::platform_names(
+        &catalog.all_postgres(),
+        &catalog.all_mongo(),
+        &services,
+    )
 }
 
 /// Every name `plan` gives its tenant (for a dedicated tenant using every service: all of them).
@@ -100,19 +53,19 @@ mod tests {
     use std::collections::BTreeSet;
 
     use prismicx_operator_api::{Tenant, TenantSpec};
+    use prismicx_tenancy::names;
+    use prismicx_tenancy::services::{ALL_MONGO, ALL_POSTGRES};
     use prismicx_tenancy::TenantSlug;
     use proptest::prelude::*;
 
     use super::*;
 
-    /// The names of a dedicated tenant of `slug` using every service.
-    fn names_of(slug: &TenantSlug) -> Vec<(Space, String)> {
+    /// The plan of a dedicated tenant of `slug` using every service.
+    fn plan_of(slug: &TenantSlug) -> TenantPlan {
         let spec: TenantSpec =
             serde_json::from_value(serde_json::json!({"tier": "dedicated"})).expect("spec");
         let t = Tenant::new(slug.as_str(), spec);
-        let plan = crate::tenant::plan::plan(&t, uuid::Uuid::nil(), &Catalog::platform(), 5)
-            .expect("plan");
-        tenant_names(&plan)
+        crate::tenant::plan::plan(&t, uuid::Uuid::nil(), &Catalog::platform(), 5).expect("plan")
     }
 
     fn slug_strategy() -> impl Strategy<Value = TenantSlug> {
@@ -120,62 +73,87 @@ mod tests {
             .prop_filter_map("a valid slug", |s| TenantSlug::parse(&s).ok())
     }
 
-    fn assert_disjoint_from_platform(slug: &TenantSlug) {
+    /// A plan names exactly what the rule names, each name once. The rule's own property tests
+    /// (prismicx_tenancy::names) show those names never meet a platform name or another
+    /// tenant's, so neither do the plan's.
+    fn assert_plan_follows_the_rule(slug: &TenantSlug) {
+        let planned = tenant_names(&plan_of(slug));
+        let unique: BTreeSet<_> = planned.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            planned.len(),
+            "{slug}: a name twice in {planned:?}"
+        );
+        let ruled: BTreeSet<_> = names::tenant_names(slug, ALL_POSTGRES, ALL_MONGO)
+            .into_iter()
+            .collect();
+        assert_eq!(unique, ruled, "{slug}");
+        let platform: BTreeSet<_> = platform_names(&Catalog::platform()).into_iter().collect();
+        assert!(
+            unique.is_disjoint(&platform),
+            "{slug} yields a platform name"
+        );
+    }
+
+    #[test]
+    fn the_catalog_holds_the_contracts_layouts_and_platform_names() {
         let catalog = Catalog::platform();
-        let platform: BTreeSet<(Space, String)> = platform_names(&catalog).into_iter().collect();
-        for name in names_of(slug) {
-            assert!(
-                !platform.contains(&name),
-                "slug {slug} yields the platform name {name:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn slugs_aimed_at_platform_names_get_names_of_their_own() {
-        for s in [
-            "registry-svc",
-            "tenant-registry-svc",
-            "system-users-svc",
-            "users-app",
-            "x-owner",
-            "x-login",
-            "pgbouncer",
-            "admin",
-            "user-data-service",
-            "prismicx",
-        ] {
-            assert_disjoint_from_platform(&TenantSlug::parse(s).unwrap());
-        }
-    }
-
-    #[test]
-    fn platform_names_are_unique_per_space() {
-        let names = platform_names(&Catalog::platform());
+        let services: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.k8s_name()).collect();
+        let names = platform_names(&catalog);
+        assert_eq!(
+            names,
+            names::platform_names(ALL_POSTGRES, ALL_MONGO, &services)
+        );
         let set: BTreeSet<_> = names.iter().collect();
         assert_eq!(set.len(), names.len());
     }
 
+    #[test]
+    fn slugs_aimed_at_platform_names_get_names_of_their_own() {
+        for s in names::SLUGS_AIMED_AT_PLATFORM_NAMES {
+            assert_plan_follows_the_rule(&TenantSlug::parse(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_operators_name_builders_follow_the_rule() {
+        use crate::database_service::build::{operator_secret_name, service_user};
+        use prismicx_tenancy::names;
+        for kind in ServiceKind::ALL {
+            assert_eq!(
+                operator_secret_name(kind),
+                names::service_secret_name(kind.k8s_name())
+            );
+        }
+        let catalog = Catalog::platform();
+        for db in catalog
+            .all_postgres()
+            .iter()
+            .map(|p| p.database)
+            .chain(catalog.all_mongo().iter().map(|m| m.database))
+        {
+            assert_eq!(service_user(db), names::service_user(db));
+        }
+        for s in ["acme", "acme-corp", "a"] {
+            let slug = TenantSlug::parse(s).unwrap();
+            let spec: TenantSpec =
+                serde_json::from_value(serde_json::json!({"tier": "dedicated"})).expect("spec");
+            let plan = crate::tenant::plan::plan(
+                &Tenant::new(slug.as_str(), spec),
+                uuid::Uuid::nil(),
+                &catalog,
+                5,
+            )
+            .expect("plan");
+            assert_eq!(plan.secret_name, names::tenant_secret_name(&slug));
+            assert_eq!(plan.mongo_user, names::tenant_login_role(&slug));
+        }
+    }
+
     proptest! {
         #[test]
-        fn no_slug_yields_a_platform_name(slug in slug_strategy()) {
-            assert_disjoint_from_platform(&slug);
-        }
-
-        #[test]
-        fn distinct_slugs_share_no_name(a in slug_strategy(), b in slug_strategy()) {
-            prop_assume!(a != b);
-            let theirs: BTreeSet<(Space, String)> = names_of(&b).into_iter().collect();
-            for name in names_of(&a) {
-                prop_assert!(!theirs.contains(&name), "{a} and {b} share {name:?}");
-            }
-        }
-
-        #[test]
-        fn a_tenants_own_names_do_not_collide(slug in slug_strategy()) {
-            let names = names_of(&slug);
-            let set: BTreeSet<_> = names.iter().collect();
-            prop_assert_eq!(set.len(), names.len());
+        fn every_plan_follows_the_rule(slug in slug_strategy()) {
+            assert_plan_follows_the_rule(&slug);
         }
     }
 }

@@ -23,9 +23,9 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::require_api_key;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
+use crate::tenancy::require_api_key;
 use crate::tenancy::Tenancy;
 
 /// A dependency `/readyz` checks (a database, Redis).

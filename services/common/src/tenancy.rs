@@ -3,12 +3,16 @@
 //! A [`TenantResolver`] says where a tenant lives (id, tier, state) and, optionally, the tenant's
 //! own request budget ([`TenantRecord`]). tenant-mgmt implements it from the registry;
 //! [`StaticRegistry`] reads it from a file. [`Tenancy`] puts in-process caches in front of the
-//! resolver and of the [`KeyStore`](crate::auth::KeyStore) — verified keys (never past their
+//! resolver and of the [`KeyStore`] — verified keys (never past their
 //! expiry), placements, and, in a bounded cache of its own so a flood cannot evict valid entries,
 //! keys found unknown — and applies the [`ratelimit`](crate::ratelimit) limits: failed
 //! authentications per client and per named tenant before a key is looked up, and each tenant's
-//! request budget once its placement is known. The [`Tenant`] extractor gives handlers a
-//! resolved, active tenant within its budget, or refuses the request.
+//! request budget once its placement is known. The [`require_api_key`] middleware authenticates
+//! each request through it and records the principal; the [`Tenant`] extractor then gives
+//! handlers a resolved, active tenant within its budget, or refuses the request.
+//!
+//! The tenant values themselves ([`TenantSlug`], [`Tier`], [`TenantState`], [`TenantPlacement`])
+//! are the tenancy contract's (prismicx-tenancy), re-exported here.
 
 use std::fmt;
 use std::path::Path;
@@ -16,13 +20,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{KeyDigest, KeyStore, PresentedKey, Principal};
+use crate::auth::{presented_key, KeyDigest, KeyStore, PresentedKey, Principal};
 use crate::cache::TtlCache;
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -52,8 +58,7 @@ impl From<TenantPlacement> for TenantRecord {
     }
 }
 
-/// Errors of a resolver or key store backend (the registry being unreachable, say).
-pub type DirectoryError = anyhow::Error;
+pub use crate::auth::DirectoryError;
 
 /// Resolves a tenant slug to its placement.
 #[async_trait]
@@ -468,7 +473,7 @@ impl Tenancy {
 }
 
 /// The active tenant a request acts for. Extracting it requires an authenticated request
-/// (see [`crate::auth::require_api_key`]) and spends one of the tenant's request tokens (429
+/// (see [`require_api_key`]) and spends one of the tenant's request tokens (429
 /// when it has none left).
 #[derive(Debug, Clone)]
 pub struct Tenant(pub TenantPlacement);
@@ -499,6 +504,39 @@ where
             .tenant_for(&principal, header.as_deref())
             .await
             .map(Tenant)
+    }
+}
+
+/// Middleware: refuses requests without a valid key (401) and clients (or named tenants) that
+/// failed too often (429), else records the [`Principal`] in the request's extensions for the
+/// [`Tenant`] extractor.
+pub async fn require_api_key(
+    State(tenancy): State<Tenancy>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = presented_key(req.headers()) else {
+        return ApiError::Unauthorized(
+            "an API key is required (Authorization: Bearer <key> or X-API-Key)".into(),
+        )
+        .into_response();
+    };
+    let client = tenancy.client_of(&req);
+    // Only a well-formed slug names a tenant; a malformed header is refused later (400).
+    let named = req
+        .headers()
+        .get(TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TenantSlug::parse(v).ok());
+    match tenancy
+        .authenticate_from(&key, &client, named.as_ref())
+        .await
+    {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
     }
 }
 
