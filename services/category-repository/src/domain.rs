@@ -7,6 +7,7 @@
 //! no `.` (MongoDB field names), and whose numbers fit a 64-bit signed integer or a double.
 
 use chrono::{DateTime, Utc};
+pub use prismicx_service_common::attributes::merge_patch;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -247,27 +248,6 @@ pub fn validate_attributes(v: &Value, field: &str, errors: &mut Vec<FieldError>)
             field,
             format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
         ));
-    }
-}
-
-/// RFC 7396 JSON merge patch of `patch` onto `target`.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
     }
 }
 

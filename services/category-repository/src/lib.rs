@@ -22,15 +22,10 @@ pub mod openapi;
 pub mod repo;
 pub mod routes;
 
-use std::sync::Arc;
-
-use axum::extract::FromRef;
-use axum::Router;
-use prismicx_service_common::http::ReadinessCheck;
+#[cfg(doc)]
 use prismicx_service_common::mongo::MongoStore;
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
-use prismicx_service_common::tenancy::Tenancy;
 
 pub use config::Config;
 
@@ -40,42 +35,7 @@ pub const SERVICE: &str = "category-repository-service";
 /// The service's data layout (declared with the tenancy contract, which the operator provisions).
 pub use prismicx_tenancy::services::category_repository::{CATEGORIES, FORESTS, MONGO};
 
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: MongoStore,
-    pub tenancy: Tenancy,
-}
+/// What handlers share: the service's [`MongoStore`] and tenancy.
+pub type AppState = service::MongoState;
 
-impl FromRef<AppState> for Tenancy {
-    fn from_ref(s: &AppState) -> Tenancy {
-        s.tenancy.clone()
-    }
-}
-
-/// The whole application, callable without a socket (tests drive it with `oneshot`).
-pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let tenancy = state.tenancy.clone();
-    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
-    service::application(
-        SERVICE,
-        openapi::document(),
-        routes::router().with_state(state),
-        &tenancy,
-        readiness,
-        settings,
-    )
-}
-
-/// Runs the service until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    service::init_process(&config.log_level, &config.common.log_format);
-    let tenancy = service::tenancy(&config.common)?;
-    let mut settings = AppSettings::from_args(&config.common);
-    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
-    let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
-    let state = AppState { store, tenancy };
-    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
-    prismicx_service_common::http::serve(app(state, settings), addr).await?;
-    Ok(())
-}
+prismicx_service_common::service_entry_points!(CategoryRepository, connect: |config, tenancy| service::MongoState::connect(&config.mongo, MONGO, SERVICE, tenancy));

@@ -1,6 +1,5 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use prismicx_service_common::http::ApiKeyAuth;
 use utoipa::OpenApi;
 
 use crate::routes;
@@ -22,8 +21,6 @@ use crate::routes;
         routes::move_category, routes::reorder_category,
         routes::list_children, routes::list_ancestors, routes::list_descendants,
     ),
-    components(schemas(prismicx_service_common::error::Problem, prismicx_service_common::FieldError)),
-    modifiers(&ApiKeyAuth),
     tags(
         (name = "categories", description = "Categories of the tenant"),
         (name = "tree", description = "Moving categories and walking the tree"),
@@ -33,43 +30,30 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    use prismicx_service_common::openapi::{
-        constrain, constrain_param, nested_value, trimmed_text,
-    };
+    use prismicx_service_common::openapi::{nested_value, trimmed_text, ApiDocument};
     use serde_json::json;
-    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
     // The rules the handlers enforce that the derived schemas cannot state.
-    for schema in ["CreateCategory", "UpdateCategory"] {
-        let props = format!("/components/schemas/{schema}/properties");
-        constrain(
-            &mut doc,
-            &format!("{props}/name"),
-            trimmed_text(1, 100, false, ""),
-        );
-        constrain(
-            &mut doc,
-            &format!("{props}/description"),
-            json!({ "maxLength": 1000 }),
-        );
-        // MongoDB field names at every level: not empty, no leading `$`, no `.`; the nesting
-        // stated is shallower than the handler's limit (MAX_ATTRIBUTE_NESTING).
-        let keys = "^[^$.\\u0000][^.\\u0000]*$";
-        constrain(
-            &mut doc,
-            &format!("{props}/attributes"),
+    let bodies = &["CreateCategory", "UpdateCategory"];
+    // MongoDB field names at every level: not empty, no leading `$`, no `.`; the nesting stated
+    // is shallower than the handler's limit (MAX_ATTRIBUTE_NESTING).
+    let keys = "^[^$.\\u0000][^.\\u0000]*$";
+    ApiDocument::new(ApiDoc::openapi())
+        .property(bodies, "name", trimmed_text(1, 100, false, ""))
+        .property(bodies, "description", json!({ "maxLength": 1000 }))
+        .property(
+            bodies,
+            "attributes",
             json!({
             "maxProperties": 64, "propertyNames": { "pattern": keys },
             "additionalProperties": nested_value(4, keys) }),
-        );
-    }
-    constrain_param(
-        &mut doc,
-        "/v1/categories/{id}/descendants",
-        "get",
-        "maxDepth",
-        json!({ "minimum": 1, "maximum": 32 }),
-    );
-    doc
+        )
+        .param(
+            "/v1/categories/{id}/descendants",
+            "get",
+            "maxDepth",
+            json!({ "minimum": 1, "maximum": 32 }),
+        )
+        .build()
 }
 
 #[cfg(test)]

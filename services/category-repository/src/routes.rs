@@ -2,13 +2,13 @@
 //! category (and its `ETag`) or a problem document.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
-use prismicx_service_common::pagination::{self, Page};
+use prismicx_service_common::extract::{self, IfMatch, Json, Path, Query};
+use prismicx_service_common::pagination::{self, Page, PageQuery};
 use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use serde::Deserialize;
@@ -41,19 +41,7 @@ fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
 
 /// The category with its `ETag`.
 fn with_etag(status: StatusCode, c: &CategoryDoc) -> Response {
-    let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, etag(c.revision));
-    (status, headers, Json(c.to_api())).into_response()
-}
-
-/// Query of the paginated lists.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PageQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
+    extract::with_etag(status, c.revision, c.to_api())
 }
 
 /// Query of the descendants list.
@@ -104,11 +92,11 @@ pub async fn create_category(
 ) -> Result<Response, ApiError> {
     let new = body.validate()?;
     let c = Tree::new(&state.store, &tenant).create(new).await?;
-    let mut res = with_etag(StatusCode::CREATED, &c);
-    if let Ok(v) = HeaderValue::from_str(&format!("/v1/categories/{}", repo::uuid(c.id))) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    let location = format!("/v1/categories/{}", repo::uuid(c.id));
+    Ok(extract::created(
+        &location,
+        with_etag(StatusCode::CREATED, &c),
+    ))
 }
 
 /// List the roots of the tenant's forest, in order.
@@ -122,12 +110,7 @@ pub async fn list_roots(
     Tenant(tenant): Tenant,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Category>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let cursor: Option<ChildCursor> = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor)
-        .transpose()?;
+    let (limit, cursor) = q.page::<ChildCursor>()?;
     let items = Tree::new(&state.store, &tenant)
         .children(None, cursor, limit)
         .await?;
@@ -288,12 +271,7 @@ pub async fn list_children(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Category>>, ApiError> {
     let id = parse_id(&id)?;
-    let limit = pagination::limit(q.limit)?;
-    let cursor: Option<ChildCursor> = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor)
-        .transpose()?;
+    let (limit, cursor) = q.page::<ChildCursor>()?;
     let tree = Tree::new(&state.store, &tenant);
     tree.get(id).await?.ok_or_else(|| repo::not_found(id))?;
     let items = tree.children(Some(id), cursor, limit).await?;

@@ -29,6 +29,66 @@ impl FieldError {
     }
 }
 
+/// Collects the field errors of one request body, then fails with all of them at once (a 422
+/// naming every offending field), so a client fixes its request in one round trip.
+#[derive(Debug, Default)]
+pub struct Problems(pub Vec<FieldError>);
+
+impl Problems {
+    /// The value of `r`, or `None` with its message recorded against `field`.
+    pub fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(m) => {
+                self.push(field, m);
+                None
+            }
+        }
+    }
+
+    /// For a PATCH: the parsed new value when the field was sent (`None` with its message
+    /// recorded if `parse` refuses it), else `current`.
+    pub fn check_change<V: ?Sized, T>(
+        &mut self,
+        field: &str,
+        sent: Option<&V>,
+        parse: impl FnOnce(&V) -> Result<T, String>,
+        current: &T,
+    ) -> Option<T>
+    where
+        T: Clone,
+    {
+        match sent {
+            Some(v) => self.check(field, parse(v)),
+            None => Some(current.clone()),
+        }
+    }
+
+    /// Records `message` against `field`.
+    pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was recorded, else the 422 with every field error.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+
+    /// The error for a validated value that is missing although no field error was recorded (a
+    /// bug in the validation, answered 500).
+    pub fn lost() -> ApiError {
+        ApiError::internal(anyhow::anyhow!("validation lost an error"))
+    }
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
@@ -110,6 +170,11 @@ impl ApiError {
 
     pub fn internal(e: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(e.into())
+    }
+
+    /// 404 for the resource `what` (e.g. `user`) named `id`: "user 42 does not exist".
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("{what} {id} does not exist"))
     }
 
     pub fn status(&self) -> StatusCode {

@@ -323,6 +323,33 @@ impl IfMatch {
     }
 }
 
+/// `201 Created` with `Location: location` (the new resource's URL) and `response`'s body and
+/// headers (an `ETag`, say).
+pub fn created(location: &str, response: impl IntoResponse) -> Response {
+    let mut res = (axum::http::StatusCode::CREATED, response).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// `204 No Content` when `found` (a delete found what it deleted), else the error `missing`.
+pub fn no_content_if(
+    found: bool,
+    missing: impl FnOnce() -> ApiError,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if found {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(missing())
+    }
+}
+
+/// `body` as JSON with the `ETag` of `revision`, answered with `status`.
+pub fn with_etag<T: Serialize>(status: axum::http::StatusCode, revision: i64, body: T) -> Response {
+    (status, [(header::ETAG, etag(revision))], Json(body)).into_response()
+}
+
 /// The `ETag` of a resource at `revision`: a strong tag, `"<revision>"`.
 pub fn etag(revision: i64) -> axum::http::HeaderValue {
     axum::http::HeaderValue::from_str(&format!("\"{revision}\""))

@@ -1,7 +1,9 @@
 //! What every service's OpenAPI document shares, applied in one place.
 //!
-//! A service derives its document with utoipa (paths, schemas, [`crate::http::ApiKeyAuth`]) and
-//! passes it through [`document`], which makes the parts every route has in common exact:
+//! A service derives its document with utoipa (info, paths, tags) and builds it with
+//! [`ApiDocument::new`] (or passes it through [`document`]), which adds the `api_key` security
+//! scheme ([`crate::http::ApiKeyAuth`]) and the `Problem` and `FieldError` schemas, and makes the
+//! parts every route has in common exact:
 //!
 //! - every error response is `application/problem+json` with the [`crate::error::Problem`]
 //!   schema (utoipa would say `application/json`, but [`crate::error::ApiError`] and the shell
@@ -83,8 +85,23 @@ const WITH_BODY: &[(&str, &str)] = &[
 const NO_NUL: &str = "^[^\\u0000]*$";
 
 /// The document a service serves at `/openapi.json` and docgen renders: `doc` with the shared
-/// declarations above applied to every operation.
-pub fn document(doc: utoipa::openapi::OpenApi) -> Value {
+/// components and the shared declarations above applied to every operation.
+pub fn document(mut doc: utoipa::openapi::OpenApi) -> Value {
+    use utoipa::{Modify, PartialSchema, ToSchema};
+    crate::http::ApiKeyAuth.modify(&mut doc);
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in [
+        (
+            crate::error::Problem::name(),
+            crate::error::Problem::schema(),
+        ),
+        (crate::FieldError::name(), crate::FieldError::schema()),
+    ] {
+        components
+            .schemas
+            .entry(name.into_owned())
+            .or_insert(schema);
+    }
     let mut doc = serde_json::to_value(doc).unwrap_or_default();
     if let Some(paths) = doc.get_mut("paths") {
         forbid_nul(paths);
@@ -181,6 +198,74 @@ fn forbid_nul(v: &mut Value) {
         }
         Value::Array(a) => a.iter_mut().for_each(forbid_nul),
         _ => {}
+    }
+}
+
+/// A service's OpenAPI document while its `openapi.rs` states the rules its handlers enforce that
+/// the derive cannot: each method is one of the functions below, chained.
+#[derive(Debug, Clone)]
+pub struct ApiDocument(Value);
+
+impl ApiDocument {
+    /// The derived `doc` with everything [`document`] adds.
+    pub fn new(doc: utoipa::openapi::OpenApi) -> Self {
+        ApiDocument(document(doc))
+    }
+
+    /// [`constrain`] at `pointer`.
+    pub fn constrain(&mut self, pointer: &str, patch: Value) -> &mut Self {
+        constrain(&mut self.0, pointer, patch);
+        self
+    }
+
+    /// [`constrain`] of the property `property` of each component schema in `schemas`.
+    pub fn property(&mut self, schemas: &[&str], property: &str, patch: Value) -> &mut Self {
+        for schema in schemas {
+            let pointer = format!("/components/schemas/{schema}/properties/{property}");
+            constrain(&mut self.0, &pointer, patch.clone());
+        }
+        self
+    }
+
+    /// Replaces the schema of `property` of each component schema in `schemas` by `schema`.
+    pub fn replace_property(
+        &mut self,
+        schemas: &[&str],
+        property: &str,
+        schema: Value,
+    ) -> &mut Self {
+        for s in schemas {
+            self.0["components"]["schemas"][*s]["properties"][property] = schema.clone();
+        }
+        self
+    }
+
+    /// [`constrain_param`].
+    pub fn param(&mut self, path: &str, method: &str, name: &str, patch: Value) -> &mut Self {
+        constrain_param(&mut self.0, path, method, name, patch);
+        self
+    }
+
+    /// [`any_json`] at `pointer`.
+    pub fn any_json(&mut self, pointer: &str) -> &mut Self {
+        any_json(&mut self.0, pointer);
+        self
+    }
+
+    /// [`require_a_change`] of the component schema `schema`.
+    pub fn require_a_change(&mut self, schema: &str, fields: &[&str]) -> &mut Self {
+        require_a_change(&mut self.0, schema, fields);
+        self
+    }
+
+    /// The document being built, for an edit none of the methods above makes.
+    pub fn json_mut(&mut self) -> &mut Value {
+        &mut self.0
+    }
+
+    /// The finished document.
+    pub fn build(&mut self) -> Value {
+        std::mem::take(&mut self.0)
     }
 }
 

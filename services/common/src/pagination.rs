@@ -1,4 +1,8 @@
 //! Cursor pagination: opaque cursors (base64url JSON of the last item's sort key) and limits.
+//!
+//! A list handler reads its page size with [`limit`] (or [`limit_param`] from raw query
+//! parameters) and its position with [`cursor`], fetches one item more than the limit, and
+//! answers [`Page::from_overfetch`]. [`PageQuery`] is the query of a list without filters.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,6 +25,63 @@ pub fn limit(requested: Option<u32>) -> Result<u32, ApiError> {
             format!("must be between 1 and {MAX_LIMIT}"),
         )),
     }
+}
+
+/// The page size of a query read as raw parameters (`limit` absent: the default).
+pub fn limit_param(params: &std::collections::HashMap<String, String>) -> Result<u32, ApiError> {
+    limit_text(params.get("limit").map(String::as_str))
+}
+
+/// The validated page size and the decoded cursor of a query read as raw parameters.
+pub fn page_params<T: DeserializeOwned>(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(u32, Option<T>), ApiError> {
+    Ok((
+        limit_param(params)?,
+        cursor(params.get("cursor").map(String::as_str))?,
+    ))
+}
+
+/// The page size sent as the text `requested` (absent: the default).
+pub fn limit_text(requested: Option<&str>) -> Result<u32, ApiError> {
+    limit(
+        requested
+            .map(|l| {
+                l.parse::<u32>()
+                    .map_err(|_| ApiError::bad_request("limit", "must be a whole number"))
+            })
+            .transpose()?,
+    )
+}
+
+/// The decoded `cursor` parameter, if one was sent.
+pub fn cursor<T: DeserializeOwned>(cursor: Option<&str>) -> Result<Option<T>, ApiError> {
+    cursor.map(decode_cursor).transpose()
+}
+
+/// Query of the paginated lists without filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The validated page size and the decoded cursor.
+    pub fn page<T: DeserializeOwned>(&self) -> Result<(u32, Option<T>), ApiError> {
+        page(self.limit, self.cursor.as_deref())
+    }
+}
+
+/// The validated page size and the decoded cursor of a list query.
+pub fn page<T: DeserializeOwned>(
+    requested: Option<u32>,
+    cursor_sent: Option<&str>,
+) -> Result<(u32, Option<T>), ApiError> {
+    Ok((limit(requested)?, cursor(cursor_sent)?))
 }
 
 pub fn encode_cursor<T: Serialize>(key: &T) -> String {

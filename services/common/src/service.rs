@@ -1,15 +1,23 @@
-//! Start-up pieces every service binary shares: where tenants are resolved from, the Redis
-//! lifecycle subscription, HTTP settings and the listen address.
+//! The service scaffold every service starts from, and the start-up pieces it is made of.
 //!
-//! A service's `run` reads its config, builds its data handles, then calls [`tenancy`] (tenant
-//! and key directory with its cache), [`lifecycle`] (cache invalidation from Redis, plus the
-//! Redis readiness check) and serves [`crate::http::platform_router`] on [`listen_addr`].
+//! A service names its domain, repository and routes: it implements [`Service`] (its name,
+//! OpenAPI document and router) over a state that implements [`ServiceState`] (the tenancy its
+//! requests authenticate through, the databases `/readyz` checks, what to close on shutdown).
+//! [`app`] puts the router behind the platform shell ([`crate::http::platform_router`]), and
+//! [`run`] is the whole process: logging and TLS ([`init_process`]), the tenant and key
+//! directory ([`tenancy`]), cache invalidation from Redis plus its readiness check
+//! ([`lifecycle`]), the service's own state (its `connect` step), then [`serve`] on
+//! [`listen_addr`] until SIGTERM or Ctrl-C. A service with its own start-up (tenant-mgmt serves
+//! the directory itself) calls the pieces and [`serve`] directly.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+
 use anyhow::Context as _;
+use axum::extract::FromRef;
 
 use crate::auth::KeyStore;
 use crate::config::CommonArgs;
@@ -17,6 +25,186 @@ use crate::directory::RemoteDirectory;
 use crate::events;
 use crate::http::{ReadinessCheck, RedisCheck};
 use crate::tenancy::{StaticRegistry, Tenancy, TenancyOptions, TenantResolver};
+
+/// What a service's handlers share, as the scaffold needs it.
+pub trait ServiceState: Clone + Send + Sync + 'static {
+    /// Where the service's requests are authenticated and their tenants resolved.
+    fn tenancy(&self) -> &Tenancy;
+    /// The service's databases, checked by `/readyz`.
+    fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>>;
+    /// Runs once the server has stopped (closes connection pools).
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Handlers take the [`Tenant`](crate::tenancy::Tenant) extractor over any service's state.
+impl<S: ServiceState> FromRef<S> for Tenancy {
+    fn from_ref(state: &S) -> Tenancy {
+        state.tenancy().clone()
+    }
+}
+
+/// A service: its name, its API document and its routes over its state.
+pub trait Service {
+    /// The name in logs and metrics (the Kubernetes name of the service).
+    const NAME: &'static str;
+    /// The port when `PORT` is unset.
+    const DEFAULT_PORT: u16;
+    type State: ServiceState;
+    /// The OpenAPI document served at `/openapi.json`.
+    fn openapi() -> serde_json::Value;
+    /// The API routes (authenticated by the shell).
+    fn routes() -> axum::Router<Self::State>;
+}
+
+/// The whole application of service `S` over `state`, callable without a socket (tests drive it
+/// with `oneshot`).
+pub fn app<S: Service>(state: S::State, settings: AppSettings) -> axum::Router {
+    let tenancy = state.tenancy().clone();
+    let readiness = state.readiness();
+    application(
+        S::NAME,
+        S::openapi(),
+        S::routes().with_state(state),
+        &tenancy,
+        readiness,
+        settings,
+    )
+}
+
+/// Serves [`app`] on `addr` until SIGTERM or Ctrl-C, then closes the state.
+pub async fn serve<S: Service>(
+    state: S::State,
+    settings: AppSettings,
+    addr: SocketAddr,
+) -> anyhow::Result<()> {
+    let closing = state.clone();
+    crate::http::serve(app::<S>(state, settings), addr).await?;
+    closing.close().await;
+    Ok(())
+}
+
+/// Runs service `S` until SIGTERM or Ctrl-C: process start-up, the tenant directory and its
+/// lifecycle events from `common`, the state `connect` builds over the tenancy, then [`serve`].
+pub async fn run<S, F, Fut>(common: &CommonArgs, log_level: &str, connect: F) -> anyhow::Result<()>
+where
+    S: Service,
+    F: FnOnce(Tenancy) -> Fut,
+    Fut: Future<Output = anyhow::Result<S::State>>,
+{
+    init_process(log_level, &common.log_format);
+    let tenancy = tenancy(common)?;
+    let mut settings = AppSettings::from_args(common);
+    settings.extra_readiness = lifecycle(common, &tenancy)?;
+    let state = connect(tenancy).await?;
+    let addr = listen_addr(common, S::DEFAULT_PORT)?;
+    serve::<S>(state, settings, addr).await
+}
+
+/// The state of a service whose data is one [`MongoStore`](crate::mongo::MongoStore).
+#[derive(Debug, Clone)]
+pub struct MongoState {
+    pub store: crate::mongo::MongoStore,
+    pub tenancy: Tenancy,
+}
+
+impl MongoState {
+    /// The state over the store of `layout` from `args` (see [`mongo_store`]).
+    pub async fn connect(
+        args: &crate::config::MongoArgs,
+        layout: crate::mongo::MongoLayout,
+        app_name: &str,
+        tenancy: Tenancy,
+    ) -> anyhow::Result<Self> {
+        let store = mongo_store(args, layout, app_name).await?;
+        Ok(MongoState { store, tenancy })
+    }
+}
+
+impl ServiceState for MongoState {
+    fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![Arc::new(self.store.clone())]
+    }
+}
+
+/// The state of a service whose data is one PostgreSQL database reached through PgBouncer.
+#[derive(Debug, Clone)]
+pub struct PgState {
+    pub db: Arc<crate::pg::TenantDb>,
+    pub tenancy: Tenancy,
+}
+
+impl ServiceState for PgState {
+    fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![self.db.clone()]
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// A service's entry points, from the names every service crate defines at its root: `SERVICE`
+/// (its name), `AppState` (a [`ServiceState`]), `config::Config` with `config::DEFAULT_PORT`,
+/// `openapi::document` and `routes::router`. Defines the [`Service`] `$ty` and
+/// `pub fn app(state, settings)`; with `connect`, also `pub async fn run(config)`, which builds
+/// the state with `connect` from the config and the tenancy, and runs [`run`].
+///
+/// ```ignore
+/// prismicx_service_common::service_entry_points!(TaskRepo, connect: |config, tenancy| {
+///     MongoState::connect(&config.mongo, MONGO, SERVICE, tenancy)
+/// });
+/// ```
+// `crate::…` names the calling service's items on purpose (the convention above).
+#[allow(clippy::crate_in_macro_def)]
+#[macro_export]
+macro_rules! service_entry_points {
+    ($ty:ident) => {
+        /// This service, for the scaffold ([`prismicx_service_common::service`]).
+        #[derive(Debug)]
+        pub struct $ty;
+
+        impl $crate::service::Service for $ty {
+            const NAME: &'static str = crate::SERVICE;
+            const DEFAULT_PORT: u16 = crate::config::DEFAULT_PORT;
+            type State = crate::AppState;
+
+            fn openapi() -> ::serde_json::Value {
+                crate::openapi::document()
+            }
+
+            fn routes() -> ::axum::Router<crate::AppState> {
+                crate::routes::router()
+            }
+        }
+
+        /// The whole application, callable without a socket (tests drive it with `oneshot`).
+        pub fn app(
+            state: crate::AppState,
+            settings: $crate::service::AppSettings,
+        ) -> ::axum::Router {
+            $crate::service::app::<$ty>(state, settings)
+        }
+    };
+    ($ty:ident, connect: |$cfg:ident, $tenancy:ident| $connect:expr) => {
+        $crate::service_entry_points!($ty);
+
+        /// Runs the service until SIGTERM or Ctrl-C.
+        pub async fn run($cfg: crate::config::Config) -> ::anyhow::Result<()> {
+            let (common, log_level) = ($cfg.common.clone(), $cfg.log_level.clone());
+            $crate::service::run::<$ty, _, _>(&common, &log_level, |$tenancy| $connect).await
+        }
+    };
+}
 
 /// Process start-up every binary runs first: logging at `log_level` in `log_format`, and the
 /// TLS provider ([`crate::tls`]).

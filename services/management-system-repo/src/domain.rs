@@ -2,6 +2,7 @@
 //! validated value or a 422 listing every bad field, before any database work.
 
 use chrono::{DateTime, Utc};
+use prismicx_service_common::error::Problems;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use crate::schema;
 
 /// Limits on `attributes`.
+use prismicx_service_common::attributes::apply_patch;
 pub use prismicx_service_common::attributes::{
     depth, merge_patch, validate_attributes, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTE_DEPTH,
     MAX_ATTRIBUTE_KEYS,
@@ -241,34 +243,6 @@ pub struct NewRelation {
     pub description: String,
 }
 
-/// Collects field errors, then fails with all of them at once.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(FieldError::new(field, m));
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
-    }
-}
-
-fn lost() -> ApiError {
-    ApiError::internal(anyhow::anyhow!("validation lost an error"))
-}
-
 pub fn parse_name(s: &str) -> Result<String, String> {
     let mut chars = s.chars();
     let ok = (1..=100).contains(&s.len())
@@ -313,6 +287,35 @@ fn parse_text(s: &str, max: usize, single_line: bool) -> Result<String, String> 
     Ok(t.to_string())
 }
 
+/// The validated system, or every field error collected in `p`.
+fn new_system(
+    p: Problems,
+    (name, kind, display_name, description): SystemTexts,
+    attributes: Value,
+    config_schema: Value,
+) -> Result<NewSystem, ApiError> {
+    p.finish()?;
+    match (name, kind, display_name, description) {
+        (Some(name), Some(kind), Some(display_name), Some(description)) => Ok(NewSystem {
+            name,
+            kind,
+            display_name,
+            description,
+            attributes,
+            config_schema,
+        }),
+        _ => Err(Problems::lost()),
+    }
+}
+
+/// A system's text fields as validated: name, kind, display name, description.
+type SystemTexts = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 impl CreateSystem {
     pub fn validate(self) -> Result<NewSystem, ApiError> {
         let mut p = Problems::default();
@@ -335,18 +338,8 @@ impl CreateSystem {
             .config_schema
             .unwrap_or_else(|| Value::Object(Map::new()));
         schema::check_schema(&config_schema, &mut p.0);
-        p.finish()?;
-        match (name, kind, display_name, description) {
-            (Some(name), Some(kind), Some(display_name), Some(description)) => Ok(NewSystem {
-                name,
-                kind,
-                display_name,
-                description,
-                attributes,
-                config_schema,
-            }),
-            _ => Err(lost()),
-        }
+        let fields = (name, kind, display_name, description);
+        new_system(p, fields, attributes, config_schema)
     }
 }
 
@@ -364,51 +357,28 @@ impl UpdateSystem {
             return Err(ApiError::invalid("body", "names no field to change"));
         }
         let mut p = Problems::default();
-        let name = match &self.name {
-            Some(n) => p.check("name", parse_name(n)),
-            None => Some(current.name.clone()),
-        };
-        let kind = match &self.kind {
-            Some(k) => p.check("kind", parse_kind(k)),
-            None => Some(current.kind.clone()),
-        };
-        let display_name = match &self.display_name {
-            Some(d) => p.check("displayName", parse_text(d, 200, true)),
-            None => Some(current.display_name.clone()),
-        };
-        let description = match &self.description {
-            Some(d) => p.check("description", parse_text(d, 2000, false)),
-            None => Some(current.description.clone()),
-        };
-        let mut attributes = current.attributes.clone();
-        if let Some(patch) = &self.attributes {
-            if patch.is_object() {
-                merge_patch(&mut attributes, patch);
-                validate_attributes(&attributes, &mut p.0);
-            } else {
-                p.0.push(FieldError::new(
-                    "attributes",
-                    "must be a JSON object (a merge patch)",
-                ));
-            }
-        }
+        let name = p.check_change("name", self.name.as_deref(), parse_name, &current.name);
+        let kind = p.check_change("kind", self.kind.as_deref(), parse_kind, &current.kind);
+        let display_name = p.check_change(
+            "displayName",
+            self.display_name.as_deref(),
+            |d| parse_text(d, 200, true),
+            &current.display_name,
+        );
+        let description = p.check_change(
+            "description",
+            self.description.as_deref(),
+            |d| parse_text(d, 2000, false),
+            &current.description,
+        );
+        let attributes = apply_patch(&current.attributes, self.attributes.as_ref(), &mut p.0);
         // A new configSchema was checked by the caller ([`schema::check`]) before it opened the
         // transaction this runs in: compiling a client's schema must not hold a database lock.
         let config_schema = self
             .config_schema
             .unwrap_or_else(|| current.config_schema.clone());
-        p.finish()?;
-        match (name, kind, display_name, description) {
-            (Some(name), Some(kind), Some(display_name), Some(description)) => Ok(NewSystem {
-                name,
-                kind,
-                display_name,
-                description,
-                attributes,
-                config_schema,
-            }),
-            _ => Err(lost()),
-        }
+        let fields = (name, kind, display_name, description);
+        new_system(p, fields, attributes, config_schema)
     }
 }
 
@@ -481,7 +451,7 @@ impl CreateVersion {
                 notes,
                 status,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -505,10 +475,12 @@ impl UpdateVersion {
             return Err(ApiError::invalid("body", "names no field to change"));
         }
         let mut p = Problems::default();
-        let notes = match &self.notes {
-            Some(n) => p.check("notes", parse_text(n, 10_000, false)),
-            None => Some(current.notes.clone()),
-        };
+        let notes = p.check_change(
+            "notes",
+            self.notes.as_deref(),
+            |n| parse_text(n, 10_000, false),
+            &current.notes,
+        );
         let status = match &self.status {
             Some(s) => p.check("status", parse_version_status(s)).and_then(|s| {
                 if status_transition_allowed(&current.status, &s) {
@@ -526,7 +498,7 @@ impl UpdateVersion {
         p.finish()?;
         match (notes, status) {
             (Some(n), Some(s)) => Ok((n, s)),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }
@@ -568,7 +540,7 @@ impl CreateRelation {
                 kind,
                 description,
             }),
-            _ => Err(lost()),
+            _ => Err(Problems::lost()),
         }
     }
 }

@@ -38,13 +38,11 @@ pub mod schema;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
-use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::MongoStore;
 use prismicx_service_common::pg::TenantDb;
-use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
+use prismicx_service_common::service::{self, ServiceState};
 use prismicx_service_common::tenancy::Tenancy;
 
 pub use config::Config;
@@ -66,43 +64,29 @@ pub struct AppState {
     pub schemas: Arc<SchemaGate>,
 }
 
-impl FromRef<AppState> for Tenancy {
-    fn from_ref(s: &AppState) -> Tenancy {
-        s.tenancy.clone()
+impl ServiceState for AppState {
+    fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![self.db.clone(), Arc::new(self.store.clone())]
+    }
+
+    async fn close(&self) {
+        self.db.close().await;
     }
 }
 
-/// The whole application, callable without a socket (tests drive it with `oneshot`).
-pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let tenancy = state.tenancy.clone();
-    let readiness: Vec<Arc<dyn ReadinessCheck>> =
-        vec![state.db.clone(), Arc::new(state.store.clone())];
-    service::application(
-        SERVICE,
-        openapi::document(),
-        routes::router().with_state(state),
-        &tenancy,
-        readiness,
-        settings,
-    )
-}
+prismicx_service_common::service_entry_points!(ManagementSystemRepo, connect: |config, tenancy| connect(&config, tenancy));
 
-/// Runs the service until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    service::init_process(&config.log_level, &config.common.log_format);
-    let tenancy = service::tenancy(&config.common)?;
-    let mut settings = AppSettings::from_args(&config.common);
-    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
-    let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
-    let store = service::mongo_store(&config.mongo, MONGO, SERVICE).await?;
-    let state = AppState {
-        db: db.clone(),
-        store,
+/// The state of a running service: the tenant database pools (opened lazily), the MongoDB store
+/// and the schema gate.
+async fn connect(config: &Config, tenancy: Tenancy) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        db: Arc::new(TenantDb::connect_lazy(config.pg_settings())),
+        store: service::mongo_store(&config.mongo, MONGO, SERVICE).await?,
         tenancy,
         schemas: Arc::new(SchemaGate::new(config.schema_gate())),
-    };
-    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
-    prismicx_service_common::http::serve(app(state, settings), addr).await?;
-    db.close().await;
-    Ok(())
+    })
 }

@@ -1,6 +1,5 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use prismicx_service_common::http::ApiKeyAuth;
 use utoipa::OpenApi;
 
 use crate::routes::{configuration, relations, systems, versions};
@@ -27,8 +26,6 @@ use crate::routes::{configuration, relations, systems, versions};
         configuration::put_configuration, configuration::get_latest, configuration::list_versions,
         configuration::get_version, configuration::diff, configuration::rollback,
     ),
-    components(schemas(prismicx_service_common::error::Problem, prismicx_service_common::FieldError)),
-    modifiers(&ApiKeyAuth),
     tags(
         (name = "systems", description = "Management systems of the tenant"),
         (name = "versions", description = "Versions (releases) of a system"),
@@ -41,37 +38,31 @@ pub struct ApiDoc;
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
     use prismicx_service_common::openapi::{
-        any_json, attributes_schema, constrain, constrain_param, require_a_change, text_as_sent,
-        ANY_NESTED_KEY,
+        attributes_schema, text_as_sent, ApiDocument, ANY_NESTED_KEY,
     };
     use serde_json::json;
-    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
     // The rules the handlers enforce that the derived schemas cannot state.
-    let name = json!({ "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$" });
     let kind = json!({ "pattern": "^[a-z][a-z0-9_-]{0,62}$" });
     let description = text_as_sent(2000, true);
-    for schema in ["CreateSystem", "UpdateSystem"] {
-        let props = format!("/components/schemas/{schema}/properties");
-        constrain(&mut doc, &format!("{props}/name"), name.clone());
-        constrain(&mut doc, &format!("{props}/kind"), kind.clone());
-        constrain(
-            &mut doc,
-            &format!("{props}/displayName"),
-            text_as_sent(200, false),
-        );
-        constrain(
-            &mut doc,
-            &format!("{props}/description"),
-            description.clone(),
-        );
-        constrain(
-            &mut doc,
-            &format!("{props}/attributes"),
-            attributes_schema(ANY_NESTED_KEY),
-        );
-    }
-    require_a_change(
-        &mut doc,
+    let systems = &["CreateSystem", "UpdateSystem"];
+    let versions = &["CreateVersion", "UpdateVersion"];
+    let relation_kinds = json!(crate::domain::RELATION_KINDS);
+    let comment = text_as_sent(crate::domain::MAX_COMMENT_CHARS, true);
+    // A configuration document: any JSON whose keys, at every depth, neither start with `$` nor
+    // hold NUL (MongoDB stores them verbatim; `domain::validate_config_document`).
+    let config_key = json!({ "pattern": "^([^$\\u0000][^\\u0000]*)?$" });
+    let me = json!({ "$ref": "#/components/schemas/ConfigValue" });
+    let mut doc = ApiDocument::new(ApiDoc::openapi());
+    doc.property(
+        systems,
+        "name",
+        json!({ "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$" }),
+    )
+    .property(systems, "kind", kind.clone())
+    .property(systems, "displayName", text_as_sent(200, false))
+    .property(systems, "description", description.clone())
+    .property(systems, "attributes", attributes_schema(ANY_NESTED_KEY))
+    .require_a_change(
         "UpdateSystem",
         &[
             "name",
@@ -81,53 +72,30 @@ pub fn document() -> serde_json::Value {
             "attributes",
             "configSchema",
         ],
-    );
-    require_a_change(&mut doc, "UpdateVersion", &["notes", "status"]);
-    for schema in ["CreateVersion", "UpdateVersion"] {
-        constrain(
-            &mut doc,
-            &format!("/components/schemas/{schema}/properties/notes"),
-            text_as_sent(10_000, true),
-        );
-        doc["components"]["schemas"][schema]["properties"]["status"] = json!({
-            "type": ["string", "null"], "enum": ["draft", "released", "deprecated", null] });
-    }
-    constrain(
-        &mut doc,
+    )
+    .require_a_change("UpdateVersion", &["notes", "status"])
+    .property(versions, "notes", text_as_sent(10_000, true))
+    .replace_property(
+        versions,
+        "status",
+        json!({ "type": ["string", "null"], "enum": ["draft", "released", "deprecated", null] }),
+    )
+    .constrain(
         "/components/schemas/CreateVersion/properties/version",
         json!({
         "maxLength": 64,
         "pattern": "^[0-9]{1,10}\\.[0-9]{1,10}(\\.[0-9]{1,10})?(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$" }),
-    );
-    let relation_kinds = json!(crate::domain::RELATION_KINDS);
-    constrain(
-        &mut doc,
-        "/components/schemas/CreateRelation/properties/kind",
+    )
+    .property(
+        &["CreateRelation"],
+        "kind",
         json!({ "enum": relation_kinds.clone() }),
-    );
-    constrain(
-        &mut doc,
-        "/components/schemas/CreateRelation/properties/description",
-        description,
-    );
-    let comment = text_as_sent(crate::domain::MAX_COMMENT_CHARS, true);
-    for schema in ["PutConfiguration", "Rollback"] {
-        constrain(
-            &mut doc,
-            &format!("/components/schemas/{schema}/properties/comment"),
-            comment.clone(),
-        );
-    }
-    constrain(
-        &mut doc,
-        "/components/schemas/Rollback/properties/toVersion",
-        json!({ "minimum": 1 }),
-    );
-    // A configuration document: any JSON whose keys, at every depth, neither start with `$` nor
-    // hold NUL (MongoDB stores them verbatim; `domain::validate_config_document`).
-    let config_key = json!({ "pattern": "^([^$\\u0000][^\\u0000]*)?$" });
-    let me = json!({ "$ref": "#/components/schemas/ConfigValue" });
+    )
+    .property(&["CreateRelation"], "description", description)
+    .property(&["PutConfiguration", "Rollback"], "comment", comment)
+    .property(&["Rollback"], "toVersion", json!({ "minimum": 1 }));
     if let Some(schemas) = doc
+        .json_mut()
         .pointer_mut("/components/schemas")
         .and_then(serde_json::Value::as_object_mut)
     {
@@ -144,47 +112,37 @@ pub fn document() -> serde_json::Value {
             }),
         );
     }
-    constrain(
-        &mut doc,
-        "/components/schemas/PutConfiguration/properties/config",
+    doc.property(
+        &["PutConfiguration"],
+        "config",
         json!({ "propertyNames": config_key, "additionalProperties": me }),
-    );
+    )
     // An RFC 6902 operation's value is any JSON value.
-    any_json(&mut doc, "/components/schemas/PatchOp/properties/value");
-    let diff = "/v1/systems/{id}/configuration/diff";
+    .any_json("/components/schemas/PatchOp/properties/value");
     for p in ["from", "to"] {
-        constrain_param(
-            &mut doc,
-            diff,
+        doc.param(
+            "/v1/systems/{id}/configuration/diff",
             "get",
             p,
             json!({ "required": true, "type": "integer", "minimum": 1 }),
         );
     }
-    constrain_param(&mut doc, "/v1/systems", "get", "kind", kind);
     let relations = "/v1/systems/{id}/relations";
-    constrain_param(
-        &mut doc,
-        relations,
-        "get",
-        "kind",
-        json!({ "enum": relation_kinds }),
-    );
-    constrain_param(
-        &mut doc,
-        relations,
-        "get",
-        "direction",
-        json!({ "enum": ["outgoing", "incoming", "both"] }),
-    );
-    constrain_param(
-        &mut doc,
-        "/v1/systems/{id}/versions",
-        "get",
-        "status",
-        json!({ "enum": crate::domain::VERSION_STATUSES }),
-    );
-    doc
+    doc.param("/v1/systems", "get", "kind", kind)
+        .param(relations, "get", "kind", json!({ "enum": relation_kinds }))
+        .param(
+            relations,
+            "get",
+            "direction",
+            json!({ "enum": ["outgoing", "incoming", "both"] }),
+        )
+        .param(
+            "/v1/systems/{id}/versions",
+            "get",
+            "status",
+            json!({ "enum": crate::domain::VERSION_STATUSES }),
+        )
+        .build()
 }
 
 #[cfg(test)]

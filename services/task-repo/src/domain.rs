@@ -15,6 +15,8 @@
 //! completed task passed through `in_progress`.
 
 use chrono::{DateTime, Datelike, Utc};
+use prismicx_service_common::attributes;
+use prismicx_service_common::error::Problems;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -26,9 +28,10 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 pub const MAX_ASSIGNEE_CHARS: usize = 200;
 pub const MAX_LABELS: usize = 20;
 pub const MAX_LABEL_CHARS: usize = 50;
-pub const MAX_ATTRIBUTE_KEYS: usize = 64;
-pub const MAX_ATTRIBUTE_DEPTH: usize = 5;
-pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+pub use prismicx_service_common::attributes::{
+    merge_patch, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTE_DEPTH, MAX_ATTRIBUTE_KEYS,
+};
 /// Due dates are accepted in these years (BSON dates are milliseconds; every server and
 /// client library represents this range).
 pub const DUE_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
@@ -316,30 +319,6 @@ pub struct Changes {
     pub attributes: Option<Map<String, Value>>,
 }
 
-/// Collects field errors, then fails with all of them at once.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(FieldError::new(field, m));
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
-    }
-}
-
 /// Now, at the millisecond precision tasks are stored with.
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
@@ -433,13 +412,6 @@ fn parse_labels(labels: &[String], errors: &mut Vec<FieldError>) -> Vec<String> 
     out
 }
 
-fn valid_attribute_key(k: &str) -> bool {
-    let mut chars = k.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && k.len() <= 64
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// The first problem with a value nested in attributes: keys MongoDB cannot store as given
 /// (`$…`, dots, NUL), numbers outside signed 64 bits, nesting deeper than the limit.
 fn nested_problem(v: &Value, depth: usize) -> Option<String> {
@@ -464,55 +436,16 @@ fn nested_problem(v: &Value, depth: usize) -> Option<String> {
     }
 }
 
-/// Validates an attributes object; errors name the offending key (`attributes.<key>`).
+/// Validates an attributes object; errors name the offending key (`attributes.<key>`). Nested
+/// values follow MongoDB's rules too ([`nested_problem`]).
 pub fn validate_attributes(v: &Value, errors: &mut Vec<FieldError>) {
-    let Value::Object(map) = v else {
-        errors.push(FieldError::new("attributes", "must be a JSON object"));
-        return;
-    };
-    if map.len() > MAX_ATTRIBUTE_KEYS {
-        errors.push(FieldError::new(
-            "attributes",
-            format!("must have at most {MAX_ATTRIBUTE_KEYS} keys"),
-        ));
-    }
-    for (k, val) in map {
-        if !valid_attribute_key(k) {
-            errors.push(FieldError::new(
-                format!("attributes.{k}"),
-                "keys must start with a letter and contain only letters, digits and _ (at most 64)",
-            ));
+    attributes::validate_attributes_with(v, errors, |k, val, errors| {
+        if !attributes::valid_attribute_key(k) {
+            errors.push(attributes::invalid_key(k));
         } else if let Some(m) = nested_problem(val, 0) {
             errors.push(FieldError::new(format!("attributes.{k}"), m));
         }
-    }
-    if serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0) > MAX_ATTRIBUTES_BYTES {
-        errors.push(FieldError::new(
-            "attributes",
-            format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes of JSON"),
-        ));
-    }
-}
-
-/// RFC 7396 JSON merge patch.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    match patch {
-        Value::Object(p) => {
-            if !target.is_object() {
-                *target = Value::Object(Map::new());
-            }
-            if let Value::Object(t) = target {
-                for (k, v) in p {
-                    if v.is_null() {
-                        t.remove(k);
-                    } else {
-                        merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
-                    }
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
+    });
 }
 
 impl CreateTask {
@@ -799,21 +732,23 @@ mod tests {
 
     #[test]
     fn attributes_limits() {
-        let mut errors = vec![];
-        validate_attributes(&json!({"n": 18446744073709551615u64}), &mut errors);
-        assert_eq!(errors[0].field, "attributes.n");
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
-            &mut errors,
-        );
-        assert_eq!(errors[0].field, "attributes.a");
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}),
-            &mut errors,
-        );
-        assert!(errors.iter().any(|e| e.message.contains("bytes")));
+        let errors_of = |v: Value| {
+            let mut errors = vec![];
+            validate_attributes(&v, &mut errors);
+            errors
+        };
+        // Beyond a signed 64-bit integer, and nesting past the limit: named by key.
+        for (attributes, field) in [
+            (json!({"n": 18446744073709551615u64}), "attributes.n"),
+            (
+                json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
+                "attributes.a",
+            ),
+        ] {
+            assert_eq!(errors_of(attributes)[0].field, field);
+        }
+        let big = errors_of(json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}));
+        assert!(big.iter().any(|e| e.message.contains("bytes")));
     }
 
     #[test]

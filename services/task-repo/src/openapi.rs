@@ -1,6 +1,5 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use prismicx_service_common::http::ApiKeyAuth;
 use utoipa::OpenApi;
 
 use crate::{domain, routes};
@@ -23,108 +22,70 @@ use crate::{domain, routes};
     ),
     components(schemas(
         domain::Task, domain::Status, domain::Priority, domain::CreateTask, domain::UpdateTask,
-        domain::TransitionRequest,
-        prismicx_service_common::error::Problem, prismicx_service_common::FieldError
+        domain::TransitionRequest
     )),
-    modifiers(&ApiKeyAuth),
     tags((name = "tasks", description = "Tasks of the tenant")),
 )]
 pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    use prismicx_service_common::openapi::{
-        attributes_schema, constrain, constrain_param, trimmed_text,
-    };
+    use prismicx_service_common::openapi::{attributes_schema, trimmed_text, ApiDocument};
     use serde_json::json;
-    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
     // The rules the handlers enforce that the derived schemas cannot state.
-    constrain(
-        &mut doc,
-        "/components/schemas/UpdateTask",
-        json!({ "minProperties": 1 }),
-    );
-    // A task starts unfinished.
-    doc["components"]["schemas"]["CreateTask"]["properties"]["status"] =
-        json!({ "type": ["string", "null"], "enum": ["todo", "in_progress", null] });
     let assignee = json!({ "maxLength": 200,
         "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]([^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f])?$" });
     let mut label = trimmed_text(1, 50, false, ",");
     label["type"] = json!("string");
     // An RFC 3339 date-time in the years 1900 to 9999.
     let due = json!({ "format": "date-time", "pattern": "^(19[0-9]{2}|[2-9][0-9]{3})-" });
-    for schema in ["CreateTask", "UpdateTask"] {
-        let props = format!("/components/schemas/{schema}/properties");
-        constrain(
-            &mut doc,
-            &format!("{props}/title"),
-            trimmed_text(1, 200, false, ""),
-        );
-        constrain(&mut doc, &format!("{props}/assignee"), assignee.clone());
-        constrain(
-            &mut doc,
-            &format!("{props}/labels"),
-            json!({ "maxItems": 20, "items": label }),
-        );
-        constrain(
-            &mut doc,
-            &format!("{props}/description"),
-            json!({ "maxLength": 10000 }),
-        );
-        constrain(&mut doc, &format!("{props}/dueAt"), due.clone());
-        // Nested keys are stored as MongoDB field names: not empty, no leading `$`, no `.`.
-        constrain(
-            &mut doc,
-            &format!("{props}/attributes"),
-            attributes_schema("^[^$.\\u0000][^.\\u0000]*$"),
-        );
-    }
-    let tasks = "/v1/tasks";
-    let list = |values: &str| json!({ "pattern": format!("^({values})(,({values}))*$") });
-    constrain_param(
-        &mut doc,
-        tasks,
-        "get",
-        "status",
-        list("todo|in_progress|done|cancelled"),
-    );
-    constrain_param(
-        &mut doc,
-        tasks,
-        "get",
-        "priority",
-        list("low|normal|high|urgent"),
-    );
-    constrain_param(
-        &mut doc,
-        tasks,
-        "get",
-        "sort",
-        json!({ "enum": [
-        "createdAt", "-createdAt", "dueAt", "-dueAt", "priority", "-priority", "updatedAt", "-updatedAt"] }),
-    );
     // Comma-separated labels, each as in a task.
     let piece = label["pattern"].as_str().unwrap_or("^.*$");
     let piece = &piece[1..piece.len() - 1];
-    constrain_param(
-        &mut doc,
-        tasks,
-        "get",
-        "label",
-        json!({ "pattern": format!("^{piece}(,{piece})*$") }),
-    );
-    constrain_param(&mut doc, tasks, "get", "assignee", assignee.clone());
-    constrain_param(
-        &mut doc,
-        tasks,
-        "get",
-        "q",
-        json!({ "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" }),
-    );
+    let labels_param = json!({ "pattern": format!("^{piece}(,{piece})*$") });
+    let bodies = &["CreateTask", "UpdateTask"];
+    let tasks = "/v1/tasks";
+    let list = |values: &str| json!({ "pattern": format!("^({values})(,({values}))*$") });
+    let mut doc = ApiDocument::new(ApiDoc::openapi());
+    doc.constrain("/components/schemas/UpdateTask", json!({ "minProperties": 1 }))
+        // A task starts unfinished.
+        .replace_property(
+            &["CreateTask"],
+            "status",
+            json!({ "type": ["string", "null"], "enum": ["todo", "in_progress", null] }),
+        )
+        .property(bodies, "title", trimmed_text(1, 200, false, ""))
+        .property(bodies, "assignee", assignee.clone())
+        .property(bodies, "labels", json!({ "maxItems": 20, "items": label }))
+        .property(bodies, "description", json!({ "maxLength": 10000 }))
+        .property(bodies, "dueAt", due.clone())
+        // Nested keys are stored as MongoDB field names: not empty, no leading `$`, no `.`.
+        .property(
+            bodies,
+            "attributes",
+            attributes_schema("^[^$.\\u0000][^.\\u0000]*$"),
+        )
+        .param(tasks, "get", "status", list("todo|in_progress|done|cancelled"))
+        .param(tasks, "get", "priority", list("low|normal|high|urgent"))
+        .param(
+            tasks,
+            "get",
+            "sort",
+            json!({ "enum": [
+            "createdAt", "-createdAt", "dueAt", "-dueAt", "priority", "-priority", "updatedAt", "-updatedAt"] }),
+        )
+        .param(tasks, "get", "label", labels_param)
+        .param(tasks, "get", "assignee", assignee)
+        .param(
+            tasks,
+            "get",
+            "q",
+            json!({ "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" }),
+        );
     for p in ["dueBefore", "dueAfter"] {
-        constrain_param(&mut doc, tasks, "get", p, due.clone());
+        doc.param(tasks, "get", p, due.clone());
     }
-    doc
+    doc.build()
 }
 
 #[cfg(test)]

@@ -8,13 +8,13 @@
 //! the task was deleted meanwhile (404). A refused request has changed nothing.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use mongodb::bson::{doc, Bson, DateTime as BsonDate, Document};
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::extract::{created, with_etag, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
 use prismicx_service_common::ApiError;
@@ -40,7 +40,7 @@ fn tasks(state: &AppState, tenant: &TenantPlacement) -> Tasks {
 }
 
 fn not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("task {id} does not exist"))
+    ApiError::not_found("task", id)
 }
 
 fn stale(expected: i64, current: i64) -> ApiError {
@@ -60,7 +60,7 @@ fn lost_race(expected: i64, current: i64) -> ApiError {
 
 /// The task as the body, its revision as the `ETag`.
 fn task_response(status: StatusCode, task: Task) -> Response {
-    (status, [(header::ETAG, etag(task.revision))], Json(task)).into_response()
+    with_etag(status, task.revision, task)
 }
 
 /// The task `id` at revision `expected`, or 404 / 412.
@@ -115,11 +115,7 @@ pub async fn create_task(
     let task = body.into_task(tenant.id, domain::now())?;
     repo::insert(&tasks(&state, &tenant), &task).await?;
     let location = format!("/v1/tasks/{}", task.id);
-    let mut res = task_response(StatusCode::CREATED, task);
-    if let Ok(v) = header::HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(created(&location, task_response(StatusCode::CREATED, task)))
 }
 
 /// Get a task.
@@ -440,15 +436,7 @@ pub async fn list_tasks(
             return Err(ApiError::bad_request(k.clone(), "may be given only once"));
         }
     }
-    let limit = pagination::limit(
-        single
-            .get("limit")
-            .map(|l| {
-                l.parse::<u32>()
-                    .map_err(|_| ApiError::bad_request("limit", "must be a whole number"))
-            })
-            .transpose()?,
-    )?;
+    let limit = pagination::limit_text(single.get("limit").copied())?;
     let sort = Sort::parse(single.get("sort").copied().unwrap_or("createdAt"))?;
     let mut clauses: Vec<Document> = Vec::new();
     if let Some(values) = multi.get("status") {

@@ -27,11 +27,9 @@ pub mod settings;
 
 use std::sync::Arc;
 
-use axum::extract::FromRef;
-use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::mongo::MongoStore;
-use prismicx_service_common::service::{self, AppSettings};
+use prismicx_service_common::service::{self, AppSettings, ServiceState};
 use prismicx_service_common::tenancy::{Tenancy, TenancyOptions};
 
 pub use config::Config;
@@ -61,11 +59,17 @@ pub struct AppState {
     pub events: Option<EventPublisher>,
 }
 
-impl FromRef<AppState> for Tenancy {
-    fn from_ref(s: &AppState) -> Tenancy {
-        s.tenancy.clone()
+impl ServiceState for AppState {
+    fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    fn readiness(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![Arc::new(self.store.clone())]
     }
 }
+
+prismicx_service_common::service_entry_points!(TenantMgmt);
 
 impl AppState {
     /// State over `store` whose own requests authenticate through the registry, with the
@@ -106,20 +110,6 @@ impl AppState {
     }
 }
 
-/// The whole application, callable without a socket (tests drive it with `oneshot`).
-pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let tenancy = state.tenancy.clone();
-    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(state.store.clone())];
-    service::application(
-        SERVICE,
-        openapi::document(),
-        routes::router().with_state(state),
-        &tenancy,
-        readiness,
-        settings,
-    )
-}
-
 /// Runs the service until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     service::init_process(&config.log_level, &config.common.log_format);
@@ -157,5 +147,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     settings.extra_readiness =
         service::lifecycle_with(&config.common, &state.tenancy, Some(revoke))?;
     let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
-    prismicx_service_common::http::serve(app(state, settings), addr).await
+    service::serve::<TenantMgmt>(state, settings, addr).await
 }

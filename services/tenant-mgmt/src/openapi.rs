@@ -1,6 +1,5 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use prismicx_service_common::http::ApiKeyAuth;
 use utoipa::OpenApi;
 
 use crate::routes;
@@ -22,15 +21,12 @@ use crate::routes;
         routes::resolve_tenant, routes::verify_key,
     ),
     components(schemas(
-        prismicx_service_common::error::Problem,
-        prismicx_service_common::FieldError,
         prismicx_service_common::tenancy::TenantPlacement,
         prismicx_service_common::tenancy::TenantRecord,
         prismicx_service_common::ratelimit::RateLimit,
         prismicx_service_common::directory::VerifyKeyRequest,
         prismicx_service_common::directory::VerifyKeyResponse,
     )),
-    modifiers(&ApiKeyAuth),
     tags(
         (name = "tenants", description = "The tenant registry"),
         (name = "api-keys", description = "Tenant API keys"),
@@ -42,20 +38,16 @@ pub struct ApiDoc;
 
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
-    use prismicx_service_common::openapi::{any_json, constrain, trimmed_text};
-    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
+    use prismicx_service_common::openapi::{trimmed_text, ApiDocument};
     // The rules the handlers enforce that the derived schemas cannot state.
-    // A setting's value is any JSON value, not only an object.
-    any_json(&mut doc, "/components/schemas/PutSetting/properties/value");
-    any_json(&mut doc, "/components/schemas/Setting/properties/value");
-    any_json(
-        &mut doc,
-        "/components/schemas/Page_Setting/properties/items/items/properties/value",
-    );
-    constrain(
-        &mut doc,
-        "/components/schemas/CreateApiKey/properties/name",
-        trimmed_text(1, 100, false, ""),
-    );
-    doc
+    ApiDocument::new(ApiDoc::openapi())
+        // A setting's value is any JSON value, not only an object.
+        .any_json("/components/schemas/PutSetting/properties/value")
+        .any_json("/components/schemas/Setting/properties/value")
+        .any_json("/components/schemas/Page_Setting/properties/items/items/properties/value")
+        .constrain(
+            "/components/schemas/CreateApiKey/properties/name",
+            trimmed_text(1, 100, false, ""),
+        )
+        .build()
 }

@@ -5,8 +5,8 @@ use prismicx_service_common::mongo::bson_time;
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::Utc;
@@ -15,7 +15,9 @@ use prismicx_service_common::directory::{
     VerifyKeyRequest, VerifyKeyResponse, TENANT_PATH, VERIFY_KEY_PATH,
 };
 use prismicx_service_common::events::{TenantEvent, TenantEventKind};
-use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::extract::{
+    created, no_content_if, with_etag, IfMatch, Json, Path, Query,
+};
 use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::tenancy::{Tenant, TenantPlacement, TenantRecord, TenantSlug};
 use prismicx_service_common::ApiError;
@@ -68,18 +70,6 @@ fn parse_slug(s: &str) -> Result<TenantSlug, ApiError> {
     TenantSlug::parse(s).map_err(|e| ApiError::bad_request("slug", format!("tenant slug {e}")))
 }
 
-fn parse_limit(params: &HashMap<String, String>) -> Result<u32, ApiError> {
-    pagination::limit(
-        params
-            .get("limit")
-            .map(|l| {
-                l.parse::<u32>()
-                    .map_err(|_| ApiError::bad_request("limit", "must be a whole number"))
-            })
-            .transpose()?,
-    )
-}
-
 fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(ApiError::bad_request(
@@ -121,11 +111,8 @@ pub async fn list_tenants(
             .get("tier")
             .map(|s| parse_enum("tier", s))
             .transpose()?,
-        after: params
-            .get("cursor")
-            .map(|c| pagination::decode_cursor::<String>(c))
-            .transpose()?,
-        limit: parse_limit(&params)?,
+        after: pagination::cursor::<String>(params.get("cursor").map(String::as_str))?,
+        limit: pagination::limit_param(&params)?,
     };
     let docs = state.registry.list(&filter).await?;
     let views: Vec<TenantView> = docs.iter().filter_map(view_of).collect();
@@ -175,7 +162,7 @@ pub async fn own_tenant(
 }
 
 fn key_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("API key {id} does not exist"))
+    ApiError::not_found("API key", id)
 }
 
 /// Issue an API key for the tenant. The answer is the only time the key is shown.
@@ -223,12 +210,10 @@ pub async fn create_api_key(
     // drop that on this event instead of after their negative-cache TTL.
     announce_keys_changed(&state, &tenant).await;
     let location = format!("/v1/api-keys/{}", view.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
+    Ok(created(
+        &location,
         Json(IssuedApiKey { api_key: view, key }),
-    )
-        .into_response())
+    ))
 }
 
 /// List the tenant's API keys (prefixes only), oldest first.
@@ -245,11 +230,7 @@ pub async fn list_api_keys(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ApiKeyView>>, ApiError> {
     reject_unknown(&params, &["limit", "cursor"])?;
-    let limit = parse_limit(&params)?;
-    let after: Option<KeyCursor> = params
-        .get("cursor")
-        .map(|c| pagination::decode_cursor(c))
-        .transpose()?;
+    let (limit, after) = pagination::page_params::<KeyCursor>(&params)?;
     let now = Utc::now();
     let docs = state.keys.list(&tenant, after, limit).await?;
     let views: Vec<ApiKeyView> = docs.iter().map(|d| d.view(now)).collect();
@@ -309,12 +290,11 @@ async fn announce_keys_changed(state: &AppState, tenant: &TenantPlacement) {
 }
 
 fn setting_response(status: StatusCode, setting: Setting) -> Response {
-    let tag = etag(setting.revision);
-    (status, [(header::ETAG, tag)], Json(setting)).into_response()
+    with_etag(status, setting.revision, setting)
 }
 
 fn setting_not_found(key: &str) -> ApiError {
-    ApiError::NotFound(format!("setting {key} does not exist"))
+    ApiError::not_found("setting", key)
 }
 
 /// List the tenant's settings in key order.
@@ -331,11 +311,7 @@ pub async fn list_settings(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Setting>>, ApiError> {
     reject_unknown(&params, &["limit", "cursor"])?;
-    let limit = parse_limit(&params)?;
-    let after: Option<String> = params
-        .get("cursor")
-        .map(|c| pagination::decode_cursor(c))
-        .transpose()?;
+    let (limit, after) = pagination::page_params::<String>(&params)?;
     let items = settings::list(&state.store, &tenant, after, limit).await?;
     Ok(Json(Page::from_overfetch(items, limit, |s| s.key.clone())))
 }
@@ -409,11 +385,8 @@ pub async fn delete_setting(
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
     domain::validate_setting_key(&key)?;
-    if settings::delete(&state.store, &tenant, &key, if_match.0).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(setting_not_found(&key))
-    }
+    let deleted = settings::delete(&state.store, &tenant, &key, if_match.0).await?;
+    no_content_if(deleted, || setting_not_found(&key))
 }
 
 /// Where a tenant lives, whether it may be served and its own rate limit when it has one

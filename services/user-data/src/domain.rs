@@ -2,6 +2,7 @@
 //! validated value or a 422 listing every bad field, before any database work.
 
 use chrono::{DateTime, Utc};
+use prismicx_service_common::error::Problems;
 use prismicx_service_common::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -9,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Limits on `attributes`.
+use prismicx_service_common::attributes::apply_patch;
 pub use prismicx_service_common::attributes::{
     merge_patch, validate_attributes, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTE_DEPTH, MAX_ATTRIBUTE_KEYS,
 };
@@ -113,49 +115,23 @@ pub struct NewRole {
     pub permissions: Vec<String>,
 }
 
-/// Collects field errors, then fails with all of them at once.
-#[derive(Debug, Default)]
-struct Problems(Vec<FieldError>);
-
-impl Problems {
-    fn check<T>(&mut self, field: &str, r: Result<T, String>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(m) => {
-                self.0.push(FieldError::new(field, m));
-                None
-            }
-        }
-    }
-
-    /// The validated user, or every field error collected.
-    fn new_user(
-        self,
-        email: Option<String>,
-        display_name: Option<String>,
-        status: Option<String>,
-        attributes: Value,
-    ) -> Result<NewUser, ApiError> {
-        self.finish()?;
-        match (email, display_name, status) {
-            (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
-                email,
-                display_name,
-                status,
-                attributes,
-            }),
-            _ => Err(ApiError::internal(anyhow::anyhow!(
-                "validation lost an error"
-            ))),
-        }
-    }
-
-    fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.0))
-        }
+/// The validated user, or every field error collected in `p`.
+fn new_user(
+    p: Problems,
+    email: Option<String>,
+    display_name: Option<String>,
+    status: Option<String>,
+    attributes: Value,
+) -> Result<NewUser, ApiError> {
+    p.finish()?;
+    match (email, display_name, status) {
+        (Some(email), Some(display_name), Some(status)) => Ok(NewUser {
+            email,
+            display_name,
+            status,
+            attributes,
+        }),
+        _ => Err(Problems::lost()),
     }
 }
 
@@ -223,7 +199,7 @@ impl CreateUser {
         );
         let attributes = self.attributes.unwrap_or_else(|| Value::Object(Map::new()));
         validate_attributes(&attributes, &mut p.0);
-        p.new_user(email, display_name, status, attributes)
+        new_user(p, email, display_name, status, attributes)
     }
 }
 
@@ -238,31 +214,21 @@ impl UpdateUser {
         {
             return Err(ApiError::invalid("body", "names no field to change"));
         }
-        let email = match &self.email {
-            Some(e) => p.check("email", parse_email(e)),
-            None => Some(current.email.clone()),
-        };
-        let display_name = match &self.display_name {
-            Some(n) => p.check("displayName", parse_display_name(n)),
-            None => Some(current.display_name.clone()),
-        };
-        let status = match &self.status {
-            Some(s) => p.check("status", parse_status(s)),
-            None => Some(current.status.clone()),
-        };
-        let mut attributes = current.attributes.clone();
-        if let Some(patch) = &self.attributes {
-            if !patch.is_object() {
-                p.0.push(FieldError::new(
-                    "attributes",
-                    "must be a JSON object (a merge patch)",
-                ));
-            } else {
-                merge_patch(&mut attributes, patch);
-                validate_attributes(&attributes, &mut p.0);
-            }
-        }
-        p.new_user(email, display_name, status, attributes)
+        let email = p.check_change("email", self.email.as_deref(), parse_email, &current.email);
+        let display_name = p.check_change(
+            "displayName",
+            self.display_name.as_deref(),
+            parse_display_name,
+            &current.display_name,
+        );
+        let status = p.check_change(
+            "status",
+            self.status.as_deref(),
+            parse_status,
+            &current.status,
+        );
+        let attributes = apply_patch(&current.attributes, self.attributes.as_ref(), &mut p.0);
+        new_user(p, email, display_name, status, attributes)
     }
 }
 
@@ -349,36 +315,6 @@ mod tests {
             fields,
             ["email", "displayName", "status", "attributes.1bad"]
         );
-    }
-
-    #[test]
-    fn attributes_limits() {
-        let mut errors = vec![];
-        validate_attributes(&json!([1]), &mut errors);
-        assert_eq!(errors[0].field, "attributes");
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}),
-            &mut errors,
-        );
-        assert_eq!(errors[0].field, "attributes.a");
-        let mut errors = vec![];
-        let big: Map<String, Value> = (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
-        validate_attributes(&Value::Object(big), &mut errors);
-        assert!(errors.iter().any(|e| e.message.contains("64 keys")));
-        let mut errors = vec![];
-        validate_attributes(
-            &json!({"blob": "x".repeat(MAX_ATTRIBUTES_BYTES)}),
-            &mut errors,
-        );
-        assert!(errors.iter().any(|e| e.message.contains("bytes")));
-    }
-
-    #[test]
-    fn merge_patch_follows_rfc7396() {
-        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
-        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": [1]}));
-        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": [1]}));
     }
 
     #[test]

@@ -19,9 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::FromRef;
-use axum::Router;
-use prismicx_service_common::http::ReadinessCheck;
 use prismicx_service_common::pg::{migrate, TenantDb};
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
@@ -33,32 +30,10 @@ pub use config::Config;
 /// The name in logs and metrics.
 pub const SERVICE: &str = "user-data-service";
 
-/// What handlers share.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub db: Arc<TenantDb>,
-    pub tenancy: Tenancy,
-}
+/// What handlers share: the tenant database pools and the tenancy.
+pub type AppState = service::PgState;
 
-impl FromRef<AppState> for Tenancy {
-    fn from_ref(s: &AppState) -> Tenancy {
-        s.tenancy.clone()
-    }
-}
-
-/// The whole application, callable without a socket (tests drive it with `oneshot`).
-pub fn app(state: AppState, settings: AppSettings) -> Router {
-    let tenancy = state.tenancy.clone();
-    let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![state.db.clone()];
-    service::application(
-        SERVICE,
-        openapi::document(),
-        routes::router().with_state(state),
-        &tenancy,
-        readiness,
-        settings,
-    )
-}
+prismicx_service_common::service_entry_points!(UserData, connect: |config, tenancy| connect(&config, tenancy));
 
 /// Applies the system migrations over `url` (direct to PostgreSQL), retrying the connection for
 /// up to a minute while the database comes up.
@@ -79,23 +54,13 @@ pub async fn migrate_system(url: &str) -> anyhow::Result<i32> {
     migrate::apply_system(&mut conn, &migrations::SCHEMA).await
 }
 
-/// Runs the service until SIGTERM or Ctrl-C.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    service::init_process(&config.log_level, &config.common.log_format);
+/// The state of a running service: the system migrations first when `USER_DB_MIGRATE_URL` is
+/// set, then the tenant database pools (opened lazily).
+async fn connect(config: &Config, tenancy: Tenancy) -> anyhow::Result<AppState> {
     if let Some(url) = &config.db_migrate_url {
         let v = migrate_system(url.expose()).await?;
         tracing::info!(version = v, "system migrations applied");
     }
-    let tenancy = service::tenancy(&config.common)?;
-    let mut settings = AppSettings::from_args(&config.common);
-    settings.extra_readiness = service::lifecycle(&config.common, &tenancy)?;
     let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
-    let state = AppState {
-        db: db.clone(),
-        tenancy,
-    };
-    let addr = service::listen_addr(&config.common, config::DEFAULT_PORT)?;
-    prismicx_service_common::http::serve(app(state, settings), addr).await?;
-    db.close().await;
-    Ok(())
+    Ok(AppState { db, tenancy })
 }

@@ -1,6 +1,5 @@
 //! The OpenAPI document served at `/openapi.json`.
 
-use prismicx_service_common::http::ApiKeyAuth;
 use utoipa::OpenApi;
 
 use crate::routes;
@@ -20,8 +19,6 @@ use crate::routes;
         routes::create_role, routes::list_roles, routes::get_role, routes::delete_role,
         routes::list_audit_events,
     ),
-    components(schemas(prismicx_service_common::error::Problem, prismicx_service_common::FieldError)),
-    modifiers(&ApiKeyAuth),
     tags(
         (name = "users", description = "Users of the tenant"),
         (name = "roles", description = "Roles of the tenant"),
@@ -34,11 +31,9 @@ pub struct ApiDoc;
 /// The document as JSON.
 pub fn document() -> serde_json::Value {
     use prismicx_service_common::openapi::{
-        attributes_schema, constrain, constrain_param, require_a_change, trimmed_text,
-        ANY_NESTED_KEY,
+        attributes_schema, trimmed_text, ApiDocument, ANY_NESTED_KEY,
     };
     use serde_json::json;
-    let mut doc = prismicx_service_common::openapi::document(ApiDoc::openapi());
     // The rules the handlers enforce that the derived schemas cannot state.
     // parse_email: one `@`, 1 to 64 characters before it, a domain of two or more labels not
     // starting or ending with `-`, no spaces or control characters, 3 to 254 characters. Stated
@@ -46,53 +41,37 @@ pub fn document() -> serde_json::Value {
     let label = "[\\x21-\\x2c\\x2f-\\x3f\\x41-\\x7e]([\\x21-\\x2d\\x2f-\\x3f\\x41-\\x7e]*[\\x21-\\x2c\\x2f-\\x3f\\x41-\\x7e])?";
     let email = json!({ "minLength": 3, "maxLength": 254,
         "pattern": format!("^[\\x21-\\x3f\\x41-\\x7e]{{1,64}}@{label}(\\.{label})+$") });
-    require_a_change(
-        &mut doc,
-        "UpdateUser",
-        &["email", "displayName", "status", "attributes"],
-    );
-    for schema in ["CreateUser", "UpdateUser"] {
-        let props = format!("/components/schemas/{schema}/properties");
-        constrain(&mut doc, &format!("{props}/email"), email.clone());
-        constrain(
-            &mut doc,
-            &format!("{props}/displayName"),
-            trimmed_text(1, 200, false, ""),
-        );
-        constrain(
-            &mut doc,
-            &format!("{props}/attributes"),
-            attributes_schema(ANY_NESTED_KEY),
-        );
-        doc["components"]["schemas"][schema]["properties"]["status"] = json!({
-            "type": ["string", "null"], "enum": ["active", "disabled", "invited", null] });
-    }
-    constrain(
-        &mut doc,
-        "/components/schemas/CreateRole/properties/name",
-        json!({ "pattern": "^[a-z][a-z0-9_.:-]{0,62}$" }),
-    );
-    constrain(
-        &mut doc,
-        "/components/schemas/CreateRole/properties/permissions",
-        json!({
-        "maxItems": 100,
-        "items": { "type": "string", "minLength": 1, "maxLength": 128,
-                   "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$" } }),
-    );
-    constrain_param(
-        &mut doc,
-        "/v1/users",
-        "get",
-        "q",
-        json!({ "maxLength": 200 }),
-    );
-    constrain_param(
-        &mut doc,
-        "/v1/users",
-        "get",
-        "status",
-        json!({ "enum": crate::domain::STATUSES }),
-    );
-    doc
+    let bodies = &["CreateUser", "UpdateUser"];
+    ApiDocument::new(ApiDoc::openapi())
+        .require_a_change(
+            "UpdateUser",
+            &["email", "displayName", "status", "attributes"],
+        )
+        .property(bodies, "email", email)
+        .property(bodies, "displayName", trimmed_text(1, 200, false, ""))
+        .property(bodies, "attributes", attributes_schema(ANY_NESTED_KEY))
+        .replace_property(
+            bodies,
+            "status",
+            json!({ "type": ["string", "null"], "enum": ["active", "disabled", "invited", null] }),
+        )
+        .constrain(
+            "/components/schemas/CreateRole/properties/name",
+            json!({ "pattern": "^[a-z][a-z0-9_.:-]{0,62}$" }),
+        )
+        .constrain(
+            "/components/schemas/CreateRole/properties/permissions",
+            json!({
+            "maxItems": 100,
+            "items": { "type": "string", "minLength": 1, "maxLength": 128,
+                       "pattern": "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$" } }),
+        )
+        .param("/v1/users", "get", "q", json!({ "maxLength": 200 }))
+        .param(
+            "/v1/users",
+            "get",
+            "status",
+            json!({ "enum": crate::domain::STATUSES }),
+        )
+        .build()
 }

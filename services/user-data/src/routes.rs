@@ -4,14 +4,15 @@
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, put};
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use prismicx_service_common::auth::Principal;
-use prismicx_service_common::extract::{Json, Path, Query};
-use prismicx_service_common::pagination::{self, Page};
+use prismicx_service_common::extract::{created, Json, Path, Query};
+use prismicx_service_common::pagination::{self, Page, PageQuery};
+use prismicx_service_common::pg::TenantTx;
 use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use serde_json::json;
@@ -45,18 +46,58 @@ fn actor(p: &Principal) -> &'static str {
     }
 }
 
-type Cursor = (DateTime<Utc>, Uuid);
-
-fn after(cursor: Option<&String>) -> Result<Option<Cursor>, ApiError> {
-    cursor.map(|c| pagination::decode_cursor(c)).transpose()
+/// Records `action` on `entity` `id` in the audit trail and commits it with the change.
+async fn commit_audited(
+    mut tx: TenantTx,
+    principal: &Principal,
+    action: &str,
+    entity: &str,
+    id: Uuid,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    repo::audit(&mut tx, actor(principal), action, entity, id, details).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
+/// Commits the creation of `entity` `id` (audited with `details`) and answers 201 with `body`
+/// and the `Location` `/v1/<entity>s/<id>`.
+async fn commit_created<T: serde::Serialize>(
+    tx: TenantTx,
+    principal: &Principal,
+    entity: &str,
+    id: Uuid,
+    details: serde_json::Value,
+    body: T,
+) -> Result<Response, ApiError> {
+    commit_audited(tx, principal, "create", entity, id, details).await?;
+    Ok(created(&format!("/v1/{entity}s/{id}"), Json(body)))
+}
+
+/// Commits the deletion of `entity` `id` (audited) and answers 204, or 404 when it was not
+/// `found` (nothing is committed).
+async fn commit_deleted(
+    tx: TenantTx,
+    principal: &Principal,
+    entity: &str,
+    id: Uuid,
+    found: bool,
+) -> Result<StatusCode, ApiError> {
+    if !found {
+        return Err(ApiError::not_found(entity, id));
+    }
+    commit_audited(tx, principal, "delete", entity, id, json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+type Cursor = (DateTime<Utc>, Uuid);
+
 fn user_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("user {id} does not exist"))
+    ApiError::not_found("user", id)
 }
 
 fn role_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("role {id} does not exist"))
+    ApiError::not_found("role", id)
 }
 
 /// Create a user.
@@ -75,23 +116,8 @@ pub async fn create_user(
     let new = body.validate()?;
     let mut tx = state.db.begin(&tenant).await?;
     let user = repo::insert_user(&mut tx, &new).await?;
-    repo::audit(
-        &mut tx,
-        actor(&principal),
-        "create",
-        "user",
-        user.id,
-        json!({"email": user.email}),
-    )
-    .await?;
-    tx.commit().await?;
-    let location = format!("/v1/users/{}", user.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(user),
-    )
-        .into_response())
+    let details = json!({"email": user.email});
+    commit_created(tx, &principal, "user", user.id, details, user).await
 }
 
 /// Get a user.
@@ -140,16 +166,15 @@ pub async fn update_user(
     .collect();
     let next = body.apply(&current)?;
     let user = repo::update_user(&mut tx, id, &next).await?;
-    repo::audit(
-        &mut tx,
-        actor(&principal),
+    commit_audited(
+        tx,
+        &principal,
         "update",
         "user",
         id,
         json!({"fields": changed}),
     )
     .await?;
-    tx.commit().await?;
     Ok(Json(user))
 }
 
@@ -165,12 +190,8 @@ pub async fn delete_user(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
-    if !repo::delete_user(&mut tx, id).await? {
-        return Err(user_not_found(id));
-    }
-    repo::audit(&mut tx, actor(&principal), "delete", "user", id, json!({})).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    let found = repo::delete_user(&mut tx, id).await?;
+    commit_deleted(tx, &principal, "user", id, found).await
 }
 
 const USER_LIST_PARAMS: &[&str] = &["limit", "cursor", "status", "email", "role", "q"];
@@ -194,17 +215,10 @@ pub async fn list_users(
     Tenant(tenant): Tenant,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<User>>, ApiError> {
+    let (limit, after) = pagination::page_params::<Cursor>(&params)?;
     let mut filter = UserFilter {
-        limit: pagination::limit(
-            params
-                .get("limit")
-                .map(|l| {
-                    l.parse::<u32>()
-                        .map_err(|_| ApiError::bad_request("limit", "must be a whole number"))
-                })
-                .transpose()?,
-        )?,
-        after: after(params.get("cursor"))?,
+        limit,
+        after,
         ..UserFilter::default()
     };
     for (k, v) in &params {
@@ -292,15 +306,8 @@ pub async fn grant_role(
         .await?
         .ok_or_else(|| role_not_found(role_id))?;
     if repo::grant_role(&mut tx, id, role_id).await? {
-        repo::audit(
-            &mut tx,
-            actor(&principal),
-            "grant",
-            "user",
-            id,
-            json!({"roleId": role_id}),
-        )
-        .await?;
+        let details = json!({"roleId": role_id});
+        repo::audit(&mut tx, actor(&principal), "grant", "user", id, details).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -323,16 +330,8 @@ pub async fn revoke_role(
             "user {id} is not a member of role {role_id}"
         )));
     }
-    repo::audit(
-        &mut tx,
-        actor(&principal),
-        "revoke",
-        "user",
-        id,
-        json!({"roleId": role_id}),
-    )
-    .await?;
-    tx.commit().await?;
+    let details = json!({"roleId": role_id});
+    commit_audited(tx, &principal, "revoke", "user", id, details).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -350,23 +349,8 @@ pub async fn create_role(
     let new = body.validate()?;
     let mut tx = state.db.begin(&tenant).await?;
     let role = repo::insert_role(&mut tx, &new).await?;
-    repo::audit(
-        &mut tx,
-        actor(&principal),
-        "create",
-        "role",
-        role.id,
-        json!({"name": role.name}),
-    )
-    .await?;
-    tx.commit().await?;
-    let location = format!("/v1/roles/{}", role.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(role),
-    )
-        .into_response())
+    let details = json!({"name": role.name});
+    commit_created(tx, &principal, "role", role.id, details, role).await
 }
 
 /// Get a role.
@@ -399,22 +383,8 @@ pub async fn delete_role(
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
-    if !repo::delete_role(&mut tx, id).await? {
-        return Err(role_not_found(id));
-    }
-    repo::audit(&mut tx, actor(&principal), "delete", "role", id, json!({})).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Query of the paginated lists without filters.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PageQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
+    let found = repo::delete_role(&mut tx, id).await?;
+    commit_deleted(tx, &principal, "role", id, found).await
 }
 
 /// List roles.
@@ -426,8 +396,7 @@ pub async fn list_roles(
     Tenant(tenant): Tenant,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Role>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let after = after(q.cursor.as_ref())?;
+    let (limit, after) = q.page::<Cursor>()?;
     let mut tx = state.db.begin(&tenant).await?;
     let roles = repo::list_roles(&mut tx, after, limit).await?;
     tx.commit().await?;
@@ -458,7 +427,7 @@ pub async fn list_audit_events(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
     let limit = pagination::limit(q.limit)?;
-    let after = after(q.cursor.as_ref())?;
+    let after = pagination::cursor(q.cursor.as_deref())?;
     let mut tx = state.db.begin(&tenant).await?;
     let events = repo::list_audit(&mut tx, q.entity_id, after, limit).await?;
     tx.commit().await?;

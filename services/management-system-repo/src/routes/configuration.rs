@@ -12,13 +12,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Extension;
 use prismicx_service_common::auth::Principal;
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
-use prismicx_service_common::pagination::{self, Page};
+use prismicx_service_common::extract::{self, with_etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::pagination::{Page, PageQuery};
 use prismicx_service_common::pg::TenantTx;
 use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
 use prismicx_service_common::ApiError;
@@ -37,7 +37,7 @@ use crate::{schema, AppState};
 use prismicx_service_common::pg::retry::{retry_pg, Fail};
 
 fn version_not_found(n: i64) -> ApiError {
-    ApiError::NotFound(format!("configuration version {n} does not exist"))
+    ApiError::not_found("configuration version", n)
 }
 
 /// Opens the tenant's transaction with the system locked `FOR SHARE`.
@@ -112,11 +112,8 @@ async fn require_system(
     tenant: &TenantPlacement,
     id: Uuid,
 ) -> Result<(), ApiError> {
-    if in_tenant_tx!(state, tenant, |tx| repo::system_exists(&mut tx, id).await?)? {
-        Ok(())
-    } else {
-        Err(system_not_found(id))
-    }
+    in_tenant_tx!(state, tenant, |tx| super::ensure_system(&mut tx, id)
+        .await?)
 }
 
 /// Ends the read-only locking transaction once the version is written; a failure only means the
@@ -129,16 +126,7 @@ async fn release(tx: TenantTx) {
 
 fn created(id: Uuid, c: Configuration) -> Response {
     let location = format!("/v1/systems/{id}/configuration/versions/{}", c.version);
-    let mut res = (
-        StatusCode::CREATED,
-        [(header::ETAG, etag(c.version))],
-        Json(c),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    res
+    extract::created(&location, with_etag(StatusCode::CREATED, c.version, c))
 }
 
 /// Write a new configuration version: validated against the system's `configSchema`, stored as
@@ -273,7 +261,7 @@ pub async fn get_latest(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("system {id} has no configuration yet")))?;
     let c = configs.configuration(&d)?;
-    Ok(([(header::ETAG, etag(c.version))], Json(c)).into_response())
+    Ok(with_etag(StatusCode::OK, c.version, c))
 }
 
 /// One configuration version.
@@ -296,22 +284,12 @@ pub async fn get_version(
         .await?
         .ok_or_else(|| version_not_found(version))?;
     let c = configs.configuration(&d)?;
-    Ok(([(header::ETAG, etag(c.version))], Json(c)).into_response())
-}
-
-/// Query of `GET .../configuration/versions`.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct HistoryQuery {
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<u32>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
+    Ok(with_etag(StatusCode::OK, c.version, c))
 }
 
 /// The configuration's history, newest first (summaries without the documents).
 #[utoipa::path(get, path = "/v1/systems/{id}/configuration/versions", tag = "configuration",
-    params(("id" = Uuid, Path, description = "System id"), HistoryQuery),
+    params(("id" = Uuid, Path, description = "System id"), PageQuery),
     responses(
         (status = 200, body = Page<ConfigurationSummary>),
         (status = 400, description = "Bad or unknown query parameter", body = Problem),
@@ -322,14 +300,9 @@ pub async fn list_versions(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<Uuid>,
-    Query(q): Query<HistoryQuery>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<ConfigurationSummary>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let before: Option<i64> = q
-        .cursor
-        .as_deref()
-        .map(pagination::decode_cursor)
-        .transpose()?;
+    let (limit, before) = q.page::<i64>()?;
     require_system(&state, &tenant, id).await?;
     let configs = Configs::new(&state.store, &tenant, id);
     let items = configs

@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use prismicx_service_common::auth::Principal;
-use prismicx_service_common::pagination;
+use prismicx_service_common::pg::TenantTx;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -100,12 +100,17 @@ pub(crate) fn actor(p: &Principal) -> &'static str {
 
 pub(crate) type Cursor = (DateTime<Utc>, Uuid);
 
-pub(crate) fn after(cursor: Option<&String>) -> Result<Option<Cursor>, ApiError> {
-    cursor.map(|c| pagination::decode_cursor(c)).transpose()
+pub(crate) fn system_not_found(id: Uuid) -> ApiError {
+    ApiError::not_found("system", id)
 }
 
-pub(crate) fn system_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("system {id} does not exist"))
+/// 404 unless the tenant has the system `id`.
+pub(crate) async fn ensure_system(tx: &mut TenantTx, id: Uuid) -> Result<(), ApiError> {
+    if crate::repo::system_exists(tx, id).await? {
+        Ok(())
+    } else {
+        Err(system_not_found(id))
+    }
 }
 
 /// The precondition of `If-Match` against the current revision.

@@ -1,23 +1,23 @@
 //! `/v1/systems/{id}/relations`: typed edges between two systems of the same tenant.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{Json, Path, Query};
+use prismicx_service_common::extract::{created, no_content_if, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, in_tenant_tx, system_not_found};
+use super::{ensure_system, in_tenant_tx, system_not_found, Cursor};
 use crate::domain::{self, CreateRelation, Relation};
 use crate::repo::{self, Direction, Lock};
 use crate::AppState;
 use prismicx_service_common::pg::retry::Fail;
 
 fn relation_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("relation {id} does not exist"))
+    ApiError::not_found("relation", id)
 }
 
 fn unknown_target() -> ApiError {
@@ -64,12 +64,7 @@ pub async fn create_relation(
             })?
     })?;
     let location = format!("/v1/systems/{id}/relations/{}", relation.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(relation),
-    )
-        .into_response())
+    Ok(created(&location, Json(relation)))
 }
 
 /// Get a relation that starts or ends at the system.
@@ -114,11 +109,7 @@ pub async fn delete_relation(
         relation_id
     )
     .await?)?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(relation_not_found(relation_id))
-    }
+    no_content_if(deleted, || relation_not_found(relation_id))
 }
 
 /// Query of `GET /v1/systems/{id}/relations`.
@@ -150,8 +141,7 @@ pub async fn list_relations(
     Path(id): Path<Uuid>,
     Query(q): Query<RelationQuery>,
 ) -> Result<Json<Page<Relation>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let after = after(q.cursor.as_ref())?;
+    let (limit, after) = pagination::page::<Cursor>(q.limit, q.cursor.as_deref())?;
     let direction = match q.direction.as_deref().unwrap_or("both") {
         "outgoing" => Direction::Outgoing,
         "incoming" => Direction::Incoming,
@@ -170,9 +160,7 @@ pub async fn list_relations(
         .transpose()?;
     let kind = kind.as_deref();
     let relations = in_tenant_tx!(state, tenant, |tx| {
-        if !repo::system_exists(&mut tx, id).await? {
-            return Err(system_not_found(id).into());
-        }
+        ensure_system(&mut tx, id).await?;
         repo::list_relations(&mut tx, id, direction, kind, after, limit).await?
     })?;
     Ok(Json(Page::from_overfetch(relations, limit, |r| {

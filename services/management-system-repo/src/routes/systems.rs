@@ -2,16 +2,16 @@
 //! management systems.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{etag, IfMatch, Json, Path, Query};
+use prismicx_service_common::extract::{self, created, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, check_revision, in_tenant_tx, system_not_found};
+use super::{check_revision, in_tenant_tx, system_not_found, Cursor};
 use crate::configs::Configs;
 use crate::domain::{self, CreateSystem, System, UpdateSystem};
 use crate::repo::{self, Lock};
@@ -19,8 +19,7 @@ use crate::{schema, AppState};
 use prismicx_service_common::pg::retry::{retry_pg, Fail};
 
 fn with_etag(status: StatusCode, system: System) -> Response {
-    let tag = etag(system.revision);
-    (status, [(header::ETAG, tag)], Json(system)).into_response()
+    extract::with_etag(status, system.revision, system)
 }
 
 /// Register a system.
@@ -51,11 +50,7 @@ pub async fn create_system(
     let system = in_tenant_tx!(state, tenant, |tx| repo::insert_system(&mut tx, new)
         .await?)?;
     let location = format!("/v1/systems/{}", system.id);
-    let mut res = with_etag(StatusCode::CREATED, system);
-    if let Ok(v) = header::HeaderValue::from_str(&location) {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    Ok(res)
+    Ok(created(&location, with_etag(StatusCode::CREATED, system)))
 }
 
 /// Get a system.
@@ -188,8 +183,7 @@ pub async fn list_systems(
     Tenant(tenant): Tenant,
     Query(q): Query<SystemQuery>,
 ) -> Result<Json<Page<System>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let after = after(q.cursor.as_ref())?;
+    let (limit, after) = pagination::page::<Cursor>(q.limit, q.cursor.as_deref())?;
     let kind = q
         .kind
         .as_deref()

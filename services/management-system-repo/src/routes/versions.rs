@@ -2,22 +2,22 @@
 //! status draft → released ↔ deprecated).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use prismicx_service_common::error::Problem;
-use prismicx_service_common::extract::{Json, Path, Query};
+use prismicx_service_common::extract::{created, no_content_if, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
 use prismicx_service_common::tenancy::Tenant;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
-use super::{after, in_tenant_tx, system_not_found};
+use super::{ensure_system, in_tenant_tx, system_not_found, Cursor};
 use crate::domain::{self, CreateVersion, SystemVersion, UpdateVersion};
 use crate::repo::{self, Lock};
 use crate::AppState;
 
 fn version_not_found(id: Uuid) -> ApiError {
-    ApiError::NotFound(format!("version {id} does not exist"))
+    ApiError::not_found("version", id)
 }
 
 /// Add a version to a system.
@@ -46,12 +46,7 @@ pub async fn create_version(
         repo::insert_version(&mut tx, id, new).await?
     })?;
     let location = format!("/v1/systems/{id}/versions/{}", version.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(version),
-    )
-        .into_response())
+    Ok(created(&location, Json(version)))
 }
 
 /// Get a version of a system.
@@ -120,11 +115,7 @@ pub async fn delete_version(
         &mut tx, id, version_id
     )
     .await?)?;
-    if deleted {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(version_not_found(version_id))
-    }
+    no_content_if(deleted, || version_not_found(version_id))
 }
 
 /// Query of `GET /v1/systems/{id}/versions`.
@@ -154,8 +145,7 @@ pub async fn list_versions(
     Path(id): Path<Uuid>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Page<SystemVersion>>, ApiError> {
-    let limit = pagination::limit(q.limit)?;
-    let after = after(q.cursor.as_ref())?;
+    let (limit, after) = pagination::page::<Cursor>(q.limit, q.cursor.as_deref())?;
     let status = q
         .status
         .as_deref()
@@ -163,9 +153,7 @@ pub async fn list_versions(
         .transpose()?;
     let status = status.as_deref();
     let versions = in_tenant_tx!(state, tenant, |tx| {
-        if !repo::system_exists(&mut tx, id).await? {
-            return Err(system_not_found(id).into());
-        }
+        ensure_system(&mut tx, id).await?;
         repo::list_versions(&mut tx, id, status, after, limit).await?
     })?;
     Ok(Json(Page::from_overfetch(versions, limit, |v| {
