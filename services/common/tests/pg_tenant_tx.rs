@@ -190,7 +190,7 @@ async fn no_session_variable_leaks_through_a_pool_of_size_one() {
     let alias = unique_name("one_");
     set_alias(PoolAlias {
         name: alias.clone(),
-        dbname: fx.database.clone(),
+        dbname: fx.db.clone(),
         pool_size: 1,
     })
     .await;
@@ -200,7 +200,7 @@ async fn no_session_variable_leaks_through_a_pool_of_size_one() {
     );
 
     // Both the tenant pool and a plain (tenant-less) pool go through the one server connection.
-    let settings = fx.settings(&alias, 2);
+    let settings = fx.settings_for(&alias, 2);
     let plain = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(settings.connect_options(&alias))
@@ -372,7 +372,7 @@ async fn dedicated_tenants_use_their_own_pool_alias() {
     migrate::provision_tenant(&mut admin, &SCHEMA, &t.slug, t.id)
         .await
         .unwrap();
-    let mut settings = fx.settings(&fx.database, 2);
+    let mut settings = fx.settings_for(&fx.db, 2);
     settings.acquire_timeout = std::time::Duration::from_secs(5);
     let db = TenantDb::connect_lazy(settings);
 
@@ -386,11 +386,11 @@ async fn dedicated_tenants_use_their_own_pool_alias() {
     db.begin(&t).await.unwrap().commit().await.unwrap();
     t.tier = Tier::Dedicated;
 
-    let alias = dedicated_pool_alias(&fx.database, &t.slug);
+    let alias = dedicated_pool_alias(&fx.db, &t.slug);
     let s = servers();
     set_alias(PoolAlias {
         name: alias.clone(),
-        dbname: fx.database.clone(),
+        dbname: fx.db.clone(),
         pool_size: 3,
     })
     .await;
@@ -498,7 +498,7 @@ async fn concurrent_provisioning_succeeds() {
         } else {
             new_tenant(Tier::Standard)
         };
-        let database = fx.database.clone();
+        let database = fx.db.clone();
         async move {
             let mut admin = servers().postgres.admin_connect(&database).await.unwrap();
             let system = migrate::apply_system(&mut admin, &SCHEMA).await;

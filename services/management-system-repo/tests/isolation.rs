@@ -11,7 +11,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
@@ -35,20 +35,18 @@ async fn victim(app: &TestApp, t: usize) -> Victim {
     let sys = app.create_system(t, "crown-jewels", Some(schema)).await;
     let other = app.create_system(t, "vault", None).await;
     let r = app
-        .call(
+        .post(
             t,
-            Method::POST,
             &format!("/v1/systems/{sys}/versions"),
-            Some(json!({"version": "1.0.0", "notes": "mine"})),
+            json!({"version": "1.0.0", "notes": "mine"}),
         )
         .await;
     let version = r.str("id");
     let r = app
-        .call(
+        .post(
             t,
-            Method::POST,
             &format!("/v1/systems/{sys}/relations"),
-            Some(json!({"targetId": other, "kind": "depends_on"})),
+            json!({"targetId": other, "kind": "depends_on"}),
         )
         .await;
     let relation = r.str("id");
@@ -79,7 +77,7 @@ async fn snapshot(app: &TestApp, t: usize, sys: &str, version: &str, relation: &
         format!("/v1/systems/{sys}/configuration/versions/1"),
         "/v1/systems".to_string(),
     ] {
-        let r = app.call(t, Method::GET, &path, None).await;
+        let r = app.get(t, &path).await;
         assert_eq!(
             r.status,
             StatusCode::OK,
@@ -242,11 +240,10 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
         }
         // Relating the attacker's system to the victim's: the target does not exist for A.
         let r = app
-            .call(
+            .post(
                 A,
-                Method::POST,
                 &format!("/v1/systems/{a_sys}/relations"),
-                Some(json!({"targetId": sys, "kind": "depends_on"})),
+                json!({"targetId": sys, "kind": "depends_on"}),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -320,20 +317,17 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     }
     // A forged tenant_id inside a configuration is just data of A's (it cannot move the document).
     let r = app
-        .call(
+        .put(
             A,
-            Method::PUT,
             &format!("/v1/systems/{a_sys}/configuration"),
-            Some(json!({"config": {"tenant_id": b_id.to_string()}})),
+            json!({"config": {"tenant_id": b_id.to_string()}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["tenantId"], app.tenant(A).id().to_string());
 
     // A's lists show only A's data.
-    let r = app
-        .call(A, Method::GET, "/v1/systems?limit=200", None)
-        .await;
+    let r = app.get(A, "/v1/systems?limit=200").await;
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     for s in items {
@@ -452,8 +446,10 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
     }
 
     // B's PostgreSQL traffic goes through its own PgBouncer pool alias.
-    let alias =
-        prismicx_service_common::pg::dedicated_pool_alias(&app.db, &app.tenant(B).placement.slug);
+    let alias = prismicx_service_common::pg::dedicated_pool_alias(
+        &app.pg().db,
+        &app.tenant(B).placement.slug,
+    );
     let pools = prismicx_harness::servers()
         .pgbouncer
         .show_databases()
@@ -482,10 +478,7 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
             .unwrap(),
     );
     for _ in 0..3 {
-        assert_eq!(
-            app.call(B, Method::GET, "/v1/systems", None).await.status,
-            StatusCode::OK
-        );
+        assert_eq!(app.get(B, "/v1/systems").await.status, StatusCode::OK);
     }
     // PgBouncer publishes its stats periodically: wait for the counter rather than for time.
     let mut after = before;
@@ -583,9 +576,7 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
         .rows_affected();
     assert_eq!(n, 0);
     tx.commit().await.unwrap();
-    let r = app
-        .call(B, Method::GET, &format!("/v1/systems/{b_sys}"), None)
-        .await;
+    let r = app.get(B, &format!("/v1/systems/{b_sys}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["description"], "theirs of tenant 1");
 

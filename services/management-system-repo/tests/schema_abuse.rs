@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use prismicx_harness::service::Reply;
+use prismicx_harness::kit::Reply;
 use prismicx_management_system_repo::GateSettings;
 use serde_json::{json, Map, Value};
 use support::{spawn_app, spawn_app_with, Options, TestApp};
@@ -57,12 +57,10 @@ async fn other_tenant_is_served(app: &TestApp) {
     let sys = app.create_system(1, "billing", Some(schema.clone())).await;
     let version = app.put_config(1, &sys, json!({"port": 8080})).await;
     assert_eq!(version, 1);
-    let r = app.call(1, Method::GET, &cfg(&sys), None).await;
+    let r = app.get(1, &cfg(&sys)).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["config"], json!({"port": 8080}));
-    let r = app
-        .call(1, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(1, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["configSchema"], schema);
     assert_eq!(r.body["description"], "billing of tenant 1");
@@ -129,12 +127,7 @@ async fn validation_past_the_deadline_is_a_422_and_stores_nothing() {
     .await;
     let sys = app.create_system(0, "heavy", Some(heavy_schema())).await;
     let r = app
-        .call(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            Some(json!({"config": heavy_config()})),
-        )
+        .put(0, &cfg(&sys), json!({"config": heavy_config()}))
         .await;
     // (Only the errors are printed: the body may echo a 200 KB document.)
     assert_eq!(
@@ -200,11 +193,10 @@ async fn catastrophic_backtracking_pattern_is_matched_in_linear_time_or_refused(
         ),
     ] {
         let r = app
-            .call(
+            .post(
                 0,
-                Method::POST,
                 "/v1/systems",
-                Some(json!({"name": "lookaround", "configSchema": schema})),
+                json!({"name": "lookaround", "configSchema": schema}),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
@@ -221,9 +213,7 @@ async fn catastrophic_backtracking_pattern_is_matched_in_linear_time_or_refused(
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
     }
     assert_eq!(app.stored_rows(0, "systems").await, 1);
-    let r = app
-        .call(0, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.body["revision"], 1, "the system is unchanged");
 }
 
@@ -260,11 +250,10 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         ),
     ] {
         let r = app
-            .call(
+            .post(
                 0,
-                Method::POST,
                 "/v1/systems",
-                Some(json!({"name": "bomb", "configSchema": schema})),
+                json!({"name": "bomb", "configSchema": schema}),
             )
             .await;
         assert_eq!(
@@ -295,9 +284,7 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.error_fields(), ["configSchema"]);
-    let r = app
-        .call(0, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.body["revision"], 1);
     assert_eq!(r.body["configSchema"], json!({"type": "object"}));
     other_tenant_is_served(&app).await;
@@ -337,9 +324,7 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         ),
         (json!({"name": "nu\u{0}l"}), "name"),
     ] {
-        let r = app
-            .call(0, Method::POST, "/v1/systems", Some(body.clone()))
-            .await;
+        let r = app.post(0, "/v1/systems", body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -371,7 +356,7 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         );
         assert_eq!(r.error_fields(), [field], "{body}");
     }
-    let r = app.call(0, Method::GET, &system_path, None).await;
+    let r = app.get(0, &system_path).await;
     assert_eq!(r.body["revision"], 1);
     assert_eq!(r.body["configSchema"], json!({}));
     assert_eq!(r.body["attributes"], json!({}));
@@ -380,30 +365,22 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         json!({"config": {"key": "a\u{0}"}}),
         json!({"config": {"a\u{0}": 1}}),
     ] {
-        let r = app
-            .call(0, Method::PUT, &cfg(&sys), Some(body.clone()))
-            .await;
+        let r = app.put(0, &cfg(&sys), body.clone()).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(r.error_fields(), ["config"], "{body}");
     }
     let r = app
-        .call(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            Some(json!({"config": {}, "comment": "\u{0}"})),
-        )
+        .put(0, &cfg(&sys), json!({"config": {}, "comment": "\u{0}"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["comment"]);
     assert!(app.raw_configs(0, &sys).await.is_empty());
 
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("/v1/systems/{sys}/versions"),
-            Some(json!({"version": "1.0.0", "notes": "\u{0}"})),
+            json!({"version": "1.0.0", "notes": "\u{0}"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -56,7 +56,7 @@ async fn racing_patches_one_wins(app: &TestApp, i: usize) {
         "the race never reached the conditional write"
     );
     let (n, won) = winners[0];
-    let stored = app.get(i, &id).await;
+    let stored = app.task(i, &id).await;
     assert_eq!(
         stored.body, won.body,
         "the stored task is the winner's answer"
@@ -97,7 +97,7 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
         assert!(replies
             .iter()
             .all(|r| r.status == StatusCode::OK || r.status == StatusCode::PRECONDITION_FAILED));
-        let stored = app.get(i, &id).await.body;
+        let stored = app.task(i, &id).await.body;
         assert_eq!(stored["status"], ok[0].body["status"]);
         assert_eq!(stored["revision"], 2);
 
@@ -130,7 +130,7 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
             "{:?}",
             replies.iter().map(|r| r.status).collect::<Vec<_>>()
         );
-        let stored = app.get(i, &id).await;
+        let stored = app.task(i, &id).await;
         if won[0].status == StatusCode::NO_CONTENT {
             assert_eq!(stored.status, StatusCode::NOT_FOUND);
             // Every loser saw the task gone or changed.
@@ -160,7 +160,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
                 let mut conflicts = 0;
                 for k in 0..per_worker {
                     loop {
-                        let cur = app.get(i, &id).await;
+                        let cur = app.task(i, &id).await;
                         let rev = cur.body["revision"].as_i64().unwrap();
                         let mut labels: Vec<String> = cur.body["labels"]
                             .as_array()
@@ -189,7 +189,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
             }
         }))
         .await;
-        let stored = app.get(i, &id).await.body;
+        let stored = app.task(i, &id).await.body;
         let labels = stored["labels"].as_array().unwrap();
         assert_eq!(
             labels.len(),

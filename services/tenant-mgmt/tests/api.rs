@@ -7,7 +7,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::service::{Call, PLATFORM_KEY};
+use prismicx_harness::kit::{Call, PLATFORM_KEY};
 use prismicx_service_common::auth::KeyDigest;
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::json;

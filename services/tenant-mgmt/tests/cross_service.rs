@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_store, ApiClient, Call, TestTenant, PLATFORM_KEY};
+use prismicx_harness::kit::{mongo_store, ApiClient, Call, TestTenant, PLATFORM_KEY};
 use prismicx_harness::{servers, unique_name};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::directory::{RemoteDirectory, VERIFY_KEY_PATH};
@@ -70,7 +70,7 @@ async fn platform() -> Platform {
 /// to the registry documents (as the operator would write them) before anything is cached.
 async fn platform_with(
     options: TenancyOptions,
-    edit: impl Fn(&prismicx_harness::service::TestTenant) -> Option<mongodb::bson::Document>,
+    edit: impl Fn(&prismicx_harness::kit::TestTenant) -> Option<mongodb::bson::Document>,
 ) -> Platform {
     let mgmt = spawn_with(Options {
         tenants: 2,
@@ -317,7 +317,7 @@ async fn from_client(
     ip: &str,
     key: &str,
     path: &str,
-) -> prismicx_harness::service::Reply {
+) -> prismicx_harness::kit::Reply {
     let mut req = Request::get(path)
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .body(Body::empty())
@@ -330,7 +330,7 @@ async fn from_client(
     api.raw(req).await
 }
 
-fn assert_throttled(r: &prismicx_harness::service::Reply) {
+fn assert_throttled(r: &prismicx_harness::kit::Reply) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     let retry: u64 = r
         .header("retry-after")

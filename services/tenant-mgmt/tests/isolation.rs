@@ -8,7 +8,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call, TestTenant};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, Call, TestTenant};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_tenant_mgmt::MONGO;
 use serde_json::json;

@@ -6,7 +6,6 @@
 
 mod support;
 
-use axum::http::Method;
 use prismicx_harness::{servers, unique_name};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::pg::{migrate, query, query_scalar};
@@ -25,23 +24,23 @@ async fn tenant_credentials_reach_their_own_tenant_only() {
     let app = spawn_app().await;
     app.create_user(0, "own@a.io", "Own").await;
     app.create_user(1, "other@b.io", "Other").await;
-    app.as_tenant(1, Method::GET, "/v1/users", None).await;
-    let a = TenantSlug::parse(&app.tenant(0).slug).unwrap();
-    let b_schema = format!("\"tenant_{}\"", app.tenant(1).slug.replace('-', "_"));
+    app.get(1, "/v1/users").await;
+    let a = TenantSlug::parse(app.tenant(0).slug()).unwrap();
+    let b_schema = format!("\"tenant_{}\"", app.tenant(1).slug().replace('-', "_"));
     let password = Secret::new(unique_name("pw"));
     let mut admin = app.admin().await;
-    let login = migrate::ensure_tenant_login(&mut admin, &a, app.tenant(0).id, &password)
+    let login = migrate::ensure_tenant_login(&mut admin, &a, app.tenant(0).id(), &password)
         .await
         .unwrap();
     // Idempotent, and the password can be rotated.
     let password = Secret::new(unique_name("pw"));
-    migrate::ensure_tenant_login(&mut admin, &a, app.tenant(0).id, &password)
+    migrate::ensure_tenant_login(&mut admin, &a, app.tenant(0).id(), &password)
         .await
         .unwrap();
 
     let opts = servers()
         .pgbouncer
-        .options(&app.db, &login, password.expose());
+        .options(&app.pg().db, &login, password.expose());
     let mut c = PgConnection::connect_with(&opts).await.unwrap();
 
     // Its own rows, with no setup: search_path and tenant come from the role's defaults.
@@ -75,7 +74,7 @@ async fn tenant_credentials_reach_their_own_tenant_only() {
     // and a row for B is refused: the schema's CHECK pins tenant_id to A.
     let mut tx = c.begin().await.unwrap();
     query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(app.tenant(1).id.to_string())
+        .bind(app.tenant(1).id().to_string())
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -109,7 +108,7 @@ async fn tenant_credentials_reach_their_own_tenant_only() {
     drop(tx);
 
     // B's data is untouched; the lint still holds with the tenant login among the roles.
-    let r = app.as_tenant(1, Method::GET, "/v1/users", None).await;
+    let r = app.get(1, "/v1/users").await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     let violations =
         prismicx_service_common::pg::lint::lint_database(&mut admin, std::slice::from_ref(&login))
@@ -118,7 +117,7 @@ async fn tenant_credentials_reach_their_own_tenant_only() {
     assert_eq!(violations, vec![]);
 
     // An old password no longer works.
-    let mut stale = servers().pgbouncer.options(&app.db, &login, "wrong");
+    let mut stale = servers().pgbouncer.options(&app.pg().db, &login, "wrong");
     stale = stale.application_name("stale");
     assert!(PgConnection::connect_with(&stale).await.is_err());
 }
