@@ -5,7 +5,10 @@ use axum::http::{Method, StatusCode};
 use axum::Router;
 use serde_json::Value;
 
-use super::{ApiClient, Call, PgService, Reply, TestTenant, PLATFORM_KEY};
+use prismicx_service_common::mongo::{MongoLayout, MongoStore};
+use prismicx_service_common::tenancy::Tenancy;
+
+use super::{mongo_store, tenancy_of, ApiClient, Call, PgService, Reply, TestTenant, PLATFORM_KEY};
 
 /// A service's application driven in process, the tenants it serves and the state it was built
 /// from (`S`, the service's own `AppState`: the kit does not know the services' crates).
@@ -27,6 +30,18 @@ impl<S> ServiceApp<S> {
             state,
             pg: None,
         }
+    }
+
+    /// A MongoDB service: `tenants` with `layout` provisioned for them ([`mongo_store`]) and
+    /// authenticated by [`tenancy_of`]; `build` makes the service's router and state of those.
+    pub async fn on_mongo(
+        layout: MongoLayout,
+        tenants: Vec<TestTenant>,
+        build: impl FnOnce(MongoStore, Tenancy) -> (Router, S),
+    ) -> Self {
+        let store = mongo_store(layout, &tenants).await;
+        let (router, state) = build(store, tenancy_of(&tenants));
+        ServiceApp::new(router, tenants, state)
     }
 
     /// The same, with the PostgreSQL database the state runs on.
@@ -88,6 +103,18 @@ impl<S> ServiceApp<S> {
             .await
     }
 
+    /// `method path` with the platform key, acting for tenant `i` (`X-Tenant`).
+    pub async fn platform(
+        &self,
+        i: usize,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let slug = self.tenants[i].slug();
+        self.api.as_platform(slug, method, path, body).await
+    }
+
     /// `method path` as tenant `i` with `If-Match: "<tag>"`.
     pub async fn call_if(
         &self,
@@ -144,28 +171,7 @@ impl<S> ServiceApp<S> {
     /// Every item of the list at `path` as tenant `i`, page by page (`limit` a page, following
     /// `nextCursor`), each page checked: 200 and at most `limit` items.
     pub async fn all_pages(&self, i: usize, path: &str, limit: u32) -> Vec<Value> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..10_000 {
-            let page = match &cursor {
-                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
-                None => format!("{path}{sep}limit={limit}"),
-            };
-            let r = self.get(i, &page).await;
-            assert_eq!(r.status, StatusCode::OK, "{page}: {}", r.body);
-            let items = r.body["items"].as_array().expect("items");
-            assert!(
-                items.len() <= limit as usize,
-                "{page}: a page over its limit"
-            );
-            out.extend(items.iter().cloned());
-            match r.body.get("nextCursor").and_then(Value::as_str) {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return out,
-            }
-        }
-        panic!("{path}: pagination did not end");
+        self.api.all_pages(&self.tenants[i].key, path, limit).await
     }
 
     /// Sends each `(method, path, expected status)` as tenant `i` without a body, in order;
@@ -179,6 +185,26 @@ impl<S> ServiceApp<S> {
             let path = path.as_ref();
             let r = self.call(i, method.clone(), path, None).await;
             assert_eq!(r.status, *want, "{method} {path}: {}", r.body);
+        }
+    }
+
+    /// Sends each `(method, path, If-Match tag, body, expected status)` as tenant `i`, in order;
+    /// a failure names the step, and every 412 must be a problem document.
+    pub async fn expect_conditional<P: AsRef<str>>(
+        &self,
+        i: usize,
+        steps: &[(Method, P, i64, Option<Value>, StatusCode)],
+    ) {
+        for (method, path, tag, body, want) in steps {
+            let path = path.as_ref();
+            let what = format!("{method} {path} If-Match {tag} {body:?}");
+            let r = self
+                .call_if(i, method.clone(), path, *tag, body.clone())
+                .await;
+            assert_eq!(r.status, *want, "{what}: {}", r.body);
+            if *want == StatusCode::PRECONDITION_FAILED {
+                assert!(r.is_problem(), "{what}");
+            }
         }
     }
 
@@ -288,4 +314,25 @@ impl<S> ServiceApp<S> {
             assert_eq!(r.error_fields(), [*field], "{query}");
         }
     }
+}
+
+/// Declares a service's `TestApp`: a newtype over [`ServiceApp`] of the service's state that
+/// derefs to it, so the service's support adds its own seeds as inherent methods.
+///
+/// ```ignore
+/// prismicx_harness::service_app!(pub struct TestApp(AppState));
+/// ```
+#[macro_export]
+macro_rules! service_app {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident($state:ty);) => {
+        $(#[$meta])*
+        $vis struct $name(pub $crate::kit::ServiceApp<$state>);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $crate::kit::ServiceApp<$state>;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+    };
 }

@@ -173,6 +173,33 @@ impl ApiClient {
         self.send(call).await
     }
 
+    /// Every item of the list at `path` with `key`, page by page (`limit` a page, following
+    /// `nextCursor`), each page checked: 200 and at most `limit` items.
+    pub async fn all_pages(&self, key: &str, path: &str, limit: u32) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..10_000 {
+            let page = match &cursor {
+                Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => format!("{path}{sep}limit={limit}"),
+            };
+            let r = self.send(Call::new(Method::GET, &page).key(key)).await;
+            assert_eq!(r.status, StatusCode::OK, "{page}: {}", r.body);
+            let items = r.body["items"].as_array().expect("items");
+            assert!(
+                items.len() <= limit as usize,
+                "{page}: a page over its limit"
+            );
+            out.extend(items.iter().cloned());
+            match r.body.get("nextCursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+        panic!("{path}: pagination did not end");
+    }
+
     /// `method path` as `tenant` with `body` sent as it is under `content_type` (malformed JSON,
     /// other media types).
     pub async fn raw_as(

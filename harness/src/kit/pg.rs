@@ -183,6 +183,29 @@ impl PgService {
     }
 }
 
+/// The SQLSTATE of a database error (`None` for any other error).
+pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+}
+
+/// Fails the test unless `result` (of `what`) is a database error with SQLSTATE `code`;
+/// returns the error.
+#[track_caller]
+pub fn expect_sqlstate<T: std::fmt::Debug>(
+    result: Result<T, sqlx::Error>,
+    code: &str,
+    what: &str,
+) -> sqlx::Error {
+    let err = match result {
+        Ok(v) => panic!("{what}: expected SQLSTATE {code}, it succeeded: {v:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(sqlstate(&err).as_deref(), Some(code), "{what}: {err}");
+    err
+}
+
 /// Tests, one a name, that each break a fresh service database's catalog with SQL and expect the
 /// catalog lint to name the object with a problem containing the needle
 /// ([`ServiceApp::expect_lint_catches`](super::ServiceApp::expect_lint_catches); `{login}`,

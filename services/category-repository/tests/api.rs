@@ -448,24 +448,14 @@ async fn delete_refuses_parents_unless_cascade_and_closes_the_gap() {
     assert_eq!(r.status, StatusCode::CONFLICT);
     // A stale If-Match is refused.
     let r = app
-        .api
-        .send(
-            Call::new(Method::DELETE, format!("/v1/categories/{a2}"))
-                .key(&app.tenant(0).key)
-                .header("if-match", "\"7\""),
-        )
+        .call_if(0, Method::DELETE, &format!("/v1/categories/{a2}"), 7, None)
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.check_tree(0).await, before);
 
     // A leaf goes; with the right If-Match.
     let r = app
-        .api
-        .send(
-            Call::new(Method::DELETE, format!("/v1/categories/{a2}"))
-                .key(&app.tenant(0).key)
-                .header("if-match", "\"1\""),
-        )
+        .call_if(0, Method::DELETE, &format!("/v1/categories/{a2}"), 1, None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.category(0, &a2).await.status, StatusCode::NOT_FOUND);
@@ -685,9 +675,8 @@ async fn platform_key_acts_for_the_named_tenant_and_suspended_tenants_are_refuse
     ];
     let app = spawn_tenants(tenants).await;
     let r = app
-        .api
-        .as_platform(
-            app.tenant(0).slug(),
+        .platform(
+            0,
             Method::POST,
             "/v1/categories",
             Some(json!({"name": "by platform"})),
@@ -705,10 +694,7 @@ async fn platform_key_acts_for_the_named_tenant_and_suspended_tenants_are_refuse
     assert_eq!(r.error_fields(), ["X-Tenant"]);
     let r = app.post(1, "/v1/categories", json!({"name": "x"})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .api
-        .as_platform(app.tenant(1).slug(), Method::GET, "/v1/categories", None)
-        .await;
+    let r = app.platform(1, Method::GET, "/v1/categories", None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(app.raw_docs(1).await.is_empty());
 }

@@ -116,9 +116,8 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
     assert_eq!(stored, [1, 2, 3, 4]);
     // The platform key's writes are recorded as such.
     let r = app
-        .api
-        .as_platform(
-            app.tenant(0).slug(),
+        .platform(
+            0,
             Method::PUT,
             &cfg(&sys),
             Some(json!({"config": {"by": "ops"}})),
@@ -132,69 +131,20 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
 async fn if_match_is_optional_but_enforced() {
     let app = spawn_app().await;
     let sys = app.create_system(0, "erp", None).await;
-    // "0": there must be no configuration yet.
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            0,
-            Some(json!({"config": {"v": 1}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            0,
-            Some(json!({"config": {"v": "stale"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    assert!(r.is_problem());
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            1,
-            Some(json!({"config": {"v": 2}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            1,
-            Some(json!({"config": {"v": "stale"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            7,
-            Some(json!({"config": {"v": "future"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    // "0": there must be no configuration yet; then each write names the version it replaces.
     // Rollback honours it too.
-    let r = app
-        .call_if(
-            0,
-            Method::POST,
-            &format!("{}/rollback", cfg(&sys)),
-            1,
-            Some(json!({"toVersion": 1})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let (put, rollback) = (cfg(&sys), format!("{}/rollback", cfg(&sys)));
+    let stale = StatusCode::PRECONDITION_FAILED;
+    #[rustfmt::skip]
+    let steps = [
+        (Method::PUT, &put, 0, Some(json!({"config": {"v": 1}})), StatusCode::CREATED),
+        (Method::PUT, &put, 0, Some(json!({"config": {"v": "stale"}})), stale),
+        (Method::PUT, &put, 1, Some(json!({"config": {"v": 2}})), StatusCode::CREATED),
+        (Method::PUT, &put, 1, Some(json!({"config": {"v": "stale"}})), stale),
+        (Method::PUT, &put, 7, Some(json!({"config": {"v": "future"}})), stale),
+        (Method::POST, &rollback, 1, Some(json!({"toVersion": 1})), stale),
+    ];
+    app.expect_conditional(0, &steps).await;
     let r = app
         .api
         .send(

@@ -533,13 +533,7 @@ async fn authentication_platform_key_and_suspended_tenants() {
     app.expect_key_refusals("/v1/systems").await;
     // The platform key acts for the tenant it names, and must name one.
     let r = app
-        .api
-        .as_platform(
-            app.tenant(1).slug(),
-            Method::POST,
-            "/v1/systems",
-            Some(json!({"name": "ops"})),
-        )
+        .platform(1, Method::POST, "/v1/systems", Some(json!({"name": "ops"})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["tenantId"], app.tenant(1).id().to_string());
@@ -548,13 +542,7 @@ async fn authentication_platform_key_and_suspended_tenants() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
     let r = app
-        .api
-        .as_platform(
-            app.tenant(2).slug(),
-            Method::POST,
-            "/v1/systems",
-            Some(json!({"name": "x"})),
-        )
+        .platform(2, Method::POST, "/v1/systems", Some(json!({"name": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(app.stored_rows(2, "systems").await, 0);

@@ -9,6 +9,8 @@
 
 mod support;
 
+use prismicx_harness::kit::expect_sqlstate;
+
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
 use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
@@ -349,13 +351,7 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["config"]["secret"], format!("tenant {t} v2"));
         let r = app
-            .api
-            .as_platform(
-                app.tenant(A).slug(),
-                Method::GET,
-                &format!("/v1/systems/{}", v.sys),
-                None,
-            )
+            .platform(A, Method::GET, &format!("/v1/systems/{}", v.sys), None)
             .await;
         assert_eq!(
             r.status,
@@ -519,44 +515,37 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
         .unwrap();
     assert_eq!(seen, 0);
     // A relation from A's system to B's system id: the composite foreign key refuses it.
-    let err = prismicx_service_common::pg::query(
+    expect_sqlstate(prismicx_service_common::pg::query(
         "INSERT INTO system_relations (source_id, target_id, kind) VALUES ($1, $2, 'depends_on')",
     )
     .bind(uuid::Uuid::parse_str(&a_sys).unwrap())
     .bind(uuid::Uuid::parse_str(&b_sys).unwrap())
     .execute(tx.conn())
-    .await
-    .expect_err("a relation to another tenant's system must be refused");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("23503")
-    );
+    .await, "23503", "a relation to another tenant's system must be refused");
     drop(tx);
     // Forging B's tenant id on a row: row-level security refuses it.
     let mut tx = app.state.db.begin(&a).await.unwrap();
-    let err = prismicx_service_common::pg::query(
-        "INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')",
-    )
-    .bind(app.tenant(B).id())
-    .execute(tx.conn())
-    .await
-    .expect_err("forged tenant_id");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
+    expect_sqlstate(
+        prismicx_service_common::pg::query(
+            "INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')",
+        )
+        .bind(app.tenant(B).id())
+        .execute(tx.conn())
+        .await,
+        "42501",
+        "forged tenant_id",
     );
     drop(tx);
     // Writing into B's schema from A's transaction: the schema's pinned tenant_id refuses it.
     let mut tx = app.state.db.begin(&a).await.unwrap();
-    let err = prismicx_service_common::pg::query(&format!(
-        "INSERT INTO {b_schema}.systems (name) VALUES ('planted')"
-    ))
-    .execute(tx.conn())
-    .await
-    .expect_err("planting a row in another tenant's schema");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("23514")
+    expect_sqlstate(
+        prismicx_service_common::pg::query(&format!(
+            "INSERT INTO {b_schema}.systems (name) VALUES ('planted')"
+        ))
+        .execute(tx.conn())
+        .await,
+        "23514",
+        "planting a row in another tenant's schema",
     );
     drop(tx);
     // Updates and deletes aimed at B's schema touch nothing.

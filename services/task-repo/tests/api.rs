@@ -414,14 +414,7 @@ async fn every_allowed_transition_moves_the_task_and_keeps_completed_at_in_step(
             let before = app.task(0, &id).await.body;
             assert_eq!(before["status"], from);
             let r = if via_patch {
-                app.call_if(
-                    0,
-                    Method::PATCH,
-                    &format!("/v1/tasks/{id}"),
-                    rev,
-                    Some(json!({"status": to})),
-                )
-                .await
+                app.patch_task(0, &id, rev, json!({"status": to})).await
             } else {
                 app.transition(0, &id, rev, to).await
             };
@@ -491,12 +484,11 @@ async fn invalid_transitions_are_refused_with_the_allowed_ones_and_change_nothin
             }
             // PATCH refuses it too, and writes none of its other fields.
             let r = app
-                .call_if(
+                .patch_task(
                     0,
-                    Method::PATCH,
-                    &format!("/v1/tasks/{id}"),
+                    id,
                     rev,
-                    Some(json!({"status": to, "title": "must not be written"})),
+                    json!({"status": to, "title": "must not be written"}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CONFLICT, "PATCH {status} -> {to}");
@@ -511,13 +503,7 @@ async fn invalid_transitions_are_refused_with_the_allowed_ones_and_change_nothin
         let before = app.task(0, id).await.body;
         let rev = before["revision"].as_i64().unwrap();
         let r = app
-            .call_if(
-                0,
-                Method::PATCH,
-                &format!("/v1/tasks/{id}"),
-                rev,
-                Some(json!({"status": status, "title": "renamed"})),
-            )
+            .patch_task(0, id, rev, json!({"status": status, "title": "renamed"}))
             .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["status"], *status);
@@ -566,16 +552,12 @@ async fn keys_tenants_and_suspension() {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(r.is_problem());
     }
-    let r = app
-        .api
-        .as_platform(app.tenant(1).slug(), Method::GET, "/v1/tasks", None)
-        .await;
+    let r = app.platform(1, Method::GET, "/v1/tasks", None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The platform key acts for the tenant named in X-Tenant.
     let r = app
-        .api
-        .as_platform(
-            app.tenant(0).slug(),
+        .platform(
+            0,
             Method::POST,
             "/v1/tasks",
             Some(json!({"title": "by platform"})),

@@ -6,6 +6,8 @@
 
 mod support;
 
+use prismicx_harness::kit::expect_sqlstate;
+
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
 use prismicx_service_common::pg::query_scalar;
@@ -170,11 +172,7 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
         .bind(app.tenant(1).id())
         .execute(tx.conn())
         .await;
-    let err = forged.expect_err("a row for another tenant must be refused");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
-    );
+    expect_sqlstate(forged, "42501", "a row for another tenant must be refused");
     drop(tx);
     let mut tx = app.state.db.begin(&a).await.unwrap();
     let forged = prismicx_service_common::pg::query(&format!(

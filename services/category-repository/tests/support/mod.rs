@@ -5,27 +5,19 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::Deref;
 
 use axum::http::StatusCode;
 use mongodb::bson::{doc, Bson, Document};
 use prismicx_category_repository::{app, AppSettings, AppState, CATEGORIES, MONGO};
-use prismicx_harness::kit::{
-    mongo_store, raw_database, raw_find, tenancy_of, test_tenants, Reply, ServiceApp, TestTenant,
-};
+use prismicx_harness::kit::{raw_database, raw_find, test_tenants, Reply, ServiceApp, TestTenant};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::json;
 use uuid::Uuid;
 
-/// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
-pub struct TestApp(ServiceApp<AppState>);
-
-impl Deref for TestApp {
-    type Target = ServiceApp<AppState>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    pub struct TestApp(AppState);
+);
 
 /// `n` tenants, those at the indexes in `dedicated` of the dedicated tier.
 pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
@@ -33,15 +25,11 @@ pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
 }
 
 pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let state = AppState {
-        store: mongo_store(MONGO, &tenants).await,
-        tenancy: tenancy_of(&tenants),
-    };
-    TestApp(ServiceApp::new(
-        app(state.clone(), AppSettings::default()),
-        tenants,
-        state,
-    ))
+    let app = ServiceApp::on_mongo(MONGO, tenants, |store, tenancy| {
+        let state = AppState { store, tenancy };
+        (app(state.clone(), AppSettings::default()), state)
+    });
+    TestApp(app.await)
 }
 
 /// One stored node as the invariant checker sees it.

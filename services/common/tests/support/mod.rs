@@ -128,10 +128,5 @@ pub async fn set_alias(alias: PoolAlias) {
     );
 }
 
-/// The SQLSTATE of a database error.
-pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+#[allow(unused_imports)]
+pub use prismicx_harness::kit::sqlstate;

@@ -6,7 +6,6 @@
 
 #![allow(dead_code)]
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use mongodb::bson::{doc, Document};
@@ -21,15 +20,10 @@ use serde_json::{json, Value};
 #[allow(unused_imports)]
 pub use prismicx_harness::kit::PLATFORM_KEY;
 
-/// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
-pub struct TestApp(ServiceApp<AppState>);
-
-impl Deref for TestApp {
-    type Target = ServiceApp<AppState>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    pub struct TestApp(AppState);
+);
 
 /// Options of [`spawn_app_with`].
 #[derive(Default)]

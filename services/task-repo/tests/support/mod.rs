@@ -3,22 +3,15 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::ops::Deref;
-
 use axum::http::{Method, StatusCode};
-use prismicx_harness::kit::{mongo_store, tenancy_of, test_tenants, Reply, ServiceApp, TestTenant};
+use prismicx_harness::kit::{test_tenants, Reply, ServiceApp, TestTenant};
 use prismicx_task_repo::{app, AppSettings, AppState, MONGO};
 use serde_json::{json, Value};
 
-/// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
-pub struct TestApp(ServiceApp<AppState>);
-
-impl Deref for TestApp {
-    type Target = ServiceApp<AppState>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    pub struct TestApp(AppState);
+);
 
 /// `n` tenants (those in `dedicated` dedicated) and the application serving them.
 pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
@@ -26,15 +19,11 @@ pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
 }
 
 pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let state = AppState {
-        store: mongo_store(MONGO, &tenants).await,
-        tenancy: tenancy_of(&tenants),
-    };
-    TestApp(ServiceApp::new(
-        app(state.clone(), AppSettings::default()),
-        tenants,
-        state,
-    ))
+    let app = ServiceApp::on_mongo(MONGO, tenants, |store, tenancy| {
+        let state = AppState { store, tenancy };
+        (app(state.clone(), AppSettings::default()), state)
+    });
+    TestApp(app.await)
 }
 
 /// `"<revision>"` as If-Match wants it.
@@ -61,6 +50,13 @@ impl TestApp {
     /// Task `id` as tenant `i` sees it (status and body).
     pub async fn task(&self, i: usize, id: &str) -> Reply {
         self.get(i, &format!("/v1/tasks/{id}")).await
+    }
+
+    /// Patches task `id` of tenant `i` (at `revision`) with `body`.
+    pub async fn patch_task(&self, i: usize, id: &str, revision: i64, body: Value) -> Reply {
+        let path = format!("/v1/tasks/{id}");
+        self.call_if(i, Method::PATCH, &path, revision, Some(body))
+            .await
     }
 
     /// Moves task `id` of tenant `i` (at `revision`) to `to`.

@@ -4,22 +4,16 @@
 
 #![allow(dead_code)]
 
-use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
 use prismicx_harness::kit::{tenancy_of, tenants_with, PgOptions, PgService, ServiceApp};
 use prismicx_user_data::{app, migrations, AppSettings, AppState};
 
-/// The application under test; the kit's [`ServiceApp`] plus this service's seed.
-pub struct TestApp(ServiceApp<AppState>);
-
-impl Deref for TestApp {
-    type Target = ServiceApp<AppState>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    pub struct TestApp(AppState);
+);
 
 /// Options of [`spawn_app_with`].
 pub struct Options {
