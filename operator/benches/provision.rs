@@ -40,12 +40,12 @@ use prismicx_operator::dataplane::{DataPlane, DataPlaneSettings, Endpoints};
 use prismicx_operator::tenant::{self, plan::TenantPlan};
 use prismicx_operator::Context;
 use prismicx_operator_api::{ServiceKind, Tenant, TenantSpec};
-use prismicx_service_common::config::Secret as Hidden;
-use prismicx_service_common::events::{self, TenantEvent, TenantEventKind};
-use prismicx_service_common::mongo::tenant_bson;
-use prismicx_service_common::pg::migrate::{self, tenant_login_role};
-use prismicx_service_common::pg::quote_ident;
-use prismicx_service_common::tenancy::TenantSlug;
+use prismicx_store::events::{self, TenantEvent, TenantEventKind};
+use prismicx_store::mongo::{tenant_bson, IndexKeys};
+use prismicx_store::pg::migrate::{self, tenant_login_role};
+use prismicx_store::pg::quote_ident;
+use prismicx_store::Secret as Hidden;
+use prismicx_tenancy::TenantSlug;
 use sqlx::Executor;
 use uuid::Uuid;
 
@@ -250,7 +250,7 @@ impl Plain {
             .service(ServiceKind::UserData)
             .postgres
             .context("user-data has a PostgreSQL layout")?;
-        let mongo = prismicx_task_repo::MONGO;
+        let mongo = prismicx_tenancy::services::task_repo::MONGO;
         let tasks_layout = mongo
             .collections
             .iter()
@@ -281,8 +281,8 @@ impl Plain {
             task_indexes,
             registry: dp
                 .mongo_system
-                .database(prismicx_tenant_mgmt::MONGO.database)
-                .collection(prismicx_tenant_mgmt::REGISTRY_COLLECTION),
+                .database(prismicx_tenancy::services::tenant_mgmt::MONGO.database)
+                .collection(prismicx_tenancy::services::tenant_mgmt::REGISTRY_COLLECTION),
             redis: dp.redis().await?,
             dp,
         })

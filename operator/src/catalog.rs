@@ -1,5 +1,6 @@
-//! What each service keeps per tenant, taken from the service crates (they own their schemas):
-//! the PostgreSQL database and its migrations, the MongoDB database and its collections.
+//! What each service keeps per tenant, as the tenancy contract declares it (prismicx-tenancy's
+//! `services`): the PostgreSQL database and its migrations, the MongoDB database and its
+//! collections.
 //!
 //! The tenant planner ([`crate::tenant::plan`]) reads it to decide which schemas, pools,
 //! databases and indexes a tenant needs; tests may build a smaller catalog.
@@ -7,15 +8,11 @@
 use std::collections::BTreeMap;
 
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::mongo::MongoLayout;
-use prismicx_service_common::pg::migrate::ServiceSchema;
-
-/// A PostgreSQL service database and the migrations of its schemas.
-#[derive(Debug, Clone, Copy)]
-pub struct PostgresLayout {
-    pub database: &'static str,
-    pub schema: ServiceSchema,
-}
+use prismicx_tenancy::layout::MongoLayout;
+pub use prismicx_tenancy::layout::PostgresLayout;
+use prismicx_tenancy::services::{
+    category_repository, management_system_repo, task_repo, tenant_mgmt, user_data, vector_store,
+};
 
 /// What one service needs per tenant.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,15 +26,15 @@ pub struct ServiceData {
 /// them (checked below), so no tier move ever reads or writes them.
 pub const PLATFORM_COLLECTIONS: &[(&str, &str)] = &[
     (
-        prismicx_tenant_mgmt::MONGO.database,
-        prismicx_tenant_mgmt::REGISTRY_COLLECTION,
+        tenant_mgmt::MONGO.database,
+        tenant_mgmt::REGISTRY_COLLECTION,
     ),
     (
-        prismicx_tenant_mgmt::MONGO.database,
-        prismicx_tenant_mgmt::API_KEYS_COLLECTION,
+        tenant_mgmt::MONGO.database,
+        tenant_mgmt::API_KEYS_COLLECTION,
     ),
     (
-        prismicx_tenant_mgmt::MONGO.database,
+        tenant_mgmt::MONGO.database,
         crate::tenant::registry::RETAINED_COLLECTION,
     ),
 ];
@@ -56,16 +53,13 @@ impl Catalog {
             ServiceKind::TenantMgmt,
             ServiceData {
                 postgres: None,
-                mongo: Some(prismicx_tenant_mgmt::MONGO),
+                mongo: Some(tenant_mgmt::MONGO),
             },
         );
         services.insert(
             ServiceKind::UserData,
             ServiceData {
-                postgres: Some(PostgresLayout {
-                    database: prismicx_user_data::migrations::DATABASE,
-                    schema: prismicx_user_data::migrations::SCHEMA,
-                }),
+                postgres: Some(user_data::POSTGRES),
                 mongo: None,
             },
         );
@@ -73,31 +67,28 @@ impl Catalog {
             ServiceKind::TaskRepo,
             ServiceData {
                 postgres: None,
-                mongo: Some(prismicx_task_repo::MONGO),
+                mongo: Some(task_repo::MONGO),
             },
         );
         services.insert(
             ServiceKind::CategoryRepository,
             ServiceData {
                 postgres: None,
-                mongo: Some(prismicx_category_repository::MONGO),
+                mongo: Some(category_repository::MONGO),
             },
         );
         services.insert(
             ServiceKind::ManagementSystemRepo,
             ServiceData {
-                postgres: Some(PostgresLayout {
-                    database: prismicx_management_system_repo::migrations::DATABASE,
-                    schema: prismicx_management_system_repo::migrations::SCHEMA,
-                }),
-                mongo: Some(prismicx_management_system_repo::MONGO),
+                postgres: Some(management_system_repo::POSTGRES),
+                mongo: Some(management_system_repo::MONGO),
             },
         );
         services.insert(
             ServiceKind::VectorStore,
             ServiceData {
                 postgres: None,
-                mongo: Some(prismicx_vector_store::MONGO),
+                mongo: Some(vector_store::MONGO),
             },
         );
         Catalog { services }
@@ -133,6 +124,8 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
+    use prismicx_store::mongo::IndexKeys;
+
     use super::*;
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use prismicx_service_common::config::Secret;
+use prismicx_store::Secret;
 
 /// Command-line and environment configuration of `prismicx-operator`.
 #[derive(Debug, Clone, clap::Parser)]

@@ -72,7 +72,7 @@ pub fn tenants_by_state(tenants: &[Arc<Tenant>]) -> BTreeMap<&'static str, i64> 
 
 /// Runs the operator until a shutdown signal.
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
-    prismicx_service_common::service::init_process(&args.log_level, &args.log_format);
+    prismicx_store::process::init(&args.log_level, &args.log_format);
     let settings = Settings::from_args(&args)?;
     let client = kube::Client::try_default().await?;
     let data = DataPlane::connect(DataPlaneSettings::from_args(&args.data)).await?;
@@ -85,7 +85,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        prismicx_service_common::http::shutdown_signal().await;
+        prismicx_store::process::shutdown_signal().await;
         let _ = shutdown_tx.send(true);
     });
     let wait_shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {

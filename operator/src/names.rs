@@ -1,75 +1,26 @@
-//! Every name the platform generates, by the space it lives in, and the rule that keeps tenant
-//! names and platform names apart.
+//! The operator's tenant plans checked against the platform's naming rule.
 //!
-//! A slug is chosen by whoever creates a Tenant, so a slug must never yield the name of a
-//! platform object (a service's MongoDB user, a service database, a PgBouncer pool) or another
-//! tenant's. The rule, per space:
-//!
-//! | space | tenant names | platform names |
-//! |---|---|---|
-//! | PostgreSQL roles | `tenant_<slug>_owner`, `tenant_<slug>_login` | `<db>_owner`, `<db>_app`, `<db>_svc` |
-//! | PostgreSQL schemas | `tenant_<slug>` | `prismicx`, `public`, the catalogs |
-//! | MongoDB users (mongodb-tenant `admin`) | `tenant_<slug>_login` | `<db>_svc` |
-//! | MongoDB databases | `<db>__<slug>` | `<db>`, `admin`, `local`, `config` |
-//! | PgBouncer pools | `<db>__<slug>` (cut + hashed past 63) | `<db>`, `pgbouncer` |
-//! | Secrets | `<slug>-db-credentials` | `<service>-db` |
-//!
-//! (`<slug>` in an identifier has `-` as `_`; slugs never contain `_`, so that is injective.)
-//! Tenant roles and users end in `_owner`/`_login`, platform ones in `_owner`/`_app`/`_svc`
-//! after a database name that never starts with `tenant_`; tenant databases and pools hold `__`,
-//! platform ones never do. [`platform_names`] lists what the platform uses, [`tenant_names`] what
-//! a tenant's plan gives it; the property tests below check both rules over arbitrary slugs.
+//! The rule itself — which name each generated object gets, per space, and why tenant names and
+//! platform names never meet — is part of the tenancy contract ([`prismicx_tenancy::names`],
+//! with its own property tests over the rule). This module lists the names the operator really
+//! uses: [`platform_names`] for the services in a [`Catalog`], [`tenant_names`] for what a
+//! tenant's plan gives it; the property tests below check that no slug's plan yields a platform
+//! name or another tenant's, and that the operator's own name builders follow the rule.
 
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::pg::migrate::DatabaseRoles;
-use prismicx_service_common::pg::SYSTEM_SCHEMA;
+pub use prismicx_tenancy::names::Space;
 
 use crate::catalog::Catalog;
-use crate::database_service::build::{operator_secret_name, service_user};
 use crate::tenant::plan::TenantPlan;
-
-/// Where a name must be unique.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Space {
-    PgRole,
-    PgSchema,
-    MongoUser,
-    MongoDatabase,
-    PoolAlias,
-    Secret,
-}
 
 /// Every name the platform itself uses, for the services in `catalog`.
 pub fn platform_names(catalog: &Catalog) -> Vec<(Space, String)> {
-    let mut out = Vec::new();
-    for p in catalog.all_postgres() {
-        let roles = DatabaseRoles::for_database(p.database);
-        out.push((Space::PgRole, roles.owner));
-        out.push((Space::PgRole, roles.app));
-        out.push((Space::PgRole, service_user(p.database)));
-        out.push((Space::PoolAlias, p.database.to_string()));
-    }
-    for m in catalog.all_mongo() {
-        out.push((Space::MongoUser, service_user(m.database)));
-        out.push((Space::MongoDatabase, m.database.to_string()));
-    }
-    for db in ["admin", "local", "config"] {
-        out.push((Space::MongoDatabase, db.to_string()));
-    }
-    for schema in [
-        SYSTEM_SCHEMA,
-        "public",
-        "pg_catalog",
-        "information_schema",
-        "pg_toast",
-    ] {
-        out.push((Space::PgSchema, schema.to_string()));
-    }
-    out.push((Space::PoolAlias, "pgbouncer".to_string()));
-    for kind in ServiceKind::ALL {
-        out.push((Space::Secret, operator_secret_name(kind)));
-    }
-    out
+    let services: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.k8s_name()).collect();
+    prismicx_tenancy::names::platform_names(
+        &catalog.all_postgres(),
+        &catalog.all_mongo(),
+        &services,
+    )
 }
 
 /// Every name `plan` gives its tenant (for a dedicated tenant using every service: all of them).
@@ -100,7 +51,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use prismicx_operator_api::{Tenant, TenantSpec};
-    use prismicx_service_common::tenancy::TenantSlug;
+    use prismicx_tenancy::TenantSlug;
     use proptest::prelude::*;
 
     use super::*;
@@ -146,6 +97,41 @@ mod tests {
             "prismicx",
         ] {
             assert_disjoint_from_platform(&TenantSlug::parse(s).unwrap());
+        }
+    }
+
+    #[test]
+    fn the_operators_name_builders_follow_the_rule() {
+        use crate::database_service::build::{operator_secret_name, service_user};
+        use prismicx_tenancy::names;
+        for kind in ServiceKind::ALL {
+            assert_eq!(
+                operator_secret_name(kind),
+                names::service_secret_name(kind.k8s_name())
+            );
+        }
+        let catalog = Catalog::platform();
+        for db in catalog
+            .all_postgres()
+            .iter()
+            .map(|p| p.database)
+            .chain(catalog.all_mongo().iter().map(|m| m.database))
+        {
+            assert_eq!(service_user(db), names::service_user(db));
+        }
+        for s in ["acme", "acme-corp", "a"] {
+            let slug = TenantSlug::parse(s).unwrap();
+            let spec: TenantSpec =
+                serde_json::from_value(serde_json::json!({"tier": "dedicated"})).expect("spec");
+            let plan = crate::tenant::plan::plan(
+                &Tenant::new(slug.as_str(), spec),
+                uuid::Uuid::nil(),
+                &catalog,
+                5,
+            )
+            .expect("plan");
+            assert_eq!(plan.secret_name, names::tenant_secret_name(&slug));
+            assert_eq!(plan.mongo_user, names::tenant_login_role(&slug));
         }
     }
 

@@ -11,10 +11,10 @@ mod support;
 use kube::api::DeleteParams;
 use kube::ResourceExt;
 use prismicx_operator_api::Tenant;
-use prismicx_service_common::config::Secret as Hidden;
-use prismicx_service_common::pg::migrate::{self, LoginLimits};
-use prismicx_service_common::pg::{query_scalar, quote_ident};
-use prismicx_service_common::tenancy::TenantSlug;
+use prismicx_store::pg::migrate::{self, LoginLimits};
+use prismicx_store::pg::{query_scalar, quote_ident};
+use prismicx_store::Secret as Hidden;
+use prismicx_tenancy::TenantSlug;
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use support::*;
@@ -59,7 +59,7 @@ async fn two_tenants(env: &Env) -> (Tenant, Tenant) {
     .expect("A writes its own table");
     let mut admin = admin("system_users").await;
     let mut tx = admin.begin().await.expect("admin transaction");
-    prismicx_service_common::pg::query("SELECT set_config('app.tenant_id', $1, true)")
+    prismicx_store::pg::query("SELECT set_config('app.tenant_id', $1, true)")
         .bind(tenant_id(&a).to_string())
         .execute(&mut *tx)
         .await
@@ -314,7 +314,7 @@ async fn tenant_b_statement_running_past_its_timeout_is_cancelled() {
     let before = a_data(&a).await;
     let mut conn = as_b(&env, &b).await;
     // The platform's defaults hold for every new session of the login.
-    let shown: (String, String, String) = prismicx_service_common::pg::query_as(
+    let shown: (String, String, String) = prismicx_store::pg::query_as(
         "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), \
                 current_setting('idle_in_transaction_session_timeout')",
     )

@@ -22,8 +22,8 @@ use kube::ResourceExt;
 use mongodb::bson::{doc, oid::ObjectId, Document};
 use prismicx_operator::tenant;
 use prismicx_operator_api::{Tenant, TenantSpec};
-use prismicx_service_common::mongo::tenant_bson;
-use prismicx_service_common::pg::query_scalar;
+use prismicx_store::mongo::tenant_bson;
+use prismicx_store::pg::query_scalar;
 use serde_json::json;
 use support::*;
 
@@ -526,7 +526,7 @@ async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants
     use prismicx_operator::database_service::dependencies;
     use prismicx_operator_api::ServiceKind;
     let env = env().await;
-    let pw = prismicx_service_common::config::Secret::new("service-password-1".to_string());
+    let pw = prismicx_store::Secret::new("service-password-1".to_string());
     for kind in [ServiceKind::TaskRepo, ServiceKind::CategoryRepository] {
         dependencies::ensure(&env.ctx, kind, Some(&pw))
             .await

@@ -1366,7 +1366,7 @@ fn start_chart_pgbouncer() -> (ChartPgBouncer, u16) {
 
 #[tokio::test]
 async fn chart_pgbouncer_config_serves_the_operators_pool_edits() {
-    use prismicx_service_common::pg::pgbouncer::{self as pool, PoolEntry};
+    use prismicx_store::pg::pgbouncer::{self as pool, PoolEntry};
     use sqlx::postgres::PgConnectOptions;
     use sqlx::{Connection, Executor, PgConnection, Row};
 

@@ -28,7 +28,7 @@ use prismicx_operator::database_service::build::{RedisUrl, Settings, CONFIG_HASH
 use prismicx_operator::database_service::{self, DatabaseServiceContext};
 use prismicx_operator::{Context, Error, Step};
 use prismicx_operator_api::{DatabaseService, DatabaseServiceSpec, ServiceKind};
-use prismicx_service_common::pg::query_scalar;
+use prismicx_store::pg::query_scalar;
 use serde_json::json;
 use sqlx::Connection;
 use tokio::sync::{Mutex, MutexGuard};

@@ -9,18 +9,20 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::ResourceExt;
 use mongodb::bson::{doc, Document};
-use prismicx_service_common::mongo::tenant_bson;
-use prismicx_service_common::pg::query_scalar;
 use prismicx_service_common::tenancy::{
     TenantPlacement, TenantResolver, TenantSlug, TenantState, Tier,
 };
+use prismicx_store::mongo::tenant_bson;
+use prismicx_store::pg::query_scalar;
 use serde_json::json;
 use sqlx::Connection;
 use support::*;
 
 /// The tenant as tenant-mgmt resolves it from the registry the operator writes.
 async fn directory_placement(name: &str) -> TenantPlacement {
-    let db = mongo().await.database(prismicx_tenant_mgmt::MONGO.database);
+    let db = mongo()
+        .await
+        .database(prismicx_tenancy::services::tenant_mgmt::MONGO.database);
     let directory = prismicx_tenant_mgmt::registry::RegistryDirectory {
         registry: prismicx_tenant_mgmt::registry::Registry::new(&db),
         keys: prismicx_tenant_mgmt::keys::ApiKeys::new(&db),
@@ -224,7 +226,7 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
 
     let redis = redis::Client::open(prismicx_harness::servers().redis.url()).unwrap();
     let mut sub = redis.get_async_pubsub().await.unwrap();
-    sub.subscribe(prismicx_service_common::events::TENANT_EVENTS_CHANNEL)
+    sub.subscribe(prismicx_store::events::TENANT_EVENTS_CHANNEL)
         .await
         .unwrap();
 

@@ -7,7 +7,7 @@ mod support;
 use kube::ResourceExt;
 use mongodb::bson::Document;
 use prismicx_operator::Step;
-use prismicx_service_common::pg::query_scalar;
+use prismicx_store::pg::query_scalar;
 use serde_json::json;
 use support::*;
 
@@ -104,7 +104,7 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
     assert_eq!(reg.get_str("display_name").unwrap(), "Standard Co");
     assert_eq!(
         reg.get("tenant_id"),
-        Some(&prismicx_service_common::mongo::tenant_bson(id))
+        Some(&prismicx_store::mongo::tenant_bson(id))
     );
 
     // No pool alias for a standard tenant.
@@ -119,7 +119,7 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
     let mut conn = connect_uri(&secret_value(&env, &t, "pooler-uri").await)
         .await
         .expect("pooler-uri connects");
-    let (who, tid): (String, String) = prismicx_service_common::pg::query_as::<(String, String)>(
+    let (who, tid): (String, String) = prismicx_store::pg::query_as::<(String, String)>(
         "SELECT current_user::text, current_setting('app.tenant_id')",
     )
     .fetch_one(&mut conn)

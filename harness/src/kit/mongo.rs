@@ -3,7 +3,7 @@
 //! the service's layout provisioned as the operator does it.
 
 use mongodb::bson::{doc, Document};
-use prismicx_service_common::mongo::{MongoLayout, MongoStore};
+use prismicx_service_common::mongo::{LayoutIndexes, MongoLayout, MongoStore};
 use prismicx_service_common::tenancy::Tier;
 
 use super::TestTenant;

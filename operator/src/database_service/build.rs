@@ -26,7 +26,7 @@ use kube::core::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use prismicx_operator_api::database_service::LogLevel;
 use prismicx_operator_api::{DatabaseService, ServiceKind};
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 use sha2::{Digest, Sha256};
 
 use crate::config::OperatorArgs;

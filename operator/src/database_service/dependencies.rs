@@ -22,8 +22,8 @@
 use anyhow::{Context as _, Result};
 use mongodb::bson::{doc, Document};
 use prismicx_operator_api::ServiceKind;
-use prismicx_service_common::config::Secret as Hidden;
-use prismicx_service_common::pg::migrate;
+use prismicx_store::pg::migrate;
+use prismicx_store::Secret as Hidden;
 
 use super::build::service_user;
 use crate::context::Context;

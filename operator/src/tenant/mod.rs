@@ -29,8 +29,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use prismicx_operator_api::{DeletionPolicy, Tenant, TenantStatus, Tier};
-use prismicx_service_common::events::TenantEventKind;
-use prismicx_service_common::tenancy::{TenantSlug, TenantState};
+use prismicx_store::events::TenantEventKind;
+use prismicx_tenancy::{TenantSlug, TenantState};
 use uuid::Uuid;
 
 use crate::context::Context;

@@ -35,8 +35,8 @@ use anyhow::{Context as _, Result};
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::{Database, IndexModel};
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::mongo::{tenant_bson, MongoLayout, TENANT_FIELD};
+use prismicx_store::mongo::{tenant_bson, LayoutIndexes, MongoLayout, TENANT_FIELD};
+use prismicx_store::Secret;
 
 use super::plan::{MongoPlan, TenantPlan};
 use crate::dataplane::DataPlane;
@@ -137,7 +137,7 @@ async fn move_documents(
             .await
         {
             Ok(_) => {}
-            Err(e) if prismicx_service_common::mongo::is_duplicate_key(&e) => {
+            Err(e) if prismicx_store::mongo::is_duplicate_key(&e) => {
                 delete_copied(&source, tenant, &mut copied).await?;
                 return Err(MoveConflict {
                     database: to.name().to_string(),

@@ -3,10 +3,10 @@
 //! operator rules the CRD's CEL cannot express. No I/O: unit-tested below.
 
 use prismicx_operator_api::{DeletionPolicy, ServiceKind, Tenant, Tier};
-use prismicx_service_common::mongo::MongoLayout;
-use prismicx_service_common::pg::dedicated_pool_alias;
-use prismicx_service_common::pg::migrate::{tenant_login_role, ServiceSchema};
-use prismicx_service_common::tenancy::{self, TenantSlug};
+use prismicx_store::mongo::MongoLayout;
+use prismicx_store::pg::dedicated_pool_alias;
+use prismicx_store::pg::migrate::{tenant_login_role, ServiceSchema};
+use prismicx_tenancy::{self as tenancy, TenantSlug};
 use uuid::Uuid;
 
 use crate::catalog::Catalog;

@@ -8,7 +8,7 @@
 //! touch only this tenant's lines.
 
 use anyhow::{Context as _, Result};
-use prismicx_service_common::pg::pgbouncer::{self, PoolEntry};
+use prismicx_store::pg::pgbouncer::{self, PoolEntry};
 use sqlx::Executor;
 
 use super::plan::TenantPlan;

@@ -5,15 +5,13 @@
 //!
 //! Everything runs as the operator's administrative role, straight to PostgreSQL (DDL does not
 //! go through PgBouncer). The SQL that creates schemas and roles lives in
-//! `prismicx_service_common::pg::migrate`, shared with the services and the local platform.
+//! `prismicx_store::pg::migrate`, shared with the services and the local platform.
 
 use anyhow::{Context as _, Result};
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::migrate::{self, DatabaseRoles};
-use prismicx_service_common::pg::{
-    lint, query, query_as, query_scalar, quote_ident, SYSTEM_SCHEMA,
-};
-use prismicx_service_common::tenancy::TenantSlug;
+use prismicx_store::pg::migrate::{self, DatabaseRoles};
+use prismicx_store::pg::{lint, query, query_as, query_scalar, quote_ident, SYSTEM_SCHEMA};
+use prismicx_store::Secret;
+use prismicx_tenancy::TenantSlug;
 use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
 

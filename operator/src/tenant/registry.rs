@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
 use mongodb::bson::{doc, Bson, Document};
-use prismicx_service_common::events::{self, TenantEvent, TenantEventKind};
-use prismicx_service_common::mongo::tenant_bson;
-use prismicx_service_common::tenancy::{TenantSlug, TenantState};
+use prismicx_store::events::{self, TenantEvent, TenantEventKind};
+use prismicx_store::mongo::tenant_bson;
+use prismicx_tenancy::{TenantSlug, TenantState};
 use uuid::Uuid;
 
 use super::plan::TenantPlan;
@@ -36,11 +36,11 @@ pub const RETAINED_COLLECTION: &str = "retained_tenants";
 
 fn database(dp: &DataPlane) -> mongodb::Database {
     dp.mongo_system
-        .database(prismicx_tenant_mgmt::MONGO.database)
+        .database(prismicx_tenancy::services::tenant_mgmt::MONGO.database)
 }
 
 fn collection(dp: &DataPlane) -> mongodb::Collection<Document> {
-    database(dp).collection(prismicx_tenant_mgmt::REGISTRY_COLLECTION)
+    database(dp).collection(prismicx_tenancy::services::tenant_mgmt::REGISTRY_COLLECTION)
 }
 
 fn state_str(s: TenantState) -> &'static str {
@@ -172,9 +172,7 @@ pub async fn claim(
         .await;
     match inserted {
         Ok(_) => Ok(Claim::Ours(id)),
-        Err(e) if prismicx_service_common::mongo::is_duplicate_key(&e) => match entry(dp, slug)
-            .await?
-        {
+        Err(e) if prismicx_store::mongo::is_duplicate_key(&e) => match entry(dp, slug).await? {
             Some((owner, Some(existing))) if owner == namespace => Ok(Claim::Ours(existing)),
             Some((owner, _)) if owner != namespace => Ok(Claim::Taken(owner)),
             // Malformed (no id), or removed again in between: let the next reconcile look again.

@@ -16,7 +16,7 @@ use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::ObjectMeta;
 use kube::Api;
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 

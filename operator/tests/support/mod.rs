@@ -18,7 +18,7 @@ use prismicx_operator::dataplane::{DataPlane, DataPlaneSettings, Endpoints};
 use prismicx_operator::tenant;
 use prismicx_operator::Context;
 use prismicx_operator_api::{Tenant, TenantSpec};
-use prismicx_service_common::config::Secret as Hidden;
+use prismicx_store::Secret as Hidden;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::mongo::MongoStore;
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
 use prismicx_service_common::tenancy::Tenancy;
@@ -37,57 +37,8 @@ pub use config::Config;
 /// The name in logs and metrics (the Kubernetes name of the service).
 pub const SERVICE: &str = "category-repository-service";
 
-/// The collection of category nodes.
-pub const CATEGORIES: &str = "categories";
-/// One document per tenant: the lock and version counter of the tenant's set of roots.
-pub const FORESTS: &str = "category_forests";
-
-/// The service's MongoDB layout; every index leads with `tenant_id`.
-pub const MONGO: MongoLayout = MongoLayout {
-    database: "category_repository",
-    collections: &[
-        CollectionLayout {
-            name: CATEGORIES,
-            indexes: &[
-                // Children of a node (and the roots: parent_id null) in sibling order; the
-                // sibling shifts of inserts, moves and deletes; the last sibling's position.
-                IndexLayout {
-                    name: "categories_tenant_parent_position",
-                    keys: &[("parent_id", 1), ("position", 1), ("_id", 1)],
-                    unique: false,
-                },
-                // Names are unique among siblings, case-insensitively (name_key is the
-                // lowercased name).
-                IndexLayout {
-                    name: "categories_tenant_parent_name",
-                    keys: &[("parent_id", 1), ("name_key", 1)],
-                    unique: true,
-                },
-                // Descendants of a node (multikey on the materialized path) in the order of
-                // the descendants listing; subtree rewrites of moves and cascade deletes.
-                IndexLayout {
-                    name: "categories_tenant_ancestors",
-                    keys: &[
-                        ("ancestors", 1),
-                        ("depth", 1),
-                        ("parent_id", 1),
-                        ("position", 1),
-                        ("_id", 1),
-                    ],
-                    unique: false,
-                },
-            ],
-        },
-        CollectionLayout {
-            name: FORESTS,
-            indexes: &[IndexLayout {
-                name: "category_forests_tenant",
-                keys: &[],
-                unique: true,
-            }],
-        },
-    ],
-};
+/// The service's data layout (declared with the tenancy contract, which the operator provisions).
+pub use prismicx_tenancy::services::category_repository::{CATEGORIES, FORESTS, MONGO};
 
 /// What handlers share.
 #[derive(Debug, Clone)]

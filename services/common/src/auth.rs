@@ -3,22 +3,21 @@
 //! Clients send `Authorization: Bearer <key>` (or `X-API-Key: <key>`). The platform key
 //! (`API_KEY`) may act for any tenant; a tenant-scoped key acts only for its tenant and is
 //! verified by a [`KeyStore`]. Keys are compared as SHA-256 digests in constant time and never
-//! logged. [`require_api_key`] names the client ([`ClientId`](crate::ratelimit::ClientId)) so that
-//! [`Tenancy::authenticate_from`] can refuse a client guessing keys before it looks one up.
+//! logged. The middleware [`require_api_key`](crate::tenancy::require_api_key) names the client
+//! ([`ClientId`](crate::ratelimit::ClientId)) so that
+//! [`Tenancy::authenticate_from`](crate::tenancy::Tenancy::authenticate_from) can refuse a client
+//! guessing keys before it looks one up.
 
 use std::fmt;
 
 use async_trait::async_trait;
-use axum::extract::{Request, State};
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use prismicx_tenancy::TenantSlug;
 use sha2::{Digest, Sha256};
 
-use chrono::{DateTime, Utc};
-
-use crate::error::ApiError;
-use crate::tenancy::{DirectoryError, Tenancy, TenantSlug, TENANT_HEADER};
+/// Errors of a resolver or key store backend (the registry being unreachable, say).
+pub type DirectoryError = anyhow::Error;
 
 /// Who a request authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,39 +150,6 @@ pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<PresentedKey> {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.trim().is_empty())
         .map(|v| PresentedKey::new(v.trim()))
-}
-
-/// Middleware: refuses requests without a valid key (401) and clients (or named tenants) that
-/// failed too often (429), else records the [`Principal`] in the request's extensions for the
-/// [`Tenant`](crate::tenancy::Tenant) extractor.
-pub async fn require_api_key(
-    State(tenancy): State<Tenancy>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(key) = presented_key(req.headers()) else {
-        return ApiError::Unauthorized(
-            "an API key is required (Authorization: Bearer <key> or X-API-Key)".into(),
-        )
-        .into_response();
-    };
-    let client = tenancy.client_of(&req);
-    // Only a well-formed slug names a tenant; a malformed header is refused later (400).
-    let named = req
-        .headers()
-        .get(TENANT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| TenantSlug::parse(v).ok());
-    match tenancy
-        .authenticate_from(&key, &client, named.as_ref())
-        .await
-    {
-        Ok(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
 }
 
 #[cfg(test)]

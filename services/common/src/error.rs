@@ -5,6 +5,9 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use prismicx_store::mongo::TenantMongoError;
+use prismicx_store::retry::TransientError;
+use prismicx_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -290,9 +293,63 @@ impl From<mongodb::error::Error> for ApiError {
     }
 }
 
+impl From<TenantMongoError> for ApiError {
+    fn from(e: TenantMongoError) -> Self {
+        match e {
+            TenantMongoError::ForeignTenant | TenantMongoError::TenantFieldUpdate => {
+                ApiError::Forbidden("the operation is outside the tenant's data".into())
+            }
+            TenantMongoError::Mongo(m) => m.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Postgres(e) => e.into(),
+            StoreError::Mongo(e) => e.into(),
+        }
+    }
+}
+
+/// A handler's error inside a store retry (a MongoDB transaction body): transient only when it
+/// wraps a transient MongoDB error.
+impl TransientError for ApiError {
+    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            ApiError::Internal(e) => e.downcast_ref::<mongodb::error::Error>(),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_errors_are_transient_only_when_they_wrap_one() {
+        assert!(!ApiError::NotFound("x".into()).is_transient());
+        assert!(!ApiError::internal(anyhow::anyhow!("boom")).is_transient());
+    }
+
+    #[test]
+    fn store_errors_keep_their_http_mapping() {
+        assert_eq!(
+            ApiError::from(TenantMongoError::ForeignTenant).status(),
+            403
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Postgres(sqlx::Error::PoolTimedOut)).status(),
+            503
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Mongo(TenantMongoError::TenantFieldUpdate)).status(),
+            403
+        );
+    }
 
     #[test]
     fn internal_errors_do_not_echo_their_cause() {

@@ -1,4 +1,5 @@
-//! Tenant lifecycle events on Redis: the operator (and tenant-mgmt) publish them, every service
+//! Tenant lifecycle events on Redis (the event types and [`publish`] are prismicx-store's): the
+//! operator (and tenant-mgmt) publish them, every service
 //! subscribes and drops what it cached about the tenant, so a suspension or a revoked key takes
 //! effect at once rather than when the cache TTL runs out.
 //!
@@ -12,62 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::config::Secret;
-use crate::tenancy::{Tenancy, TenantSlug};
+use crate::tenancy::Tenancy;
 
-/// The Redis channel of tenant lifecycle events.
-pub const TENANT_EVENTS_CHANNEL: &str = "prismicx:tenant-events";
-
-/// What happened to a tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum TenantEventKind {
-    Provisioned,
-    Updated,
-    Suspended,
-    Resumed,
-    Deleted,
-    KeysChanged,
-}
-
-/// A lifecycle event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TenantEvent {
-    pub kind: TenantEventKind,
-    pub tenant_id: Uuid,
-    pub slug: TenantSlug,
-    pub at: DateTime<Utc>,
-}
-
-impl TenantEvent {
-    pub fn new(kind: TenantEventKind, tenant_id: Uuid, slug: TenantSlug) -> Self {
-        TenantEvent {
-            kind,
-            tenant_id,
-            slug,
-            at: Utc::now(),
-        }
-    }
-}
-
-/// Publishes `event`; returns how many subscribers received it.
-pub async fn publish<C: redis::aio::ConnectionLike + Send>(
-    conn: &mut C,
-    event: &TenantEvent,
-) -> redis::RedisResult<i64> {
-    let payload = serde_json::to_string(event).unwrap_or_default();
-    redis::cmd("PUBLISH")
-        .arg(TENANT_EVENTS_CHANNEL)
-        .arg(payload)
-        .query_async(conn)
-        .await
-}
+pub use prismicx_store::events::{publish, TenantEvent, TenantEventKind, TENANT_EVENTS_CHANNEL};
 
 /// What a service does with a lifecycle event besides dropping its caches.
 #[async_trait]

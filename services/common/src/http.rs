@@ -23,9 +23,9 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::require_api_key;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
+use crate::tenancy::require_api_key;
 use crate::tenancy::Tenancy;
 
 /// A dependency `/readyz` checks (a database, Redis).
@@ -174,28 +174,7 @@ async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Respo
     (status, axum::Json(body)).into_response()
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; draining connections");
-}
+pub use prismicx_store::process::shutdown_signal;
 
 /// Binds `addr` and serves `app` until a shutdown signal, letting in-flight requests finish.
 /// Requests carry their peer address (`ConnectInfo<SocketAddr>`), which the failed-authentication

@@ -4,7 +4,7 @@
 //!
 //! 1. [`http::platform_router`] wraps a service's API router with request IDs, a timeout, a body
 //!    limit, tracing and metrics, and adds `/healthz`, `/readyz`, `/metrics` and `/openapi.json`.
-//! 2. [`auth::require_api_key`] authenticates the `Authorization: Bearer` (or `X-API-Key`) key:
+//! 2. [`tenancy::require_api_key`] authenticates the `Authorization: Bearer` (or `X-API-Key`) key:
 //!    the platform key from `API_KEY`, or a tenant-scoped key verified by a [`auth::KeyStore`]
 //!    (misses cached briefly); a client or named tenant with too many failed attempts is
 //!    answered 429 before its key is looked up ([`ratelimit`]).
@@ -30,14 +30,17 @@ pub mod events;
 pub mod extract;
 pub mod http;
 pub mod metrics;
-pub mod mongo;
 pub mod openapi;
 pub mod pagination;
 pub mod pg;
 pub mod ratelimit;
 pub mod service;
-pub mod telemetry;
 pub mod tenancy;
-pub mod tls;
 
 pub use error::{ApiError, FieldError};
+
+pub use prismicx_store as store;
+/// The lower crates at the paths the services have always used: the tenancy contract, and the
+/// store layer's MongoDB access, logging set-up and TLS provider.
+pub use prismicx_store::{mongo, telemetry, tls};
+pub use prismicx_tenancy as contract;

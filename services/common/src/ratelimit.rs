@@ -1,7 +1,7 @@
 //! The limits the shell puts on every service: failed authentications per client and per named
 //! tenant, and a request budget per tenant.
 //!
-//! Data flow: [`auth::require_api_key`](crate::auth::require_api_key) names the client
+//! Data flow: [`tenancy::require_api_key`](crate::tenancy::require_api_key) names the client
 //! ([`ClientId`], from the peer address) and asks [`Tenancy`](crate::tenancy::Tenancy) to
 //! authenticate; Tenancy first consults the two [`FailureLimiter`]s (client, then the tenant in
 //! `X-Tenant`) and answers 429 without looking the key up when either has used its failures in

@@ -21,13 +21,14 @@ use crate::tenancy::{StaticRegistry, Tenancy, TenancyOptions, TenantResolver};
 /// Process start-up every binary runs first: logging at `log_level` in `log_format`, and the
 /// TLS provider ([`crate::tls`]).
 pub fn init_process(log_level: &str, log_format: &str) {
-    crate::telemetry::init(log_level, log_format);
-    crate::tls::install_default_provider();
+    prismicx_store::process::init(log_level, log_format);
 }
 
 /// HTTP settings of a service's application.
 #[derive(Clone)]
 pub struct AppSettings {
+    /// The name in logs and metrics (`SERVICE_NAME`); `None`: the service's own constant.
+    pub service_name: Option<String>,
     pub request_timeout: Duration,
     pub body_limit: usize,
     /// Checks beyond the service's databases (Redis) for `/readyz`.
@@ -37,6 +38,7 @@ pub struct AppSettings {
 impl std::fmt::Debug for AppSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppSettings")
+            .field("service_name", &self.service_name)
             .field("request_timeout", &self.request_timeout)
             .field("body_limit", &self.body_limit)
             .field("extra_readiness", &self.extra_readiness.len())
@@ -47,6 +49,7 @@ impl std::fmt::Debug for AppSettings {
 impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
+            service_name: None,
             request_timeout: Duration::from_secs(30),
             body_limit: 1024 * 1024,
             extra_readiness: Vec::new(),
@@ -57,6 +60,7 @@ impl Default for AppSettings {
 impl AppSettings {
     pub fn from_args(common: &CommonArgs) -> Self {
         AppSettings {
+            service_name: common.service_name.clone(),
             request_timeout: common.request_timeout(),
             body_limit: common.body_limit_bytes,
             extra_readiness: Vec::new(),
@@ -65,7 +69,9 @@ impl AppSettings {
 }
 
 /// A service's whole application: its API `router` (state applied) behind the shared shell, with
-/// `/readyz` checking `readiness` (its databases) and `settings.extra_readiness` (Redis).
+/// `/readyz` checking `readiness` (its databases) and `settings.extra_readiness` (Redis). The
+/// service is named `settings.service_name` (`SERVICE_NAME`), else `service`: the `service`
+/// label of every metric and the `service` field of every log line a request produces.
 pub fn application(
     service: &'static str,
     openapi: serde_json::Value,
@@ -75,15 +81,29 @@ pub fn application(
     settings: AppSettings,
 ) -> axum::Router {
     readiness.extend(settings.extra_readiness);
+    let name: Arc<str> = settings.service_name.as_deref().unwrap_or(service).into();
     let shell = crate::http::Shell {
         tenancy: tenancy.clone(),
-        metrics: crate::metrics::Metrics::new(service),
+        metrics: crate::metrics::Metrics::new(&name),
         readiness,
         openapi,
         request_timeout: settings.request_timeout,
         body_limit: settings.body_limit,
     };
     crate::http::platform_router(router, shell)
+        .layer(axum::middleware::from_fn_with_state(name, in_service_span))
+}
+
+/// Runs a request inside a span naming the service, so every event it logs (the request trace
+/// included) carries `service`.
+async fn in_service_span(
+    axum::extract::State(name): axum::extract::State<Arc<str>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!("service", service = %name);
+    next.run(req).instrument(span).await
 }
 
 /// The tenant and key directory a service (other than tenant-mgmt) uses: tenant-mgmt's API when
@@ -203,4 +223,116 @@ pub async fn mongo_store(
         }
         None => crate::mongo::MongoStore::new(system.clone(), system, layout),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Log output captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn app(service_name: Option<&str>) -> axum::Router {
+        let registry = Arc::new(StaticRegistry::default());
+        let tenancy = Tenancy::new(
+            &"platform".into(),
+            registry.clone(),
+            registry,
+            Duration::from_secs(1),
+        );
+        let router = axum::Router::new().route(
+            "/probe",
+            axum::routing::get(|| async {
+                tracing::info!("probe answered");
+                "ok"
+            }),
+        );
+        let settings = AppSettings {
+            service_name: service_name.map(str::to_string),
+            ..AppSettings::default()
+        };
+        application(
+            "constant-service",
+            serde_json::json!({}),
+            router,
+            &tenancy,
+            Vec::new(),
+            settings,
+        )
+    }
+
+    async fn get(app: axum::Router, path: &str) -> String {
+        let res = app
+            .oneshot(
+                Request::get(path)
+                    .header("authorization", "Bearer platform")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("response");
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    #[tokio::test]
+    async fn service_name_labels_metrics_and_defaults_to_the_constant() {
+        let named = app(Some("renamed-service"));
+        get(named.clone(), "/probe").await;
+        let metrics = get(named, "/metrics").await;
+        assert!(
+            metrics.contains(r#"service="renamed-service""#),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("constant-service"), "{metrics}");
+
+        let unnamed = app(None);
+        get(unnamed.clone(), "/probe").await;
+        let metrics = get(unnamed, "/metrics").await;
+        assert!(
+            metrics.contains(r#"service="constant-service""#),
+            "{metrics}"
+        );
+    }
+
+    #[tokio::test]
+    async fn service_name_is_a_field_of_request_logs() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        assert_eq!(get(app(Some("renamed-service")), "/probe").await, "ok");
+        let logs =
+            String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("probe answered"))
+            .unwrap_or_else(|| panic!("no probe log in {logs}"));
+        assert!(line.contains("service=renamed-service"), "{line}");
+    }
 }

@@ -3,12 +3,16 @@
 //! A [`TenantResolver`] says where a tenant lives (id, tier, state) and, optionally, the tenant's
 //! own request budget ([`TenantRecord`]). tenant-mgmt implements it from the registry;
 //! [`StaticRegistry`] reads it from a file. [`Tenancy`] puts in-process caches in front of the
-//! resolver and of the [`KeyStore`](crate::auth::KeyStore) — verified keys (never past their
+//! resolver and of the [`KeyStore`] — verified keys (never past their
 //! expiry), placements, and, in a bounded cache of its own so a flood cannot evict valid entries,
 //! keys found unknown — and applies the [`ratelimit`](crate::ratelimit) limits: failed
 //! authentications per client and per named tenant before a key is looked up, and each tenant's
-//! request budget once its placement is known. The [`Tenant`] extractor gives handlers a
-//! resolved, active tenant within its budget, or refuses the request.
+//! request budget once its placement is known. The [`require_api_key`] middleware authenticates
+//! each request through it and records the principal; the [`Tenant`] extractor then gives
+//! handlers a resolved, active tenant within its budget, or refuses the request.
+//!
+//! The tenant values themselves ([`TenantSlug`], [`Tier`], [`TenantState`], [`TenantPlacement`])
+//! are the tenancy contract's (prismicx-tenancy), re-exported here.
 
 use std::fmt;
 use std::path::Path;
@@ -16,109 +20,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{KeyDigest, KeyStore, PresentedKey, Principal};
+use crate::auth::{presented_key, KeyDigest, KeyStore, PresentedKey, Principal};
 use crate::cache::TtlCache;
 use crate::config::Secret;
 use crate::error::ApiError;
 use crate::ratelimit::{ClientId, FailureLimiter, Limits, RateLimit, TenantBuckets};
 
-/// Header naming the tenant when the platform key is used.
-pub const TENANT_HEADER: &str = "x-tenant";
-
-/// A tenant's slug: its `metadata.name`, a DNS label of at most 40 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, ToSchema)]
-#[serde(transparent)]
-pub struct TenantSlug(String);
-
-impl TenantSlug {
-    pub const MAX_LEN: usize = 40;
-
-    pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty() || s.len() > Self::MAX_LEN {
-            return Err(format!("must be 1 to {} characters", Self::MAX_LEN));
-        }
-        let bytes = s.as_bytes();
-        let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-';
-        if !bytes.iter().all(|&c| ok_char(c)) {
-            return Err("may contain only lowercase letters, digits and '-'".into());
-        }
-        if bytes[0] == b'-' || bytes[bytes.len() - 1] == b'-' {
-            return Err("must start and end with a letter or digit".into());
-        }
-        Ok(TenantSlug(s.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The slug as an SQL identifier fragment: `-` becomes `_`. Slugs never contain `_`, so
-    /// distinct slugs give distinct identifiers.
-    pub fn ident(&self) -> String {
-        self.0.replace('-', "_")
-    }
-
-    /// The tenant's PostgreSQL schema in every service database: `tenant_<slug>`.
-    pub fn pg_schema(&self) -> String {
-        format!("tenant_{}", self.ident())
-    }
-
-    /// The NOLOGIN role owning the tenant's schemas: `tenant_<slug>_owner`.
-    pub fn pg_owner_role(&self) -> String {
-        format!("tenant_{}_owner", self.ident())
-    }
-}
-
-impl<'de> Deserialize<'de> for TenantSlug {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        TenantSlug::parse(&s).map_err(|e| serde::de::Error::custom(format!("tenant slug {e}")))
-    }
-}
-
-impl fmt::Display for TenantSlug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Service tier: `standard` tenants share pools and collections, `dedicated` tenants get their
-/// own PgBouncer pool and MongoDB database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    #[default]
-    Standard,
-    Dedicated,
-}
-
-/// Lifecycle state in the registry. Only `active` tenants are served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TenantState {
-    Provisioning,
-    #[default]
-    Active,
-    Suspended,
-    Deleting,
-}
-
-/// Where a tenant lives and whether it may be served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TenantPlacement {
-    /// The UUID the operator assigned; carried by every row and document of the tenant.
-    pub id: Uuid,
-    pub slug: TenantSlug,
-    pub tier: Tier,
-    pub state: TenantState,
-}
+pub use prismicx_tenancy::{TenantPlacement, TenantSlug, TenantState, Tier, TENANT_HEADER};
 
 /// A placement with what else the directory knows of the tenant: its own request budget, when
 /// it has one (absent: the platform default). On the wire (tenant-mgmt's internal API) it is the
@@ -142,8 +58,7 @@ impl From<TenantPlacement> for TenantRecord {
     }
 }
 
-/// Errors of a resolver or key store backend (the registry being unreachable, say).
-pub type DirectoryError = anyhow::Error;
+pub use crate::auth::DirectoryError;
 
 /// Resolves a tenant slug to its placement.
 #[async_trait]
@@ -558,7 +473,7 @@ impl Tenancy {
 }
 
 /// The active tenant a request acts for. Extracting it requires an authenticated request
-/// (see [`crate::auth::require_api_key`]) and spends one of the tenant's request tokens (429
+/// (see [`require_api_key`]) and spends one of the tenant's request tokens (429
 /// when it has none left).
 #[derive(Debug, Clone)]
 pub struct Tenant(pub TenantPlacement);
@@ -592,32 +507,42 @@ where
     }
 }
 
+/// Middleware: refuses requests without a valid key (401) and clients (or named tenants) that
+/// failed too often (429), else records the [`Principal`] in the request's extensions for the
+/// [`Tenant`] extractor.
+pub async fn require_api_key(
+    State(tenancy): State<Tenancy>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = presented_key(req.headers()) else {
+        return ApiError::Unauthorized(
+            "an API key is required (Authorization: Bearer <key> or X-API-Key)".into(),
+        )
+        .into_response();
+    };
+    let client = tenancy.client_of(&req);
+    // Only a well-formed slug names a tenant; a malformed header is refused later (400).
+    let named = req
+        .headers()
+        .get(TENANT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TenantSlug::parse(v).ok());
+    match tenancy
+        .authenticate_from(&key, &client, named.as_ref())
+        .await
+    {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slugs_are_dns_labels() {
-        for ok in ["a", "acme", "acme-corp", "a1", &"x".repeat(40)] {
-            assert!(TenantSlug::parse(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a-",
-            "A",
-            "a_b",
-            "a.b",
-            "é",
-            &"x".repeat(41),
-            "a b",
-        ] {
-            assert!(TenantSlug::parse(bad).is_err(), "{bad}");
-        }
-        let s = TenantSlug::parse("acme-corp").unwrap();
-        assert_eq!(s.pg_schema(), "tenant_acme_corp");
-        assert_eq!(s.pg_owner_role(), "tenant_acme_corp_owner");
-    }
 
     fn registry() -> StaticRegistry {
         StaticRegistry::from_entries(vec![

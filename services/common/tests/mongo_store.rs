@@ -7,7 +7,7 @@
 use mongodb::bson::{doc, Document};
 use prismicx_harness::kit::{mongo_system, mongo_tenant, test_tenants};
 use prismicx_service_common::mongo::{
-    CollectionLayout, IndexLayout, MongoLayout, MongoStore, TenantMongoError,
+    CollectionLayout, IndexLayout, LayoutIndexes, MongoLayout, MongoStore, TenantMongoError,
 };
 use prismicx_service_common::ApiError;
 

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::mongo::MongoStore;
 use prismicx_service_common::pg::TenantDb;
 use prismicx_service_common::service;
 pub use prismicx_service_common::service::AppSettings;
@@ -53,26 +53,8 @@ pub use schema::gate::{GateSettings, SchemaGate};
 /// The service's Kubernetes name, also its name in logs and metrics.
 pub const SERVICE: &str = "management-system-repo";
 
-/// The collection holding configuration versions.
-pub const CONFIGURATIONS: &str = "configurations";
-
-/// The service's MongoDB layout; every index leads with `tenant_id`.
-pub const MONGO: MongoLayout = MongoLayout {
-    database: "config_db",
-    collections: &[CollectionLayout {
-        name: CONFIGURATIONS,
-        indexes: &[
-            // Unique, gapless version numbers per system; serves the latest version
-            // (sort version desc, limit 1), one version by number, the history (newest first,
-            // keyset on version) and deleting a system's configurations.
-            IndexLayout {
-                name: "configurations_tenant_system_version",
-                keys: &[("system_id", 1), ("version", 1)],
-                unique: true,
-            },
-        ],
-    }],
-};
+/// The service's MongoDB layout (declared with the tenancy contract, which the operator provisions).
+pub use prismicx_tenancy::services::management_system_repo::{CONFIGURATIONS, MONGO};
 
 /// What handlers share.
 #[derive(Debug, Clone)]

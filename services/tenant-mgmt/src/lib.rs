@@ -30,7 +30,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use axum::Router;
 use prismicx_service_common::http::ReadinessCheck;
-use prismicx_service_common::mongo::{CollectionLayout, IndexLayout, MongoLayout, MongoStore};
+use prismicx_service_common::mongo::MongoStore;
 use prismicx_service_common::service::{self, AppSettings};
 use prismicx_service_common::tenancy::{Tenancy, TenancyOptions};
 
@@ -43,26 +43,11 @@ use crate::registry::{Registry, RegistryDirectory};
 /// The name in logs and metrics.
 pub const SERVICE: &str = "tenant-mgmt-service";
 
-/// The service's per-tenant MongoDB layout; every index leads with `tenant_id`. The registry
-/// and the API keys are platform data and not part of it.
-pub const MONGO: MongoLayout = MongoLayout {
-    database: "tenant_registry",
-    collections: &[CollectionLayout {
-        name: settings::COLLECTION,
-        indexes: &[IndexLayout {
-            name: "settings_tenant_key",
-            keys: &[("key", 1)],
-            unique: true,
-        }],
-    }],
+/// The service's data layout and the platform-wide registry and API-key collections (declared
+/// with the tenancy contract, which the operator provisions).
+pub use prismicx_tenancy::services::tenant_mgmt::{
+    API_KEYS_COLLECTION, MONGO, REGISTRY_COLLECTION,
 };
-
-/// The platform-wide registry collection in [`MONGO`]'s database: one document per tenant,
-/// `_id` = the tenant's slug, written by the operator and read by every service.
-pub const REGISTRY_COLLECTION: &str = "tenants";
-
-/// The platform-wide API-key collection in [`MONGO`]'s database (see [`keys`]).
-pub const API_KEYS_COLLECTION: &str = "api_keys";
 
 /// What handlers share.
 #[derive(Debug, Clone)]

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::Setting;
 use prismicx_service_common::mongo::bson_uuid;
 
-pub const COLLECTION: &str = "settings";
+pub use prismicx_tenancy::services::tenant_mgmt::SETTINGS_COLLECTION as COLLECTION;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SettingDoc {

@@ -1,19 +1,19 @@
 //! Retries of PostgreSQL units of work on transient failures (used by services whose handlers
-//! retry whole transactions; see management-system-repo).
+//! retry whole transactions; see management-system-repo and user-data).
 //!
-//! A unit of work (begin, statements, commit) is run again, from the start, when PostgreSQL
-//! aborts it with a serialization failure or a deadlock, or when the connection fails (a
-//! PgBouncer restart, a failover, a server that closed the connection). Everything else —
-//! constraint violations, validation errors, pool exhaustion (503) — is returned at once.
-//! Backoff is exponential with jitter so racing retries spread out.
+//! A unit of work (begin, statements, commit) is run again, from the start, under the store's
+//! one retry policy ([`prismicx_store::retry::TRANSIENT`]: which errors are transient, how
+//! often, how long to wait). A handler's unit of work fails with a [`Fail`]: a database error,
+//! kept as is so it can be classified, or an [`ApiError`] the handler decided on, never retried.
 
 use std::future::Future;
-use std::time::Duration;
+
+use prismicx_store::retry::TransientError;
 
 use crate::ApiError;
 
 /// Attempts before the last error is returned.
-pub const ATTEMPTS: u32 = 4;
+pub const ATTEMPTS: u32 = prismicx_store::retry::TRANSIENT.attempts;
 
 /// An error of a unit of work: a database error (kept as is, so it can be classified) or an
 /// API error decided by the handler.
@@ -44,56 +44,34 @@ impl From<Fail> for ApiError {
     }
 }
 
+impl TransientError for Fail {
+    fn pg_error(&self) -> Option<&sqlx::Error> {
+        match self {
+            Fail::Db(e) => Some(e),
+            Fail::Api(_) => None,
+        }
+    }
+}
+
 impl Fail {
     /// Whether running the unit of work again may succeed.
     pub fn is_transient(&self) -> bool {
-        match self {
-            Fail::Db(e) => is_transient(e),
-            Fail::Api(_) => false,
-        }
+        TransientError::is_transient(self)
     }
 }
 
 /// Serialization failures, deadlocks and connection trouble.
-pub fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-            c == "40001" // serialization_failure
-                || c == "40P01" // deadlock_detected
-                || c.starts_with("08") // connection_exception
-                || c == "57P01" // admin_shutdown
-                || c == "57P02" // crash_shutdown
-                || c == "57P03" // cannot_connect_now
-        }),
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => true,
-        _ => false,
-    }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    // 25, 50, 100 ms (capped at 500 ms) plus up to 50 % jitter.
-    let base = Duration::from_millis(25 * (1u64 << attempt.min(4))).min(Duration::from_millis(500));
-    base + base.mul_f64(rand::random::<f64>() * 0.5)
-}
+pub use prismicx_store::retry::is_transient_pg as is_transient;
 
 /// Runs `op` until it succeeds, fails permanently, or has been tried [`ATTEMPTS`] times.
-pub async fn retry_pg<R, F, Fut>(mut op: F) -> Result<R, ApiError>
+pub async fn retry_pg<R, F, Fut>(op: F) -> Result<R, ApiError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<R, Fail>>,
 {
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
-                tracing::debug!(attempt, error = ?e, "transient PostgreSQL error; running the unit of work again");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    prismicx_store::retry::retry_transient(op)
+        .await
+        .map_err(ApiError::from)
 }
 
 #[cfg(test)]
@@ -101,7 +79,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn transient_errors_are_retried_and_permanent_ones_are_not() {
         let calls = AtomicU32::new(0);
         let out = retry_pg(|| {
@@ -135,11 +113,5 @@ mod tests {
         .await;
         assert!(out.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), ATTEMPTS);
-    }
-
-    #[test]
-    fn backoff_is_bounded() {
-        assert!(backoff(0) >= Duration::from_millis(25));
-        assert!(backoff(10) <= Duration::from_millis(750));
     }
 }

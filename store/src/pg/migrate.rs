@@ -20,62 +20,17 @@
 //! reach the server only as SCRAM verifiers ([`super::scram`]).
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use super::{query, quote_ident, SYSTEM_SCHEMA};
-use crate::config::Secret;
-use crate::tenancy::TenantSlug;
-
-/// One numbered migration. Applied migrations are never edited; add a new one instead.
-#[derive(Debug, Clone, Copy)]
-pub struct Migration {
-    pub version: i32,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
-
-impl Migration {
-    pub fn checksum(&self) -> String {
-        Sha256::digest(self.sql.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-}
-
-/// A service's migrations: shared tables, and the tables of each tenant schema.
-#[derive(Debug, Clone, Copy)]
-pub struct ServiceSchema {
-    pub system: &'static [Migration],
-    pub tenant: &'static [Migration],
-}
-
-impl ServiceSchema {
-    /// The newest tenant-schema version this build knows.
-    pub fn tenant_version(&self) -> i32 {
-        self.tenant.iter().map(|m| m.version).max().unwrap_or(0)
-    }
-}
-
-/// The group roles of a service database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DatabaseRoles {
-    pub database: String,
-    pub owner: String,
-    pub app: String,
-}
-
-impl DatabaseRoles {
-    pub fn for_database(database: &str) -> Self {
-        DatabaseRoles {
-            database: database.to_string(),
-            owner: format!("{database}_owner"),
-            app: format!("{database}_app"),
-        }
-    }
-}
+use crate::Secret;
+pub use prismicx_tenancy::layout::{Migration, ServiceSchema};
+pub use prismicx_tenancy::names::{
+    tenant_login_role, DatabaseRoles, PIN_FUNCTION, PLATFORM_SCHEMA, TENANT_ID_CHECK,
+    TENANT_POLICY, TENANT_SCHEMAS_TABLE,
+};
+use prismicx_tenancy::TenantSlug;
 
 /// Creates `role` (NOLOGIN) unless it exists; concurrent creators are tolerated.
 async fn ensure_nologin_role(conn: &mut PgConnection, role: &str) -> Result<()> {
@@ -451,11 +406,6 @@ pub async fn hide_role_settings(conn: &mut PgConnection) -> Result<bool> {
     Ok(true)
 }
 
-/// The login role of a tenant's own credentials: `tenant_<slug>_login`.
-pub fn tenant_login_role(slug: &TenantSlug) -> String {
-    format!("tenant_{}_login", slug.ident())
-}
-
 /// Creates or updates the tenant's own login role (the credentials the operator hands the
 /// tenant) and gives it the tenant's schema in the connected database — and nothing else.
 ///
@@ -598,26 +548,6 @@ async fn provision_tenant_once(
     tx.commit().await?;
     Ok(version)
 }
-
-/// Name of the CHECK constraint that pins a tenant table's `tenant_id` to its tenant.
-pub const TENANT_ID_CHECK: &str = "tenant_id_is_this_tenant";
-
-/// The platform's private schema in every service database: owned by the administrative role,
-/// no privilege for PUBLIC. It maps each tenant schema to its tenant id and owning namespace,
-/// so no object other roles can read (schema comments, constraint definitions) has to carry
-/// them.
-pub const PLATFORM_SCHEMA: &str = "prismicx_tenancy";
-
-/// `schema_name` → `tenant_id`, `namespace` (the Kubernetes namespace owning the tenant; `NULL`
-/// until the operator records it).
-pub const TENANT_SCHEMAS_TABLE: &str = "prismicx_tenancy.tenant_schemas";
-
-/// `row_is_schema_tenant(tableoid, tenant_id)`: whether the registered tenant of the table's
-/// schema is `tenant_id`. SECURITY DEFINER, so the CHECK that calls it works for every role
-/// that may write the table, while the mapping stays private; the schema has no USAGE for
-/// PUBLIC, so nobody but the administrator can call it by name (a stored CHECK refers to it
-/// by OID and needs EXECUTE only).
-pub const PIN_FUNCTION: &str = "prismicx_tenancy.row_is_schema_tenant";
 
 /// Creates [`PLATFORM_SCHEMA`], its table and [`PIN_FUNCTION`] unless they exist, inside the
 /// caller's transaction.
@@ -766,9 +696,6 @@ async fn pin_tenant_id(conn: &mut PgConnection, schema: &str) -> Result<()> {
     .await?;
     Ok(())
 }
-
-/// Name of the policy every tenant table carries.
-pub const TENANT_POLICY: &str = "tenant_isolation";
 
 /// Restores row-level security on every table of `schema` that has a `tenant_id` column:
 /// `ENABLE` + `FORCE`, and the [`TENANT_POLICY`] policy on `app.tenant_id` when the table has no

@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-/// The field every tenant-owned document carries.
-pub const TENANT_FIELD: &str = "tenant_id";
+pub use prismicx_tenancy::layout::{CollectionLayout, IndexLayout, MongoLayout};
+pub use prismicx_tenancy::TENANT_FIELD;
 
 /// Server-side time limit (`maxTimeMS`) of every read through a [`TenantCollection`].
 pub const QUERY_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -47,18 +47,6 @@ pub enum TenantMongoError {
     Mongo(#[from] mongodb::error::Error),
 }
 
-impl From<TenantMongoError> for crate::ApiError {
-    fn from(e: TenantMongoError) -> Self {
-        match e {
-            TenantMongoError::ForeignTenant | TenantMongoError::TenantFieldUpdate => {
-                crate::ApiError::Forbidden("the operation is outside the tenant's data".into())
-            }
-            TenantMongoError::Mongo(m) => m.into(),
-            other => crate::ApiError::internal(other),
-        }
-    }
-}
-
 /// The tenant id as stored in documents.
 pub fn tenant_bson(id: Uuid) -> Bson {
     Bson::Binary(bson::Binary::from_uuid(bson::Uuid::from_bytes(
@@ -68,7 +56,8 @@ pub fn tenant_bson(id: Uuid) -> Bson {
 
 mod store;
 
-pub use store::{is_transient, retry_transient, MongoStore, TransactionBody, TransientError};
+pub use crate::retry::{is_transient_mongo as is_transient, retry_transient, TransientError};
+pub use store::{MongoStore, TransactionBody};
 
 /// A time as BSON stores it (millisecond precision).
 pub fn bson_time(t: chrono::DateTime<chrono::Utc>) -> bson::DateTime {
@@ -505,49 +494,34 @@ where
     }
 }
 
-/// One index of a tenant-owned collection. Its keys exclude `tenant_id`: every index the
-/// operator creates leads with it ([`TenantCollection::ensure_index`] does the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IndexLayout {
-    pub name: &'static str,
-    /// Key paths and directions (1 or -1) after `tenant_id`.
-    pub keys: &'static [(&'static str, i32)],
-    pub unique: bool,
+/// A layout's indexes on the driver: [`IndexLayout`] and [`MongoLayout`] are declarations
+/// (prismicx-tenancy); this turns them into key documents and creates them.
+pub trait LayoutIndexes {
+    /// Creates the layout's indexes in `db` (idempotent; every key leads with `tenant_id`).
+    fn ensure_indexes(
+        &self,
+        db: &mongodb::Database,
+    ) -> impl std::future::Future<Output = mongodb::error::Result<()>> + Send;
 }
 
-impl IndexLayout {
+/// An index declaration's keys as a BSON document.
+pub trait IndexKeys {
     /// The full key document, `tenant_id` first.
-    pub fn key_document(&self) -> Document {
-        let mut keys = doc! { TENANT_FIELD: 1 };
-        for (k, dir) in self.keys {
-            if *k != TENANT_FIELD {
-                keys.insert(*k, *dir);
-            }
+    fn key_document(&self) -> Document;
+}
+
+impl IndexKeys for IndexLayout {
+    fn key_document(&self) -> Document {
+        let mut keys = Document::new();
+        for (k, dir) in self.key_paths() {
+            keys.insert(k, dir);
         }
         keys
     }
 }
 
-/// A tenant-owned collection and its indexes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CollectionLayout {
-    pub name: &'static str,
-    pub indexes: &'static [IndexLayout],
-}
-
-/// What a MongoDB service keeps per tenant: its system database (shared collections of the
-/// standard tier) and the collections a dedicated tenant's own database gets. Service crates own
-/// their layout; the operator provisions it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MongoLayout {
-    /// The service's database on mongodb-system (e.g. `task_repository`).
-    pub database: &'static str,
-    pub collections: &'static [CollectionLayout],
-}
-
-impl MongoLayout {
-    /// Creates the layout's indexes in `db` (idempotent; every key leads with `tenant_id`).
-    pub async fn ensure_indexes(&self, db: &mongodb::Database) -> mongodb::error::Result<()> {
+impl LayoutIndexes for MongoLayout {
+    async fn ensure_indexes(&self, db: &mongodb::Database) -> mongodb::error::Result<()> {
         for c in self.collections {
             let models: Vec<IndexModel> = c
                 .indexes
@@ -571,12 +545,6 @@ impl MongoLayout {
             }
         }
         Ok(())
-    }
-
-    /// The database of a dedicated tenant on mongodb-tenant: `<database>__<slug ident>`
-    /// (mirrors the PgBouncer pool alias; at most 19 + 2 + 40 characters, under MongoDB's 63).
-    pub fn dedicated_database(&self, slug: &crate::tenancy::TenantSlug) -> String {
-        format!("{}__{}", self.database, slug.ident())
     }
 }
 

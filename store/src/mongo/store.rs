@@ -20,113 +20,19 @@
 //! connections, authenticated with the current roles; one rebuild however many requests saw the
 //! refusal) and the operation runs once more. A refusal that persists is returned as it is.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
-use mongodb::error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::error::{ErrorKind, UNKNOWN_TRANSACTION_COMMIT_RESULT};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, ClientSession, Database};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{MongoLayout, TenantCollection, TenantMongoError};
-use crate::error::ApiError;
-use crate::tenancy::{TenantPlacement, Tier};
-
-/// Attempts of a transaction body or a single operation before the error is returned.
-const ATTEMPTS: u32 = 6;
-
-/// Server error codes that say "try again": write conflicts, interruptions, elections,
-/// shutdowns and network trouble seen by the server.
-const TRANSIENT_CODES: &[i32] = &[
-    6, 7, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
-];
-
-/// Whether `e` is worth retrying: labelled transient or retryable by the server, a network
-/// failure, no server selectable, or a code from the list above.
-pub fn is_transient(e: &mongodb::error::Error) -> bool {
-    if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
-        || e.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR)
-    {
-        return true;
-    }
-    match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::ConnectionPoolCleared { .. } => true,
-        ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-        ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => {
-            TRANSIENT_CODES.contains(&w.code)
-        }
-        _ => false,
-    }
-}
-
-/// An error that may wrap a transient MongoDB failure.
-pub trait TransientError {
-    /// The MongoDB error inside, if any.
-    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
-        None
-    }
-
-    fn is_transient(&self) -> bool {
-        self.mongo_error().is_some_and(is_transient)
-    }
-}
-
-impl TransientError for mongodb::error::Error {
-    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
-        Some(self)
-    }
-}
-
-impl TransientError for TenantMongoError {
-    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
-        match self {
-            TenantMongoError::Mongo(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl TransientError for ApiError {
-    fn mongo_error(&self) -> Option<&mongodb::error::Error> {
-        match self {
-            ApiError::Internal(e) => e.downcast_ref::<mongodb::error::Error>(),
-            _ => None,
-        }
-    }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    // 20, 40, 80, … ms, capped at 1 s, with up to 50 % jitter so racing retries spread out.
-    let base = Duration::from_millis(20 * (1u64 << attempt.min(6))).min(Duration::from_secs(1));
-    let jitter = rand::random::<f64>() * 0.5;
-    base + base.mul_f64(jitter)
-}
-
-/// Runs `op` until it succeeds, fails with a non-transient error, or has been tried
-/// [`ATTEMPTS`] times, sleeping with exponential backoff in between.
-pub async fn retry_transient<R, E, F, Fut>(mut op: F) -> Result<R, E>
-where
-    E: TransientError,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<R, E>>,
-{
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
-                tracing::debug!(attempt, "transient MongoDB error; retrying");
-                tokio::time::sleep(backoff(attempt)).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
+use super::{MongoLayout, TenantCollection};
+use crate::retry::{retry_transient, TransientError, TRANSIENT};
+use prismicx_tenancy::{TenantPlacement, Tier};
 
 /// The body of a transaction: called with the session, possibly more than once.
 pub type TransactionBody<'s, R, E> = BoxFuture<'s, Result<R, E>>;
@@ -304,12 +210,12 @@ impl MongoStore {
                         None => return Err(e),
                     }
                 }
-                Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
+                Err(e) if e.is_transient() && attempt + 1 < TRANSIENT.attempts => {
                     tracing::debug!(
                         attempt,
                         "transaction hit a transient error; running it again"
                     );
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(TRANSIENT.backoff(attempt)).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -348,43 +254,12 @@ async fn commit(session: &mut ClientSession) -> mongodb::error::Result<()> {
         match session.commit_transaction().await {
             Err(e)
                 if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                    && attempt + 1 < ATTEMPTS =>
+                    && attempt + 1 < TRANSIENT.attempts =>
             {
-                tokio::time::sleep(backoff(attempt)).await;
+                tokio::time::sleep(TRANSIENT.backoff(attempt)).await;
                 attempt += 1;
             }
             other => return other,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(0) >= Duration::from_millis(20));
-        assert!(backoff(0) <= Duration::from_millis(30));
-        assert!(backoff(3) >= Duration::from_millis(160));
-        assert!(backoff(20) <= Duration::from_millis(1500));
-    }
-
-    #[test]
-    fn api_errors_are_transient_only_when_they_wrap_one() {
-        assert!(!ApiError::NotFound("x".into()).is_transient());
-        assert!(!ApiError::internal(anyhow::anyhow!("boom")).is_transient());
-    }
-
-    #[tokio::test]
-    async fn retry_gives_up_on_permanent_errors_at_once() {
-        let mut calls = 0;
-        let out: Result<(), TenantMongoError> = retry_transient(|| {
-            calls += 1;
-            async { Err(TenantMongoError::ForeignTenant) }
-        })
-        .await;
-        assert!(out.is_err());
-        assert_eq!(calls, 1);
     }
 }

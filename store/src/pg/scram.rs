@@ -13,7 +13,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::Secret;
 
 /// PostgreSQL's default `scram_iterations`.
 pub const ITERATIONS: u32 = 4096;
