@@ -174,6 +174,21 @@ impl<S> ServiceApp<S> {
         self.api.all_pages(&self.tenants[i].key, path, limit).await
     }
 
+    /// `PUT path` with `If-Match: "<tag>"` and the JSON `body` as tenant `i`.
+    pub async fn put_if(&self, i: usize, path: &str, tag: i64, body: Value) -> Reply {
+        self.call_if(i, Method::PUT, path, tag, Some(body)).await
+    }
+
+    /// `PATCH path` with `If-Match: "<tag>"` and the JSON `body` as tenant `i`.
+    pub async fn patch_if(&self, i: usize, path: &str, tag: i64, body: Value) -> Reply {
+        self.call_if(i, Method::PATCH, path, tag, Some(body)).await
+    }
+
+    /// `DELETE path` with `If-Match: "<tag>"` as tenant `i`.
+    pub async fn delete_if(&self, i: usize, path: &str, tag: i64) -> Reply {
+        self.call_if(i, Method::DELETE, path, tag, None).await
+    }
+
     /// Sends each `(method, path, expected status)` as tenant `i` without a body, in order;
     /// a failure names the step.
     pub async fn expect_statuses<P: AsRef<str>>(
@@ -333,6 +348,27 @@ macro_rules! service_app {
             fn deref(&self) -> &Self::Target {
                 &self.0
             }
+        }
+    };
+    // A MongoDB service: also `spawn(n, &dedicated)` and `spawn_tenants(tenants)`, which
+    // provision `$layout` for the tenants and build the state with `$state_of(store, tenancy)`
+    // and the router with `$router_of(state)`.
+    ($(#[$meta:meta])* $vis:vis struct $name:ident($state:ty); mongo $layout:expr, $state_of:expr, $router_of:expr) => {
+        $crate::service_app!($(#[$meta])* $vis struct $name($state););
+
+        /// `n` tenants, those at the indexes in `dedicated` of the dedicated tier, and the
+        /// application serving them.
+        pub async fn spawn(n: usize, dedicated: &[usize]) -> $name {
+            spawn_tenants($crate::kit::test_tenants(n, dedicated)).await
+        }
+
+        /// The application serving `tenants`.
+        pub async fn spawn_tenants(tenants: Vec<$crate::kit::TestTenant>) -> $name {
+            let app = $crate::kit::ServiceApp::on_mongo($layout, tenants, |store, tenancy| {
+                let state: $state = $state_of(store, tenancy);
+                ($router_of(state.clone()), state)
+            });
+            $name(app.await)
         }
     };
 }

@@ -447,16 +447,12 @@ async fn delete_refuses_parents_unless_cascade_and_closes_the_gap() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // A stale If-Match is refused.
-    let r = app
-        .call_if(0, Method::DELETE, &format!("/v1/categories/{a2}"), 7, None)
-        .await;
+    let r = app.delete_if(0, &format!("/v1/categories/{a2}"), 7).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.check_tree(0).await, before);
 
     // A leaf goes; with the right If-Match.
-    let r = app
-        .call_if(0, Method::DELETE, &format!("/v1/categories/{a2}"), 1, None)
-        .await;
+    let r = app.delete_if(0, &format!("/v1/categories/{a2}"), 1).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.category(0, &a2).await.status, StatusCode::NOT_FOUND);
     // The cascade removes a's whole subtree in one go; b closes the gap among the root's children.

@@ -259,12 +259,11 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
 
     // A new schema applies to new versions; the old ones stay as they were.
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &format!("/v1/systems/{sys}"),
             1,
-            Some(json!({"configSchema": {"type": "object", "required": ["region"]}})),
+            json!({"configSchema": {"type": "object", "required": ["region"]}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);

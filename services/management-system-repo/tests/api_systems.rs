@@ -45,13 +45,7 @@ async fn system_crud_with_etags() {
     assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED);
     assert_eq!(r.error_fields(), ["If-Match"]);
     let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"description": "Runs invoices and dunning", "attributes": {"tier": null, "region": "eu"}})),
-        )
+        .patch_if(0, &path, 1, json!({"description": "Runs invoices and dunning", "attributes": {"tier": null, "region": "eu"}}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.header("etag").unwrap(), "\"2\"");
@@ -63,13 +57,7 @@ async fn system_crud_with_etags() {
     assert!(r.body["updatedAt"].as_str() > r.body["createdAt"].as_str());
     // A stale ETag: 412 and nothing changes.
     let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"description": "lost update"})),
-        )
+        .patch_if(0, &path, 1, json!({"description": "lost update"}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert!(r.is_problem());
@@ -90,10 +78,10 @@ async fn system_crud_with_etags() {
     assert_eq!(r.error_fields(), ["If-Match"]);
 
     // DELETE with a stale If-Match is refused; without one it goes.
-    let r = app.call_if(0, Method::DELETE, &path, 1, None).await;
+    let r = app.delete_if(0, &path, 1).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.stored_rows(0, "systems").await, 1);
-    let r = app.call_if(0, Method::DELETE, &path, 2, None).await;
+    let r = app.delete_if(0, &path, 2).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     app.expect_statuses(
         0,
@@ -201,9 +189,7 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
             Some(["tenantId"]),
         ),
     ] {
-        let r = app
-            .call_if(0, Method::PATCH, &path, 1, Some(body.clone()))
-            .await;
+        let r = app.patch_if(0, &path, 1, body.clone()).await;
         assert_eq!(r.status, want, "{body}: {}", r.body);
         if let Some(fields) = fields {
             assert_eq!(r.error_fields(), fields, "{body}");

@@ -44,12 +44,11 @@ async fn concurrent_writers_with_the_same_if_match_exactly_one_wins() {
                 let (app, sys) = (app.clone(), sys.clone());
                 tokio::spawn(async move {
                     let r = app
-                        .call_if(
+                        .put_if(
                             t,
-                            Method::PUT,
                             &cfg(&sys),
                             round,
-                            Some(json!({"config": {"writer": w, "round": round}})),
+                            json!({"config": {"writer": w, "round": round}}),
                         )
                         .await;
                     (w, r)
@@ -141,13 +140,7 @@ async fn concurrent_system_updates_on_one_etag_lose_nothing_silently() {
                 let (app, path) = (app.clone(), path.clone());
                 tokio::spawn(async move {
                     let r = app
-                        .call_if(
-                            t,
-                            Method::PATCH,
-                            &path,
-                            1,
-                            Some(json!({"description": format!("writer {w}")})),
-                        )
+                        .patch_if(t, &path, 1, json!({"description": format!("writer {w}")}))
                         .await;
                     (w, r.status)
                 })

@@ -202,12 +202,11 @@ async fn catastrophic_backtracking_pattern_is_matched_in_linear_time_or_refused(
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
         assert_eq!(r.error_fields(), [field], "{schema}");
         let r = app
-            .call_if(
+            .patch_if(
                 0,
-                Method::PATCH,
                 &format!("/v1/systems/{sys}"),
                 1,
-                Some(json!({"configSchema": schema})),
+                json!({"configSchema": schema}),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
@@ -274,12 +273,11 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         .create_system(0, "plain", Some(json!({"type": "object"})))
         .await;
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &format!("/v1/systems/{sys}"),
             1,
-            Some(json!({"configSchema": {"$defs": fan_out_defs(30), "$ref": "#/$defs/a30"}})),
+            json!({"configSchema": {"$defs": fan_out_defs(30), "$ref": "#/$defs/a30"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
@@ -345,9 +343,7 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         ),
         (json!({"attributes": {"team": "\u{0}"}}), "attributes"),
     ] {
-        let r = app
-            .call_if(0, Method::PATCH, &system_path, 1, Some(body.clone()))
-            .await;
+        let r = app.patch_if(0, &system_path, 1, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,

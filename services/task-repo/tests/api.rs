@@ -195,15 +195,14 @@ async fn patch_changes_fields_bumps_the_revision_and_clears_with_null() {
     let id = t["id"].as_str().unwrap();
     let path = format!("/v1/tasks/{id}");
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &path,
             1,
-            Some(json!({
+            json!({
                 "title": " renamed ", "priority": "high", "labels": ["B", "c", "b"],
                 "attributes": {"drop": null, "nested": {"y": 2}, "added": true}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -223,12 +222,11 @@ async fn patch_changes_fields_bumps_the_revision_and_clears_with_null() {
     assert_eq!(&app.task(0, id).await.body, u);
 
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &path,
             2,
-            Some(json!({"description": null, "assignee": null, "dueAt": null})),
+            json!({"description": null, "assignee": null, "dueAt": null}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -318,9 +316,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
         (json!({"revision": 5}), "revision"),
         (json!({"createdAt": "2020-01-01T00:00:00Z"}), "createdAt"),
     ] {
-        let r = app
-            .call_if(0, Method::PATCH, &path, 1, Some(body.clone()))
-            .await;
+        let r = app.patch_if(0, &path, 1, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -336,26 +332,16 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     // Merged attributes over the limit: 422, nothing written.
     let keys: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
-    let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"attributes": keys})),
-        )
-        .await;
+    let r = app.patch_if(0, &path, 1, json!({"attributes": keys})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     // Unknown task: 404 whatever the revision.
     let other = format!("/v1/tasks/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        app.call_if(0, Method::PATCH, &other, 1, Some(change.clone()))
-            .await
-            .status,
+        app.patch_if(0, &other, 1, change.clone()).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.call_if(0, Method::DELETE, &other, 1, None).await.status,
+        app.delete_if(0, &other, 1).await.status,
         StatusCode::NOT_FOUND
     );
 
@@ -371,19 +357,17 @@ async fn delete_needs_the_current_revision_and_then_the_task_is_gone() {
     let keep = app.create_titled(0, "keep").await;
     let id = app.create_titled(0, "remove").await;
     let path = format!("/v1/tasks/{id}");
-    let r = app
-        .call_if(0, Method::PATCH, &path, 1, Some(json!({"title": "v2"})))
-        .await;
+    let r = app.patch_if(0, &path, 1, json!({"title": "v2"})).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app.call_if(0, Method::DELETE, &path, 1, None).await;
+    let r = app.delete_if(0, &path, 1).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.task(0, &id).await.body["title"], "v2");
-    let r = app.call_if(0, Method::DELETE, &path, 2, None).await;
+    let r = app.delete_if(0, &path, 2).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.body, Value::Null);
     assert_eq!(app.task(0, &id).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        app.call_if(0, Method::DELETE, &path, 2, None).await.status,
+        app.delete_if(0, &path, 2).await.status,
         StatusCode::NOT_FOUND
     );
     let all = app.list_all(0, "", 50).await;

@@ -6,7 +6,7 @@
 
 mod support;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use futures::future::join_all;
 use serde_json::json;
 use support::{spawn, TestApp};
@@ -20,7 +20,7 @@ async fn racing_patches_one_wins(app: &TestApp, i: usize) {
         let path = path.clone();
         async move {
             let body = json!({"title": format!("writer {n}"), "labels": [format!("w{n}")]});
-            (n, app.call_if(i, Method::PATCH, &path, 1, Some(body)).await)
+            (n, app.patch_if(i, &path, 1, body).await)
         }
     }))
     .await;
@@ -109,16 +109,10 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
             let app = &app;
             async move {
                 if n == 0 {
-                    app.call_if(i, Method::DELETE, &path, 1, None).await
+                    app.delete_if(i, &path, 1).await
                 } else {
-                    app.call_if(
-                        i,
-                        Method::PATCH,
-                        &path,
-                        1,
-                        Some(json!({"title": format!("p{n}")})),
-                    )
-                    .await
+                    app.patch_if(i, &path, 1, json!({"title": format!("p{n}")}))
+                        .await
                 }
             }
         }))
@@ -169,15 +163,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
                             .map(|l| l.as_str().unwrap().to_string())
                             .collect();
                         labels.push(format!("w{w}-{k}"));
-                        let r = app
-                            .call_if(
-                                i,
-                                Method::PATCH,
-                                &path,
-                                rev,
-                                Some(json!({"labels": labels})),
-                            )
-                            .await;
+                        let r = app.patch_if(i, &path, rev, json!({"labels": labels})).await;
                         match r.status {
                             StatusCode::OK => break,
                             StatusCode::PRECONDITION_FAILED => conflicts += 1,

@@ -58,20 +58,12 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: GET");
             for rev in [1, 2] {
                 let r = app
-                    .call_if(
-                        attacker,
-                        Method::PATCH,
-                        &path,
-                        rev,
-                        Some(json!({"title": "pwned"})),
-                    )
+                    .patch_if(attacker, &path, rev, json!({"title": "pwned"}))
                     .await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: PATCH");
                 let r = app.transition(attacker, vid, rev, "in_progress").await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: transition");
-                let r = app
-                    .call_if(attacker, Method::DELETE, &path, rev, None)
-                    .await;
+                let r = app.delete_if(attacker, &path, rev).await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: DELETE");
             }
             // Lists and every filter that names the victim's data show only the attacker's.
@@ -172,13 +164,7 @@ async fn forged_tenant_ids_in_bodies_are_refused_and_write_nothing() {
                 // On the attacker's own task: PATCH and transition bodies.
                 let own = format!("/v1/tasks/{}", id(&tasks[attacker]));
                 let r = app
-                    .call_if(
-                        attacker,
-                        Method::PATCH,
-                        &own,
-                        1,
-                        Some(json!({ field: victim_id })),
-                    )
+                    .patch_if(attacker, &own, 1, json!({ field: victim_id }))
                     .await;
                 assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
                 assert_eq!(r.error_fields(), [field]);

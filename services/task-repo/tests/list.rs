@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use support::{ids, spawn, TestApp};
@@ -83,12 +83,11 @@ async fn seed(app: &TestApp) -> Vec<Value> {
     // Touch a few so updatedAt differs from createdAt order.
     for t in [&created[0], &created[5], &created[2]] {
         let r = app
-            .call_if(
+            .patch_if(
                 0,
-                Method::PATCH,
                 &format!("/v1/tasks/{}", t["id"].as_str().unwrap()),
                 1,
-                Some(json!({"description": "touched"})),
+                json!({"description": "touched"}),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK);

@@ -320,13 +320,7 @@ async fn settings_have_revisions_and_refuse_stale_writes() {
 
     // A stale If-Match changes nothing.
     let r = t
-        .call_if(
-            0,
-            Method::PUT,
-            "/v1/settings/ui.theme",
-            1,
-            Some(json!({"value": "light"})),
-        )
+        .put_if(0, "/v1/settings/ui.theme", 1, json!({"value": "light"}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     let r = t.get(0, "/v1/settings/ui.theme").await;
@@ -334,26 +328,14 @@ async fn settings_have_revisions_and_refuse_stale_writes() {
     assert_eq!(r.header("etag").unwrap(), "\"2\"");
 
     let r = t
-        .call_if(
-            0,
-            Method::PUT,
-            "/v1/settings/ui.theme",
-            2,
-            Some(json!({"value": "light"})),
-        )
+        .put_if(0, "/v1/settings/ui.theme", 2, json!({"value": "light"}))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revision"], 3);
 
     // If-Match on a setting that does not exist is a failed precondition, not a creation.
     let r = t
-        .call_if(
-            0,
-            Method::PUT,
-            "/v1/settings/absent",
-            1,
-            Some(json!({"value": 1})),
-        )
+        .put_if(0, "/v1/settings/absent", 1, json!({"value": 1}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     let r = t.get(0, "/v1/settings/absent").await;

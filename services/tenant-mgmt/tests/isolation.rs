@@ -64,13 +64,7 @@ async fn one_tenants_key_never_reaches_another_tenants_keys_or_settings() {
         let r = t.delete(0, "/v1/settings/secret").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = t
-            .call_if(
-                0,
-                Method::PUT,
-                "/v1/settings/secret",
-                1,
-                Some(json!({"value": "overwritten"})),
-            )
+            .put_if(0, "/v1/settings/secret", 1, json!({"value": "overwritten"}))
             .await;
         assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
 

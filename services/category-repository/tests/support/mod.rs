@@ -9,28 +9,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use axum::http::StatusCode;
 use mongodb::bson::{doc, Bson, Document};
 use prismicx_category_repository::{app, AppSettings, AppState, CATEGORIES, MONGO};
-use prismicx_harness::kit::{raw_database, raw_find, test_tenants, Reply, ServiceApp, TestTenant};
+use prismicx_harness::kit::{raw_database, raw_find, Reply};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::json;
 use uuid::Uuid;
 
 prismicx_harness::service_app!(
-    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
     pub struct TestApp(AppState);
+    mongo MONGO,
+    |store, tenancy| AppState { store, tenancy },
+    |state| app(state, AppSettings::default())
 );
-
-/// `n` tenants, those at the indexes in `dedicated` of the dedicated tier.
-pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
-    spawn_tenants(test_tenants(n, dedicated)).await
-}
-
-pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let app = ServiceApp::on_mongo(MONGO, tenants, |store, tenancy| {
-        let state = AppState { store, tenancy };
-        (app(state.clone(), AppSettings::default()), state)
-    });
-    TestApp(app.await)
-}
 
 /// One stored node as the invariant checker sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 pub use prismicx_harness::kit::PLATFORM_KEY;
 
 prismicx_harness::service_app!(
-    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
     pub struct TestApp(AppState);
 );
 

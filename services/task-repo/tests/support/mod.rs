@@ -4,27 +4,17 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use axum::http::{Method, StatusCode};
-use prismicx_harness::kit::{test_tenants, Reply, ServiceApp, TestTenant};
+use prismicx_harness::kit::Reply;
 use prismicx_task_repo::{app, AppSettings, AppState, MONGO};
 use serde_json::{json, Value};
 
 prismicx_harness::service_app!(
-    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
     pub struct TestApp(AppState);
+    mongo MONGO,
+    |store, tenancy| AppState { store, tenancy },
+    |state| app(state, AppSettings::default())
 );
-
-/// `n` tenants (those in `dedicated` dedicated) and the application serving them.
-pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
-    spawn_tenants(test_tenants(n, dedicated)).await
-}
-
-pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let app = ServiceApp::on_mongo(MONGO, tenants, |store, tenancy| {
-        let state = AppState { store, tenancy };
-        (app(state.clone(), AppSettings::default()), state)
-    });
-    TestApp(app.await)
-}
 
 /// `"<revision>"` as If-Match wants it.
 pub fn tag(revision: i64) -> String {
@@ -55,8 +45,7 @@ impl TestApp {
     /// Patches task `id` of tenant `i` (at `revision`) with `body`.
     pub async fn patch_task(&self, i: usize, id: &str, revision: i64, body: Value) -> Reply {
         let path = format!("/v1/tasks/{id}");
-        self.call_if(i, Method::PATCH, &path, revision, Some(body))
-            .await
+        self.patch_if(i, &path, revision, body).await
     }
 
     /// Moves task `id` of tenant `i` (at `revision`) to `to`.

@@ -11,7 +11,7 @@ use prismicx_harness::kit::{tenancy_of, tenants_with, PgOptions, PgService, Serv
 use prismicx_user_data::{app, migrations, AppSettings, AppState};
 
 prismicx_harness::service_app!(
-    /// The application under test; the kit's [`ServiceApp`] plus this service's seeds.
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
     pub struct TestApp(AppState);
 );
 
