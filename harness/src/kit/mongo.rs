@@ -7,20 +7,23 @@ use prismicx_service_common::mongo::{LayoutIndexes, MongoLayout, MongoStore};
 use prismicx_service_common::tenancy::Tier;
 
 use super::TestTenant;
-use crate::{servers, unique_name};
+use crate::{servers, unique_name, Mongo};
+
+/// The administrator's client of `server`.
+async fn admin_client(server: &Mongo) -> mongodb::Client {
+    mongodb::Client::with_uri_str(server.uri())
+        .await
+        .expect("MongoDB administrator client")
+}
 
 /// An administrator's client of mongodb-system (for raw reads and writes in tests).
 pub async fn mongo_system() -> mongodb::Client {
-    mongodb::Client::with_uri_str(servers().mongo_system.uri())
-        .await
-        .expect("mongodb-system client")
+    admin_client(&servers().mongo_system).await
 }
 
 /// An administrator's client of mongodb-tenant (for raw reads and writes in tests).
 pub async fn mongo_tenant() -> mongodb::Client {
-    mongodb::Client::with_uri_str(servers().mongo_tenant.uri())
-        .await
-        .expect("mongodb-tenant client")
+    admin_client(&servers().mongo_tenant).await
 }
 
 /// The administrator's client of the server a tenant of `tier` keeps its documents on.

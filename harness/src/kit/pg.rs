@@ -133,6 +133,16 @@ impl PgService {
             .expect("catalog lint")
     }
 
+    /// A superuser's `SELECT count(*) FROM pg_tables WHERE <filter>`: how many tables the
+    /// catalog lint had to inspect.
+    pub async fn count_tables(&self, filter: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM pg_tables WHERE {filter}");
+        prismicx_service_common::pg::query_scalar(&sql)
+            .fetch_one(&mut self.admin().await)
+            .await
+            .expect("count tables")
+    }
+
     /// Provisions `tenant` of `schema` again: idempotent, at the schema's tenant version, which
     /// `tenant_version` reports; a slug never provisioned has no version.
     pub async fn expect_reprovision_idempotent(

@@ -11,6 +11,8 @@ use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::{json, Value};
 use support::{spawn, spawn_tenants, TestApp};
 
+const CATEGORIES_API: &str = "/v1/categories";
+
 fn names(list: &[Value]) -> Vec<&str> {
     list.iter().map(|c| c["name"].as_str().unwrap()).collect()
 }
@@ -21,7 +23,7 @@ async fn create_get_rename_round_trip() {
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({
                 "name": "  Books ", "description": "Printed matter",
                 "attributes": {"icon": "book", "order": {"weight": 3}}
@@ -125,7 +127,7 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({"name": "d", "parentId": p, "position": 1}),
         )
         .await;
@@ -136,7 +138,7 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({"name": "e", "parentId": p, "position": 0}),
         )
         .await;
@@ -144,7 +146,7 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({"name": "f", "parentId": p, "position": 6}),
         )
         .await;
@@ -162,13 +164,13 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({"name": "first root", "position": 0}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(
-        names(&app.all_pages(0, "/v1/categories", 1).await),
+        names(&app.all_pages(0, CATEGORIES_API, 1).await),
         ["first root", "parent", "second root"]
     );
     // An empty page of a leaf.
@@ -185,17 +187,11 @@ async fn sibling_names_are_unique_case_insensitively() {
     let q = app.create(0, "other", None).await;
     let books = app.create(0, "Books", Some(&p)).await;
     let r = app
-        .post(
-            0,
-            "/v1/categories",
-            json!({"name": " bOOKS ", "parentId": p}),
-        )
+        .post(0, CATEGORIES_API, json!({"name": " bOOKS ", "parentId": p}))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["name"]);
-    let r = app
-        .post(0, "/v1/categories", json!({"name": "PARENT"}))
-        .await;
+    let r = app.post(0, CATEGORIES_API, json!({"name": "PARENT"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "roots are siblings too");
     // Same name under another parent is fine.
     let other_books = app.create(0, "books", Some(&q)).await;
@@ -415,7 +411,7 @@ async fn depth_is_limited_to_32_levels() {
     let r = app
         .post(
             0,
-            "/v1/categories",
+            CATEGORIES_API,
             json!({"name": "too deep", "parentId": chain[31]}),
         )
         .await;
@@ -488,7 +484,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
     let before = app.check_tree(0).await;
     let post = |body: Value| {
         let app = &app;
-        async move { app.post(0, "/v1/categories", body).await }
+        async move { app.post(0, CATEGORIES_API, body).await }
     };
     for (body, field) in [
         (json!({}), "name"),
@@ -639,7 +635,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
     }
 
     // Malformed bodies.
-    let post = |body, ct| app.raw_body(0, Method::POST, "/v1/categories", ct, body);
+    let post = |body, ct| app.raw_body(0, Method::POST, CATEGORIES_API, ct, body);
     let r = post("{\"name\": ", "application/json").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.is_problem());
@@ -648,11 +644,11 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
     let r = post("[]", "application/json").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     // No key, a wrong key.
-    let r = app.api.send(Call::new(Method::GET, "/v1/categories")).await;
+    let r = app.api.send(Call::new(Method::GET, CATEGORIES_API)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/categories").key("nope"))
+        .send(Call::new(Method::GET, CATEGORIES_API).key("nope"))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -674,7 +670,7 @@ async fn platform_key_acts_for_the_named_tenant_and_suspended_tenants_are_refuse
         .platform(
             0,
             Method::POST,
-            "/v1/categories",
+            CATEGORIES_API,
             Some(json!({"name": "by platform"})),
         )
         .await;
@@ -684,13 +680,13 @@ async fn platform_key_acts_for_the_named_tenant_and_suspended_tenants_are_refuse
     assert_eq!(app.category(0, &id).await.status, StatusCode::OK);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/categories").key(PLATFORM_KEY))
+        .send(Call::new(Method::GET, CATEGORIES_API).key(PLATFORM_KEY))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["X-Tenant"]);
-    let r = app.post(1, "/v1/categories", json!({"name": "x"})).await;
+    let r = app.post(1, CATEGORIES_API, json!({"name": "x"})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app.platform(1, Method::GET, "/v1/categories", None).await;
+    let r = app.platform(1, Method::GET, CATEGORIES_API, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(app.raw_docs(1).await.is_empty());
 }

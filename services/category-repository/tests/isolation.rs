@@ -17,6 +17,8 @@ use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
 
+const CATEGORIES_API: &str = "/v1/categories";
+
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
@@ -100,7 +102,7 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
             let r = app
                 .post(
                     A,
-                    "/v1/categories",
+                    CATEGORIES_API,
                     json!({"name": "implant", "parentId": id}),
                 )
                 .await;
@@ -112,7 +114,7 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
 
     // A's lists show only A's categories.
     for path in [
-        "/v1/categories".to_string(),
+        CATEGORIES_API.to_string(),
         format!("/v1/categories/{}/children", mine[0]),
         format!("/v1/categories/{}/descendants", mine[0]),
     ] {
@@ -133,12 +135,12 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
     let forged = [
         (
             Method::POST,
-            "/v1/categories".to_string(),
+            CATEGORIES_API.to_string(),
             json!({"name": "forged", "tenantId": app.tenant(B).id()}),
         ),
         (
             Method::POST,
-            "/v1/categories".to_string(),
+            CATEGORIES_API.to_string(),
             json!({"name": "forged", "tenant_id": app.tenant(C).id()}),
         ),
         (
@@ -163,11 +165,11 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
     for (v, ids) in &victims {
         let slug = app.tenant(*v).slug().to_string();
         for (method, path, body) in [
-            (Method::GET, "/v1/categories".to_string(), None),
+            (Method::GET, CATEGORIES_API.to_string(), None),
             (Method::GET, format!("/v1/categories/{}", ids[0]), None),
             (
                 Method::POST,
-                "/v1/categories".to_string(),
+                CATEGORIES_API.to_string(),
                 Some(json!({"name": "x"})),
             ),
             (

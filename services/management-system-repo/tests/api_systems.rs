@@ -11,6 +11,8 @@ use prismicx_harness::kit::Call;
 use serde_json::json;
 use support::{spawn_app, spawn_app_with, Options};
 
+const SYSTEMS: &str = "/v1/systems";
+
 #[tokio::test]
 async fn system_crud_with_etags() {
     let app = spawn_app().await;
@@ -18,7 +20,7 @@ async fn system_crud_with_etags() {
     let r = app
         .post(
             0,
-            "/v1/systems",
+            SYSTEMS,
             json!({
                 "name": "billing-erp", "kind": "erp", "displayName": "Billing ERP",
                 "description": "Runs invoices", "attributes": {"owner": "finance", "tier": 1},
@@ -100,7 +102,7 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
     let r = app
         .post(
             0,
-            "/v1/systems",
+            SYSTEMS,
             json!({
                 "name": "Not Valid!", "kind": "9", "displayName": "bell\u{7}",
                 "attributes": {"bad key": 1},
@@ -139,7 +141,7 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
         (json!({"name": 5}), "name"),
         (json!({"name": "ok", "attributes": [1]}), "attributes"),
     ] {
-        let r = app.post(0, "/v1/systems", body.clone()).await;
+        let r = app.post(0, SYSTEMS, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -150,14 +152,14 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
     }
 
     // Malformed JSON, wrong media type, oversized body, bad id.
-    let post = |ct, body| app.raw_body(0, Method::POST, "/v1/systems", ct, body);
+    let post = |ct, body| app.raw_body(0, Method::POST, SYSTEMS, ct, body);
     let r = post("application/json", "{\"name\": ").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["body"]);
     let r = post("text/plain", "name=x").await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let huge = json!({"name": "big", "description": "x".repeat(2 * 1024 * 1024)});
-    let r = app.post(0, "/v1/systems", huge).await;
+    let r = app.post(0, SYSTEMS, huge).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     let r = app.get(0, "/v1/systems/not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
@@ -167,7 +169,7 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
     // Name conflicts: on create and on rename; the PATCH errors change nothing.
     let a = app.create_system(0, "alpha", None).await;
     app.create_system(0, "beta", None).await;
-    let r = app.post(0, "/v1/systems", json!({"name": "alpha"})).await;
+    let r = app.post(0, SYSTEMS, json!({"name": "alpha"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["name"]);
     let path = format!("/v1/systems/{a}");
@@ -210,16 +212,12 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
     for n in 0..5 {
         let kind = if n % 2 == 0 { "erp" } else { "crm" };
         let r = app
-            .post(
-                0,
-                "/v1/systems",
-                json!({"name": format!("s{n}"), "kind": kind}),
-            )
+            .post(0, SYSTEMS, json!({"name": format!("s{n}"), "kind": kind}))
             .await;
         ids.push(r.str("id"));
     }
     let seen: Vec<String> = app
-        .all_pages(0, "/v1/systems", 2)
+        .all_pages(0, SYSTEMS, 2)
         .await
         .iter()
         .map(|s| s["id"].as_str().unwrap().to_string())
@@ -241,7 +239,7 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
         ("kind=Bad%20Kind", "kind"),
         ("sort=name", "sort"),
     ];
-    app.expect_bad_queries(0, "/v1/systems", &bad).await;
+    app.expect_bad_queries(0, SYSTEMS, &bad).await;
 }
 
 #[tokio::test]
@@ -516,19 +514,19 @@ async fn authentication_platform_key_and_suspended_tenants() {
         ..Default::default()
     })
     .await;
-    app.expect_key_refusals("/v1/systems").await;
+    app.expect_key_refusals(SYSTEMS).await;
     // The platform key acts for the tenant it names, and must name one.
     let r = app
-        .platform(1, Method::POST, "/v1/systems", Some(json!({"name": "ops"})))
+        .platform(1, Method::POST, SYSTEMS, Some(json!({"name": "ops"})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["tenantId"], app.tenant(1).id().to_string());
     // Suspended: 403 for its key and for the platform key acting for it.
-    let r = app.get(2, "/v1/systems").await;
+    let r = app.get(2, SYSTEMS).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
     let r = app
-        .platform(2, Method::POST, "/v1/systems", Some(json!({"name": "x"})))
+        .platform(2, Method::POST, SYSTEMS, Some(json!({"name": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(app.stored_rows(2, "systems").await, 0);

@@ -19,6 +19,8 @@ use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
 use support::{spawn_app_with, Options, TestApp};
 
+const SYSTEMS: &str = "/v1/systems";
+
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
@@ -77,7 +79,7 @@ async fn snapshot(app: &TestApp, t: usize, sys: &str, version: &str, relation: &
         format!("/v1/systems/{sys}/configuration"),
         format!("/v1/systems/{sys}/configuration/versions"),
         format!("/v1/systems/{sys}/configuration/versions/1"),
-        "/v1/systems".to_string(),
+        SYSTEMS.to_string(),
     ] {
         let r = app.get(t, &path).await;
         assert_eq!(
@@ -252,7 +254,7 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
         assert_eq!(r.error_fields(), ["targetId"]);
         // A tenant key naming the victim in X-Tenant is refused outright.
         for (method, path) in [
-            (Method::GET, "/v1/systems".to_string()),
+            (Method::GET, SYSTEMS.to_string()),
             (Method::GET, format!("/v1/systems/{sys}")),
             (Method::GET, cfg.clone()),
             (Method::DELETE, format!("/v1/systems/{sys}")),
@@ -274,13 +276,13 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     for (method, path, body, field) in [
         (
             Method::POST,
-            "/v1/systems".to_string(),
+            SYSTEMS.to_string(),
             json!({"name": "forged", "tenantId": b_id}),
             "tenantId",
         ),
         (
             Method::POST,
-            "/v1/systems".to_string(),
+            SYSTEMS.to_string(),
             json!({"name": "forged", "tenant_id": b_id}),
             "tenant_id",
         ),
@@ -474,7 +476,7 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
             .unwrap(),
     );
     for _ in 0..3 {
-        assert_eq!(app.get(B, "/v1/systems").await.status, StatusCode::OK);
+        assert_eq!(app.get(B, SYSTEMS).await.status, StatusCode::OK);
     }
     // PgBouncer publishes its stats periodically: wait for the counter rather than for time.
     let mut after = before;

@@ -16,6 +16,8 @@ use prismicx_management_system_repo::GateSettings;
 use serde_json::{json, Map, Value};
 use support::{spawn_app, spawn_app_with, Options, TestApp};
 
+const SYSTEMS: &str = "/v1/systems";
+
 fn cfg(system: &str) -> String {
     format!("/v1/systems/{system}/configuration")
 }
@@ -195,7 +197,7 @@ async fn catastrophic_backtracking_pattern_is_matched_in_linear_time_or_refused(
         let r = app
             .post(
                 0,
-                "/v1/systems",
+                SYSTEMS,
                 json!({"name": "lookaround", "configSchema": schema}),
             )
             .await;
@@ -249,11 +251,7 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         ),
     ] {
         let r = app
-            .post(
-                0,
-                "/v1/systems",
-                json!({"name": "bomb", "configSchema": schema}),
-            )
+            .post(0, SYSTEMS, json!({"name": "bomb", "configSchema": schema}))
             .await;
         assert_eq!(
             r.status,
@@ -322,7 +320,7 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         ),
         (json!({"name": "nu\u{0}l"}), "name"),
     ] {
-        let r = app.post(0, "/v1/systems", body.clone()).await;
+        let r = app.post(0, SYSTEMS, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,

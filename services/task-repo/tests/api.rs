@@ -13,6 +13,8 @@ use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::{json, Value};
 use support::{spawn, spawn_tenants, tag, TestApp};
 
+const TASKS: &str = "/v1/tasks";
+
 /// The number of tasks tenant `i` has (through the API).
 async fn count(app: &TestApp, i: usize) -> usize {
     app.list_all(i, "", 200).await.len()
@@ -24,7 +26,7 @@ async fn create_returns_the_task_with_defaults_location_and_etag() {
     let r = app
         .post(
             0,
-            "/v1/tasks",
+            TASKS,
             json!({
                 "title": "  Write the report  ",
                 "description": "Quarterly numbers",
@@ -123,7 +125,7 @@ async fn invalid_creates_name_the_field_and_store_nothing() {
         ),
     ];
     for (body, field) in cases {
-        let r = app.post(0, "/v1/tasks", body.clone()).await;
+        let r = app.post(0, TASKS, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -147,7 +149,7 @@ async fn invalid_creates_name_the_field_and_store_nothing() {
     let raw = |ct: &str, body: &'static str| {
         Request::builder()
             .method(Method::POST)
-            .uri("/v1/tasks")
+            .uri(TASKS)
             .header("authorization", format!("Bearer {}", app.tenant(0).key))
             .header("content-type", ct)
             .body(Body::from(body))
@@ -177,7 +179,7 @@ async fn get_answers_404_for_unknown_ids_and_400_for_malformed_ones() {
     let r = app.task(0, "not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["id"]);
-    let r = app.call(0, Method::PUT, "/v1/tasks", None).await;
+    let r = app.call(0, Method::PUT, TASKS, None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -520,11 +522,11 @@ async fn keys_tenants_and_suspension() {
     let suspended = TestTenant::new(Tier::Standard).with_state(TenantState::Suspended);
     let app = spawn_tenants(vec![active, suspended]).await;
     // No key, a wrong key: 401.
-    let r = app.api.send(Call::new(Method::GET, "/v1/tasks")).await;
+    let r = app.api.send(Call::new(Method::GET, TASKS)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/tasks").key("nope"))
+        .send(Call::new(Method::GET, TASKS).key("nope"))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A suspended tenant's key: 403 for reads and writes.
@@ -532,18 +534,18 @@ async fn keys_tenants_and_suspension() {
         (Method::GET, None),
         (Method::POST, Some(json!({"title": "x"}))),
     ] {
-        let r = app.call(1, m, "/v1/tasks", body).await;
+        let r = app.call(1, m, TASKS, body).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(r.is_problem());
     }
-    let r = app.platform(1, Method::GET, "/v1/tasks", None).await;
+    let r = app.platform(1, Method::GET, TASKS, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The platform key acts for the tenant named in X-Tenant.
     let r = app
         .platform(
             0,
             Method::POST,
-            "/v1/tasks",
+            TASKS,
             Some(json!({"title": "by platform"})),
         )
         .await;
@@ -554,7 +556,7 @@ async fn keys_tenants_and_suspension() {
     // The platform key without X-Tenant names no tenant.
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/tasks").key(PLATFORM_KEY))
+        .send(Call::new(Method::GET, TASKS).key(PLATFORM_KEY))
         .await;
     assert!(r.status.is_client_error(), "{}", r.status);
     // Platform routes need no key.

@@ -15,6 +15,8 @@ use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
 
+const TASKS: &str = "/v1/tasks";
+
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
@@ -91,10 +93,10 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
             // tenant key with X-Tenant naming another tenant is refused.
             for (m, p, body) in [
                 (Method::GET, path.clone(), None),
-                (Method::GET, "/v1/tasks".to_string(), None),
+                (Method::GET, TASKS.to_string(), None),
                 (
                     Method::POST,
-                    "/v1/tasks".to_string(),
+                    TASKS.to_string(),
                     Some(json!({"title": "planted"})),
                 ),
             ] {
@@ -158,7 +160,7 @@ async fn forged_tenant_ids_in_bodies_are_refused_and_write_nothing() {
             for field in ["tenantId", "tenant_id"] {
                 let mut body = json!({"title": "forged"});
                 body[field] = json!(victim_id);
-                let r = app.post(attacker, "/v1/tasks", body).await;
+                let r = app.post(attacker, TASKS, body).await;
                 assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
                 assert_eq!(r.error_fields(), [field]);
                 // On the attacker's own task: PATCH and transition bodies.
@@ -197,10 +199,7 @@ async fn the_platform_key_acts_for_the_tenant_in_x_tenant() {
         let r = app.api.as_platform(&slug, Method::GET, &path, None).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body, tasks[t]);
-        let r = app
-            .api
-            .as_platform(&slug, Method::GET, "/v1/tasks", None)
-            .await;
+        let r = app.api.as_platform(&slug, Method::GET, TASKS, None).await;
         assert_eq!(r.body["items"], json!([tasks[t].clone()]));
         let r = app
             .api

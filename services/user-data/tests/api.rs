@@ -11,13 +11,15 @@ use prismicx_harness::kit::{Call, PLATFORM_KEY};
 use serde_json::json;
 use support::spawn_app;
 
+const USERS: &str = "/v1/users";
+
 #[tokio::test]
 async fn user_crud_round_trip() {
     let app = spawn_app().await;
     let r = app
         .post(
             0,
-            "/v1/users",
+            USERS,
             json!({
                 "email": "  Ada@Example.com ", "displayName": "Ada Lovelace",
                 "attributes": {"team": "engines", "level": 3}
@@ -83,13 +85,13 @@ async fn platform_key_acts_for_the_named_tenant() {
         .as_platform(
             &slug,
             Method::POST,
-            "/v1/users",
+            USERS,
             Some(json!({"email": "ops@x.io", "displayName": "Ops"})),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["tenantId"], app.tenant(1).id().to_string());
-    app.expect_key_refusals("/v1/users").await;
+    app.expect_key_refusals(USERS).await;
     let r = app
         .api
         .as_platform(&slug, Method::GET, "/v1/audit-events", None)
@@ -100,21 +102,21 @@ async fn platform_key_acts_for_the_named_tenant() {
 #[tokio::test]
 async fn authentication_errors() {
     let app = spawn_app().await;
-    let r = app.api.send(Call::new(Method::GET, "/v1/users")).await;
+    let r = app.api.send(Call::new(Method::GET, USERS)).await;
     assert_eq!(r.headers["www-authenticate"], "Bearer");
-    app.expect_key_refusals("/v1/users").await;
+    app.expect_key_refusals(USERS).await;
     let a_key = app.tenant(0).key.clone();
     let r = app
         .api
         .send(
-            Call::new(Method::GET, "/v1/users")
+            Call::new(Method::GET, USERS)
                 .key(&a_key)
                 .header("x-tenant", "Not_A_Slug"),
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // X-API-Key works as well as Bearer.
-    let req = Request::get("/v1/users")
+    let req = Request::get(USERS)
         .header("x-api-key", a_key)
         .body(Body::empty())
         .unwrap();
@@ -128,10 +130,10 @@ async fn suspended_tenants_are_refused() {
         ..Default::default()
     })
     .await;
-    let r = app.get(1, "/v1/users").await;
+    let r = app.get(1, USERS).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
-    assert_eq!(app.get(0, "/v1/users").await.status, StatusCode::OK);
+    assert_eq!(app.get(0, USERS).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -140,7 +142,7 @@ async fn validation_errors_name_every_field_and_store_nothing() {
     let r = app
         .post(
             0,
-            "/v1/users",
+            USERS,
             json!({
                 "email": "not-an-email", "displayName": "", "status": "zombie",
                 "attributes": {"bad key": 1, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
@@ -162,25 +164,25 @@ async fn validation_errors_name_every_field_and_store_nothing() {
         ]
     );
 
-    let r = app.post(0, "/v1/users", json!({"email": "a@b.io"})).await;
+    let r = app.post(0, USERS, json!({"email": "a@b.io"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["displayName"]);
     let r = app
-        .post(0, "/v1/users", json!({"email": 5, "displayName": "x"}))
+        .post(0, USERS, json!({"email": 5, "displayName": "x"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["email"]);
     let r = app
         .post(
             0,
-            "/v1/users",
+            USERS,
             json!({"email": "a@b.io", "displayName": "x", "attributes": [1]}),
         )
         .await;
     assert_eq!(r.error_fields(), ["attributes"]);
 
     // Malformed JSON, wrong media type.
-    let post = |ct, body| app.raw_body(0, Method::POST, "/v1/users", ct, body);
+    let post = |ct, body| app.raw_body(0, Method::POST, USERS, ct, body);
     let r = post("application/json", "{\"email\": ").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["body"]);
@@ -189,7 +191,7 @@ async fn validation_errors_name_every_field_and_store_nothing() {
 
     // Too large a body.
     let huge = json!({"email": "a@b.io", "displayName": "x", "attributes": {"blob": "x".repeat(2 * 1024 * 1024)}});
-    let r = app.post(0, "/v1/users", huge).await;
+    let r = app.post(0, USERS, huge).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Bad ids.
@@ -246,7 +248,7 @@ async fn duplicate_email_is_409_per_tenant_only() {
     let r = app
         .post(
             0,
-            "/v1/users",
+            USERS,
             json!({"email": "SAME@x.io", "displayName": "Two"}),
         )
         .await;
@@ -264,7 +266,7 @@ async fn list_filters_search_and_cursor_pagination() {
         let r = app
             .post(
                 0,
-                "/v1/users",
+                USERS,
                 json!({
                     "email": format!("user{i}@corp.io"), "displayName": format!("User_{i} 100%"),
                     "status": if i % 2 == 0 { "active" } else { "invited" },
@@ -276,7 +278,7 @@ async fn list_filters_search_and_cursor_pagination() {
     }
     // Pages of 3 walk every user once, in creation order.
     let seen: Vec<String> = app
-        .all_pages(0, "/v1/users", 3)
+        .all_pages(0, USERS, 3)
         .await
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_string())
@@ -413,7 +415,7 @@ async fn platform_routes_and_openapi() {
     assert_eq!(r.body["checks"]["postgres"], "ok");
     let r = app.expect_platform_routes().await;
     for path in [
-        "/v1/users",
+        USERS,
         "/v1/users/{id}",
         "/v1/users/{id}/roles",
         "/v1/users/{id}/roles/{role_id}",
@@ -432,7 +434,7 @@ async fn platform_routes_and_openapi() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.is_problem());
-    app.get(0, "/v1/users").await;
+    app.get(0, USERS).await;
     let r = app.api.send(Call::new(Method::GET, "/metrics")).await;
     let text = r.body.as_str().unwrap();
     assert!(text.contains("http_requests_total{"), "{text}");

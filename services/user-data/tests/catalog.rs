@@ -13,14 +13,8 @@ async fn provisioned_database_keeps_the_contract() {
     let app = spawn_app().await;
     assert_eq!(app.pg().lint().await, vec![]);
     // Every shared and tenant table was inspected: 1 shared + 3 per tenant × 2 tenants.
-    let mut admin = app.admin().await;
-    let n: i64 = prismicx_service_common::pg::query_scalar(
-        "SELECT count(*) FROM pg_tables WHERE (schemaname = 'prismicx' OR schemaname LIKE 'tenant\\_%') AND tablename <> 'schema_migrations'",
-    )
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(n, 7);
+    let inspected = "(schemaname = 'prismicx' OR schemaname LIKE 'tenant\\_%') AND tablename <> 'schema_migrations'";
+    assert_eq!(app.pg().count_tables(inspected).await, 7);
 }
 
 // Each case breaks a fresh database's catalog one way and expects the lint to notice.

@@ -14,6 +14,8 @@ use prismicx_service_common::pg::query_scalar;
 use serde_json::json;
 use support::{spawn_app, spawn_app_with, Options, TestApp};
 
+const USERS: &str = "/v1/users";
+
 /// Counts B's rows as the superuser sees them, to prove nothing was written or removed.
 async fn stored(app: &TestApp, tenant: usize, table: &str) -> i64 {
     let schema = format!("tenant_{}", app.tenant(tenant).slug().replace('-', "_"));
@@ -85,7 +87,7 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
 
     // Lists and searches show only A's data.
     for path in [
-        "/v1/users",
+        USERS,
         "/v1/users?q=victim",
         "/v1/users?email=victim@b.io",
         "/v1/users?role=b-admin",
@@ -119,7 +121,7 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
     let r = app
         .post(
             0,
-            "/v1/users",
+            USERS,
             json!({
                 "email": "forged@b.io", "displayName": "Forged", "tenantId": app.tenant(1).id()
             }),
@@ -183,7 +185,7 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
     .unwrap();
     assert_eq!(forged.rows_affected(), 0);
     tx.commit().await.unwrap();
-    let r = app.get(1, "/v1/users").await;
+    let r = app.get(1, USERS).await;
     assert_eq!(r.body["items"][0]["displayName"], "Victim");
 }
 
@@ -220,7 +222,7 @@ async fn no_tenant_context_leaks_through_a_pool_of_one_server_connection() {
         .unwrap();
     for round in 0..30 {
         let i = round % 2;
-        let r = app.get(i, "/v1/users").await;
+        let r = app.get(i, USERS).await;
         let ids: Vec<&str> = r.body["items"]
             .as_array()
             .unwrap()
@@ -275,7 +277,7 @@ async fn many_parallel_requests_from_several_tenants_each_get_their_own_data() {
             let r = app
                 .post(
                     t,
-                    "/v1/users",
+                    USERS,
                     json!({"email": format!("u{n}@t{t}.io"), "displayName": format!("t{t}")}),
                 )
                 .await;
