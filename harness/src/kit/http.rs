@@ -2,6 +2,8 @@
 //! builds a request (key, headers, JSON body), [`ApiClient`] sends it, [`Reply`] holds the
 //! status, headers and JSON body and checks problem+json answers.
 
+use std::fmt::Display;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -49,6 +51,15 @@ impl Reply {
     #[track_caller]
     pub fn expect(self, want: StatusCode, what: &str) -> Self {
         assert_eq!(self.status, want, "{what}: {}", self.body);
+        self
+    }
+
+    /// Fails the test unless the status is `want` and the problem's `errors` name exactly
+    /// `fields`, in order (the message names `what` and the body).
+    #[track_caller]
+    pub fn expect_fields(self, want: StatusCode, fields: &[&str], what: impl Display) -> Self {
+        assert_eq!(self.status, want, "{what}: {}", self.body);
+        assert_eq!(self.error_fields(), fields, "{what}");
         self
     }
 

@@ -573,14 +573,11 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         (json!({"parentId": null}), "parentId"),
         (json!({"attributes": {"a": u64::MAX}}), "attributes.a"),
     ] {
-        let r = app.patch(0, &patch, body.clone()).await;
-        assert_eq!(
-            r.status,
+        app.patch(0, &patch, body.clone()).await.expect_fields(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {}",
-            r.body
+            &[field],
+            &body,
         );
-        assert_eq!(r.error_fields(), [field], "{body}");
     }
     let r = app
         .api
@@ -614,14 +611,14 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         ),
         (format!("/v1/categories/{p}/descendants?depth=1"), "depth"),
     ] {
-        let r = app.get(0, &path).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
-        assert_eq!(r.error_fields(), [field], "{path}");
+        app.get(0, &path)
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], path);
     }
     for (query, field) in [("cascade=maybe", "cascade"), ("force=true", "force")] {
-        let r = app.delete(0, &format!("/v1/categories/{p}?{query}")).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}");
-        assert_eq!(r.error_fields(), [field], "{query}");
+        app.delete(0, &format!("/v1/categories/{p}?{query}"))
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], query);
     }
     for path in [
         format!("/v1/categories/{}", uuid::Uuid::new_v4()),

@@ -12,7 +12,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
 use prismicx_category_repository::{CATEGORIES, FORESTS, MONGO};
-use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, raw_find, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
@@ -275,17 +275,7 @@ async fn documents_live_in_the_database_of_their_tier() {
     }
     // The dedicated database holds nothing but B's documents, all stamped with B's id and the
     // timestamps every tenant document carries.
-    let all: Vec<Document> = {
-        use futures::TryStreamExt;
-        dedicated
-            .collection::<Document>(CATEGORIES)
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
-    };
+    let all = raw_find(MONGO, app.tenant(B), CATEGORIES, doc! {}, None).await;
     assert_eq!(all.len(), 4);
     for d in &all {
         assert_eq!(d.get("tenant_id"), Some(&tenant_bson(app.tenant(B).id())));

@@ -141,14 +141,11 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
         (json!({"name": 5}), "name"),
         (json!({"name": "ok", "attributes": [1]}), "attributes"),
     ] {
-        let r = app.post(0, SYSTEMS, body.clone()).await;
-        assert_eq!(
-            r.status,
+        app.post(0, SYSTEMS, body.clone()).await.expect_fields(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {:?}",
-            r.body
+            &[field],
+            &body,
         );
-        assert_eq!(r.error_fields(), [field], "{body}");
     }
 
     // Malformed JSON, wrong media type, oversized body, bad id.

@@ -203,12 +203,10 @@ async fn the_registry_is_listed_for_the_platform_only() {
         ("/v1/tenants?color=red", "color"),
         ("/v1/tenants/Not_A_Slug", "slug"),
     ] {
-        let r = t
-            .api
+        t.api
             .send(Call::new(Method::GET, path).key(PLATFORM_KEY))
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
-        assert_eq!(r.error_fields(), [field], "{path}");
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], path);
     }
     let r = t
         .api

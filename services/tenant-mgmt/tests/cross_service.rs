@@ -224,18 +224,7 @@ async fn publish(kind: TenantEventKind, t: &TestTenant) {
 async fn revoked_key_is_refused_at_once_by_other_services() {
     let p = platform().await;
     for tenant in p.mgmt.tenants.clone() {
-        let issued = p
-            .mgmt
-            .api
-            .as_platform(
-                tenant.slug(),
-                Method::POST,
-                "/v1/api-keys",
-                Some(json!({"name": "app"})),
-            )
-            .await;
-        assert_eq!(issued.status, StatusCode::CREATED);
-        let (id, key) = (issued.str("id"), issued.str("key"));
+        let (id, key) = issue(&p, &tenant).await;
         p.all_answer(&key, StatusCode::OK).await;
 
         let r = p

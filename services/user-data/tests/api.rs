@@ -313,9 +313,11 @@ async fn list_filters_search_and_cursor_pagination() {
         ("status=zombie", "status"),
         ("sort=name", "sort"),
     ] {
-        let r = app.get(0, &format!("/v1/users?{q}")).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
-        assert_eq!(r.error_fields(), [field], "{q}");
+        app.get(0, &format!("/v1/users?{q}")).await.expect_fields(
+            StatusCode::BAD_REQUEST,
+            &[field],
+            q,
+        );
     }
 }
 
