@@ -20,16 +20,11 @@ fn names(list: &[Value]) -> Vec<&str> {
 #[tokio::test]
 async fn create_get_rename_round_trip() {
     let app = spawn(1, &[]).await;
-    let r = app
-        .post(
-            0,
-            CATEGORIES_API,
-            json!({
-                "name": "  Books ", "description": "Printed matter",
-                "attributes": {"icon": "book", "order": {"weight": 3}}
-            }),
-        )
-        .await;
+    let books = json!({
+        "name": "  Books ", "description": "Printed matter",
+        "attributes": {"icon": "book", "order": {"weight": 3}}
+    });
+    let r = app.post(0, CATEGORIES_API, books).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.str("id");
     assert_eq!(
@@ -124,32 +119,18 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     for n in ["a", "b", "c"] {
         app.create(0, n, Some(&p)).await;
     }
-    let r = app
-        .post(
-            0,
-            CATEGORIES_API,
-            json!({"name": "d", "parentId": p, "position": 1}),
-        )
-        .await;
+    let place = |name: &str, position: u32| {
+        let body = json!({"name": name, "parentId": p, "position": position});
+        app.post(0, CATEGORIES_API, body)
+    };
+    let r = place("d", 1).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["position"], 1);
     assert_eq!(r.body["depth"], 1);
     assert_eq!(r.body["ancestors"], json!([p]));
-    let r = app
-        .post(
-            0,
-            CATEGORIES_API,
-            json!({"name": "e", "parentId": p, "position": 0}),
-        )
-        .await;
+    let r = place("e", 0).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .post(
-            0,
-            CATEGORIES_API,
-            json!({"name": "f", "parentId": p, "position": 6}),
-        )
-        .await;
+    let r = place("f", 6).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["position"]);
     let all = app

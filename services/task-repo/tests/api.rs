@@ -249,8 +249,8 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     let path = format!("/v1/tasks/{id}");
     let change = json!({"title": "changed"});
 
-    // No If-Match: 428 Precondition Required naming the header, for every write.
-    for (method, p, body) in [
+    // Every write: PATCH, DELETE and a transition.
+    let writes = [
         (Method::PATCH, path.clone(), Some(change.clone())),
         (Method::DELETE, path.clone(), None),
         (
@@ -258,7 +258,9 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
             format!("{path}/transitions"),
             Some(json!({"to": "in_progress"})),
         ),
-    ] {
+    ];
+    // No If-Match: 428 Precondition Required naming the header, for every write.
+    for (method, p, body) in writes.clone() {
         let r = app.call(0, method.clone(), &p, body).await;
         assert_eq!(
             r.status,
@@ -284,15 +286,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     }
     // Stale (or future) revisions: 412.
     for rev in [0, 2, 99] {
-        for (method, p, body) in [
-            (Method::PATCH, path.clone(), Some(change.clone())),
-            (Method::DELETE, path.clone(), None),
-            (
-                Method::POST,
-                format!("{path}/transitions"),
-                Some(json!({"to": "in_progress"})),
-            ),
-        ] {
+        for (method, p, body) in writes.clone() {
             let r = app.call_if(0, method.clone(), &p, rev, body).await;
             assert_eq!(
                 r.status,
