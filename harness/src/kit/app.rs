@@ -115,6 +115,15 @@ impl<S> ServiceApp<S> {
         self.api.as_platform(slug, method, path, body).await
     }
 
+    /// `POST path` with `body` and the platform key acting for tenant `i`: must be 201, the
+    /// created resource tenant `i`'s.
+    pub async fn expect_platform_creates(&self, i: usize, path: &str, body: Value) -> Reply {
+        let r = self.platform(i, Method::POST, path, Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.body);
+        assert_eq!(r.body["tenantId"], self.tenants[i].id().to_string());
+        r
+    }
+
     /// `method path` as tenant `i` with `If-Match: "<tag>"`.
     pub async fn call_if(
         &self,

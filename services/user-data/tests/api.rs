@@ -80,17 +80,8 @@ async fn user_crud_round_trip() {
 async fn platform_key_acts_for_the_named_tenant() {
     let app = spawn_app().await;
     let slug = app.tenant(1).slug().to_string();
-    let r = app
-        .api
-        .as_platform(
-            &slug,
-            Method::POST,
-            USERS,
-            Some(json!({"email": "ops@x.io", "displayName": "Ops"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.body["tenantId"], app.tenant(1).id().to_string());
+    let ops = json!({"email": "ops@x.io", "displayName": "Ops"});
+    app.expect_platform_creates(1, USERS, ops).await;
     app.expect_key_refusals(USERS).await;
     let r = app
         .api
