@@ -32,7 +32,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use mongodb::bson::{doc, Bson, Document};
-use mongodb::options::IndexOptions;
 use mongodb::IndexModel;
 use prismicx_harness::{servers, unique_name, Servers};
 use prismicx_operator::catalog::{Catalog, PostgresLayout};
@@ -259,17 +258,7 @@ impl Plain {
         let task_indexes = tasks_layout
             .indexes
             .iter()
-            .map(|i| {
-                IndexModel::builder()
-                    .keys(i.key_document())
-                    .options(
-                        IndexOptions::builder()
-                            .name(i.name.to_string())
-                            .unique(i.unique)
-                            .build(),
-                    )
-                    .build()
-            })
+            .map(IndexKeys::index_model)
             .collect();
         let dp = ctx.data.clone();
         Ok(Plain {

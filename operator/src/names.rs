@@ -4,8 +4,10 @@
 //! platform names never meet — is part of the tenancy contract ([`prismicx_tenancy::names`],
 //! with its own property tests over the rule). This module lists the names the operator really
 //! uses: [`platform_names`] for the services in a [`Catalog`], [`tenant_names`] for what a
-//! tenant's plan gives it; the property tests below check that no slug's plan yields a platform
-//! name or another tenant's, and that the operator's own name builders follow the rule.
+//! tenant's plan gives it. The tests below check that the catalog's platform names are the
+//! rule's, that every plan (over arbitrary slugs) names exactly what the rule names, each once —
+//! so the rule's own properties (no platform name, no other tenant's) hold for plans — and that
+//! the operator's own name builders follow the rule.
 
 use prismicx_operator_api::ServiceKind;
 pub use prismicx_tenancy::names::Space;
@@ -51,19 +53,19 @@ mod tests {
     use std::collections::BTreeSet;
 
     use prismicx_operator_api::{Tenant, TenantSpec};
+    use prismicx_tenancy::names;
+    use prismicx_tenancy::services::{ALL_MONGO, ALL_POSTGRES};
     use prismicx_tenancy::TenantSlug;
     use proptest::prelude::*;
 
     use super::*;
 
-    /// The names of a dedicated tenant of `slug` using every service.
-    fn names_of(slug: &TenantSlug) -> Vec<(Space, String)> {
+    /// The plan of a dedicated tenant of `slug` using every service.
+    fn plan_of(slug: &TenantSlug) -> TenantPlan {
         let spec: TenantSpec =
             serde_json::from_value(serde_json::json!({"tier": "dedicated"})).expect("spec");
         let t = Tenant::new(slug.as_str(), spec);
-        let plan = crate::tenant::plan::plan(&t, uuid::Uuid::nil(), &Catalog::platform(), 5)
-            .expect("plan");
-        tenant_names(&plan)
+        crate::tenant::plan::plan(&t, uuid::Uuid::nil(), &Catalog::platform(), 5).expect("plan")
     }
 
     fn slug_strategy() -> impl Strategy<Value = TenantSlug> {
@@ -71,32 +73,45 @@ mod tests {
             .prop_filter_map("a valid slug", |s| TenantSlug::parse(&s).ok())
     }
 
-    fn assert_disjoint_from_platform(slug: &TenantSlug) {
+    /// A plan names exactly what the rule names, each name once. The rule's own property tests
+    /// (prismicx_tenancy::names) show those names never meet a platform name or another
+    /// tenant's, so neither do the plan's.
+    fn assert_plan_follows_the_rule(slug: &TenantSlug) {
+        let planned = tenant_names(&plan_of(slug));
+        let unique: BTreeSet<_> = planned.iter().cloned().collect();
+        assert_eq!(
+            unique.len(),
+            planned.len(),
+            "{slug}: a name twice in {planned:?}"
+        );
+        let ruled: BTreeSet<_> = names::tenant_names(slug, ALL_POSTGRES, ALL_MONGO)
+            .into_iter()
+            .collect();
+        assert_eq!(unique, ruled, "{slug}");
+        let platform: BTreeSet<_> = platform_names(&Catalog::platform()).into_iter().collect();
+        assert!(
+            unique.is_disjoint(&platform),
+            "{slug} yields a platform name"
+        );
+    }
+
+    #[test]
+    fn the_catalog_holds_the_contracts_layouts_and_platform_names() {
         let catalog = Catalog::platform();
-        let platform: BTreeSet<(Space, String)> = platform_names(&catalog).into_iter().collect();
-        for name in names_of(slug) {
-            assert!(
-                !platform.contains(&name),
-                "slug {slug} yields the platform name {name:?}"
-            );
-        }
+        let services: Vec<&str> = ServiceKind::ALL.iter().map(|k| k.k8s_name()).collect();
+        let names = platform_names(&catalog);
+        assert_eq!(
+            names,
+            names::platform_names(ALL_POSTGRES, ALL_MONGO, &services)
+        );
+        let set: BTreeSet<_> = names.iter().collect();
+        assert_eq!(set.len(), names.len());
     }
 
     #[test]
     fn slugs_aimed_at_platform_names_get_names_of_their_own() {
-        for s in [
-            "registry-svc",
-            "tenant-registry-svc",
-            "system-users-svc",
-            "users-app",
-            "x-owner",
-            "x-login",
-            "pgbouncer",
-            "admin",
-            "user-data-service",
-            "prismicx",
-        ] {
-            assert_disjoint_from_platform(&TenantSlug::parse(s).unwrap());
+        for s in names::SLUGS_AIMED_AT_PLATFORM_NAMES {
+            assert_plan_follows_the_rule(&TenantSlug::parse(s).unwrap());
         }
     }
 
@@ -135,33 +150,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn platform_names_are_unique_per_space() {
-        let names = platform_names(&Catalog::platform());
-        let set: BTreeSet<_> = names.iter().collect();
-        assert_eq!(set.len(), names.len());
-    }
-
     proptest! {
         #[test]
-        fn no_slug_yields_a_platform_name(slug in slug_strategy()) {
-            assert_disjoint_from_platform(&slug);
-        }
-
-        #[test]
-        fn distinct_slugs_share_no_name(a in slug_strategy(), b in slug_strategy()) {
-            prop_assume!(a != b);
-            let theirs: BTreeSet<(Space, String)> = names_of(&b).into_iter().collect();
-            for name in names_of(&a) {
-                prop_assert!(!theirs.contains(&name), "{a} and {b} share {name:?}");
-            }
-        }
-
-        #[test]
-        fn a_tenants_own_names_do_not_collide(slug in slug_strategy()) {
-            let names = names_of(&slug);
-            let set: BTreeSet<_> = names.iter().collect();
-            prop_assert_eq!(set.len(), names.len());
+        fn every_plan_follows_the_rule(slug in slug_strategy()) {
+            assert_plan_follows_the_rule(&slug);
         }
     }
 }

@@ -118,6 +118,22 @@ impl DatabaseRoles {
     }
 }
 
+/// Slugs chosen to hit platform names (a service user, a group role, the pooler, a MongoDB
+/// system database, the system schema, a service's name): what every check of the rule runs
+/// besides arbitrary slugs.
+pub const SLUGS_AIMED_AT_PLATFORM_NAMES: &[&str] = &[
+    "registry-svc",
+    "tenant-registry-svc",
+    "system-users-svc",
+    "users-app",
+    "x-owner",
+    "x-login",
+    "pgbouncer",
+    "admin",
+    "user-data-service",
+    "prismicx",
+];
+
 /// Where a name must be unique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Space {
@@ -236,18 +252,7 @@ mod tests {
 
     #[test]
     fn slugs_aimed_at_platform_names_get_names_of_their_own() {
-        for s in [
-            "registry-svc",
-            "tenant-registry-svc",
-            "system-users-svc",
-            "users-app",
-            "x-owner",
-            "x-login",
-            "pgbouncer",
-            "admin",
-            "user-data-service",
-            "prismicx",
-        ] {
+        for s in SLUGS_AIMED_AT_PLATFORM_NAMES {
             assert_disjoint_from_platform(&TenantSlug::parse(s).unwrap());
         }
     }

@@ -504,10 +504,13 @@ pub trait LayoutIndexes {
     ) -> impl std::future::Future<Output = mongodb::error::Result<()>> + Send;
 }
 
-/// An index declaration's keys as a BSON document.
+/// An index declaration on the driver.
 pub trait IndexKeys {
     /// The full key document, `tenant_id` first.
     fn key_document(&self) -> Document;
+
+    /// The index to create: the key document, the declared name and uniqueness.
+    fn index_model(&self) -> IndexModel;
 }
 
 impl IndexKeys for IndexLayout {
@@ -518,26 +521,24 @@ impl IndexKeys for IndexLayout {
         }
         keys
     }
+
+    fn index_model(&self) -> IndexModel {
+        IndexModel::builder()
+            .keys(self.key_document())
+            .options(
+                IndexOptions::builder()
+                    .name(self.name.to_string())
+                    .unique(self.unique)
+                    .build(),
+            )
+            .build()
+    }
 }
 
 impl LayoutIndexes for MongoLayout {
     async fn ensure_indexes(&self, db: &mongodb::Database) -> mongodb::error::Result<()> {
         for c in self.collections {
-            let models: Vec<IndexModel> = c
-                .indexes
-                .iter()
-                .map(|i| {
-                    IndexModel::builder()
-                        .keys(i.key_document())
-                        .options(
-                            IndexOptions::builder()
-                                .name(i.name.to_string())
-                                .unique(i.unique)
-                                .build(),
-                        )
-                        .build()
-                })
-                .collect();
+            let models: Vec<IndexModel> = c.indexes.iter().map(IndexKeys::index_model).collect();
             if !models.is_empty() {
                 db.collection::<Document>(c.name)
                     .create_indexes(models)

@@ -67,15 +67,19 @@ pub fn quote_literal(s: &str) -> String {
 
 /// Evaluates `$attempt` (an expression producing a future of `Result`) until it succeeds or
 /// fails with something other than the errors concurrent DDL raises (tuple concurrently updated,
-/// deadlocks, serialization failures, catalog unique violations); at most 6 tries.
+/// deadlocks, serialization failures, catalog unique violations), under the store's retry policy
+/// ([`TRANSIENT`](crate::retry::TRANSIENT): its attempts and backoff). A macro rather than
+/// [`RetryPolicy::run_if`](crate::retry::RetryPolicy::run_if) because each attempt borrows the
+/// caller's connection anew.
 macro_rules! retry_concurrent_ddl {
     ($attempt:expr) => {{
-        let mut tries = 0u64;
+        let policy = crate::retry::TRANSIENT;
+        let mut tries = 0u32;
         loop {
             match $attempt.await {
-                Err(e) if tries < 5 && is_concurrent_ddl_error(&e) => {
+                Err(e) if tries + 1 < policy.attempts && is_concurrent_ddl_error(&e) => {
+                    tokio::time::sleep(policy.backoff(tries)).await;
                     tries += 1;
-                    tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
                 }
                 other => break other,
             }
