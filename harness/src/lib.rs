@@ -12,17 +12,17 @@
 //! uniquely named databases and tenants ([`Postgres::create_database`], [`unique_name`]) so they
 //! run in parallel on the shared servers.
 //!
-//! [`service`] adds fixtures for testing a service's application: tenants and keys, a
-//! `MongoStore` with the service's layout provisioned, and an in-process HTTP client.
+//! [`kit`] is the fixture kit for testing a service's application: tenants and keys, the
+//! service's PostgreSQL database and MongoDB layout provisioned, and an in-process HTTP client.
 //!
 //! Nothing here is a mock: every helper talks to the real server it names.
 
+pub mod kit;
 mod mongo;
 mod pgbouncer;
 mod postgres;
 mod process;
 mod redis;
-pub mod service;
 mod tools;
 
 use std::path::{Path, PathBuf};

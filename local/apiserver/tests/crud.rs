@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::MergePatch;
+
 use std::collections::BTreeMap;
 
 use futures::StreamExt;
@@ -40,6 +42,17 @@ fn tenant(name: &str, tier: Tier) -> Tenant {
     )
 }
 
+/// A server and its `Tenant` API in namespace `default`.
+async fn tenants_api() -> (prismicx_local_apiserver::Handle, Api<Tenant>) {
+    let (server, client) = common::start().await;
+    (server, Api::default_namespaced(client))
+}
+
+/// The API server's refusal of a request that must fail.
+fn refused<T: std::fmt::Debug>(r: kube::Result<T>) -> kube::core::Status {
+    api_error(r.unwrap_err())
+}
+
 fn api_error(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
@@ -65,11 +78,7 @@ async fn configmap_create_get_list_replace_delete() {
     assert!(created.metadata.creation_timestamp.is_some());
     let rv1 = created.resource_version().unwrap();
 
-    let err = api_error(
-        api.create(&PostParams::default(), &cm("a", &[]))
-            .await
-            .unwrap_err(),
-    );
+    let err = refused(api.create(&PostParams::default(), &cm("a", &[])).await);
     assert_eq!((err.code, err.reason.as_str()), (409, "AlreadyExists"));
 
     let got = api.get("a").await.unwrap();
@@ -94,26 +103,17 @@ async fn configmap_create_get_list_replace_delete() {
     assert_ne!(replaced.resource_version(), got.resource_version());
 
     // A replace carrying the old resourceVersion is a conflict.
-    let err = api_error(
-        api.replace("a", &PostParams::default(), &changed)
-            .await
-            .unwrap_err(),
-    );
+    let err = refused(api.replace("a", &PostParams::default(), &changed).await);
     assert_eq!((err.code, err.reason.as_str()), (409, "Conflict"));
 
     api.delete("a", &DeleteParams::default()).await.unwrap();
-    let err = api_error(api.get("a").await.unwrap_err());
+    let err = refused(api.get("a").await);
     assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
     assert!(api.get_opt("a").await.unwrap().is_none());
 
     // Namespaces must exist.
     let missing: Api<ConfigMap> = Api::namespaced(api.clone().into_client(), "nope");
-    let err = api_error(
-        missing
-            .create(&PostParams::default(), &cm("x", &[]))
-            .await
-            .unwrap_err(),
-    );
+    let err = refused(missing.create(&PostParams::default(), &cm("x", &[])).await);
     assert_eq!(err.code, 404);
     assert!(
         err.message.contains("namespaces \"nope\" not found"),
@@ -205,12 +205,7 @@ async fn schema_violations_are_rejected_with_the_field_named() {
         "metadata": {"name": "gold"}, "spec": {"tier": "gold", "suspended": "yes"},
     }))
     .unwrap();
-    let err = api_error(
-        dynamic
-            .create(&PostParams::default(), &bad)
-            .await
-            .unwrap_err(),
-    );
+    let err = refused(dynamic.create(&PostParams::default(), &bad).await);
     assert_eq!((err.code, err.reason.as_str()), (422, "Invalid"));
     let causes = err.details.as_ref().unwrap().causes.clone();
     let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
@@ -225,12 +220,7 @@ async fn schema_violations_are_rejected_with_the_field_named() {
         "apiVersion": "prismicx.io/v1alpha1", "kind": "Tenant", "metadata": {"name": "nospec"},
     }))
     .unwrap();
-    let err = api_error(
-        dynamic
-            .create(&PostParams::default(), &no_spec)
-            .await
-            .unwrap_err(),
-    );
+    let err = refused(dynamic.create(&PostParams::default(), &no_spec).await);
     assert_eq!(err.code, 422);
     assert_eq!(err.details.unwrap().causes[0].field, "spec");
 
@@ -246,15 +236,10 @@ async fn schema_violations_are_rejected_with_the_field_named() {
         )
         .await
         .unwrap();
-    let err = api_error(
+    let err = refused(
         dynamic
-            .patch(
-                "ok",
-                &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"services": ["nope"]}})),
-            )
-            .await
-            .unwrap_err(),
+            .merge("ok", json!({"spec": {"services": ["nope"]}}))
+            .await,
     );
     assert_eq!(err.code, 422);
     assert_eq!(err.details.unwrap().causes[0].field, "spec.services[0]");
@@ -269,11 +254,7 @@ async fn merge_json_and_apply_patches() {
         .unwrap();
 
     let merged = api
-        .patch(
-            "p",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"data": {"a": null, "c": "3"}})),
-        )
+        .merge("p", json!({"data": {"a": null, "c": "3"}}))
         .await
         .unwrap();
     assert_eq!(
@@ -297,10 +278,9 @@ async fn merge_json_and_apply_patches() {
         {"op": "remove", "path": "/data/b"},
     ]))
     .unwrap();
-    let err = api_error(
+    let err = refused(
         api.patch("p", &PatchParams::default(), &Patch::<()>::Json(failing))
-            .await
-            .unwrap_err(),
+            .await,
     );
     assert_eq!(err.code, 422);
     assert_eq!(api.get("p").await.unwrap().data.unwrap()["b"], "20");
@@ -321,14 +301,11 @@ async fn merge_json_and_apply_patches() {
     let mf = applied.metadata.managed_fields.as_ref().unwrap();
     assert_eq!(mf[0].manager.as_deref(), Some("tester"));
     assert_eq!(mf[0].operation.as_deref(), Some("Apply"));
+    let only_x = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "applied", "labels": {"app.kubernetes.io/managed-by": "prismicx-operator"}},
+        "data": {"x": "1"}});
     let again = api
-        .patch(
-            "applied",
-            &pp,
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied", "labels": {"app.kubernetes.io/managed-by": "prismicx-operator"}},
-                "data": {"x": "1"}})),
-        )
+        .patch("applied", &pp, &Patch::Apply(&only_x))
         .await
         .unwrap();
     assert_eq!(
@@ -337,34 +314,28 @@ async fn merge_json_and_apply_patches() {
     );
     // Applying the same thing again changes nothing (no new resourceVersion).
     let same = api
-        .patch(
-            "applied",
-            &pp,
-            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "applied", "labels": {"app.kubernetes.io/managed-by": "prismicx-operator"}},
-                "data": {"x": "1"}})),
-        )
+        .patch("applied", &pp, &Patch::Apply(&only_x))
         .await
         .unwrap();
     assert_eq!(same.resource_version(), again.resource_version());
 
     // Merge patch with a stale resourceVersion is a conflict (the operator's finalizer patch).
-    let err = api_error(
-        api.patch(
-            "p",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"resourceVersion": "1", "finalizers": ["x"]}})),
+    assert_eq!(
+        refused(
+            api.merge(
+                "p",
+                json!({"metadata": {"resourceVersion": "1", "finalizers": ["x"]}}),
+            )
+            .await,
         )
-        .await
-        .unwrap_err(),
+        .code,
+        409
     );
-    assert_eq!(err.code, 409);
 }
 
 #[tokio::test]
 async fn status_subresource_separation_and_generation() {
-    let (_server, client) = common::start().await;
-    let api: Api<Tenant> = Api::default_namespaced(client);
+    let (_server, api) = tenants_api().await;
     let mut t = tenant("s", Tier::Standard);
     t.status = Some(TenantStatus {
         tenant_id: Some("ignored-on-create".into()),
@@ -410,11 +381,7 @@ async fn status_subresource_separation_and_generation() {
 
     // A label change (metadata only) does not bump generation.
     let labelled = api
-        .patch(
-            "s",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"a": "b"}}})),
-        )
+        .merge("s", json!({"metadata": {"labels": {"a": "b"}}}))
         .await
         .unwrap();
     assert_eq!(labelled.metadata.generation, Some(2));
@@ -438,18 +405,19 @@ async fn status_subresource_separation_and_generation() {
     // replace_status with a stale resourceVersion is a conflict.
     let mut stale = after.clone();
     stale.status.as_mut().unwrap().secret_name = Some("x".into());
-    let err = api_error(
-        api.replace_status("s", &PostParams::default(), &stale)
-            .await
-            .unwrap_err(),
+    assert_eq!(
+        refused(
+            api.replace_status("s", &PostParams::default(), &stale)
+                .await,
+        )
+        .code,
+        409
     );
-    assert_eq!(err.code, 409);
 }
 
 #[tokio::test]
 async fn finalizers_hold_deletion_until_removed() {
-    let (_server, client) = common::start().await;
-    let api: Api<Tenant> = Api::default_namespaced(client);
+    let (_server, api) = tenants_api().await;
     let mut t = tenant("f", Tier::Standard);
     t.metadata.finalizers = Some(vec!["prismicx.io/test".into()]);
     api.create(&PostParams::default(), &t).await.unwrap();
@@ -564,13 +532,7 @@ async fn owner_reference_cascade_and_orphan() {
 async fn namespace_deletion_deletes_its_contents() {
     let (_server, client) = common::start().await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    common::create_namespace(&namespaces, "team").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
     let tenants: Api<Tenant> = Api::namespaced(client.clone(), "team");
     cms.create(&PostParams::default(), &cm("c", &[]))
@@ -588,18 +550,12 @@ async fn namespace_deletion_deletes_its_contents() {
     // The finalizer holds the tenant, and with it the namespace (Terminating; no new content).
     let ns = namespaces.get("team").await.unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
-    let err = api_error(
-        cms.create(&PostParams::default(), &cm("new", &[]))
-            .await
-            .unwrap_err(),
+    assert_eq!(
+        refused(cms.create(&PostParams::default(), &cm("new", &[])).await).code,
+        403
     );
-    assert_eq!(err.code, 403);
     tenants
-        .patch(
-            "held",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
+        .merge("held", json!({"metadata": {"finalizers": null}}))
         .await
         .unwrap();
     assert!(tenants.get_opt("held").await.unwrap().is_none());
@@ -621,62 +577,25 @@ async fn label_and_field_selectors_and_delete_collection() {
     let names = |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
         l.items.iter().map(|c| c.name_any()).collect()
     };
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier=db"))
-                .await
-                .unwrap()
+    let selections = [
+        (ListParams::default().labels("tier=db"), vec!["a", "c"]),
+        (
+            ListParams::default().labels("tier!=db"),
+            vec!["b", "unlabelled"],
         ),
-        ["a", "c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier!=db"))
-                .await
-                .unwrap()
+        (ListParams::default().labels("tier in (web,x)"), vec!["b"]),
+        (
+            ListParams::default().labels("tier notin (web)"),
+            vec!["a", "c", "unlabelled"],
         ),
-        ["b", "unlabelled"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier in (web,x)"))
-                .await
-                .unwrap()
-        ),
-        ["b"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier notin (web)"))
-                .await
-                .unwrap()
-        ),
-        ["a", "c", "unlabelled"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("tier"))
-                .await
-                .unwrap()
-        ),
-        ["a", "b", "c"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().labels("!tier"))
-                .await
-                .unwrap()
-        ),
-        ["unlabelled"]
-    );
-    assert_eq!(
-        names(
-            api.list(&ListParams::default().fields("metadata.name=b"))
-                .await
-                .unwrap()
-        ),
-        ["b"]
-    );
+        (ListParams::default().labels("tier"), vec!["a", "b", "c"]),
+        (ListParams::default().labels("!tier"), vec!["unlabelled"]),
+        (ListParams::default().fields("metadata.name=b"), vec!["b"]),
+    ];
+    for (params, want) in selections {
+        let what = format!("{:?} {:?}", params.label_selector, params.field_selector);
+        assert_eq!(names(api.list(&params).await.unwrap()), want, "{what}");
+    }
     let all: Api<ConfigMap> = Api::all(client.clone());
     assert_eq!(
         names(
@@ -712,7 +631,7 @@ async fn crds_can_be_created_through_the_api() {
     // Without the CRD the resource does not exist.
     let tenants: Api<Tenant> = Api::default_namespaced(client.clone());
     assert_eq!(
-        api_error(tenants.list(&ListParams::default()).await.unwrap_err()).code,
+        refused(tenants.list(&ListParams::default()).await).code,
         404
     );
     let yaml =
@@ -740,7 +659,7 @@ async fn crds_can_be_created_through_the_api() {
         .await
         .unwrap();
     assert_eq!(
-        api_error(tenants.list(&ListParams::default()).await.unwrap_err()).code,
+        refused(tenants.list(&ListParams::default()).await).code,
         404
     );
 }
@@ -807,8 +726,10 @@ async fn discovery_documents() {
     assert_eq!(names, ["default", "kube-public", "kube-system"]);
     // Unknown paths are 404.
     let req = http::Request::get("/apis/nope.io/v1").body(vec![]).unwrap();
-    let err = api_error(client.request::<serde_json::Value>(req).await.unwrap_err());
-    assert_eq!(err.code, 404);
+    assert_eq!(
+        refused(client.request::<serde_json::Value>(req).await).code,
+        404
+    );
     drop(server);
 }
 

@@ -88,27 +88,16 @@ async fn kubectl_apply_get_delete() {
     server.write_kubeconfig(&kc).unwrap();
 
     // Create, then update, with client-side apply.
-    let out = ok(
-        &kc,
-        &["apply", "-f", "-"],
-        Some(&TENANT.replace("TIER", "standard")),
-    )
-    .await;
-    assert!(out.contains("tenant.prismicx.io/acme created"), "{out}");
-    let out = ok(
-        &kc,
-        &["apply", "-f", "-"],
-        Some(&TENANT.replace("TIER", "dedicated")),
-    )
-    .await;
-    assert!(out.contains("tenant.prismicx.io/acme configured"), "{out}");
-    let out = ok(
-        &kc,
-        &["apply", "-f", "-"],
-        Some(&TENANT.replace("TIER", "dedicated")),
-    )
-    .await;
-    assert!(out.contains("tenant.prismicx.io/acme unchanged"), "{out}");
+    for (tier, outcome) in [
+        ("standard", "created"),
+        ("dedicated", "configured"),
+        ("dedicated", "unchanged"),
+    ] {
+        let manifest = TENANT.replace("TIER", tier);
+        let out = ok(&kc, &["apply", "-f", "-"], Some(&manifest)).await;
+        let want = format!("tenant.prismicx.io/acme {outcome}");
+        assert!(out.contains(&want), "{tier}: {out}");
+    }
 
     // A schema violation is refused with the field named.
     let bad = run(

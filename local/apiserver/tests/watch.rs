@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::MergePatch;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,13 +51,7 @@ async fn watcher_sees_added_modified_deleted_in_order() {
     api.create(&PostParams::default(), &cm("w", "1"))
         .await
         .unwrap();
-    api.patch(
-        "w",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"v": "2"}})),
-    )
-    .await
-    .unwrap();
+    api.merge("w", json!({"data": {"v": "2"}})).await.unwrap();
     api.delete("w", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -93,27 +89,13 @@ async fn raw_watch_events_bookmarks_and_label_transitions() {
     let wp = WatchParams::default().labels("app=demo").timeout(30);
     let mut events = api.watch(&wp, &rv).await.unwrap().boxed();
     // Entering the selector is ADDED, leaving it DELETED; bookmarks arrive in between.
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"app": "demo"}}})),
-    )
-    .await
-    .unwrap();
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"v": "1"}})),
-    )
-    .await
-    .unwrap();
-    api.patch(
-        "x",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}})),
-    )
-    .await
-    .unwrap();
+    api.merge("x", json!({"metadata": {"labels": {"app": "demo"}}}))
+        .await
+        .unwrap();
+    api.merge("x", json!({"data": {"v": "1"}})).await.unwrap();
+    api.merge("x", json!({"metadata": {"labels": {"app": "other"}}}))
+        .await
+        .unwrap();
     let mut kinds = Vec::new();
     let mut bookmarks = 0;
     let mut last_bookmark_rv = 0u64;
@@ -148,13 +130,7 @@ async fn watch_from_a_compacted_resource_version_gets_410_and_the_watcher_relist
     })
     .await;
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "busy"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    common::create_namespace(&namespaces, "busy").await;
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let busy: Api<ConfigMap> = Api::namespaced(client.clone(), "busy");
     let first = api
@@ -258,13 +234,7 @@ async fn controller_reconciles_configmaps_on_change() {
         async move { (api.get("c").await.ok()?.data?.get("seen")? == "1").then_some(()) }
     })
     .await;
-    api.patch(
-        "c",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"v": "2"}})),
-    )
-    .await
-    .unwrap();
+    api.merge("c", json!({"data": {"v": "2"}})).await.unwrap();
     common::eventually("the reconcile after a change", || {
         let api = api.clone();
         async move { (api.get("c").await.ok()?.data?.get("seen")? == "2").then_some(()) }

@@ -5,58 +5,26 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::service::{Call, Reply, TestTenant, PLATFORM_KEY};
+use axum::http::{Method, StatusCode};
+use prismicx_harness::kit::{Call, TestTenant, PLATFORM_KEY};
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::{json, Value};
 use support::{spawn, spawn_tenants, TestApp};
 
-fn items(r: &Reply) -> Vec<Value> {
-    r.body["items"].as_array().unwrap().clone()
-}
+const CATEGORIES_API: &str = "/v1/categories";
 
 fn names(list: &[Value]) -> Vec<&str> {
     list.iter().map(|c| c["name"].as_str().unwrap()).collect()
 }
 
-/// Every page of `path` (which has no query yet) with `limit`, concatenated.
-async fn all_pages(app: &TestApp, path: &str, limit: u32) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    let sep = if path.contains('?') { '&' } else { '?' };
-    loop {
-        let p = match &cursor {
-            Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
-            None => format!("{path}{sep}limit={limit}"),
-        };
-        let r = app.call(0, Method::GET, &p, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{p}: {}", r.body);
-        let page = items(&r);
-        assert!(page.len() <= limit as usize);
-        out.extend(page);
-        match r.body.get("nextCursor").and_then(Value::as_str) {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn create_get_rename_round_trip() {
     let app = spawn(1, &[]).await;
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({
-                "name": "  Books ", "description": "Printed matter",
-                "attributes": {"icon": "book", "order": {"weight": 3}}
-            })),
-        )
-        .await;
+    let books = json!({
+        "name": "  Books ", "description": "Printed matter",
+        "attributes": {"icon": "book", "order": {"weight": 3}}
+    });
+    let r = app.post(0, CATEGORIES_API, books).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.str("id");
     assert_eq!(
@@ -65,14 +33,14 @@ async fn create_get_rename_round_trip() {
     );
     assert_eq!(r.header("etag").unwrap(), "\"1\"");
     assert_eq!(r.body["name"], "Books");
-    assert_eq!(r.body["tenantId"], app.t(0).id().to_string());
+    assert_eq!(r.body["tenantId"], app.tenant(0).id().to_string());
     assert_eq!(r.body["parentId"], Value::Null);
     assert_eq!(r.body["ancestors"], json!([]));
     assert_eq!(r.body["depth"], 0);
     assert_eq!(r.body["position"], 0);
     assert_eq!(r.body["revision"], 1);
 
-    let got = app.get(0, &id).await;
+    let got = app.category(0, &id).await;
     assert_eq!(got.status, StatusCode::OK);
     assert_eq!(got.body, r.body);
     assert_eq!(got.header("etag").unwrap(), "\"1\"");
@@ -82,7 +50,7 @@ async fn create_get_rename_round_trip() {
         .api
         .send(
             Call::new(Method::PATCH, format!("/v1/categories/{id}"))
-                .key(&app.t(0).key)
+                .key(&app.tenant(0).key)
                 .header("if-match", "\"1\"")
                 .json(json!({
                     "name": "Printed books", "description": null,
@@ -106,7 +74,7 @@ async fn create_get_rename_round_trip() {
         .api
         .send(
             Call::new(Method::PATCH, format!("/v1/categories/{id}"))
-                .key(&app.t(0).key)
+                .key(&app.tenant(0).key)
                 .header("if-match", "\"1\"")
                 .json(json!({"name": "Lost update"})),
         )
@@ -115,35 +83,32 @@ async fn create_get_rename_round_trip() {
     assert!(r.is_problem());
     // Without If-Match the change applies; a change to the same values bumps nothing.
     let r = app
-        .call(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/categories/{id}"),
-            Some(json!({"description": "Paper"})),
+            json!({"description": "Paper"}),
         )
         .await;
     assert_eq!(r.body["revision"], 3);
     let r = app
-        .call(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/categories/{id}"),
-            Some(json!({"name": "Printed books", "description": "Paper"})),
+            json!({"name": "Printed books", "description": "Paper"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revision"], 3);
     // Case-only rename of itself is allowed (it is not a sibling of itself).
     let r = app
-        .call(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/categories/{id}"),
-            Some(json!({"name": "PRINTED BOOKS"})),
+            json!({"name": "PRINTED BOOKS"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert_eq!(app.get(0, &id).await.body["name"], "PRINTED BOOKS");
+    assert_eq!(app.category(0, &id).await.body["name"], "PRINTED BOOKS");
     app.check_tree(0).await;
 }
 
@@ -154,38 +119,23 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     for n in ["a", "b", "c"] {
         app.create(0, n, Some(&p)).await;
     }
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "d", "parentId": p, "position": 1})),
-        )
-        .await;
+    let place = |name: &str, position: u32| {
+        let body = json!({"name": name, "parentId": p, "position": position});
+        app.post(0, CATEGORIES_API, body)
+    };
+    let r = place("d", 1).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["position"], 1);
     assert_eq!(r.body["depth"], 1);
     assert_eq!(r.body["ancestors"], json!([p]));
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "e", "parentId": p, "position": 0})),
-        )
-        .await;
+    let r = place("e", 0).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "f", "parentId": p, "position": 6})),
-        )
-        .await;
+    let r = place("f", 6).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["position"]);
-    let all = all_pages(&app, &format!("/v1/categories/{p}/children"), 2).await;
+    let all = app
+        .all_pages(0, &format!("/v1/categories/{p}/children"), 2)
+        .await;
     assert_eq!(names(&all), ["e", "a", "d", "b", "c"]);
     for (i, c) in all.iter().enumerate() {
         assert_eq!(c["position"], i);
@@ -193,28 +143,20 @@ async fn children_keep_their_order_and_insert_at_position_shifts_later_siblings(
     // Roots are a list too, in order.
     app.create(0, "second root", None).await;
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "first root", "position": 0})),
+            CATEGORIES_API,
+            json!({"name": "first root", "position": 0}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(
-        names(&all_pages(&app, "/v1/categories", 1).await),
+        names(&app.all_pages(0, CATEGORIES_API, 1).await),
         ["first root", "parent", "second root"]
     );
     // An empty page of a leaf.
     let leaf = all[0]["id"].as_str().unwrap();
-    let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/categories/{leaf}/children"),
-            None,
-        )
-        .await;
+    let r = app.get(0, &format!("/v1/categories/{leaf}/children")).await;
     assert_eq!(r.body, json!({"items": []}));
     app.check_tree(0).await;
 }
@@ -226,34 +168,21 @@ async fn sibling_names_are_unique_case_insensitively() {
     let q = app.create(0, "other", None).await;
     let books = app.create(0, "Books", Some(&p)).await;
     let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": " bOOKS ", "parentId": p})),
-        )
+        .post(0, CATEGORIES_API, json!({"name": " bOOKS ", "parentId": p}))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["name"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "PARENT"})),
-        )
-        .await;
+    let r = app.post(0, CATEGORIES_API, json!({"name": "PARENT"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "roots are siblings too");
     // Same name under another parent is fine.
     let other_books = app.create(0, "books", Some(&q)).await;
     // Renaming into a clash, or moving into one, is refused.
     let music = app.create(0, "Music", Some(&p)).await;
     let r = app
-        .call(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/categories/{music}"),
-            Some(json!({"name": "BOOKS"})),
+            json!({"name": "BOOKS"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
@@ -261,9 +190,9 @@ async fn sibling_names_are_unique_case_insensitively() {
     let r = app.move_to(0, &other_books, Some(&p), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["parentId"]);
-    assert_eq!(app.get(0, &other_books).await.body["parentId"], q);
-    assert_eq!(app.get(0, &books).await.body["revision"], 1);
-    assert_eq!(app.get(0, &music).await.body["name"], "Music");
+    assert_eq!(app.category(0, &other_books).await.body["parentId"], q);
+    assert_eq!(app.category(0, &books).await.body["revision"], 1);
+    assert_eq!(app.category(0, &music).await.body["name"], "Music");
     app.check_tree(0).await;
 }
 
@@ -285,14 +214,7 @@ async fn sample_tree(app: &TestApp) -> [String; 7] {
 async fn ancestors_and_descendants() {
     let app = spawn(1, &[]).await;
     let [root, a, _b, a1, _a2, _b1, a11] = sample_tree(&app).await;
-    let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/categories/{a11}/ancestors"),
-            None,
-        )
-        .await;
+    let r = app.get(0, &format!("/v1/categories/{a11}/ancestors")).await;
     assert_eq!(r.status, StatusCode::OK);
     let path: Vec<&str> = r
         .body
@@ -302,21 +224,18 @@ async fn ancestors_and_descendants() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(path, [root.as_str(), a.as_str(), a1.as_str()]);
-    let r = app.get(0, &a11).await;
+    let r = app.category(0, &a11).await;
     assert_eq!(r.body["ancestors"], json!([root, a, a1]));
     assert_eq!(r.body["depth"], 3);
     let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/categories/{root}/ancestors"),
-            None,
-        )
+        .get(0, &format!("/v1/categories/{root}/ancestors"))
         .await;
     assert_eq!(r.body, json!([]));
 
     // Level by level; siblings together and in order.
-    let all = all_pages(&app, &format!("/v1/categories/{root}/descendants"), 2).await;
+    let all = app
+        .all_pages(0, &format!("/v1/categories/{root}/descendants"), 2)
+        .await;
     let n = names(&all);
     assert_eq!(n.len(), 6);
     assert_eq!(&n[..2], ["a", "b"]);
@@ -326,21 +245,21 @@ async fn ancestors_and_descendants() {
         "{level2:?}"
     );
     assert_eq!(n[5], "a11");
-    let one = all_pages(
-        &app,
-        &format!("/v1/categories/{root}/descendants?maxDepth=1"),
-        50,
-    )
-    .await;
+    let one = app
+        .all_pages(
+            0,
+            &format!("/v1/categories/{root}/descendants?maxDepth=1"),
+            50,
+        )
+        .await;
     assert_eq!(names(&one), ["a", "b"]);
-    let two = all_pages(
-        &app,
-        &format!("/v1/categories/{a}/descendants?maxDepth=2"),
-        1,
-    )
-    .await;
+    let two = app
+        .all_pages(0, &format!("/v1/categories/{a}/descendants?maxDepth=2"), 1)
+        .await;
     assert_eq!(names(&two), ["a1", "a2", "a11"]);
-    let leaf = all_pages(&app, &format!("/v1/categories/{a11}/descendants"), 5).await;
+    let leaf = app
+        .all_pages(0, &format!("/v1/categories/{a11}/descendants"), 5)
+        .await;
     assert!(leaf.is_empty());
 }
 
@@ -358,9 +277,9 @@ async fn moves_carry_the_subtree_and_keep_both_sibling_orders() {
     assert_eq!(r.body["revision"], 2);
     assert_eq!(app.child_names(0, Some(&b)).await, ["b1", "a1", "b2"]);
     assert_eq!(app.child_names(0, Some(&a)).await, ["a2"]);
-    assert_eq!(app.get(0, &a2).await.body["position"], 0);
-    assert_eq!(app.get(0, &b2).await.body["position"], 2);
-    let g = app.get(0, &a11).await;
+    assert_eq!(app.category(0, &a2).await.body["position"], 0);
+    assert_eq!(app.category(0, &b2).await.body["position"], 2);
+    let g = app.category(0, &a11).await;
     assert_eq!(g.body["ancestors"], json!([root, b, a1]));
     assert_eq!(g.body["depth"], 3);
     assert_eq!(
@@ -374,8 +293,11 @@ async fn moves_carry_the_subtree_and_keep_both_sibling_orders() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["depth"], 0);
     assert_eq!(r.body["position"], 1);
-    assert_eq!(app.get(0, &a11).await.body["ancestors"], json!([b, a1]));
-    assert_eq!(app.get(0, &a11).await.body["depth"], 2);
+    assert_eq!(
+        app.category(0, &a11).await.body["ancestors"],
+        json!([b, a1])
+    );
+    assert_eq!(app.category(0, &a11).await.body["depth"], 2);
     let r = app.move_to(0, &b, None, Some(0)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(app.child_names(0, None).await, ["b", "root"]);
@@ -383,10 +305,10 @@ async fn moves_carry_the_subtree_and_keep_both_sibling_orders() {
     let r = app.move_to(0, &b, Some(&a2), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(
-        app.get(0, &a11).await.body["ancestors"],
+        app.category(0, &a11).await.body["ancestors"],
         json!([root, a, a2, b, a1])
     );
-    assert_eq!(app.get(0, &a11).await.body["depth"], 5);
+    assert_eq!(app.category(0, &a11).await.body["depth"], 5);
     app.check_tree(0).await;
 
     // Reorder among siblings, down and up, and the default (last).
@@ -400,11 +322,10 @@ async fn moves_carry_the_subtree_and_keep_both_sibling_orders() {
     let reorder = |id: String, pos: u32| {
         let app = &app;
         async move {
-            app.call(
+            app.post(
                 0,
-                Method::POST,
                 &format!("/v1/categories/{id}/reorder"),
-                Some(json!({"position": pos})),
+                json!({"position": pos}),
             )
             .await
         }
@@ -467,13 +388,12 @@ async fn depth_is_limited_to_32_levels() {
         let parent = chain.last().unwrap().clone();
         chain.push(app.create(0, &format!("l{i}"), Some(&parent)).await);
     }
-    assert_eq!(app.get(0, &chain[31]).await.body["depth"], 31);
+    assert_eq!(app.category(0, &chain[31]).await.body["depth"], 31);
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "too deep", "parentId": chain[31]})),
+            CATEGORIES_API,
+            json!({"name": "too deep", "parentId": chain[31]}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -496,77 +416,44 @@ async fn delete_refuses_parents_unless_cascade_and_closes_the_gap() {
     let app = spawn(1, &[]).await;
     let [root, a, b, a1, a2, b1, a11] = sample_tree(&app).await;
     let before = app.check_tree(0).await;
-    let r = app
-        .call(0, Method::DELETE, &format!("/v1/categories/{a}"), None)
-        .await;
+    let r = app.delete(0, &format!("/v1/categories/{a}")).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["cascade"]);
     let r = app
-        .call(
-            0,
-            Method::DELETE,
-            &format!("/v1/categories/{a}?cascade=false"),
-            None,
-        )
+        .delete(0, &format!("/v1/categories/{a}?cascade=false"))
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // A stale If-Match is refused.
-    let r = app
-        .api
-        .send(
-            Call::new(Method::DELETE, format!("/v1/categories/{a2}"))
-                .key(&app.t(0).key)
-                .header("if-match", "\"7\""),
-        )
-        .await;
+    let r = app.delete_if(0, &format!("/v1/categories/{a2}"), 7).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.check_tree(0).await, before);
 
     // A leaf goes; with the right If-Match.
-    let r = app
-        .api
-        .send(
-            Call::new(Method::DELETE, format!("/v1/categories/{a2}"))
-                .key(&app.t(0).key)
-                .header("if-match", "\"1\""),
-        )
-        .await;
+    let r = app.delete_if(0, &format!("/v1/categories/{a2}"), 1).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get(0, &a2).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.category(0, &a2).await.status, StatusCode::NOT_FOUND);
     // The cascade removes a's whole subtree in one go; b closes the gap among the root's children.
     let r = app
-        .call(
-            0,
-            Method::DELETE,
-            &format!("/v1/categories/{a}?cascade=true"),
-            None,
-        )
+        .delete(0, &format!("/v1/categories/{a}?cascade=true"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     for gone in [&a, &a1, &a11] {
-        assert_eq!(app.get(0, gone).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.category(0, gone).await.status, StatusCode::NOT_FOUND);
     }
-    assert_eq!(app.get(0, &b).await.body["position"], 0);
+    assert_eq!(app.category(0, &b).await.body["position"], 0);
     let left = app.check_tree(0).await;
     assert_eq!(left.len(), 3);
-    let r = app
-        .call(0, Method::DELETE, &format!("/v1/categories/{a}"), None)
-        .await;
+    let r = app.delete(0, &format!("/v1/categories/{a}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     // Cascade on a root leaves the other roots alone.
     let other = app.create(0, "other root", None).await;
     let r = app
-        .call(
-            0,
-            Method::DELETE,
-            &format!("/v1/categories/{root}?cascade=true"),
-            None,
-        )
+        .delete(0, &format!("/v1/categories/{root}?cascade=true"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let left = app.check_tree(0).await;
     assert_eq!(left.len(), 1);
-    assert_eq!(app.get(0, &other).await.body["position"], 0);
+    assert_eq!(app.category(0, &other).await.body["position"], 0);
     let _ = b1;
 }
 
@@ -578,10 +465,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
     let before = app.check_tree(0).await;
     let post = |body: Value| {
         let app = &app;
-        async move {
-            app.call(0, Method::POST, "/v1/categories", Some(body))
-                .await
-        }
+        async move { app.post(0, CATEGORIES_API, body).await }
     };
     for (body, field) in [
         (json!({}), "name"),
@@ -650,7 +534,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
             "tenant_id",
         ),
     ] {
-        let r = app.call(0, Method::POST, &mv, Some(body.clone())).await;
+        let r = app.post(0, &mv, body.clone()).await;
         assert_eq!(r.status, status, "{body}: {}", r.body);
         assert_eq!(r.error_fields(), [field], "{body}");
     }
@@ -659,12 +543,7 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = app
-        .call(
-            0,
-            Method::POST,
-            &format!("/v1/categories/{child}/reorder"),
-            Some(json!({})),
-        )
+        .post(0, &format!("/v1/categories/{child}/reorder"), json!({}))
         .await;
     assert_eq!(r.error_fields(), ["position"]);
     // Patches.
@@ -675,20 +554,17 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         (json!({"parentId": null}), "parentId"),
         (json!({"attributes": {"a": u64::MAX}}), "attributes.a"),
     ] {
-        let r = app.call(0, Method::PATCH, &patch, Some(body.clone())).await;
-        assert_eq!(
-            r.status,
+        app.patch(0, &patch, body.clone()).await.expect_fields(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {}",
-            r.body
+            &[field],
+            &body,
         );
-        assert_eq!(r.error_fields(), [field], "{body}");
     }
     let r = app
         .api
         .send(
             Call::new(Method::PATCH, &patch)
-                .key(&app.t(0).key)
+                .key(&app.tenant(0).key)
                 .header("if-match", "*")
                 .json(json!({"name": "x"})),
         )
@@ -716,66 +592,41 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         ),
         (format!("/v1/categories/{p}/descendants?depth=1"), "depth"),
     ] {
-        let r = app.call(0, Method::GET, &path, None).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
-        assert_eq!(r.error_fields(), [field], "{path}");
+        app.get(0, &path)
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], path);
     }
-    let r = app
-        .call(
-            0,
-            Method::DELETE,
-            &format!("/v1/categories/{p}?cascade=maybe"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.error_fields(), ["cascade"]);
-    let r = app
-        .call(
-            0,
-            Method::DELETE,
-            &format!("/v1/categories/{p}?force=true"),
-            None,
-        )
-        .await;
-    assert_eq!(r.error_fields(), ["force"]);
+    for (query, field) in [("cascade=maybe", "cascade"), ("force=true", "force")] {
+        app.delete(0, &format!("/v1/categories/{p}?{query}"))
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], query);
+    }
     for path in [
         format!("/v1/categories/{}", uuid::Uuid::new_v4()),
         format!("/v1/categories/{}/children", uuid::Uuid::new_v4()),
         format!("/v1/categories/{}/ancestors", uuid::Uuid::new_v4()),
         format!("/v1/categories/{}/descendants", uuid::Uuid::new_v4()),
     ] {
-        let r = app.call(0, Method::GET, &path, None).await;
+        let r = app.get(0, &path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert!(r.is_problem());
     }
 
     // Malformed bodies.
-    let raw = |body: &'static str, ct: &'static str| {
-        Request::builder()
-            .method(Method::POST)
-            .uri("/v1/categories")
-            .header("authorization", format!("Bearer {}", app.t(0).key))
-            .header("content-type", ct)
-            .body(Body::from(body))
-            .unwrap()
-    };
-    let r = app.api.raw(raw("{\"name\": ", "application/json")).await;
+    let post = |body, ct| app.raw_body(0, Method::POST, CATEGORIES_API, ct, body);
+    let r = post("{\"name\": ", "application/json").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.is_problem());
-    let r = app
-        .api
-        .raw(raw("name=x", "application/x-www-form-urlencoded"))
-        .await;
+    let r = post("name=x", "application/x-www-form-urlencoded").await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let r = app.api.raw(raw("[]", "application/json")).await;
+    let r = post("[]", "application/json").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     // No key, a wrong key.
-    let r = app.api.send(Call::new(Method::GET, "/v1/categories")).await;
+    let r = app.api.send(Call::new(Method::GET, CATEGORIES_API)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/categories").key("nope"))
+        .send(Call::new(Method::GET, CATEGORIES_API).key("nope"))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -794,37 +645,19 @@ async fn platform_key_acts_for_the_named_tenant_and_suspended_tenants_are_refuse
     ];
     let app = spawn_tenants(tenants).await;
     let r = app
-        .api
-        .as_platform(
-            app.t(0).slug(),
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "by platform"})),
-        )
+        .expect_platform_creates(0, CATEGORIES_API, json!({"name": "by platform"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    assert_eq!(r.body["tenantId"], app.t(0).id().to_string());
     let id = r.str("id");
-    assert_eq!(app.get(0, &id).await.status, StatusCode::OK);
+    assert_eq!(app.category(0, &id).await.status, StatusCode::OK);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/categories").key(PLATFORM_KEY))
+        .send(Call::new(Method::GET, CATEGORIES_API).key(PLATFORM_KEY))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["X-Tenant"]);
-    let r = app
-        .call(
-            1,
-            Method::POST,
-            "/v1/categories",
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let r = app.post(1, CATEGORIES_API, json!({"name": "x"})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .api
-        .as_platform(app.t(1).slug(), Method::GET, "/v1/categories", None)
-        .await;
+    let r = app.platform(1, Method::GET, CATEGORIES_API, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(app.raw_docs(1).await.is_empty());
 }

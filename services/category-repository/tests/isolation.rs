@@ -12,10 +12,12 @@ mod support;
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
 use prismicx_category_repository::{CATEGORIES, FORESTS, MONGO};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, raw_find, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
+
+const CATEGORIES_API: &str = "/v1/categories";
 
 const A: usize = 0;
 const B: usize = 1;
@@ -34,7 +36,7 @@ async fn small_tree(app: &TestApp, t: usize) -> Vec<String> {
 async fn snapshot(app: &TestApp, t: usize, ids: &[String]) -> (Vec<Value>, Vec<Document>) {
     let mut seen = Vec::new();
     for id in ids {
-        let r = app.get(t, id).await;
+        let r = app.category(t, id).await;
         assert_eq!(r.status, StatusCode::OK);
         seen.push(r.body);
     }
@@ -98,11 +100,10 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
             }
             // The victim's node as the parent or target of A's own categories.
             let r = app
-                .call(
+                .post(
                     A,
-                    Method::POST,
-                    "/v1/categories",
-                    Some(json!({"name": "implant", "parentId": id})),
+                    CATEGORIES_API,
+                    json!({"name": "implant", "parentId": id}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
@@ -113,16 +114,16 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
 
     // A's lists show only A's categories.
     for path in [
-        "/v1/categories".to_string(),
+        CATEGORIES_API.to_string(),
         format!("/v1/categories/{}/children", mine[0]),
         format!("/v1/categories/{}/descendants", mine[0]),
     ] {
-        let r = app.call(A, Method::GET, &path, None).await;
+        let r = app.get(A, &path).await;
         assert_eq!(r.status, StatusCode::OK);
         for item in r.body["items"].as_array().unwrap() {
             assert_eq!(
                 item["tenantId"],
-                app.t(A).id().to_string(),
+                app.tenant(A).id().to_string(),
                 "{path} leaked {item}"
             );
             assert!(mine.contains(&item["id"].as_str().unwrap().to_string()));
@@ -134,23 +135,23 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
     let forged = [
         (
             Method::POST,
-            "/v1/categories".to_string(),
-            json!({"name": "forged", "tenantId": app.t(B).id()}),
+            CATEGORIES_API.to_string(),
+            json!({"name": "forged", "tenantId": app.tenant(B).id()}),
         ),
         (
             Method::POST,
-            "/v1/categories".to_string(),
-            json!({"name": "forged", "tenant_id": app.t(C).id()}),
+            CATEGORIES_API.to_string(),
+            json!({"name": "forged", "tenant_id": app.tenant(C).id()}),
         ),
         (
             Method::PATCH,
             format!("/v1/categories/{}", mine[0]),
-            json!({"tenantId": app.t(B).id()}),
+            json!({"tenantId": app.tenant(B).id()}),
         ),
         (
             Method::POST,
             format!("/v1/categories/{}/move", mine[3]),
-            json!({"parentId": null, "tenantId": app.t(B).id()}),
+            json!({"parentId": null, "tenantId": app.tenant(B).id()}),
         ),
     ];
     for (method, path, body) in forged {
@@ -162,13 +163,13 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
 
     // A's key naming another tenant in X-Tenant is refused, whatever the route.
     for (v, ids) in &victims {
-        let slug = app.t(*v).slug().to_string();
+        let slug = app.tenant(*v).slug().to_string();
         for (method, path, body) in [
-            (Method::GET, "/v1/categories".to_string(), None),
+            (Method::GET, CATEGORIES_API.to_string(), None),
             (Method::GET, format!("/v1/categories/{}", ids[0]), None),
             (
                 Method::POST,
-                "/v1/categories".to_string(),
+                CATEGORIES_API.to_string(),
                 Some(json!({"name": "x"})),
             ),
             (
@@ -178,7 +179,7 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
             ),
         ] {
             let mut call = Call::new(method, &path)
-                .key(&app.t(A).key)
+                .key(&app.tenant(A).key)
                 .header("x-tenant", &slug);
             call.body = body;
             let r = app.api.send(call).await;
@@ -198,18 +199,18 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
         let r = app
             .api
             .as_platform(
-                app.t(*v).slug(),
+                app.tenant(*v).slug(),
                 Method::GET,
                 &format!("/v1/categories/{}", ids[1]),
                 None,
             )
             .await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.body["tenantId"], app.t(*v).id().to_string());
+        assert_eq!(r.body["tenantId"], app.tenant(*v).id().to_string());
         let r = app
             .api
             .as_platform(
-                app.t(*v).slug(),
+                app.tenant(*v).slug(),
                 Method::POST,
                 &format!("/v1/categories/{}/move", ids[2]),
                 Some(json!({"parentId": ids[0]})),
@@ -220,7 +221,7 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
         let r = app
             .api
             .as_platform(
-                app.t(*v).slug(),
+                app.tenant(*v).slug(),
                 Method::GET,
                 &format!("/v1/categories/{}", mine[0]),
                 None,
@@ -241,9 +242,9 @@ async fn documents_live_in_the_database_of_their_tier() {
     let shared = mongo_system().await.database(MONGO.database);
     let dedicated = mongo_tenant()
         .await
-        .database(&MONGO.dedicated_database(&app.t(B).placement.slug));
+        .database(&MONGO.dedicated_database(&app.tenant(B).placement.slug));
     for t in [A, B, C] {
-        let tenant = doc! {"tenant_id": tenant_bson(app.t(t).id())};
+        let tenant = doc! {"tenant_id": tenant_bson(app.tenant(t).id())};
         let in_shared = shared
             .collection::<Document>(CATEGORIES)
             .count_documents(tenant.clone())
@@ -274,20 +275,10 @@ async fn documents_live_in_the_database_of_their_tier() {
     }
     // The dedicated database holds nothing but B's documents, all stamped with B's id and the
     // timestamps every tenant document carries.
-    let all: Vec<Document> = {
-        use futures::TryStreamExt;
-        dedicated
-            .collection::<Document>(CATEGORIES)
-            .find(doc! {})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
-    };
+    let all = raw_find(MONGO, app.tenant(B), CATEGORIES, doc! {}, None).await;
     assert_eq!(all.len(), 4);
     for d in &all {
-        assert_eq!(d.get("tenant_id"), Some(&tenant_bson(app.t(B).id())));
+        assert_eq!(d.get("tenant_id"), Some(&tenant_bson(app.tenant(B).id())));
         assert!(d.get_datetime("created_at").is_ok());
         assert!(d.get_datetime("updated_at").is_ok());
     }

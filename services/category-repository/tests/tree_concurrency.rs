@@ -52,7 +52,7 @@ async fn race_round(app: &TestApp, t: usize, round: usize) -> usize {
     let before = app.check_tree(t).await.len();
 
     let (a1, a2) = (app.api.clone(), app.api.clone());
-    let (t1, t2) = (app.t(t).clone(), app.t(t).clone());
+    let (t1, t2) = (app.tenant(t).clone(), app.tenant(t).clone());
     let (p1, p2) = (
         format!("/v1/categories/{x}/move"),
         format!("/v1/categories/{y}/move"),
@@ -146,7 +146,7 @@ async fn concurrent_inserts_and_moves_keep_sibling_positions_contiguous() {
     ];
     let mut tasks = Vec::new();
     for i in 0..5 {
-        let (api, t, parent) = (app.api.clone(), app.t(0).clone(), parent.clone());
+        let (api, t, parent) = (app.api.clone(), app.tenant(0).clone(), parent.clone());
         tasks.push(tokio::spawn(async move {
             // Half insert at the front, half append: both shift or extend the same set.
             let body = if i % 2 == 0 {
@@ -159,7 +159,12 @@ async fn concurrent_inserts_and_moves_keep_sibling_positions_contiguous() {
         }));
     }
     for m in &movers {
-        let (api, t, parent, m) = (app.api.clone(), app.t(0).clone(), parent.clone(), m.clone());
+        let (api, t, parent, m) = (
+            app.api.clone(),
+            app.tenant(0).clone(),
+            parent.clone(),
+            m.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             api.as_tenant(
                 &t,
@@ -202,11 +207,11 @@ async fn cascade_delete_racing_an_insert_below_leaves_no_orphan() {
         let root = app.create(0, &format!("r{round}"), None).await;
         let mid = app.create(0, "mid", Some(&root)).await;
         let leaf = app.create(0, "leaf", Some(&mid)).await;
-        let (api, t) = (app.api.clone(), app.t(0).clone());
+        let (api, t) = (app.api.clone(), app.tenant(0).clone());
         let del_path = format!("/v1/categories/{root}?cascade=true");
         let del =
             tokio::spawn(async move { api.as_tenant(&t, Method::DELETE, &del_path, None).await });
-        let (api, t) = (app.api.clone(), app.t(0).clone());
+        let (api, t) = (app.api.clone(), app.tenant(0).clone());
         let ins = tokio::spawn(async move {
             api.as_tenant(
                 &t,
@@ -232,6 +237,6 @@ async fn cascade_delete_racing_an_insert_below_leaves_no_orphan() {
         // Whatever the order, the subtree is gone as a whole: no orphan survives.
         let nodes = app.check_tree(0).await;
         assert!(nodes.is_empty(), "round {round}: left {nodes:?}");
-        assert_eq!(app.get(0, &mid).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(app.category(0, &mid).await.status, StatusCode::NOT_FOUND);
     }
 }

@@ -222,7 +222,7 @@ async fn readyz_checks_postgres_through_pgbouncer() {
     assert_eq!(doc["status"], "ready");
 
     // The same login, pointed at a database that does not exist.
-    let mut settings = fx.settings(&prismicx_harness::unique_name("missing_"), 2);
+    let mut settings = fx.settings_for(&prismicx_harness::unique_name("missing_"), 2);
     settings.acquire_timeout = Duration::from_secs(2);
     let missing: Arc<dyn ReadinessCheck> = Arc::new(TenantDb::connect_lazy(settings));
     let app = crate::app(vec![missing], (&a, &b), Duration::from_secs(10));

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, test_tenants};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, test_tenants};
 use prismicx_service_common::mongo::{
     CollectionLayout, IndexLayout, LayoutIndexes, MongoLayout, MongoStore, TenantMongoError,
 };

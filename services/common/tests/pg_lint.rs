@@ -7,7 +7,8 @@
 mod support;
 
 use prismicx_service_common::pg::lint::{lint_database, Violation};
-use prismicx_service_common::pg::{query, query_scalar, quote_ident};
+use prismicx_service_common::pg::{query, query_scalar, quote_ident, TenantDb};
+use prismicx_service_common::tenancy::TenantPlacement;
 use sqlx::Executor;
 use support::PgFixture;
 
@@ -222,6 +223,25 @@ async fn a_login_role_in_an_owner_role_is_reported() {
     assert_violations(&lint(&fx).await, &[(&fx.login, &items)]);
 }
 
+/// Writes a note as tenant `t` (committed).
+async fn write_note(db: &TenantDb, t: &TenantPlacement) {
+    let mut tx = db.begin(t).await.unwrap();
+    query("INSERT INTO prismicx.notes (body) VALUES ('a')")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// How many notes tenant `t` sees.
+async fn notes_seen(db: &TenantDb, t: &TenantPlacement) -> i64 {
+    let mut tx = db.begin(t).await.unwrap();
+    query_scalar("SELECT count(*) FROM prismicx.notes")
+        .fetch_one(tx.conn())
+        .await
+        .unwrap()
+}
+
 /// A policy scoped `TO <db>_app` is enforced for the login role (a member of the app role), so
 /// the catalog is sound; the lint should not call the table unprotected.
 #[tokio::test]
@@ -238,18 +258,9 @@ async fn a_policy_to_the_app_role_counts() {
     // The policy applies to the login role: A writes and reads its row (with no applicable
     // policy, FORCE'd RLS would refuse the insert), B sees nothing.
     let db = fx.tenant_db(2);
-    let mut tx = db.begin(&fx.tenants[0]).await.unwrap();
-    query("INSERT INTO prismicx.notes (body) VALUES ('a')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    write_note(&db, &fx.tenants[0]).await;
     for (t, expected) in [(&fx.tenants[0], 1), (&fx.tenants[1], 0)] {
-        let mut tx = db.begin(t).await.unwrap();
-        let seen: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
+        let seen = notes_seen(&db, t).await;
         assert_eq!(seen, expected);
     }
     db.close().await;
@@ -267,19 +278,9 @@ async fn an_extra_permissive_policy_is_reported() {
     )
     .await;
     let db = fx.tenant_db(2);
-    let mut tx = db.begin(&fx.tenants[0]).await.unwrap();
-    query("INSERT INTO prismicx.notes (body) VALUES ('a')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let mut tx = db.begin(&fx.tenants[1]).await.unwrap();
-    let seen: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap();
+    write_note(&db, &fx.tenants[0]).await;
+    let seen = notes_seen(&db, &fx.tenants[1]).await;
     assert_eq!(seen, 1, "B sees A's row through the open policy");
-    drop(tx);
     db.close().await;
     let found = lint(&fx).await;
     assert!(

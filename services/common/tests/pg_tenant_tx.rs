@@ -10,6 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use prismicx_harness::kit::expect_sqlstate;
 use prismicx_harness::{servers, unique_name, PoolAlias};
 use prismicx_service_common::pg::migrate::{self, Migration, ServiceSchema};
 use prismicx_service_common::pg::{
@@ -123,42 +124,26 @@ async fn forged_tenant_id_is_refused_by_row_level_security() {
     let (a, b) = (&fx.tenants[0], &fx.tenants[1]);
     let db = fx.tenant_db(4);
 
-    // Insert into the shared table with B's id from A's transaction.
-    let mut tx = db.begin(a).await.unwrap();
-    let err = query("INSERT INTO prismicx.notes (tenant_id, body) VALUES ($1, 'forged')")
-        .bind(b.id)
-        .execute(tx.conn())
-        .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
-    assert!(err.to_string().contains("row-level security"), "{err}");
-    drop(tx);
-
-    // Same into a tenant-schema table.
-    let mut tx = db.begin(a).await.unwrap();
-    let err = query("INSERT INTO items (tenant_id, name) VALUES ($1, 'forged')")
-        .bind(b.id)
-        .execute(tx.conn())
-        .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
-    drop(tx);
-
-    // Moving an own row over to B is refused too (WITH CHECK).
+    // Insert into the shared table, or into a tenant-schema table, with B's id from A's
+    // transaction; move an own row over to B (WITH CHECK): all refused.
     let mut tx = db.begin(a).await.unwrap();
     query("INSERT INTO prismicx.notes (body) VALUES ('mine')")
         .execute(tx.conn())
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let mut tx = db.begin(a).await.unwrap();
-    let err = query("UPDATE prismicx.notes SET tenant_id = $1")
-        .bind(b.id)
-        .execute(tx.conn())
-        .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&err).as_deref(), Some("42501"), "{err}");
-    drop(tx);
+    for sql in [
+        "INSERT INTO prismicx.notes (tenant_id, body) VALUES ($1, 'forged')",
+        "INSERT INTO items (tenant_id, name) VALUES ($1, 'forged')",
+        "UPDATE prismicx.notes SET tenant_id = $1",
+    ] {
+        let mut tx = db.begin(a).await.unwrap();
+        let forged = query(sql).bind(b.id).execute(tx.conn()).await;
+        let err = expect_sqlstate(forged, "42501", sql);
+        if sql.contains("prismicx.notes (tenant_id") {
+            assert!(err.to_string().contains("row-level security"), "{err}");
+        }
+    }
 
     // B sees nothing; the superuser's view agrees: no row carries B's id, A's row is A's.
     let mut tx = db.begin(b).await.unwrap();
@@ -190,7 +175,7 @@ async fn no_session_variable_leaks_through_a_pool_of_size_one() {
     let alias = unique_name("one_");
     set_alias(PoolAlias {
         name: alias.clone(),
-        dbname: fx.database.clone(),
+        dbname: fx.db.clone(),
         pool_size: 1,
     })
     .await;
@@ -200,7 +185,7 @@ async fn no_session_variable_leaks_through_a_pool_of_size_one() {
     );
 
     // Both the tenant pool and a plain (tenant-less) pool go through the one server connection.
-    let settings = fx.settings(&alias, 2);
+    let settings = fx.settings_for(&alias, 2);
     let plain = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(settings.connect_options(&alias))
@@ -372,7 +357,7 @@ async fn dedicated_tenants_use_their_own_pool_alias() {
     migrate::provision_tenant(&mut admin, &SCHEMA, &t.slug, t.id)
         .await
         .unwrap();
-    let mut settings = fx.settings(&fx.database, 2);
+    let mut settings = fx.settings_for(&fx.db, 2);
     settings.acquire_timeout = std::time::Duration::from_secs(5);
     let db = TenantDb::connect_lazy(settings);
 
@@ -386,11 +371,11 @@ async fn dedicated_tenants_use_their_own_pool_alias() {
     db.begin(&t).await.unwrap().commit().await.unwrap();
     t.tier = Tier::Dedicated;
 
-    let alias = dedicated_pool_alias(&fx.database, &t.slug);
+    let alias = dedicated_pool_alias(&fx.db, &t.slug);
     let s = servers();
     set_alias(PoolAlias {
         name: alias.clone(),
-        dbname: fx.database.clone(),
+        dbname: fx.db.clone(),
         pool_size: 3,
     })
     .await;
@@ -498,7 +483,7 @@ async fn concurrent_provisioning_succeeds() {
         } else {
             new_tenant(Tier::Standard)
         };
-        let database = fx.database.clone();
+        let database = fx.db.clone();
         async move {
             let mut admin = servers().postgres.admin_connect(&database).await.unwrap();
             let system = migrate::apply_system(&mut admin, &SCHEMA).await;

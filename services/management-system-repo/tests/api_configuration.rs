@@ -35,11 +35,9 @@ fn tricky() -> Value {
 async fn versions_are_numbered_kept_and_listed_newest_first() {
     let app = spawn_app().await;
     let sys = app.create_system(0, "erp", None).await;
-    let r = app.call(0, Method::GET, &cfg(&sys), None).await;
+    let r = app.get(0, &cfg(&sys)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "no configuration yet");
-    let r = app
-        .call(0, Method::GET, &format!("{}/versions", cfg(&sys)), None)
-        .await;
+    let r = app.get(0, &format!("{}/versions", cfg(&sys))).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["items"], json!([]));
 
@@ -48,11 +46,10 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
         .collect();
     for (i, d) in docs.iter().enumerate() {
         let r = app
-            .call(
+            .put(
                 0,
-                Method::PUT,
                 &cfg(&sys),
-                Some(json!({"config": d, "comment": format!("change {i}")})),
+                json!({"config": d, "comment": format!("change {i}")}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -67,7 +64,7 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
         assert_eq!(r.body["tenantId"], app.tenant(0).id().to_string());
         assert!(r.body.get("rolledBackFrom").is_none());
     }
-    let r = app.call(0, Method::GET, &cfg(&sys), None).await;
+    let r = app.get(0, &cfg(&sys)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["version"], 4);
     assert_eq!(r.body["config"], docs[3]);
@@ -75,25 +72,13 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
     // Every version is still there, unchanged.
     for (i, d) in docs.iter().enumerate() {
         let r = app
-            .call(
-                0,
-                Method::GET,
-                &format!("{}/versions/{}", cfg(&sys), i + 1),
-                None,
-            )
+            .get(0, &format!("{}/versions/{}", cfg(&sys), i + 1))
             .await;
         assert_eq!(r.body["config"], *d);
         assert_eq!(r.body["comment"], format!("change {i}"));
     }
     // History: newest first, paginated, without documents.
-    let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("{}/versions?limit=3", cfg(&sys)),
-            None,
-        )
-        .await;
+    let r = app.get(0, &format!("{}/versions?limit=3", cfg(&sys))).await;
     let versions: Vec<i64> = r.body["items"]
         .as_array()
         .unwrap()
@@ -104,12 +89,7 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
     assert!(r.body["items"][0].get("config").is_none());
     let c = r.str("nextCursor");
     let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("{}/versions?limit=3&cursor={c}", cfg(&sys)),
-            None,
-        )
+        .get(0, &format!("{}/versions?limit=3&cursor={c}", cfg(&sys)))
         .await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["items"][0]["version"], 1);
@@ -119,24 +99,16 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
         ("cursor=%%%", "cursor"),
         ("order=asc", "order"),
     ] {
-        let r = app
-            .call(0, Method::GET, &format!("{}/versions?{q}", cfg(&sys)), None)
-            .await;
+        let r = app.get(0, &format!("{}/versions?{q}", cfg(&sys))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(r.error_fields(), [field]);
     }
     // Missing versions, bad numbers.
-    let r = app
-        .call(0, Method::GET, &format!("{}/versions/5", cfg(&sys)), None)
-        .await;
+    let r = app.get(0, &format!("{}/versions/5", cfg(&sys))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .call(0, Method::GET, &format!("{}/versions/0", cfg(&sys)), None)
-        .await;
+    let r = app.get(0, &format!("{}/versions/0", cfg(&sys))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .call(0, Method::GET, &format!("{}/versions/two", cfg(&sys)), None)
-        .await;
+    let r = app.get(0, &format!("{}/versions/two", cfg(&sys))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Stored as documents 1..=4, never overwritten.
     let raw = app.raw_configs(0, &sys).await;
@@ -144,9 +116,8 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
     assert_eq!(stored, [1, 2, 3, 4]);
     // The platform key's writes are recorded as such.
     let r = app
-        .api
-        .as_platform(
-            app.tenant(0).slug(),
+        .platform(
+            0,
             Method::PUT,
             &cfg(&sys),
             Some(json!({"config": {"by": "ops"}})),
@@ -160,73 +131,24 @@ async fn versions_are_numbered_kept_and_listed_newest_first() {
 async fn if_match_is_optional_but_enforced() {
     let app = spawn_app().await;
     let sys = app.create_system(0, "erp", None).await;
-    // "0": there must be no configuration yet.
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            0,
-            Some(json!({"config": {"v": 1}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            0,
-            Some(json!({"config": {"v": "stale"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    assert!(r.is_problem());
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            1,
-            Some(json!({"config": {"v": 2}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            1,
-            Some(json!({"config": {"v": "stale"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = app
-        .call_if(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            7,
-            Some(json!({"config": {"v": "future"}})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    // "0": there must be no configuration yet; then each write names the version it replaces.
     // Rollback honours it too.
-    let r = app
-        .call_if(
-            0,
-            Method::POST,
-            &format!("{}/rollback", cfg(&sys)),
-            1,
-            Some(json!({"toVersion": 1})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
+    let (put, rollback) = (cfg(&sys), format!("{}/rollback", cfg(&sys)));
+    let stale = StatusCode::PRECONDITION_FAILED;
+    #[rustfmt::skip]
+    let steps = [
+        (Method::PUT, &put, 0, Some(json!({"config": {"v": 1}})), StatusCode::CREATED),
+        (Method::PUT, &put, 0, Some(json!({"config": {"v": "stale"}})), stale),
+        (Method::PUT, &put, 1, Some(json!({"config": {"v": 2}})), StatusCode::CREATED),
+        (Method::PUT, &put, 1, Some(json!({"config": {"v": "stale"}})), stale),
+        (Method::PUT, &put, 7, Some(json!({"config": {"v": "future"}})), stale),
+        (Method::POST, &rollback, 1, Some(json!({"toVersion": 1})), stale),
+    ];
+    app.expect_conditional(0, &steps).await;
     let r = app
         .api
         .send(
-            prismicx_harness::service::Call::new(Method::PUT, cfg(&sys))
+            prismicx_harness::kit::Call::new(Method::PUT, cfg(&sys))
                 .key(&app.tenant(0).key)
                 .header("if-match", "version-2")
                 .json(json!({"config": {}})),
@@ -237,7 +159,7 @@ async fn if_match_is_optional_but_enforced() {
     // Only the two accepted writes are stored.
     let raw = app.raw_configs(0, &sys).await;
     assert_eq!(raw.len(), 2);
-    let r = app.call(0, Method::GET, &cfg(&sys), None).await;
+    let r = app.get(0, &cfg(&sys)).await;
     assert_eq!(r.body["config"], json!({"v": 2}));
 }
 
@@ -261,14 +183,13 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
         .create_system(0, "db-cluster", Some(schema.clone()))
         .await;
     let r = app
-        .call(
+        .put(
             0,
-            Method::PUT,
             &cfg(&sys),
-            Some(json!({"config": {
+            json!({"config": {
                 "database": {"host": "", "port": 70000},
                 "replicas": 0, "hosts": ["ok", 5], "mode": "chaos", "unknown": 1
-            }})),
+            }}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
@@ -286,16 +207,13 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
             "/config/replicas"
         ]
     );
-    let r = app
-        .call(0, Method::PUT, &cfg(&sys), Some(json!({"config": {}})))
-        .await;
+    let r = app.put(0, &cfg(&sys), json!({"config": {}})).await;
     assert_eq!(r.error_fields(), ["/config"]);
     let r = app
-        .call(
+        .put(
             0,
-            Method::PUT,
             &cfg(&sys),
-            Some(json!({"config": {"database": {"host": "h"}}})),
+            json!({"config": {"database": {"host": "h"}}}),
         )
         .await;
     assert_eq!(r.error_fields(), ["/config/database"]);
@@ -319,9 +237,7 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
             vec!["comment"],
         ),
     ] {
-        let r = app
-            .call(0, Method::PUT, &cfg(&sys), Some(body.clone()))
-            .await;
+        let r = app.put(0, &cfg(&sys), body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -332,11 +248,10 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
     }
     assert!(app.raw_configs(0, &sys).await.is_empty());
     let r = app
-        .call(
+        .put(
             0,
-            Method::PUT,
             &cfg(&sys),
-            Some(json!({"config": {"database": {"host": "db", "port": 5432}, "mode": "active"}})),
+            json!({"config": {"database": {"host": "db", "port": 5432}, "mode": "active"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
@@ -344,32 +259,25 @@ async fn schema_violations_are_listed_with_json_pointers_and_store_nothing() {
 
     // A new schema applies to new versions; the old ones stay as they were.
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &format!("/v1/systems/{sys}"),
             1,
-            Some(json!({"configSchema": {"type": "object", "required": ["region"]}})),
+            json!({"configSchema": {"type": "object", "required": ["region"]}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = app
-        .call(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            Some(json!({"config": {"database": 1}})),
-        )
+        .put(0, &cfg(&sys), json!({"config": {"database": 1}}))
         .await;
     assert_eq!(r.error_fields(), ["/config"]);
     assert_eq!(app.put_config(0, &sys, json!({"region": "eu"})).await, 2);
     // Rolling back to a version the current schema refuses is refused, listing why.
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("{}/rollback", cfg(&sys)),
-            Some(json!({"toVersion": 1})),
+            json!({"toVersion": 1}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -397,11 +305,10 @@ async fn rollback_restores_exactly_the_earlier_version() {
     );
 
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("{}/rollback", cfg(&sys)),
-            Some(json!({"toVersion": 1, "comment": "back to the start"})),
+            json!({"toVersion": 1, "comment": "back to the start"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -412,10 +319,8 @@ async fn rollback_restores_exactly_the_earlier_version() {
     assert_eq!(r.body["config"], original);
 
     // Read back independently: latest, by number, and the serialized text, all deep-equal.
-    let latest = app.call(0, Method::GET, &cfg(&sys), None).await;
-    let v1 = app
-        .call(0, Method::GET, &format!("{}/versions/1", cfg(&sys)), None)
-        .await;
+    let latest = app.get(0, &cfg(&sys)).await;
+    let v1 = app.get(0, &format!("{}/versions/1", cfg(&sys))).await;
     assert_eq!(latest.body["config"], original);
     assert_eq!(latest.body["config"], v1.body["config"]);
     assert_eq!(
@@ -445,20 +350,17 @@ async fn rollback_restores_exactly_the_earlier_version() {
 
     // Roll back to a rollback, and default comment.
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("{}/rollback", cfg(&sys)),
-            Some(json!({"toVersion": 2})),
+            json!({"toVersion": 2}),
         )
         .await;
     assert_eq!(r.body["version"], 5);
     assert_eq!(r.body["config"], changed);
     assert_eq!(r.body["comment"], "rollback to version 2");
     // Versions before are untouched.
-    let r = app
-        .call(0, Method::GET, &format!("{}/versions/3", cfg(&sys)), None)
-        .await;
+    let r = app.get(0, &format!("{}/versions/3", cfg(&sys))).await;
     assert_eq!(r.body["config"], json!({"completely": "different"}));
 
     // Errors store nothing.
@@ -486,12 +388,7 @@ async fn rollback_restores_exactly_the_earlier_version() {
         ),
     ] {
         let r = app
-            .call(
-                0,
-                Method::POST,
-                &format!("{}/rollback", cfg(&sys)),
-                Some(body.clone()),
-            )
+            .post(0, &format!("{}/rollback", cfg(&sys)), body.clone())
             .await;
         assert_eq!(r.status, status, "{body}");
         assert_eq!(r.error_fields(), [field], "{body}");
@@ -501,12 +398,7 @@ async fn rollback_restores_exactly_the_earlier_version() {
 
 async fn diff(app: &TestApp, sys: &str, from: i64, to: i64) -> Vec<Value> {
     let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("{}/diff?from={from}&to={to}", cfg(sys)),
-            None,
-        )
+        .get(0, &format!("{}/diff?from={from}&to={to}", cfg(sys)))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["from"], from);
@@ -568,9 +460,7 @@ async fn diff_is_a_json_patch_from_one_version_to_another() {
         ),
         ("from=1&to=9", StatusCode::NOT_FOUND, None),
     ] {
-        let r = app
-            .call(0, Method::GET, &format!("{}/diff?{q}", cfg(&sys)), None)
-            .await;
+        let r = app.get(0, &format!("{}/diff?{q}", cfg(&sys))).await;
         assert_eq!(r.status, status, "{q}");
         if let Some(f) = field {
             assert_eq!(r.error_fields(), [f], "{q}");
@@ -593,9 +483,7 @@ async fn deleting_a_system_deletes_its_configurations_in_either_tier() {
         app.put_config(t, &sys, json!({"a": 2})).await;
         app.put_config(t, &keep, json!({"b": 1})).await;
         assert_eq!(app.raw_configs(t, &sys).await.len(), 2);
-        let r = app
-            .call(t, Method::DELETE, &format!("/v1/systems/{sys}"), None)
-            .await;
+        let r = app.delete(t, &format!("/v1/systems/{sys}")).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert!(
             app.raw_configs(t, &sys).await.is_empty(),
@@ -612,19 +500,12 @@ async fn deleting_a_system_deletes_its_configurations_in_either_tier() {
             format!("{}/versions/1", cfg(&sys)),
         ] {
             assert_eq!(
-                app.call(t, Method::GET, &path, None).await.status,
+                app.get(t, &path).await.status,
                 StatusCode::NOT_FOUND,
                 "{path}"
             );
         }
-        let r = app
-            .call(
-                t,
-                Method::PUT,
-                &cfg(&sys),
-                Some(json!({"config": {"a": 3}})),
-            )
-            .await;
+        let r = app.put(t, &cfg(&sys), json!({"config": {"a": 3}})).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert!(app.raw_configs(t, &sys).await.is_empty());
         // A new system of the same name starts from version 1.

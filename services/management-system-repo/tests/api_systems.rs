@@ -6,26 +6,26 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::service::Call;
+use axum::http::{Method, StatusCode};
+use prismicx_harness::kit::Call;
 use serde_json::json;
-use support::{spawn_app, spawn_app_with, Options, PLATFORM_KEY};
+use support::{spawn_app, spawn_app_with, Options};
+
+const SYSTEMS: &str = "/v1/systems";
 
 #[tokio::test]
 async fn system_crud_with_etags() {
     let app = spawn_app().await;
     let schema = json!({"type": "object", "properties": {"port": {"type": "integer"}}});
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            "/v1/systems",
-            Some(json!({
+            SYSTEMS,
+            json!({
                 "name": "billing-erp", "kind": "erp", "displayName": "Billing ERP",
                 "description": "Runs invoices", "attributes": {"owner": "finance", "tier": 1},
                 "configSchema": schema
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -37,25 +37,17 @@ async fn system_crud_with_etags() {
     assert_eq!(r.body["revision"], 1);
 
     let path = format!("/v1/systems/{id}");
-    let r = app.call(0, Method::GET, &path, None).await;
+    let r = app.get(0, &path).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("etag").unwrap(), "\"1\"");
     assert_eq!(r.body["attributes"], json!({"owner": "finance", "tier": 1}));
 
     // PATCH needs If-Match: 428 Precondition Required naming it.
-    let r = app
-        .call(0, Method::PATCH, &path, Some(json!({"description": "x"})))
-        .await;
+    let r = app.patch(0, &path, json!({"description": "x"})).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED);
     assert_eq!(r.error_fields(), ["If-Match"]);
     let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"description": "Runs invoices and dunning", "attributes": {"tier": null, "region": "eu"}})),
-        )
+        .patch_if(0, &path, 1, json!({"description": "Runs invoices and dunning", "attributes": {"tier": null, "region": "eu"}}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.header("etag").unwrap(), "\"2\"");
@@ -67,17 +59,11 @@ async fn system_crud_with_etags() {
     assert!(r.body["updatedAt"].as_str() > r.body["createdAt"].as_str());
     // A stale ETag: 412 and nothing changes.
     let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"description": "lost update"})),
-        )
+        .patch_if(0, &path, 1, json!({"description": "lost update"}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert!(r.is_problem());
-    let r = app.call(0, Method::GET, &path, None).await;
+    let r = app.get(0, &path).await;
     assert_eq!(r.body["description"], "Runs invoices and dunning");
     assert_eq!(r.body["revision"], 2);
     // Malformed If-Match.
@@ -94,19 +80,19 @@ async fn system_crud_with_etags() {
     assert_eq!(r.error_fields(), ["If-Match"]);
 
     // DELETE with a stale If-Match is refused; without one it goes.
-    let r = app.call_if(0, Method::DELETE, &path, 1, None).await;
+    let r = app.delete_if(0, &path, 1).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
     assert_eq!(app.stored_rows(0, "systems").await, 1);
-    let r = app.call_if(0, Method::DELETE, &path, 2, None).await;
+    let r = app.delete_if(0, &path, 2).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(
-        app.call(0, Method::GET, &path, None).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.call(0, Method::DELETE, &path, None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.expect_statuses(
+        0,
+        &[
+            (Method::GET, &path, StatusCode::NOT_FOUND),
+            (Method::DELETE, &path, StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
     assert_eq!(app.stored_rows(0, "systems").await, 0);
 }
 
@@ -114,15 +100,14 @@ async fn system_crud_with_etags() {
 async fn system_validation_errors_name_every_field_and_store_nothing() {
     let app = spawn_app().await;
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            "/v1/systems",
-            Some(json!({
+            SYSTEMS,
+            json!({
                 "name": "Not Valid!", "kind": "9", "displayName": "bell\u{7}",
                 "attributes": {"bad key": 1},
                 "configSchema": {"type": "object", "properties": {"port": {"type": "integr"}}}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -156,47 +141,24 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
         (json!({"name": 5}), "name"),
         (json!({"name": "ok", "attributes": [1]}), "attributes"),
     ] {
-        let r = app
-            .call(0, Method::POST, "/v1/systems", Some(body.clone()))
-            .await;
-        assert_eq!(
-            r.status,
+        app.post(0, SYSTEMS, body.clone()).await.expect_fields(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {:?}",
-            r.body
+            &[field],
+            &body,
         );
-        assert_eq!(r.error_fields(), [field], "{body}");
     }
 
     // Malformed JSON, wrong media type, oversized body, bad id.
-    let key = app.tenant(0).key.clone();
-    let req = Request::post("/v1/systems")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Body::from("{\"name\": "))
-        .unwrap();
-    let r = app.api.raw(req).await;
+    let post = |ct, body| app.raw_body(0, Method::POST, SYSTEMS, ct, body);
+    let r = post("application/json", "{\"name\": ").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["body"]);
-    let req = Request::post("/v1/systems")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "text/plain")
-        .body(Body::from("name=x"))
-        .unwrap();
-    assert_eq!(
-        app.api.raw(req).await.status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    );
+    let r = post("text/plain", "name=x").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let huge = json!({"name": "big", "description": "x".repeat(2 * 1024 * 1024)});
-    assert_eq!(
-        app.call(0, Method::POST, "/v1/systems", Some(huge))
-            .await
-            .status,
-        StatusCode::PAYLOAD_TOO_LARGE
-    );
-    let r = app
-        .call(0, Method::GET, "/v1/systems/not-a-uuid", None)
-        .await;
+    let r = app.post(0, SYSTEMS, huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = app.get(0, "/v1/systems/not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.is_problem());
     assert_eq!(app.stored_rows(0, "systems").await, 0);
@@ -204,48 +166,35 @@ async fn system_validation_errors_name_every_field_and_store_nothing() {
     // Name conflicts: on create and on rename; the PATCH errors change nothing.
     let a = app.create_system(0, "alpha", None).await;
     app.create_system(0, "beta", None).await;
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            "/v1/systems",
-            Some(json!({"name": "alpha"})),
-        )
-        .await;
+    let r = app.post(0, SYSTEMS, json!({"name": "alpha"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["name"]);
     let path = format!("/v1/systems/{a}");
-    let r = app
-        .call_if(0, Method::PATCH, &path, 1, Some(json!({"name": "beta"})))
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.error_fields(), ["name"]);
-    let r = app
-        .call_if(0, Method::PATCH, &path, 1, Some(json!({})))
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"configSchema": {"type": "nope"}, "kind": "db"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"tenantId": app.tenant(1).id()})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["tenantId"]);
-    let r = app.call(0, Method::GET, &path, None).await;
+    for (body, want, fields) in [
+        (
+            json!({"name": "beta"}),
+            StatusCode::CONFLICT,
+            Some(["name"]),
+        ),
+        (json!({}), StatusCode::UNPROCESSABLE_ENTITY, None),
+        (
+            json!({"configSchema": {"type": "nope"}, "kind": "db"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+        ),
+        (
+            json!({"tenantId": app.tenant(1).id()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(["tenantId"]),
+        ),
+    ] {
+        let r = app.patch_if(0, &path, 1, body.clone()).await;
+        assert_eq!(r.status, want, "{body}: {}", r.body);
+        if let Some(fields) = fields {
+            assert_eq!(r.error_fields(), fields, "{body}");
+        }
+    }
+    let r = app.get(0, &path).await;
     assert_eq!(r.body["name"], "alpha");
     assert_eq!(r.body["kind"], "application");
     assert_eq!(r.body["revision"], 1);
@@ -260,34 +209,18 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
     for n in 0..5 {
         let kind = if n % 2 == 0 { "erp" } else { "crm" };
         let r = app
-            .call(
-                0,
-                Method::POST,
-                "/v1/systems",
-                Some(json!({"name": format!("s{n}"), "kind": kind})),
-            )
+            .post(0, SYSTEMS, json!({"name": format!("s{n}"), "kind": kind}))
             .await;
         ids.push(r.str("id"));
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/systems?limit=2&cursor={c}"),
-            None => "/v1/systems?limit=2".to_string(),
-        };
-        let r = app.call(0, Method::GET, &path, None).await;
-        assert_eq!(r.status, StatusCode::OK);
-        let items = r.body["items"].as_array().unwrap();
-        assert!(items.len() <= 2);
-        seen.extend(items.iter().map(|s| s["id"].as_str().unwrap().to_string()));
-        match r.body.get("nextCursor").and_then(|c| c.as_str()) {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = app
+        .all_pages(0, SYSTEMS, 2)
+        .await
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(seen, ids, "every system once, in creation order");
-    let r = app.call(0, Method::GET, "/v1/systems?kind=erp", None).await;
+    let r = app.get(0, "/v1/systems?kind=erp").await;
     let names: Vec<&str> = r.body["items"]
         .as_array()
         .unwrap()
@@ -295,18 +228,15 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["s0", "s2", "s4"]);
-    for (path, field) in [
-        ("/v1/systems?limit=0", "limit"),
-        ("/v1/systems?limit=201", "limit"),
-        ("/v1/systems?limit=x", "limit"),
-        ("/v1/systems?cursor=garbage", "cursor"),
-        ("/v1/systems?kind=Bad%20Kind", "kind"),
-        ("/v1/systems?sort=name", "sort"),
-    ] {
-        let r = app.call(0, Method::GET, path, None).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
-        assert_eq!(r.error_fields(), [field], "{path}");
-    }
+    let bad = [
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=x", "limit"),
+        ("cursor=garbage", "cursor"),
+        ("kind=Bad%20Kind", "kind"),
+        ("sort=name", "sort"),
+    ];
+    app.expect_bad_queries(0, SYSTEMS, &bad).await;
 }
 
 #[tokio::test]
@@ -315,11 +245,10 @@ async fn versions_lifecycle_and_errors() {
     let sys = app.create_system(0, "core", None).await;
     let base = format!("/v1/systems/{sys}/versions");
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &base,
-            Some(json!({"version": "1.0.0", "notes": "first\nrelease"})),
+            json!({"version": "1.0.0", "notes": "first\nrelease"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -329,11 +258,10 @@ async fn versions_lifecycle_and_errors() {
     let v1 = r.str("id");
     assert_eq!(r.header("location").unwrap(), format!("{base}/{v1}"));
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &base,
-            Some(json!({"version": "1.1.0-rc.1", "status": "released"})),
+            json!({"version": "1.1.0-rc.1", "status": "released"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
@@ -341,144 +269,98 @@ async fn versions_lifecycle_and_errors() {
     let v2 = r.str("id");
 
     // Duplicates and bad input.
-    let r = app
-        .call(0, Method::POST, &base, Some(json!({"version": "1.0.0"})))
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.error_fields(), ["version"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &base,
-            Some(json!({"version": "v1", "status": "gone", "extra": 1})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["extra"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &base,
-            Some(json!({"version": "v1", "status": "gone"})),
-        )
-        .await;
-    assert_eq!(r.error_fields(), ["version", "status"]);
+    let cases: &[(serde_json::Value, StatusCode, &[&str])] = &[
+        (
+            json!({"version": "1.0.0"}),
+            StatusCode::CONFLICT,
+            &["version"],
+        ),
+        (
+            json!({"version": "v1", "status": "gone", "extra": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["extra"],
+        ),
+        (
+            json!({"version": "v1", "status": "gone"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &["version", "status"],
+        ),
+    ];
+    app.expect_errors(0, Method::POST, &base, cases).await;
     // The same version string on another system is fine.
     let other = app.create_system(0, "edge", None).await;
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("/v1/systems/{other}/versions"),
-            Some(json!({"version": "1.0.0"})),
+            json!({"version": "1.0.0"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let other_v = r.str("id");
     // A version is reached only under its own system.
-    let r = app
-        .call(0, Method::GET, &format!("{base}/{other_v}"), None)
-        .await;
+    let r = app.get(0, &format!("{base}/{other_v}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Status transitions.
     let p1 = format!("{base}/{v1}");
-    let r = app
-        .call(0, Method::PATCH, &p1, Some(json!({"status": "released"})))
-        .await;
+    let r = app.patch(0, &p1, json!({"status": "released"})).await;
     assert_eq!(r.status, StatusCode::OK);
     let released_at = r.body["releasedAt"].clone();
     assert!(released_at.is_string());
     let r = app
-        .call(
-            0,
-            Method::PATCH,
-            &p1,
-            Some(json!({"status": "deprecated", "notes": "use 1.1"})),
-        )
+        .patch(0, &p1, json!({"status": "deprecated", "notes": "use 1.1"}))
         .await;
     assert_eq!(r.body["status"], "deprecated");
     assert_eq!(
         r.body["releasedAt"], released_at,
         "first release time is kept"
     );
-    let r = app
-        .call(0, Method::PATCH, &p1, Some(json!({"status": "draft"})))
-        .await;
+    let r = app.patch(0, &p1, json!({"status": "draft"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["status"]);
-    let r = app
-        .call(0, Method::PATCH, &p1, Some(json!({"version": "9.9.9"})))
-        .await;
+    let r = app.patch(0, &p1, json!({"version": "9.9.9"})).await;
     assert_eq!(r.error_fields(), ["version"]);
-    let r = app.call(0, Method::GET, &p1, None).await;
+    let r = app.get(0, &p1).await;
     assert_eq!(r.body["status"], "deprecated");
     assert_eq!(r.body["notes"], "use 1.1");
     assert_eq!(r.body["version"], "1.0.0");
 
     // Lists: paginated, filtered by status.
-    let r = app
-        .call(0, Method::GET, &format!("{base}?limit=1"), None)
-        .await;
+    let r = app.get(0, &format!("{base}?limit=1")).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     let c = r.str("nextCursor");
-    let r = app
-        .call(0, Method::GET, &format!("{base}?limit=1&cursor={c}"), None)
-        .await;
+    let r = app.get(0, &format!("{base}?limit=1&cursor={c}")).await;
     assert_eq!(r.body["items"][0]["id"], v2);
     assert!(r.body.get("nextCursor").is_none());
-    let r = app
-        .call(0, Method::GET, &format!("{base}?status=released"), None)
-        .await;
+    let r = app.get(0, &format!("{base}?status=released")).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(r.body["items"][0]["id"], v2);
-    let r = app
-        .call(0, Method::GET, &format!("{base}?status=nope"), None)
-        .await;
-    assert_eq!(r.error_fields(), ["status"]);
-    let r = app
-        .call(0, Method::GET, &format!("{base}?versionLike=1"), None)
-        .await;
-    assert_eq!(r.error_fields(), ["versionLike"]);
-    let missing = uuid::Uuid::new_v4();
-    let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/systems/{missing}/versions"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &format!("/v1/systems/{missing}/versions"),
-            Some(json!({"version": "1.0"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let bad = [("status=nope", "status"), ("versionLike=1", "versionLike")];
+    app.expect_bad_queries(0, &base, &bad).await;
+    let missing = format!("/v1/systems/{}/versions", uuid::Uuid::new_v4());
+    let steps = [
+        (Method::GET, &missing, None),
+        (Method::POST, &missing, Some(json!({"version": "1.0"}))),
+    ];
+    for (method, path, body) in steps {
+        let r = app.call(0, method, path, body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+    }
 
     // Delete.
-    assert_eq!(
-        app.call(0, Method::DELETE, &p1, None).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call(0, Method::DELETE, &p1, None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    app.expect_statuses(
+        0,
+        &[
+            (Method::DELETE, &p1, StatusCode::NO_CONTENT),
+            (Method::DELETE, &p1, StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
     assert_eq!(app.stored_rows(0, "system_versions").await, 2);
     // Deleting the system deletes its versions.
-    assert_eq!(
-        app.call(0, Method::DELETE, &format!("/v1/systems/{sys}"), None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    let r = app.delete(0, &format!("/v1/systems/{sys}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(app.stored_rows(0, "system_versions").await, 1);
 }
 
@@ -490,11 +372,10 @@ async fn relations_between_systems_of_a_tenant() {
     let c = app.create_system(0, "c", None).await;
     let rel = |s: &str| format!("/v1/systems/{s}/relations");
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &rel(&a),
-            Some(json!({"targetId": b, "kind": "depends_on", "description": "reads ledger"})),
+            json!({"targetId": b, "kind": "depends_on", "description": "reads ledger"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -503,98 +384,67 @@ async fn relations_between_systems_of_a_tenant() {
     let ab = r.str("id");
     assert_eq!(r.header("location").unwrap(), format!("{}/{ab}", rel(&a)));
     let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&c),
-            Some(json!({"targetId": a, "kind": "replaces"})),
-        )
+        .post(0, &rel(&c), json!({"targetId": a, "kind": "replaces"}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let ca = r.str("id");
     // Another kind between the same pair is a different relation.
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &rel(&a),
-            Some(json!({"targetId": b, "kind": "integrates_with"})),
+            json!({"targetId": b, "kind": "integrates_with"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 
     // Errors: duplicate, self, unknown target, bad kind, bad id, unknown field.
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let cases: &[(serde_json::Value, StatusCode, &[&str])] = &[
+        (
+            json!({"targetId": b, "kind": "depends_on"}),
+            StatusCode::CONFLICT,
+            &["targetId"],
+        ),
+        (
+            json!({"targetId": a, "kind": "depends_on"}),
+            unprocessable,
+            &["targetId"],
+        ),
+        (
+            json!({"targetId": uuid::Uuid::new_v4(), "kind": "depends_on"}),
+            unprocessable,
+            &["targetId"],
+        ),
+        (
+            json!({"targetId": c, "kind": "loves"}),
+            unprocessable,
+            &["kind"],
+        ),
+        (
+            json!({"targetId": "nope", "kind": "depends_on"}),
+            unprocessable,
+            &["targetId"],
+        ),
+        (
+            json!({"targetId": c, "kind": "depends_on", "sourceId": b}),
+            unprocessable,
+            &["sourceId"],
+        ),
+    ];
+    app.expect_errors(0, Method::POST, &rel(&a), cases).await;
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": b, "kind": "depends_on"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(r.error_fields(), ["targetId"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": a, "kind": "depends_on"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["targetId"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": uuid::Uuid::new_v4(), "kind": "depends_on"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["targetId"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": c, "kind": "loves"})),
-        )
-        .await;
-    assert_eq!(r.error_fields(), ["kind"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": "nope", "kind": "depends_on"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["targetId"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
-            &rel(&a),
-            Some(json!({"targetId": c, "kind": "depends_on", "sourceId": b})),
-        )
-        .await;
-    assert_eq!(r.error_fields(), ["sourceId"]);
-    let r = app
-        .call(
-            0,
-            Method::POST,
             &rel(&uuid::Uuid::new_v4().to_string()),
-            Some(json!({"targetId": c, "kind": "depends_on"})),
+            json!({"targetId": c, "kind": "depends_on"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(app.stored_rows(0, "system_relations").await, 3);
 
     // Lists by direction and kind, paginated.
-    let ids = |r: &prismicx_harness::service::Reply| -> Vec<String> {
+    let ids = |r: &prismicx_harness::kit::Reply| -> Vec<String> {
         r.body["items"]
             .as_array()
             .unwrap()
@@ -602,90 +452,54 @@ async fn relations_between_systems_of_a_tenant() {
             .map(|x| x["id"].as_str().unwrap().to_string())
             .collect()
     };
-    let r = app.call(0, Method::GET, &rel(&a), None).await;
+    let r = app.get(0, &rel(&a)).await;
     assert_eq!(ids(&r).len(), 3);
-    let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("{}?direction=incoming", rel(&a)),
-            None,
-        )
-        .await;
+    let r = app.get(0, &format!("{}?direction=incoming", rel(&a))).await;
     assert_eq!(ids(&r), std::slice::from_ref(&ca));
     let r = app
-        .call(
+        .get(
             0,
-            Method::GET,
             &format!("{}?direction=outgoing&kind=depends_on", rel(&a)),
-            None,
         )
         .await;
     assert_eq!(ids(&r), std::slice::from_ref(&ab));
-    let r = app
-        .call(0, Method::GET, &format!("{}?limit=2", rel(&a)), None)
-        .await;
+    let r = app.get(0, &format!("{}?limit=2", rel(&a))).await;
     assert_eq!(ids(&r).len(), 2);
     let next = r.str("nextCursor");
     let r2 = app
-        .call(
-            0,
-            Method::GET,
-            &format!("{}?limit=2&cursor={next}", rel(&a)),
-            None,
-        )
+        .get(0, &format!("{}?limit=2&cursor={next}", rel(&a)))
         .await;
     assert_eq!(ids(&r2).len(), 1);
-    for (q, field) in [
+    let bad = [
         ("direction=sideways", "direction"),
         ("kind=x", "kind"),
         ("target=1", "target"),
-    ] {
-        let r = app
-            .call(0, Method::GET, &format!("{}?{q}", rel(&a)), None)
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
-        assert_eq!(r.error_fields(), [field]);
-    }
+    ];
+    app.expect_bad_queries(0, &rel(&a), &bad).await;
 
-    // Reached from either end; not from an unrelated system.
-    assert_eq!(
-        app.call(0, Method::GET, &format!("{}/{ab}", rel(&b)), None)
-            .await
-            .status,
-        StatusCode::OK
+    // Reached from either end; not from an unrelated system. Deleting a system removes the
+    // relations at either end.
+    let (from_a, from_b, from_c) = (
+        format!("{}/{ab}", rel(&a)),
+        format!("{}/{ab}", rel(&b)),
+        format!("{}/{ab}", rel(&c)),
     );
-    assert_eq!(
-        app.call(0, Method::GET, &format!("{}/{ab}", rel(&c)), None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.call(0, Method::DELETE, &format!("{}/{ab}", rel(&c)), None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.call(0, Method::DELETE, &format!("{}/{ab}", rel(&b)), None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.call(0, Method::GET, &format!("{}/{ab}", rel(&a)), None)
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    // Deleting a system removes the relations at either end.
-    assert_eq!(
-        app.call(0, Method::DELETE, &format!("/v1/systems/{a}"), None)
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
+    app.expect_statuses(
+        0,
+        &[
+            (Method::GET, from_b.as_str(), StatusCode::OK),
+            (Method::GET, &from_c, StatusCode::NOT_FOUND),
+            (Method::DELETE, &from_c, StatusCode::NOT_FOUND),
+            (Method::DELETE, &from_b, StatusCode::NO_CONTENT),
+            (Method::GET, &from_a, StatusCode::NOT_FOUND),
+            (
+                Method::DELETE,
+                &format!("/v1/systems/{a}"),
+                StatusCode::NO_CONTENT,
+            ),
+        ],
+    )
+    .await;
     assert_eq!(app.stored_rows(0, "system_relations").await, 0);
 }
 
@@ -697,75 +511,20 @@ async fn authentication_platform_key_and_suspended_tenants() {
         ..Default::default()
     })
     .await;
-    let r = app.api.send(Call::new(Method::GET, "/v1/systems")).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.is_problem());
-    let r = app
-        .api
-        .send(Call::new(Method::GET, "/v1/systems").key("not-a-key"))
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    // A tenant key naming another tenant in X-Tenant.
-    let r = app
-        .api
-        .send(
-            Call::new(Method::GET, "/v1/systems")
-                .key(&app.tenant(0).key)
-                .header("x-tenant", app.tenant(1).slug()),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    app.expect_key_refusals(SYSTEMS).await;
     // The platform key acts for the tenant it names, and must name one.
-    let r = app
-        .api
-        .as_platform(
-            app.tenant(1).slug(),
-            Method::POST,
-            "/v1/systems",
-            Some(json!({"name": "ops"})),
-        )
+    app.expect_platform_creates(1, SYSTEMS, json!({"name": "ops"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.body["tenantId"], app.tenant(1).id().to_string());
-    let r = app
-        .api
-        .send(Call::new(Method::GET, "/v1/systems").key(PLATFORM_KEY))
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.error_fields(), ["X-Tenant"]);
-    let r = app
-        .api
-        .as_platform("no-such-tenant", Method::GET, "/v1/systems", None)
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
     // Suspended: 403 for its key and for the platform key acting for it.
-    let r = app.call(2, Method::GET, "/v1/systems", None).await;
+    let r = app.get(2, SYSTEMS).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
     let r = app
-        .api
-        .as_platform(
-            app.tenant(2).slug(),
-            Method::POST,
-            "/v1/systems",
-            Some(json!({"name": "x"})),
-        )
+        .platform(2, Method::POST, SYSTEMS, Some(json!({"name": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(app.stored_rows(2, "systems").await, 0);
     // The platform routes.
-    let r = app.api.send(Call::new(Method::GET, "/openapi.json")).await;
-    assert_eq!(r.status, StatusCode::OK);
+    let r = app.expect_platform_routes().await;
     assert!(r.body["paths"]["/v1/systems/{id}/configuration/rollback"]["post"].is_object());
-    assert_eq!(
-        app.api
-            .send(Call::new(Method::GET, "/healthz"))
-            .await
-            .status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.api.send(Call::new(Method::GET, "/readyz")).await.status,
-        StatusCode::OK
-    );
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
-use prismicx_harness::service::Call;
+use prismicx_harness::kit::Call;
 use serde_json::json;
 use support::{spawn_app_with, Options, TestApp};
 
@@ -44,12 +44,11 @@ async fn concurrent_writers_with_the_same_if_match_exactly_one_wins() {
                 let (app, sys) = (app.clone(), sys.clone());
                 tokio::spawn(async move {
                     let r = app
-                        .call_if(
+                        .put_if(
                             t,
-                            Method::PUT,
                             &cfg(&sys),
                             round,
-                            Some(json!({"config": {"writer": w, "round": round}})),
+                            json!({"config": {"writer": w, "round": round}}),
                         )
                         .await;
                     (w, r)
@@ -78,7 +77,7 @@ async fn concurrent_writers_with_the_same_if_match_exactly_one_wins() {
             let raw = app.raw_configs(t, &sys).await;
             let versions: Vec<i64> = raw.iter().map(|d| d.get_i64("version").unwrap()).collect();
             assert_eq!(versions, (1..=round + 1).collect::<Vec<_>>(), "tenant {t}");
-            let latest = app.call(t, Method::GET, &cfg(&sys), None).await;
+            let latest = app.get(t, &cfg(&sys)).await;
             assert_eq!(
                 latest.body["config"],
                 json!({"writer": winners[0], "round": round})
@@ -97,12 +96,7 @@ async fn concurrent_writers_without_if_match_all_land_in_gapless_versions() {
                 let (app, sys) = (app.clone(), sys.clone());
                 tokio::spawn(async move {
                     let r = app
-                        .call(
-                            t,
-                            Method::PUT,
-                            &cfg(&sys),
-                            Some(json!({"config": {"writer": w}})),
-                        )
+                        .put(t, &cfg(&sys), json!({"config": {"writer": w}}))
                         .await;
                     assert_eq!(r.status, StatusCode::CREATED, "writer {w}: {:?}", r.body);
                     (w, r.body["version"].as_i64().unwrap())
@@ -146,13 +140,7 @@ async fn concurrent_system_updates_on_one_etag_lose_nothing_silently() {
                 let (app, path) = (app.clone(), path.clone());
                 tokio::spawn(async move {
                     let r = app
-                        .call_if(
-                            t,
-                            Method::PATCH,
-                            &path,
-                            1,
-                            Some(json!({"description": format!("writer {w}")})),
-                        )
+                        .patch_if(t, &path, 1, json!({"description": format!("writer {w}")}))
                         .await;
                     (w, r.status)
                 })
@@ -168,7 +156,7 @@ async fn concurrent_system_updates_on_one_etag_lose_nothing_silently() {
             }
         }
         assert_eq!(winners.len(), 1, "tenant {t}");
-        let r = app.call(t, Method::GET, &path, None).await;
+        let r = app.get(t, &path).await;
         assert_eq!(r.body["revision"], 2);
         assert_eq!(r.body["description"], format!("writer {}", winners[0]));
     }
@@ -187,14 +175,7 @@ async fn a_system_deleted_while_configurations_are_written_leaves_none_behind() 
                 .map(|w| {
                     let (app, sys) = (app.clone(), sys.clone());
                     tokio::spawn(async move {
-                        let r = app
-                            .call(
-                                t,
-                                Method::PUT,
-                                &cfg(&sys),
-                                Some(json!({"config": {"w": w}})),
-                            )
-                            .await;
+                        let r = app.put(t, &cfg(&sys), json!({"config": {"w": w}})).await;
                         r.status
                     })
                 })

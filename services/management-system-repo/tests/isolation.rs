@@ -9,13 +9,17 @@
 
 mod support;
 
+use prismicx_harness::kit::expect_sqlstate;
+
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
 use support::{spawn_app_with, Options, TestApp};
+
+const SYSTEMS: &str = "/v1/systems";
 
 const A: usize = 0;
 const B: usize = 1;
@@ -35,20 +39,18 @@ async fn victim(app: &TestApp, t: usize) -> Victim {
     let sys = app.create_system(t, "crown-jewels", Some(schema)).await;
     let other = app.create_system(t, "vault", None).await;
     let r = app
-        .call(
+        .post(
             t,
-            Method::POST,
             &format!("/v1/systems/{sys}/versions"),
-            Some(json!({"version": "1.0.0", "notes": "mine"})),
+            json!({"version": "1.0.0", "notes": "mine"}),
         )
         .await;
     let version = r.str("id");
     let r = app
-        .call(
+        .post(
             t,
-            Method::POST,
             &format!("/v1/systems/{sys}/relations"),
-            Some(json!({"targetId": other, "kind": "depends_on"})),
+            json!({"targetId": other, "kind": "depends_on"}),
         )
         .await;
     let relation = r.str("id");
@@ -77,9 +79,9 @@ async fn snapshot(app: &TestApp, t: usize, sys: &str, version: &str, relation: &
         format!("/v1/systems/{sys}/configuration"),
         format!("/v1/systems/{sys}/configuration/versions"),
         format!("/v1/systems/{sys}/configuration/versions/1"),
-        "/v1/systems".to_string(),
+        SYSTEMS.to_string(),
     ] {
-        let r = app.call(t, Method::GET, &path, None).await;
+        let r = app.get(t, &path).await;
         assert_eq!(
             r.status,
             StatusCode::OK,
@@ -242,18 +244,17 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
         }
         // Relating the attacker's system to the victim's: the target does not exist for A.
         let r = app
-            .call(
+            .post(
                 A,
-                Method::POST,
                 &format!("/v1/systems/{a_sys}/relations"),
-                Some(json!({"targetId": sys, "kind": "depends_on"})),
+                json!({"targetId": sys, "kind": "depends_on"}),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.error_fields(), ["targetId"]);
         // A tenant key naming the victim in X-Tenant is refused outright.
         for (method, path) in [
-            (Method::GET, "/v1/systems".to_string()),
+            (Method::GET, SYSTEMS.to_string()),
             (Method::GET, format!("/v1/systems/{sys}")),
             (Method::GET, cfg.clone()),
             (Method::DELETE, format!("/v1/systems/{sys}")),
@@ -275,13 +276,13 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     for (method, path, body, field) in [
         (
             Method::POST,
-            "/v1/systems".to_string(),
+            SYSTEMS.to_string(),
             json!({"name": "forged", "tenantId": b_id}),
             "tenantId",
         ),
         (
             Method::POST,
-            "/v1/systems".to_string(),
+            SYSTEMS.to_string(),
             json!({"name": "forged", "tenant_id": b_id}),
             "tenant_id",
         ),
@@ -320,20 +321,17 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     }
     // A forged tenant_id inside a configuration is just data of A's (it cannot move the document).
     let r = app
-        .call(
+        .put(
             A,
-            Method::PUT,
             &format!("/v1/systems/{a_sys}/configuration"),
-            Some(json!({"config": {"tenant_id": b_id.to_string()}})),
+            json!({"config": {"tenant_id": b_id.to_string()}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.body["tenantId"], app.tenant(A).id().to_string());
 
     // A's lists show only A's data.
-    let r = app
-        .call(A, Method::GET, "/v1/systems?limit=200", None)
-        .await;
+    let r = app.get(A, "/v1/systems?limit=200").await;
     let items = r.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     for s in items {
@@ -355,13 +353,7 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["config"]["secret"], format!("tenant {t} v2"));
         let r = app
-            .api
-            .as_platform(
-                app.tenant(A).slug(),
-                Method::GET,
-                &format!("/v1/systems/{}", v.sys),
-                None,
-            )
+            .platform(A, Method::GET, &format!("/v1/systems/{}", v.sys), None)
             .await;
         assert_eq!(
             r.status,
@@ -452,8 +444,10 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
     }
 
     // B's PostgreSQL traffic goes through its own PgBouncer pool alias.
-    let alias =
-        prismicx_service_common::pg::dedicated_pool_alias(&app.db, &app.tenant(B).placement.slug);
+    let alias = prismicx_service_common::pg::dedicated_pool_alias(
+        &app.pg().db,
+        &app.tenant(B).placement.slug,
+    );
     let pools = prismicx_harness::servers()
         .pgbouncer
         .show_databases()
@@ -482,10 +476,7 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
             .unwrap(),
     );
     for _ in 0..3 {
-        assert_eq!(
-            app.call(B, Method::GET, "/v1/systems", None).await.status,
-            StatusCode::OK
-        );
+        assert_eq!(app.get(B, SYSTEMS).await.status, StatusCode::OK);
     }
     // PgBouncer publishes its stats periodically: wait for the counter rather than for time.
     let mut after = before;
@@ -526,44 +517,37 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
         .unwrap();
     assert_eq!(seen, 0);
     // A relation from A's system to B's system id: the composite foreign key refuses it.
-    let err = prismicx_service_common::pg::query(
+    expect_sqlstate(prismicx_service_common::pg::query(
         "INSERT INTO system_relations (source_id, target_id, kind) VALUES ($1, $2, 'depends_on')",
     )
     .bind(uuid::Uuid::parse_str(&a_sys).unwrap())
     .bind(uuid::Uuid::parse_str(&b_sys).unwrap())
     .execute(tx.conn())
-    .await
-    .expect_err("a relation to another tenant's system must be refused");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("23503")
-    );
+    .await, "23503", "a relation to another tenant's system must be refused");
     drop(tx);
     // Forging B's tenant id on a row: row-level security refuses it.
     let mut tx = app.state.db.begin(&a).await.unwrap();
-    let err = prismicx_service_common::pg::query(
-        "INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')",
-    )
-    .bind(app.tenant(B).id())
-    .execute(tx.conn())
-    .await
-    .expect_err("forged tenant_id");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
+    expect_sqlstate(
+        prismicx_service_common::pg::query(
+            "INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')",
+        )
+        .bind(app.tenant(B).id())
+        .execute(tx.conn())
+        .await,
+        "42501",
+        "forged tenant_id",
     );
     drop(tx);
     // Writing into B's schema from A's transaction: the schema's pinned tenant_id refuses it.
     let mut tx = app.state.db.begin(&a).await.unwrap();
-    let err = prismicx_service_common::pg::query(&format!(
-        "INSERT INTO {b_schema}.systems (name) VALUES ('planted')"
-    ))
-    .execute(tx.conn())
-    .await
-    .expect_err("planting a row in another tenant's schema");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("23514")
+    expect_sqlstate(
+        prismicx_service_common::pg::query(&format!(
+            "INSERT INTO {b_schema}.systems (name) VALUES ('planted')"
+        ))
+        .execute(tx.conn())
+        .await,
+        "23514",
+        "planting a row in another tenant's schema",
     );
     drop(tx);
     // Updates and deletes aimed at B's schema touch nothing.
@@ -583,9 +567,7 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
         .rows_affected();
     assert_eq!(n, 0);
     tx.commit().await.unwrap();
-    let r = app
-        .call(B, Method::GET, &format!("/v1/systems/{b_sys}"), None)
-        .await;
+    let r = app.get(B, &format!("/v1/systems/{b_sys}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["description"], "theirs of tenant 1");
 

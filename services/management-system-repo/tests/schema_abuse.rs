@@ -11,10 +11,12 @@ mod support;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use prismicx_harness::service::Reply;
+use prismicx_harness::kit::Reply;
 use prismicx_management_system_repo::GateSettings;
 use serde_json::{json, Map, Value};
 use support::{spawn_app, spawn_app_with, Options, TestApp};
+
+const SYSTEMS: &str = "/v1/systems";
 
 fn cfg(system: &str) -> String {
     format!("/v1/systems/{system}/configuration")
@@ -57,12 +59,10 @@ async fn other_tenant_is_served(app: &TestApp) {
     let sys = app.create_system(1, "billing", Some(schema.clone())).await;
     let version = app.put_config(1, &sys, json!({"port": 8080})).await;
     assert_eq!(version, 1);
-    let r = app.call(1, Method::GET, &cfg(&sys), None).await;
+    let r = app.get(1, &cfg(&sys)).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["config"], json!({"port": 8080}));
-    let r = app
-        .call(1, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(1, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["configSchema"], schema);
     assert_eq!(r.body["description"], "billing of tenant 1");
@@ -129,12 +129,7 @@ async fn validation_past_the_deadline_is_a_422_and_stores_nothing() {
     .await;
     let sys = app.create_system(0, "heavy", Some(heavy_schema())).await;
     let r = app
-        .call(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            Some(json!({"config": heavy_config()})),
-        )
+        .put(0, &cfg(&sys), json!({"config": heavy_config()}))
         .await;
     // (Only the errors are printed: the body may echo a 200 KB document.)
     assert_eq!(
@@ -199,31 +194,25 @@ async fn catastrophic_backtracking_pattern_is_matched_in_linear_time_or_refused(
             "/configSchema/patternProperties/^(?!x)(a+)+$",
         ),
     ] {
+        app.post(
+            0,
+            SYSTEMS,
+            json!({"name": "lookaround", "configSchema": schema}),
+        )
+        .await
+        .expect_fields(StatusCode::UNPROCESSABLE_ENTITY, &[field], &schema);
         let r = app
-            .call(
+            .patch_if(
                 0,
-                Method::POST,
-                "/v1/systems",
-                Some(json!({"name": "lookaround", "configSchema": schema})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
-        assert_eq!(r.error_fields(), [field], "{schema}");
-        let r = app
-            .call_if(
-                0,
-                Method::PATCH,
                 &format!("/v1/systems/{sys}"),
                 1,
-                Some(json!({"configSchema": schema})),
+                json!({"configSchema": schema}),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{schema}");
     }
     assert_eq!(app.stored_rows(0, "systems").await, 1);
-    let r = app
-        .call(0, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.body["revision"], 1, "the system is unchanged");
 }
 
@@ -260,12 +249,7 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         ),
     ] {
         let r = app
-            .call(
-                0,
-                Method::POST,
-                "/v1/systems",
-                Some(json!({"name": "bomb", "configSchema": schema})),
-            )
+            .post(0, SYSTEMS, json!({"name": "bomb", "configSchema": schema}))
             .await;
         assert_eq!(
             r.status,
@@ -285,19 +269,16 @@ async fn deeply_nested_or_exploding_schemas_are_refused_naming_the_limit() {
         .create_system(0, "plain", Some(json!({"type": "object"})))
         .await;
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &format!("/v1/systems/{sys}"),
             1,
-            Some(json!({"configSchema": {"$defs": fan_out_defs(30), "$ref": "#/$defs/a30"}})),
+            json!({"configSchema": {"$defs": fan_out_defs(30), "$ref": "#/$defs/a30"}}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
     assert_eq!(r.error_fields(), ["configSchema"]);
-    let r = app
-        .call(0, Method::GET, &format!("/v1/systems/{sys}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/systems/{sys}")).await;
     assert_eq!(r.body["revision"], 1);
     assert_eq!(r.body["configSchema"], json!({"type": "object"}));
     other_tenant_is_served(&app).await;
@@ -337,9 +318,7 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         ),
         (json!({"name": "nu\u{0}l"}), "name"),
     ] {
-        let r = app
-            .call(0, Method::POST, "/v1/systems", Some(body.clone()))
-            .await;
+        let r = app.post(0, SYSTEMS, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -360,18 +339,11 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         ),
         (json!({"attributes": {"team": "\u{0}"}}), "attributes"),
     ] {
-        let r = app
-            .call_if(0, Method::PATCH, &system_path, 1, Some(body.clone()))
-            .await;
-        assert_eq!(
-            r.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {:?}",
-            r.body
-        );
-        assert_eq!(r.error_fields(), [field], "{body}");
+        app.patch_if(0, &system_path, 1, body.clone())
+            .await
+            .expect_fields(StatusCode::UNPROCESSABLE_ENTITY, &[field], body);
     }
-    let r = app.call(0, Method::GET, &system_path, None).await;
+    let r = app.get(0, &system_path).await;
     assert_eq!(r.body["revision"], 1);
     assert_eq!(r.body["configSchema"], json!({}));
     assert_eq!(r.body["attributes"], json!({}));
@@ -380,30 +352,22 @@ async fn nul_characters_in_bodies_are_a_422_and_store_nothing() {
         json!({"config": {"key": "a\u{0}"}}),
         json!({"config": {"a\u{0}": 1}}),
     ] {
-        let r = app
-            .call(0, Method::PUT, &cfg(&sys), Some(body.clone()))
-            .await;
+        let r = app.put(0, &cfg(&sys), body.clone()).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(r.error_fields(), ["config"], "{body}");
     }
     let r = app
-        .call(
-            0,
-            Method::PUT,
-            &cfg(&sys),
-            Some(json!({"config": {}, "comment": "\u{0}"})),
-        )
+        .put(0, &cfg(&sys), json!({"config": {}, "comment": "\u{0}"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["comment"]);
     assert!(app.raw_configs(0, &sys).await.is_empty());
 
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
             &format!("/v1/systems/{sys}/versions"),
-            Some(json!({"version": "1.0.0", "notes": "\u{0}"})),
+            json!({"version": "1.0.0", "notes": "\u{0}"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);

@@ -8,10 +8,12 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::service::{Call, TestTenant, PLATFORM_KEY};
+use prismicx_harness::kit::{Call, TestTenant, PLATFORM_KEY};
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::{json, Value};
 use support::{spawn, spawn_tenants, tag, TestApp};
+
+const TASKS: &str = "/v1/tasks";
 
 /// The number of tasks tenant `i` has (through the API).
 async fn count(app: &TestApp, i: usize) -> usize {
@@ -22,18 +24,17 @@ async fn count(app: &TestApp, i: usize) -> usize {
 async fn create_returns_the_task_with_defaults_location_and_etag() {
     let app = spawn(1, &[]).await;
     let r = app
-        .call(
+        .post(
             0,
-            Method::POST,
-            "/v1/tasks",
-            Some(json!({
+            TASKS,
+            json!({
                 "title": "  Write the report  ",
                 "description": "Quarterly numbers",
                 "assignee": "user-42",
                 "dueAt": "2030-05-01T12:30:00.250+02:00",
                 "labels": ["Finance", " finance", "Q2"],
                 "attributes": {"estimate": 3, "links": ["https://example.com"], "meta": {"a": 1.5}}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
@@ -42,7 +43,7 @@ async fn create_returns_the_task_with_defaults_location_and_etag() {
     assert!(uuid::Uuid::parse_str(id).is_ok());
     assert_eq!(r.header("location").unwrap(), format!("/v1/tasks/{id}"));
     assert_eq!(r.header("etag").unwrap(), "\"1\"");
-    assert_eq!(t["tenantId"], app.t(0).id().to_string());
+    assert_eq!(t["tenantId"], app.tenant(0).id().to_string());
     assert_eq!(t["title"], "Write the report");
     assert_eq!(t["status"], "todo");
     assert_eq!(t["priority"], "normal");
@@ -52,7 +53,7 @@ async fn create_returns_the_task_with_defaults_location_and_etag() {
     assert_eq!(t["completedAt"], Value::Null);
     assert_eq!(t["createdAt"], t["updatedAt"]);
     // What was stored is what was answered.
-    let g = app.get(0, id).await;
+    let g = app.task(0, id).await;
     assert_eq!(g.status, StatusCode::OK);
     assert_eq!(g.header("etag").unwrap(), "\"1\"");
     assert_eq!(&g.body, t);
@@ -124,9 +125,7 @@ async fn invalid_creates_name_the_field_and_store_nothing() {
         ),
     ];
     for (body, field) in cases {
-        let r = app
-            .call(0, Method::POST, "/v1/tasks", Some(body.clone()))
-            .await;
+        let r = app.post(0, TASKS, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -150,8 +149,8 @@ async fn invalid_creates_name_the_field_and_store_nothing() {
     let raw = |ct: &str, body: &'static str| {
         Request::builder()
             .method(Method::POST)
-            .uri("/v1/tasks")
-            .header("authorization", format!("Bearer {}", app.t(0).key))
+            .uri(TASKS)
+            .header("authorization", format!("Bearer {}", app.tenant(0).key))
             .header("content-type", ct)
             .body(Body::from(body))
             .unwrap()
@@ -174,13 +173,13 @@ async fn invalid_creates_name_the_field_and_store_nothing() {
 #[tokio::test]
 async fn get_answers_404_for_unknown_ids_and_400_for_malformed_ones() {
     let app = spawn(1, &[]).await;
-    let r = app.get(0, &uuid::Uuid::new_v4().to_string()).await;
+    let r = app.task(0, &uuid::Uuid::new_v4().to_string()).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.is_problem());
-    let r = app.get(0, "not-a-uuid").await;
+    let r = app.task(0, "not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["id"]);
-    let r = app.call(0, Method::PUT, "/v1/tasks", None).await;
+    let r = app.call(0, Method::PUT, TASKS, None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -198,15 +197,14 @@ async fn patch_changes_fields_bumps_the_revision_and_clears_with_null() {
     let id = t["id"].as_str().unwrap();
     let path = format!("/v1/tasks/{id}");
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &path,
             1,
-            Some(json!({
+            json!({
                 "title": " renamed ", "priority": "high", "labels": ["B", "c", "b"],
                 "attributes": {"drop": null, "nested": {"y": 2}, "added": true}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -223,15 +221,14 @@ async fn patch_changes_fields_bumps_the_revision_and_clears_with_null() {
     assert_eq!(u["description"], "d", "untouched fields stay");
     assert_eq!(u["createdAt"], t["createdAt"]);
     assert!(u["updatedAt"].as_str().unwrap() >= t["updatedAt"].as_str().unwrap());
-    assert_eq!(&app.get(0, id).await.body, u);
+    assert_eq!(&app.task(0, id).await.body, u);
 
     let r = app
-        .call_if(
+        .patch_if(
             0,
-            Method::PATCH,
             &path,
             2,
-            Some(json!({"description": null, "assignee": null, "dueAt": null})),
+            json!({"description": null, "assignee": null, "dueAt": null}),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -239,7 +236,7 @@ async fn patch_changes_fields_bumps_the_revision_and_clears_with_null() {
         assert_eq!(r.body[f], Value::Null, "{f}");
     }
     assert_eq!(r.body["revision"], 3);
-    assert_eq!(app.get(0, id).await.body, r.body);
+    assert_eq!(app.task(0, id).await.body, r.body);
 }
 
 #[tokio::test]
@@ -252,8 +249,8 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     let path = format!("/v1/tasks/{id}");
     let change = json!({"title": "changed"});
 
-    // No If-Match: 428 Precondition Required naming the header, for every write.
-    for (method, p, body) in [
+    // Every write: PATCH, DELETE and a transition.
+    let writes = [
         (Method::PATCH, path.clone(), Some(change.clone())),
         (Method::DELETE, path.clone(), None),
         (
@@ -261,7 +258,9 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
             format!("{path}/transitions"),
             Some(json!({"to": "in_progress"})),
         ),
-    ] {
+    ];
+    // No If-Match: 428 Precondition Required naming the header, for every write.
+    for (method, p, body) in writes.clone() {
         let r = app.call(0, method.clone(), &p, body).await;
         assert_eq!(
             r.status,
@@ -277,7 +276,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
             .api
             .send(
                 Call::new(Method::PATCH, path.clone())
-                    .key(&app.t(0).key)
+                    .key(&app.tenant(0).key)
                     .header("if-match", bad)
                     .json(change.clone()),
             )
@@ -287,15 +286,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     }
     // Stale (or future) revisions: 412.
     for rev in [0, 2, 99] {
-        for (method, p, body) in [
-            (Method::PATCH, path.clone(), Some(change.clone())),
-            (Method::DELETE, path.clone(), None),
-            (
-                Method::POST,
-                format!("{path}/transitions"),
-                Some(json!({"to": "in_progress"})),
-            ),
-        ] {
+        for (method, p, body) in writes.clone() {
             let r = app.call_if(0, method.clone(), &p, rev, body).await;
             assert_eq!(
                 r.status,
@@ -321,9 +312,7 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
         (json!({"revision": 5}), "revision"),
         (json!({"createdAt": "2020-01-01T00:00:00Z"}), "createdAt"),
     ] {
-        let r = app
-            .call_if(0, Method::PATCH, &path, 1, Some(body.clone()))
-            .await;
+        let r = app.patch_if(0, &path, 1, body.clone()).await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -339,31 +328,21 @@ async fn writes_need_a_current_if_match_and_refused_ones_change_nothing() {
     // Merged attributes over the limit: 422, nothing written.
     let keys: serde_json::Map<String, Value> =
         (0..65).map(|i| (format!("k{i}"), json!(i))).collect();
-    let r = app
-        .call_if(
-            0,
-            Method::PATCH,
-            &path,
-            1,
-            Some(json!({"attributes": keys})),
-        )
-        .await;
+    let r = app.patch_if(0, &path, 1, json!({"attributes": keys})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     // Unknown task: 404 whatever the revision.
     let other = format!("/v1/tasks/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        app.call_if(0, Method::PATCH, &other, 1, Some(change.clone()))
-            .await
-            .status,
+        app.patch_if(0, &other, 1, change.clone()).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.call_if(0, Method::DELETE, &other, 1, None).await.status,
+        app.delete_if(0, &other, 1).await.status,
         StatusCode::NOT_FOUND
     );
 
     // Nothing of the above changed the task.
-    let g = app.get(0, id).await;
+    let g = app.task(0, id).await;
     assert_eq!(g.body, t);
     assert_eq!(g.header("etag").unwrap(), "\"1\"");
 }
@@ -374,24 +353,22 @@ async fn delete_needs_the_current_revision_and_then_the_task_is_gone() {
     let keep = app.create_titled(0, "keep").await;
     let id = app.create_titled(0, "remove").await;
     let path = format!("/v1/tasks/{id}");
-    let r = app
-        .call_if(0, Method::PATCH, &path, 1, Some(json!({"title": "v2"})))
-        .await;
+    let r = app.patch_if(0, &path, 1, json!({"title": "v2"})).await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = app.call_if(0, Method::DELETE, &path, 1, None).await;
+    let r = app.delete_if(0, &path, 1).await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    assert_eq!(app.get(0, &id).await.body["title"], "v2");
-    let r = app.call_if(0, Method::DELETE, &path, 2, None).await;
+    assert_eq!(app.task(0, &id).await.body["title"], "v2");
+    let r = app.delete_if(0, &path, 2).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(r.body, Value::Null);
-    assert_eq!(app.get(0, &id).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.task(0, &id).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        app.call_if(0, Method::DELETE, &path, 2, None).await.status,
+        app.delete_if(0, &path, 2).await.status,
         StatusCode::NOT_FOUND
     );
     let all = app.list_all(0, "", 50).await;
     assert_eq!(support::ids(&all), vec![keep.clone()]);
-    assert_eq!(app.get(0, &keep).await.status, StatusCode::OK);
+    assert_eq!(app.task(0, &keep).await.status, StatusCode::OK);
 }
 
 /// Every allowed transition, through the dedicated endpoint and through PATCH `status`.
@@ -414,17 +391,10 @@ async fn every_allowed_transition_moves_the_task_and_keeps_completed_at_in_step(
         let id = app.create_titled(0, "walker").await;
         let mut rev = 1;
         for (from, to) in walk {
-            let before = app.get(0, &id).await.body;
+            let before = app.task(0, &id).await.body;
             assert_eq!(before["status"], from);
             let r = if via_patch {
-                app.call_if(
-                    0,
-                    Method::PATCH,
-                    &format!("/v1/tasks/{id}"),
-                    rev,
-                    Some(json!({"status": to})),
-                )
-                .await
+                app.patch_task(0, &id, rev, json!({"status": to})).await
             } else {
                 app.transition(0, &id, rev, to).await
             };
@@ -439,7 +409,7 @@ async fn every_allowed_transition_moves_the_task_and_keeps_completed_at_in_step(
             } else {
                 assert_eq!(r.body["completedAt"], Value::Null, "{from} -> {to}");
             }
-            assert_eq!(app.get(0, &id).await.body, r.body, "stored as answered");
+            assert_eq!(app.task(0, &id).await.body, r.body, "stored as answered");
         }
     }
 }
@@ -474,7 +444,7 @@ async fn invalid_transitions_are_refused_with_the_allowed_ones_and_change_nothin
             if ok.contains(&to) {
                 continue;
             }
-            let before = app.get(0, id).await;
+            let before = app.task(0, id).await;
             assert_eq!(before.body["status"], *status);
             let rev = before.body["revision"].as_i64().unwrap();
             let r = app.transition(0, id, rev, to).await;
@@ -488,39 +458,32 @@ async fn invalid_transitions_are_refused_with_the_allowed_ones_and_change_nothin
             assert_eq!(r.error_fields(), ["status"]);
             let detail = r.body["detail"].as_str().unwrap();
             assert!(detail.contains(&ok.join(", ")), "{detail}");
-            assert_eq!(app.get(0, id).await.body, before.body, "{status} -> {to}");
+            assert_eq!(app.task(0, id).await.body, before.body, "{status} -> {to}");
             if to == *status {
                 continue;
             }
             // PATCH refuses it too, and writes none of its other fields.
             let r = app
-                .call_if(
+                .patch_task(
                     0,
-                    Method::PATCH,
-                    &format!("/v1/tasks/{id}"),
+                    id,
                     rev,
-                    Some(json!({"status": to, "title": "must not be written"})),
+                    json!({"status": to, "title": "must not be written"}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CONFLICT, "PATCH {status} -> {to}");
             assert_eq!(r.error_fields(), ["status"]);
             assert_eq!(
-                app.get(0, id).await.body,
+                app.task(0, id).await.body,
                 before.body,
                 "PATCH {status} -> {to}"
             );
         }
         // Through PATCH, naming the current status is no transition: the other fields change.
-        let before = app.get(0, id).await.body;
+        let before = app.task(0, id).await.body;
         let rev = before["revision"].as_i64().unwrap();
         let r = app
-            .call_if(
-                0,
-                Method::PATCH,
-                &format!("/v1/tasks/{id}"),
-                rev,
-                Some(json!({"status": status, "title": "renamed"})),
-            )
+            .patch_task(0, id, rev, json!({"status": status, "title": "renamed"}))
             .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["status"], *status);
@@ -528,7 +491,7 @@ async fn invalid_transitions_are_refused_with_the_allowed_ones_and_change_nothin
         assert_eq!(r.body["completedAt"], before["completedAt"]);
     }
     // An unknown target status is a 422 naming `to`.
-    let rev = app.get(0, &tasks[0].1).await.body["revision"]
+    let rev = app.task(0, &tasks[0].1).await.body["revision"]
         .as_i64()
         .unwrap();
     let r = app.transition(0, &tasks[0].1, rev, "archived").await;
@@ -553,11 +516,11 @@ async fn keys_tenants_and_suspension() {
     let suspended = TestTenant::new(Tier::Standard).with_state(TenantState::Suspended);
     let app = spawn_tenants(vec![active, suspended]).await;
     // No key, a wrong key: 401.
-    let r = app.api.send(Call::new(Method::GET, "/v1/tasks")).await;
+    let r = app.api.send(Call::new(Method::GET, TASKS)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/tasks").key("nope"))
+        .send(Call::new(Method::GET, TASKS).key("nope"))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // A suspended tenant's key: 403 for reads and writes.
@@ -565,33 +528,22 @@ async fn keys_tenants_and_suspension() {
         (Method::GET, None),
         (Method::POST, Some(json!({"title": "x"}))),
     ] {
-        let r = app.call(1, m, "/v1/tasks", body).await;
+        let r = app.call(1, m, TASKS, body).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert!(r.is_problem());
     }
-    let r = app
-        .api
-        .as_platform(app.t(1).slug(), Method::GET, "/v1/tasks", None)
-        .await;
+    let r = app.platform(1, Method::GET, TASKS, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // The platform key acts for the tenant named in X-Tenant.
     let r = app
-        .api
-        .as_platform(
-            app.t(0).slug(),
-            Method::POST,
-            "/v1/tasks",
-            Some(json!({"title": "by platform"})),
-        )
+        .expect_platform_creates(0, TASKS, json!({"title": "by platform"}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.body["tenantId"], app.t(0).id().to_string());
     let id = r.body["id"].as_str().unwrap();
-    assert_eq!(app.get(0, id).await.body["title"], "by platform");
+    assert_eq!(app.task(0, id).await.body["title"], "by platform");
     // The platform key without X-Tenant names no tenant.
     let r = app
         .api
-        .send(Call::new(Method::GET, "/v1/tasks").key(PLATFORM_KEY))
+        .send(Call::new(Method::GET, TASKS).key(PLATFORM_KEY))
         .await;
     assert!(r.status.is_client_error(), "{}", r.status);
     // Platform routes need no key.

@@ -6,7 +6,7 @@
 
 mod support;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use futures::future::join_all;
 use serde_json::json;
 use support::{spawn, TestApp};
@@ -20,7 +20,7 @@ async fn racing_patches_one_wins(app: &TestApp, i: usize) {
         let path = path.clone();
         async move {
             let body = json!({"title": format!("writer {n}"), "labels": [format!("w{n}")]});
-            (n, app.call_if(i, Method::PATCH, &path, 1, Some(body)).await)
+            (n, app.patch_if(i, &path, 1, body).await)
         }
     }))
     .await;
@@ -56,7 +56,7 @@ async fn racing_patches_one_wins(app: &TestApp, i: usize) {
         "the race never reached the conditional write"
     );
     let (n, won) = winners[0];
-    let stored = app.get(i, &id).await;
+    let stored = app.task(i, &id).await;
     assert_eq!(
         stored.body, won.body,
         "the stored task is the winner's answer"
@@ -97,7 +97,7 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
         assert!(replies
             .iter()
             .all(|r| r.status == StatusCode::OK || r.status == StatusCode::PRECONDITION_FAILED));
-        let stored = app.get(i, &id).await.body;
+        let stored = app.task(i, &id).await.body;
         assert_eq!(stored["status"], ok[0].body["status"]);
         assert_eq!(stored["revision"], 2);
 
@@ -109,16 +109,10 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
             let app = &app;
             async move {
                 if n == 0 {
-                    app.call_if(i, Method::DELETE, &path, 1, None).await
+                    app.delete_if(i, &path, 1).await
                 } else {
-                    app.call_if(
-                        i,
-                        Method::PATCH,
-                        &path,
-                        1,
-                        Some(json!({"title": format!("p{n}")})),
-                    )
-                    .await
+                    app.patch_if(i, &path, 1, json!({"title": format!("p{n}")}))
+                        .await
                 }
             }
         }))
@@ -130,7 +124,7 @@ async fn racing_transitions_and_deletes_exactly_one_wins() {
             "{:?}",
             replies.iter().map(|r| r.status).collect::<Vec<_>>()
         );
-        let stored = app.get(i, &id).await;
+        let stored = app.task(i, &id).await;
         if won[0].status == StatusCode::NO_CONTENT {
             assert_eq!(stored.status, StatusCode::NOT_FOUND);
             // Every loser saw the task gone or changed.
@@ -160,7 +154,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
                 let mut conflicts = 0;
                 for k in 0..per_worker {
                     loop {
-                        let cur = app.get(i, &id).await;
+                        let cur = app.task(i, &id).await;
                         let rev = cur.body["revision"].as_i64().unwrap();
                         let mut labels: Vec<String> = cur.body["labels"]
                             .as_array()
@@ -169,15 +163,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
                             .map(|l| l.as_str().unwrap().to_string())
                             .collect();
                         labels.push(format!("w{w}-{k}"));
-                        let r = app
-                            .call_if(
-                                i,
-                                Method::PATCH,
-                                &path,
-                                rev,
-                                Some(json!({"labels": labels})),
-                            )
-                            .await;
+                        let r = app.patch_if(i, &path, rev, json!({"labels": labels})).await;
                         match r.status {
                             StatusCode::OK => break,
                             StatusCode::PRECONDITION_FAILED => conflicts += 1,
@@ -189,7 +175,7 @@ async fn read_modify_write_clients_that_retry_on_412_lose_no_update() {
             }
         }))
         .await;
-        let stored = app.get(i, &id).await.body;
+        let stored = app.task(i, &id).await.body;
         let labels = stored["labels"].as_array().unwrap();
         assert_eq!(
             labels.len(),

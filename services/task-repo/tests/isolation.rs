@@ -10,10 +10,12 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, spec::BinarySubtype, Bson, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
+
+const TASKS: &str = "/v1/tasks";
 
 const A: usize = 0;
 const B: usize = 1;
@@ -51,27 +53,19 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
             }
             let vid = id(&tasks[victim]);
             let path = format!("/v1/tasks/{vid}");
-            let before = app.get(victim, vid).await;
+            let before = app.task(victim, vid).await;
             let ctx = format!("tenant {attacker} against tenant {victim}");
             // Read, update, transition, delete by id: 404, as if the task did not exist.
-            let r = app.get(attacker, vid).await;
+            let r = app.task(attacker, vid).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: GET");
             for rev in [1, 2] {
                 let r = app
-                    .call_if(
-                        attacker,
-                        Method::PATCH,
-                        &path,
-                        rev,
-                        Some(json!({"title": "pwned"})),
-                    )
+                    .patch_if(attacker, &path, rev, json!({"title": "pwned"}))
                     .await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: PATCH");
                 let r = app.transition(attacker, vid, rev, "in_progress").await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: transition");
-                let r = app
-                    .call_if(attacker, Method::DELETE, &path, rev, None)
-                    .await;
+                let r = app.delete_if(attacker, &path, rev).await;
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: DELETE");
             }
             // Lists and every filter that names the victim's data show only the attacker's.
@@ -89,7 +83,7 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
                 for item in app.list_all(attacker, &query, 1).await {
                     assert_eq!(
                         item["tenantId"],
-                        app.t(attacker).id().to_string(),
+                        app.tenant(attacker).id().to_string(),
                         "{ctx}: ?{query}"
                     );
                     assert_ne!(item["id"], tasks[victim]["id"], "{ctx}: ?{query}");
@@ -99,16 +93,16 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
             // tenant key with X-Tenant naming another tenant is refused.
             for (m, p, body) in [
                 (Method::GET, path.clone(), None),
-                (Method::GET, "/v1/tasks".to_string(), None),
+                (Method::GET, TASKS.to_string(), None),
                 (
                     Method::POST,
-                    "/v1/tasks".to_string(),
+                    TASKS.to_string(),
                     Some(json!({"title": "planted"})),
                 ),
             ] {
                 let mut call = Call::new(m.clone(), p.clone())
-                    .key(&app.t(attacker).key)
-                    .header("x-tenant", app.t(victim).slug());
+                    .key(&app.tenant(attacker).key)
+                    .header("x-tenant", app.tenant(victim).slug());
                 call.body = body;
                 let r = app.api.send(call).await;
                 assert_eq!(
@@ -118,7 +112,7 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
                 );
             }
             // The victim's task is exactly as it was.
-            let after = app.get(victim, vid).await;
+            let after = app.task(victim, vid).await;
             assert_eq!(after.status, StatusCode::OK);
             assert_eq!(after.body, before.body, "{ctx}");
             assert_eq!(after.header("etag"), before.header("etag"));
@@ -139,20 +133,15 @@ async fn no_tenant_key_reaches_another_tenants_tasks() {
 async fn a_cursor_of_another_tenant_shows_only_the_callers_tasks() {
     let (app, tasks) = three_tenants().await;
     app.create_titled(B, "bravo two").await;
-    let r = app.call(B, Method::GET, "/v1/tasks?limit=1", None).await;
+    let r = app.get(B, "/v1/tasks?limit=1").await;
     let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
     for attacker in [A, C] {
         let r = app
-            .call(
-                attacker,
-                Method::GET,
-                &format!("/v1/tasks?cursor={cursor}"),
-                None,
-            )
+            .get(attacker, &format!("/v1/tasks?cursor={cursor}"))
             .await;
         assert_eq!(r.status, StatusCode::OK);
         for item in r.body["items"].as_array().unwrap() {
-            assert_eq!(item["tenantId"], app.t(attacker).id().to_string());
+            assert_eq!(item["tenantId"], app.tenant(attacker).id().to_string());
         }
         assert!(!r.body.to_string().contains("bravo"));
     }
@@ -167,25 +156,17 @@ async fn forged_tenant_ids_in_bodies_are_refused_and_write_nothing() {
             if attacker == victim {
                 continue;
             }
-            let victim_id = app.t(victim).id().to_string();
+            let victim_id = app.tenant(victim).id().to_string();
             for field in ["tenantId", "tenant_id"] {
                 let mut body = json!({"title": "forged"});
                 body[field] = json!(victim_id);
-                let r = app
-                    .call(attacker, Method::POST, "/v1/tasks", Some(body))
-                    .await;
+                let r = app.post(attacker, TASKS, body).await;
                 assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
                 assert_eq!(r.error_fields(), [field]);
                 // On the attacker's own task: PATCH and transition bodies.
                 let own = format!("/v1/tasks/{}", id(&tasks[attacker]));
                 let r = app
-                    .call_if(
-                        attacker,
-                        Method::PATCH,
-                        &own,
-                        1,
-                        Some(json!({ field: victim_id })),
-                    )
+                    .patch_if(attacker, &own, 1, json!({ field: victim_id }))
                     .await;
                 assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
                 assert_eq!(r.error_fields(), [field]);
@@ -213,30 +194,27 @@ async fn forged_tenant_ids_in_bodies_are_refused_and_write_nothing() {
 async fn the_platform_key_acts_for_the_tenant_in_x_tenant() {
     let (app, tasks) = three_tenants().await;
     for t in [A, B, C] {
-        let slug = app.t(t).slug().to_string();
+        let slug = app.tenant(t).slug().to_string();
         let path = format!("/v1/tasks/{}", id(&tasks[t]));
         let r = app.api.as_platform(&slug, Method::GET, &path, None).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body, tasks[t]);
-        let r = app
-            .api
-            .as_platform(&slug, Method::GET, "/v1/tasks", None)
-            .await;
+        let r = app.api.as_platform(&slug, Method::GET, TASKS, None).await;
         assert_eq!(r.body["items"], json!([tasks[t].clone()]));
         let r = app
             .api
             .send(
                 Call::new(Method::PATCH, path.clone())
-                    .key(prismicx_harness::service::PLATFORM_KEY)
+                    .key(prismicx_harness::kit::PLATFORM_KEY)
                     .header("x-tenant", &slug)
                     .header("if-match", "\"1\"")
                     .json(json!({"priority": "urgent"})),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert_eq!(app.get(t, id(&tasks[t])).await.body["priority"], "urgent");
+        assert_eq!(app.task(t, id(&tasks[t])).await.body["priority"], "urgent");
         // Acting for another tenant does not reach this one's task.
-        let other = app.t((t + 1) % 3).slug().to_string();
+        let other = app.tenant((t + 1) % 3).slug().to_string();
         let r = app.api.as_platform(&other, Method::GET, &path, None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
@@ -261,16 +239,21 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
     let (app, tasks) = three_tenants().await;
     let client = mongo_system().await;
     let tenant_server = mongo_tenant().await;
-    let dedicated_db = |i: usize| format!("task_repository__{}", app.t(i).slug().replace('-', "_"));
+    let dedicated_db = |i: usize| {
+        format!(
+            "task_repository__{}",
+            app.tenant(i).slug().replace('-', "_")
+        )
+    };
     // B (dedicated): in its own database on mongodb-tenant, not in the shared one.
-    let b = raw(&tenant_server, &dedicated_db(B), app.t(B).id()).await;
+    let b = raw(&tenant_server, &dedicated_db(B), app.tenant(B).id()).await;
     assert_eq!(b.len(), 1);
-    assert!(raw(&client, "task_repository", app.t(B).id())
+    assert!(raw(&client, "task_repository", app.tenant(B).id())
         .await
         .is_empty());
     // A and C (standard): in the shared database, not in a database of their own.
     for s in [A, C] {
-        let docs = raw(&client, "task_repository", app.t(s).id()).await;
+        let docs = raw(&client, "task_repository", app.tenant(s).id()).await;
         assert_eq!(docs.len(), 1, "tenant {s}");
         let names = tenant_server.list_database_names().await.unwrap();
         assert!(
@@ -296,7 +279,7 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
     for (i, d) in [
         (
             A,
-            raw(&client, "task_repository", app.t(A).id())
+            raw(&client, "task_repository", app.tenant(A).id())
                 .await
                 .remove(0),
         ),
@@ -309,7 +292,7 @@ async fn each_tier_stores_its_documents_in_its_own_database() {
             other => panic!("{k} is not a BSON UUID: {other:?}"),
         };
         assert_eq!(uuid_of("_id").to_string(), id(&tasks[i]));
-        assert_eq!(uuid_of("tenant_id"), app.t(i).id());
+        assert_eq!(uuid_of("tenant_id"), app.tenant(i).id());
         assert!(matches!(d.get("created_at"), Some(Bson::DateTime(_))));
         assert!(matches!(d.get("due_at"), Some(Bson::DateTime(_))));
         assert_eq!(d.get_i64("revision").unwrap(), 1);

@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::HashSet;
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use support::{ids, spawn, TestApp};
@@ -83,12 +83,11 @@ async fn seed(app: &TestApp) -> Vec<Value> {
     // Touch a few so updatedAt differs from createdAt order.
     for t in [&created[0], &created[5], &created[2]] {
         let r = app
-            .call_if(
+            .patch_if(
                 0,
-                Method::PATCH,
                 &format!("/v1/tasks/{}", t["id"].as_str().unwrap()),
                 1,
-                Some(json!({"description": "touched"})),
+                json!({"description": "touched"}),
             )
             .await;
         assert_eq!(r.status, StatusCode::OK);
@@ -138,35 +137,21 @@ async fn a_cursor_works_only_with_the_sort_it_was_made_for() {
     for i in 0..3 {
         app.create_titled(0, &format!("t{i}")).await;
     }
-    let r = app
-        .call(0, Method::GET, "/v1/tasks?sort=-dueAt&limit=1", None)
-        .await;
+    let r = app.get(0, "/v1/tasks?sort=-dueAt&limit=1").await;
     let cursor = r.body["nextCursor"].as_str().unwrap().to_string();
     let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/tasks?sort=dueAt&cursor={cursor}"),
-            None,
-        )
+        .get(0, &format!("/v1/tasks?sort=dueAt&cursor={cursor}"))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["cursor"]);
-    let r = app
-        .call(0, Method::GET, &format!("/v1/tasks?cursor={cursor}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/tasks?cursor={cursor}")).await;
     assert_eq!(
         r.status,
         StatusCode::BAD_REQUEST,
         "default sort is createdAt"
     );
     let r = app
-        .call(
-            0,
-            Method::GET,
-            &format!("/v1/tasks?sort=-dueAt&cursor={cursor}"),
-            None,
-        )
+        .get(0, &format!("/v1/tasks?sort=-dueAt&cursor={cursor}"))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
@@ -365,7 +350,7 @@ async fn bad_list_parameters_are_400_naming_the_parameter() {
         // A well-formed cursor of the priority sort with an impossible key.
         ("sort=priority&cursor=eyJzIjoicHJpb3JpdHkiLCJrIjo5OSwiaWQiOiIwMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDAifQ", "cursor"),
     ] {
-        let r = app.call(0, Method::GET, &format!("/v1/tasks?{query}"), None).await;
+        let r = app.get(0, &format!("/v1/tasks?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
         assert!(r.is_problem(), "{query}");
         assert_eq!(r.error_fields(), [field], "{query}");
@@ -378,9 +363,7 @@ async fn bad_list_parameters_are_400_naming_the_parameter() {
         "overdue=false",
         "q=%E2%9C%93",
     ] {
-        let r = app
-            .call(0, Method::GET, &format!("/v1/tasks?{query}"), None)
-            .await;
+        let r = app.get(0, &format!("/v1/tasks?{query}")).await;
         assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
     }
 }

@@ -7,7 +7,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::service::{Call, PLATFORM_KEY};
+use prismicx_harness::kit::{Call, PLATFORM_KEY};
 use prismicx_service_common::auth::KeyDigest;
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::json;
@@ -47,25 +47,19 @@ async fn keys_are_shown_once_listed_by_prefix_and_stop_working_when_revoked() {
     assert_eq!(me.str("slug"), a.slug());
 
     // Listings and reads never show the key or its digest again.
-    let list = t.api.as_tenant(a, Method::GET, "/v1/api-keys", None).await;
+    let list = t.get(0, "/v1/api-keys").await;
     assert_eq!(list.status, StatusCode::OK);
     let items = list.body["items"].as_array().unwrap();
     assert!(items.iter().any(|k| k["id"] == id.as_str()));
     assert!(!mentions(&list.body, &key[12..]));
     assert!(!mentions(&list.body, "sha256:"));
-    let one = t
-        .api
-        .as_tenant(a, Method::GET, &format!("/v1/api-keys/{id}"), None)
-        .await;
+    let one = t.get(0, &format!("/v1/api-keys/{id}")).await;
     assert_eq!(one.status, StatusCode::OK);
     assert!(one.body.get("key").is_none());
     assert!(!mentions(&one.body, &key[12..]));
 
     // Revoked: refused at once by this service, revoking again is harmless.
-    let revoke = t
-        .api
-        .as_tenant(a, Method::DELETE, &format!("/v1/api-keys/{id}"), None)
-        .await;
+    let revoke = t.delete(0, &format!("/v1/api-keys/{id}")).await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
     let me = t
         .api
@@ -73,19 +67,13 @@ async fn keys_are_shown_once_listed_by_prefix_and_stop_working_when_revoked() {
         .await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     assert!(me.is_problem());
-    let again = t
-        .api
-        .as_tenant(a, Method::DELETE, &format!("/v1/api-keys/{id}"), None)
-        .await;
+    let again = t.delete(0, &format!("/v1/api-keys/{id}")).await;
     assert_eq!(again.status, StatusCode::NO_CONTENT);
-    let one = t
-        .api
-        .as_tenant(a, Method::GET, &format!("/v1/api-keys/{id}"), None)
-        .await;
+    let one = t.get(0, &format!("/v1/api-keys/{id}")).await;
     assert_eq!(one.str("status"), "revoked");
     assert!(one.body["revokedAt"].is_string());
     // The fixture key is untouched.
-    let me = t.api.as_tenant(a, Method::GET, "/v1/tenant", None).await;
+    let me = t.get(0, "/v1/tenant").await;
     assert_eq!(me.status, StatusCode::OK);
 }
 
@@ -99,7 +87,7 @@ async fn expired_keys_are_refused_and_bad_key_requests_name_the_field() {
         .send(Call::new(Method::GET, "/v1/tenant").key("pxk_expired_fixture_key_000000000000"))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let list = t.api.as_tenant(a, Method::GET, "/v1/api-keys", None).await;
+    let list = t.get(0, "/v1/api-keys").await;
     assert!(list.body["items"]
         .as_array()
         .unwrap()
@@ -116,62 +104,36 @@ async fn expired_keys_are_refused_and_bad_key_requests_name_the_field() {
         (json!({"name": 5}), "name"),
         (json!({"name": "x", "expiresAt": "tomorrow"}), "expiresAt"),
     ] {
-        let r = t
-            .api
-            .as_tenant(a, Method::POST, "/v1/api-keys", Some(body.clone()))
-            .await;
+        let r = t.post(0, "/v1/api-keys", body.clone()).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(r.error_fields(), [field], "{body}: {}", r.body);
     }
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/api-keys/not-a-uuid", None)
-        .await;
+    let r = t.get(0, "/v1/api-keys/not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/api-keys?limit=0", None)
-        .await;
+    let r = t.get(0, "/v1/api-keys?limit=0").await;
     assert_eq!(r.error_fields(), ["limit"]);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/api-keys?cursor=garbage", None)
-        .await;
+    let r = t.get(0, "/v1/api-keys?cursor=garbage").await;
     assert_eq!(r.error_fields(), ["cursor"]);
     // Nothing was created by the refused requests.
-    let list = t.api.as_tenant(a, Method::GET, "/v1/api-keys", None).await;
+    let list = t.get(0, "/v1/api-keys").await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
 async fn api_keys_page_through_every_key_once() {
     let t = spawn().await;
-    let a = &t.tenants[0];
     for i in 0..4 {
         let r = t
-            .api
-            .as_tenant(
-                a,
-                Method::POST,
-                "/v1/api-keys",
-                Some(json!({"name": format!("k{i}")})),
-            )
+            .post(0, "/v1/api-keys", json!({"name": format!("k{i}")}))
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let mut seen = Vec::new();
-    let mut path = "/v1/api-keys?limit=2".to_string();
-    loop {
-        let r = t.api.as_tenant(a, Method::GET, &path, None).await;
-        assert_eq!(r.status, StatusCode::OK);
-        for k in r.body["items"].as_array().unwrap() {
-            seen.push(k["id"].as_str().unwrap().to_string());
-        }
-        match r.body["nextCursor"].as_str() {
-            Some(c) => path = format!("/v1/api-keys?limit=2&cursor={c}"),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = t
+        .all_pages(0, "/v1/api-keys", 2)
+        .await
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_string())
+        .collect();
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
@@ -184,22 +146,13 @@ async fn the_registry_is_listed_for_the_platform_only() {
     let t = spawn().await;
     let (a, b) = (&t.tenants[0], &t.tenants[1]);
     // Other tests register tenants too: page through the whole registry.
-    let mut slugs: Vec<String> = Vec::new();
-    let mut path = "/v1/tenants?limit=7".to_string();
-    loop {
-        let r = t
-            .api
-            .send(Call::new(Method::GET, &path).key(PLATFORM_KEY))
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        for x in r.body["items"].as_array().unwrap() {
-            slugs.push(x["slug"].as_str().unwrap().to_string());
-        }
-        match r.body["nextCursor"].as_str() {
-            Some(c) => path = format!("/v1/tenants?limit=7&cursor={c}"),
-            None => break,
-        }
-    }
+    let slugs: Vec<String> = t
+        .api
+        .all_pages(PLATFORM_KEY, "/v1/tenants", 7)
+        .await
+        .iter()
+        .map(|x| x["slug"].as_str().unwrap().to_string())
+        .collect();
     let mut sorted = slugs.clone();
     sorted.sort();
     sorted.dedup();
@@ -237,17 +190,11 @@ async fn the_registry_is_listed_for_the_platform_only() {
         .all(|x| x["tier"] == "dedicated"));
 
     // Tenant keys see their own entry only.
-    let r = t.api.as_tenant(a, Method::GET, "/v1/tenants", None).await;
+    let r = t.get(0, "/v1/tenants").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, &format!("/v1/tenants/{}", b.slug()), None)
-        .await;
+    let r = t.get(0, &format!("/v1/tenants/{}", b.slug())).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, &format!("/v1/tenants/{}", a.slug()), None)
-        .await;
+    let r = t.get(0, &format!("/v1/tenants/{}", a.slug())).await;
     assert_eq!(r.status, StatusCode::OK);
 
     for (path, field) in [
@@ -256,12 +203,10 @@ async fn the_registry_is_listed_for_the_platform_only() {
         ("/v1/tenants?color=red", "color"),
         ("/v1/tenants/Not_A_Slug", "slug"),
     ] {
-        let r = t
-            .api
+        t.api
             .send(Call::new(Method::GET, path).key(PLATFORM_KEY))
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
-        assert_eq!(r.error_fields(), [field], "{path}");
+            .await
+            .expect_fields(StatusCode::BAD_REQUEST, &[field], path);
     }
     let r = t
         .api
@@ -283,7 +228,7 @@ async fn the_internal_directory_answers_the_platform_key_only() {
     assert_eq!(r.str("id"), b.id().to_string());
     assert_eq!(r.str("tier"), "dedicated");
     assert_eq!(r.str("state"), "active");
-    let r = t.api.as_tenant(a, Method::GET, &path, None).await;
+    let r = t.get(0, &path).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     let verify = |digest: String| {
@@ -343,7 +288,7 @@ async fn suspended_tenants_are_refused_but_stay_visible_to_the_platform() {
     let a = &t.tenants[0];
     set_state(&t.store, a, TenantState::Suspended).await;
     t.state.tenancy.invalidate_all();
-    let r = t.api.as_tenant(a, Method::GET, "/v1/settings", None).await;
+    let r = t.get(0, "/v1/settings").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
     let r = t
@@ -356,103 +301,52 @@ async fn suspended_tenants_are_refused_but_stay_visible_to_the_platform() {
 #[tokio::test]
 async fn settings_have_revisions_and_refuse_stale_writes() {
     let t = spawn().await;
-    let a = &t.tenants[0];
     let value =
         json!({"dotted.key": 1, "$dollar": [1, 2.5, "x", null], "big": 9007199254740993u64});
     let r = t
-        .api
-        .as_tenant(
-            a,
-            Method::PUT,
-            "/v1/settings/ui.theme",
-            Some(json!({"value": value})),
-        )
+        .put(0, "/v1/settings/ui.theme", json!({"value": value}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     assert_eq!(r.header("etag").unwrap(), "\"1\"");
     assert_eq!(r.body["value"], value);
 
     let r = t
-        .api
-        .as_tenant(
-            a,
-            Method::PUT,
-            "/v1/settings/ui.theme",
-            Some(json!({"value": "dark"})),
-        )
+        .put(0, "/v1/settings/ui.theme", json!({"value": "dark"}))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revision"], 2);
 
     // A stale If-Match changes nothing.
     let r = t
-        .api
-        .send(
-            Call::new(Method::PUT, "/v1/settings/ui.theme")
-                .key(&a.key)
-                .header("if-match", "\"1\"")
-                .json(json!({"value": "light"})),
-        )
+        .put_if(0, "/v1/settings/ui.theme", 1, json!({"value": "light"}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/settings/ui.theme", None)
-        .await;
+    let r = t.get(0, "/v1/settings/ui.theme").await;
     assert_eq!(r.body["value"], "dark");
     assert_eq!(r.header("etag").unwrap(), "\"2\"");
 
     let r = t
-        .api
-        .send(
-            Call::new(Method::PUT, "/v1/settings/ui.theme")
-                .key(&a.key)
-                .header("if-match", "\"2\"")
-                .json(json!({"value": "light"})),
-        )
+        .put_if(0, "/v1/settings/ui.theme", 2, json!({"value": "light"}))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revision"], 3);
 
     // If-Match on a setting that does not exist is a failed precondition, not a creation.
     let r = t
-        .api
-        .send(
-            Call::new(Method::PUT, "/v1/settings/absent")
-                .key(&a.key)
-                .header("if-match", "\"1\"")
-                .json(json!({"value": 1})),
-        )
+        .put_if(0, "/v1/settings/absent", 1, json!({"value": 1}))
         .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/settings/absent", None)
-        .await;
+    let r = t.get(0, "/v1/settings/absent").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    let r = t
-        .api
-        .send(
-            Call::new(Method::DELETE, "/v1/settings/ui.theme")
-                .key(&a.key)
-                .header("if-match", "\"2\""),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
-    let r = t
-        .api
-        .send(
-            Call::new(Method::DELETE, "/v1/settings/ui.theme")
-                .key(&a.key)
-                .header("if-match", "\"3\""),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = t
-        .api
-        .as_tenant(a, Method::DELETE, "/v1/settings/ui.theme", None)
-        .await;
+    let theme = "/v1/settings/ui.theme";
+    #[rustfmt::skip]
+    let steps = [
+        (Method::DELETE, theme, 2, None, StatusCode::PRECONDITION_FAILED),
+        (Method::DELETE, theme, 3, None, StatusCode::NO_CONTENT),
+    ];
+    t.expect_conditional(0, &steps).await;
+    let r = t.delete(0, "/v1/settings/ui.theme").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -462,20 +356,11 @@ async fn settings_list_in_key_order_and_bad_input_names_the_field() {
     let a = &t.tenants[0];
     for k in ["c", "a", "b"] {
         let r = t
-            .api
-            .as_tenant(
-                a,
-                Method::PUT,
-                &format!("/v1/settings/{k}"),
-                Some(json!({"value": k})),
-            )
+            .put(0, &format!("/v1/settings/{k}"), json!({"value": k}))
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/settings?limit=2", None)
-        .await;
+    let r = t.get(0, "/v1/settings?limit=2").await;
     let keys: Vec<&str> = r.body["items"]
         .as_array()
         .unwrap()
@@ -485,13 +370,7 @@ async fn settings_list_in_key_order_and_bad_input_names_the_field() {
     assert_eq!(keys, ["a", "b"]);
     let cursor = r.str("nextCursor");
     let r = t
-        .api
-        .as_tenant(
-            a,
-            Method::GET,
-            &format!("/v1/settings?limit=2&cursor={cursor}"),
-            None,
-        )
+        .get(0, &format!("/v1/settings?limit=2&cursor={cursor}"))
         .await;
     assert_eq!(r.body["items"][0]["key"], "c");
     assert!(r.body.get("nextCursor").is_none());
@@ -528,7 +407,7 @@ async fn settings_list_in_key_order_and_bad_input_names_the_field() {
         ),
         (Method::GET, "/v1/settings?sort=key", None, 400, "sort"),
     ] {
-        let r = t.api.as_tenant(a, method.clone(), path, body).await;
+        let r = t.call(0, method.clone(), path, body).await;
         assert_eq!(r.status.as_u16(), status, "{method} {path}: {}", r.body);
         assert_eq!(r.error_fields(), [field], "{path}");
         assert!(r.is_problem());
@@ -558,10 +437,7 @@ async fn settings_list_in_key_order_and_bad_input_names_the_field() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // None of the refused writes created the setting.
-    let r = t
-        .api
-        .as_tenant(a, Method::GET, "/v1/settings/ok", None)
-        .await;
+    let r = t.get(0, "/v1/settings/ok").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 

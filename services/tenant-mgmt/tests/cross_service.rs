@@ -23,7 +23,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Method, Request, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_store, ApiClient, Call, TestTenant, PLATFORM_KEY};
+use prismicx_harness::kit::{mongo_store, ApiClient, Call, TestTenant, PLATFORM_KEY};
 use prismicx_harness::{servers, unique_name};
 use prismicx_service_common::config::Secret;
 use prismicx_service_common::directory::{RemoteDirectory, VERIFY_KEY_PATH};
@@ -70,7 +70,7 @@ async fn platform() -> Platform {
 /// to the registry documents (as the operator would write them) before anything is cached.
 async fn platform_with(
     options: TenancyOptions,
-    edit: impl Fn(&prismicx_harness::service::TestTenant) -> Option<mongodb::bson::Document>,
+    edit: impl Fn(&prismicx_harness::kit::TestTenant) -> Option<mongodb::bson::Document>,
 ) -> Platform {
     let mgmt = spawn_with(Options {
         tenants: 2,
@@ -224,18 +224,7 @@ async fn publish(kind: TenantEventKind, t: &TestTenant) {
 async fn revoked_key_is_refused_at_once_by_other_services() {
     let p = platform().await;
     for tenant in p.mgmt.tenants.clone() {
-        let issued = p
-            .mgmt
-            .api
-            .as_platform(
-                tenant.slug(),
-                Method::POST,
-                "/v1/api-keys",
-                Some(json!({"name": "app"})),
-            )
-            .await;
-        assert_eq!(issued.status, StatusCode::CREATED);
-        let (id, key) = (issued.str("id"), issued.str("key"));
+        let (id, key) = issue(&p, &tenant).await;
         p.all_answer(&key, StatusCode::OK).await;
 
         let r = p
@@ -317,7 +306,7 @@ async fn from_client(
     ip: &str,
     key: &str,
     path: &str,
-) -> prismicx_harness::service::Reply {
+) -> prismicx_harness::kit::Reply {
     let mut req = Request::get(path)
         .header(header::AUTHORIZATION, format!("Bearer {key}"))
         .body(Body::empty())
@@ -330,7 +319,7 @@ async fn from_client(
     api.raw(req).await
 }
 
-fn assert_throttled(r: &prismicx_harness::service::Reply) {
+fn assert_throttled(r: &prismicx_harness::kit::Reply) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
     let retry: u64 = r
         .header("retry-after")

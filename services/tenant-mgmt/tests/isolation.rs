@@ -8,7 +8,7 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{mongo_system, mongo_tenant, Call, TestTenant};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, Call, TestTenant};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_tenant_mgmt::MONGO;
 use serde_json::json;
@@ -47,14 +47,11 @@ async fn one_tenants_key_never_reaches_another_tenants_keys_or_settings() {
 
         // Keys: read, revoke and list.
         let path = format!("/v1/api-keys/{victim_key_id}");
-        let r = t.api.as_tenant(a, Method::GET, &path, None).await;
+        let r = t.get(0, &path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-        let r = t.api.as_tenant(a, Method::DELETE, &path, None).await;
+        let r = t.delete(0, &path).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
-        let r = t
-            .api
-            .as_tenant(a, Method::GET, "/v1/api-keys?limit=200", None)
-            .await;
+        let r = t.get(0, "/v1/api-keys?limit=200").await;
         assert!(r.body["items"]
             .as_array()
             .unwrap()
@@ -62,24 +59,12 @@ async fn one_tenants_key_never_reaches_another_tenants_keys_or_settings() {
             .all(|k| k["id"] != victim_key_id.as_str()));
 
         // Settings: A's reads and writes of the same name touch A's own setting only.
-        let r = t
-            .api
-            .as_tenant(a, Method::GET, "/v1/settings/secret", None)
-            .await;
+        let r = t.get(0, "/v1/settings/secret").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        let r = t.delete(0, "/v1/settings/secret").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = t
-            .api
-            .as_tenant(a, Method::DELETE, "/v1/settings/secret", None)
-            .await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND);
-        let r = t
-            .api
-            .send(
-                Call::new(Method::PUT, "/v1/settings/secret")
-                    .key(&a.key)
-                    .header("if-match", "\"1\"")
-                    .json(json!({"value": "overwritten"})),
-            )
+            .put_if(0, "/v1/settings/secret", 1, json!({"value": "overwritten"}))
             .await;
         assert_eq!(r.status, StatusCode::PRECONDITION_FAILED);
 
@@ -130,13 +115,7 @@ async fn one_tenants_key_never_reaches_another_tenants_keys_or_settings() {
     }
     // A's writes under the same name created A's own setting, not the victims'.
     let r = t
-        .api
-        .as_tenant(
-            a,
-            Method::PUT,
-            "/v1/settings/secret",
-            Some(json!({"value": "mine"})),
-        )
+        .put(0, "/v1/settings/secret", json!({"value": "mine"}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     for victim in [b, c] {

@@ -7,21 +7,23 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use prismicx_harness::kit::{Call, PLATFORM_KEY};
 use serde_json::json;
-use support::{spawn_app, PLATFORM_KEY};
+use support::spawn_app;
+
+const USERS: &str = "/v1/users";
 
 #[tokio::test]
 async fn user_crud_round_trip() {
     let app = spawn_app().await;
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({
+            USERS,
+            json!({
                 "email": "  Ada@Example.com ", "displayName": "Ada Lovelace",
                 "attributes": {"team": "engines", "level": 3}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -29,23 +31,20 @@ async fn user_crud_round_trip() {
     assert_eq!(r.headers["location"], format!("/v1/users/{id}"));
     assert_eq!(r.body["email"], "ada@example.com");
     assert_eq!(r.body["status"], "active");
-    assert_eq!(r.body["tenantId"], app.tenant(0).id.to_string());
+    assert_eq!(r.body["tenantId"], app.tenant(0).id().to_string());
 
-    let r = app
-        .as_tenant(0, Method::GET, &format!("/v1/users/{id}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/users/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["attributes"]["team"], "engines");
 
     let r = app
-        .as_tenant(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/users/{id}"),
-            Some(json!({
+            json!({
                 "displayName": "Ada King", "status": "disabled",
                 "attributes": {"level": null, "lang": "en"}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -57,29 +56,16 @@ async fn user_crud_round_trip() {
     );
     assert!(r.body["updatedAt"].as_str() > r.body["createdAt"].as_str());
 
-    let r = app
-        .as_tenant(0, Method::DELETE, &format!("/v1/users/{id}"), None)
-        .await;
+    let r = app.delete(0, &format!("/v1/users/{id}")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = app
-        .as_tenant(0, Method::GET, &format!("/v1/users/{id}"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/users/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.is_problem());
-    let r = app
-        .as_tenant(0, Method::DELETE, &format!("/v1/users/{id}"), None)
-        .await;
+    let r = app.delete(0, &format!("/v1/users/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Every change is in the audit trail, in order.
-    let r = app
-        .as_tenant(
-            0,
-            Method::GET,
-            &format!("/v1/audit-events?entityId={id}"),
-            None,
-        )
-        .await;
+    let r = app.get(0, &format!("/v1/audit-events?entityId={id}")).await;
     let actions: Vec<&str> = r.body["items"]
         .as_array()
         .unwrap()
@@ -93,41 +79,13 @@ async fn user_crud_round_trip() {
 #[tokio::test]
 async fn platform_key_acts_for_the_named_tenant() {
     let app = spawn_app().await;
-    let slug = app.tenant(1).slug.clone();
+    let slug = app.tenant(1).slug().to_string();
+    let ops = json!({"email": "ops@x.io", "displayName": "Ops"});
+    app.expect_platform_creates(1, USERS, ops).await;
+    app.expect_key_refusals(USERS).await;
     let r = app
-        .call(
-            Method::POST,
-            "/v1/users",
-            Some(PLATFORM_KEY),
-            Some(&slug),
-            Some(json!({"email": "ops@x.io", "displayName": "Ops"})),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.body["tenantId"], app.tenant(1).id.to_string());
-    let r = app
-        .call(Method::GET, "/v1/users", Some(PLATFORM_KEY), None, None)
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.error_fields(), ["X-Tenant"]);
-    let r = app
-        .call(
-            Method::GET,
-            "/v1/users",
-            Some(PLATFORM_KEY),
-            Some("no-such-tenant"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = app
-        .call(
-            Method::GET,
-            "/v1/audit-events",
-            Some(PLATFORM_KEY),
-            Some(&slug),
-            None,
-        )
+        .api
+        .as_platform(&slug, Method::GET, "/v1/audit-events", None)
         .await;
     assert_eq!(r.body["items"][0]["actor"], "platform");
 }
@@ -135,36 +93,25 @@ async fn platform_key_acts_for_the_named_tenant() {
 #[tokio::test]
 async fn authentication_errors() {
     let app = spawn_app().await;
-    let r = app.call(Method::GET, "/v1/users", None, None, None).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert!(r.is_problem());
+    let r = app.api.send(Call::new(Method::GET, USERS)).await;
     assert_eq!(r.headers["www-authenticate"], "Bearer");
-    let r = app
-        .call(Method::GET, "/v1/users", Some("not-a-key"), None, None)
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    app.expect_key_refusals(USERS).await;
     let a_key = app.tenant(0).key.clone();
-    let b_slug = app.tenant(1).slug.clone();
     let r = app
-        .call(Method::GET, "/v1/users", Some(&a_key), Some(&b_slug), None)
-        .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = app
-        .call(
-            Method::GET,
-            "/v1/users",
-            Some(&a_key),
-            Some("Not_A_Slug"),
-            None,
+        .api
+        .send(
+            Call::new(Method::GET, USERS)
+                .key(&a_key)
+                .header("x-tenant", "Not_A_Slug"),
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // X-API-Key works as well as Bearer.
-    let req = Request::get("/v1/users")
+    let req = Request::get(USERS)
         .header("x-api-key", a_key)
         .body(Body::empty())
         .unwrap();
-    assert_eq!(app.send(req).await.status, StatusCode::OK);
+    assert_eq!(app.api.raw(req).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -174,29 +121,23 @@ async fn suspended_tenants_are_refused() {
         ..Default::default()
     })
     .await;
-    let r = app.as_tenant(1, Method::GET, "/v1/users", None).await;
+    let r = app.get(1, USERS).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert!(r.body["detail"].as_str().unwrap().contains("suspended"));
-    assert_eq!(
-        app.as_tenant(0, Method::GET, "/v1/users", None)
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get(0, USERS).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn validation_errors_name_every_field_and_store_nothing() {
     let app = spawn_app().await;
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({
+            USERS,
+            json!({
                 "email": "not-an-email", "displayName": "", "status": "zombie",
                 "attributes": {"bad key": 1, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
-            })),
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -214,69 +155,38 @@ async fn validation_errors_name_every_field_and_store_nothing() {
         ]
     );
 
-    let r = app
-        .as_tenant(
-            0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({"email": "a@b.io"})),
-        )
-        .await;
+    let r = app.post(0, USERS, json!({"email": "a@b.io"})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["displayName"]);
     let r = app
-        .as_tenant(
-            0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({"email": 5, "displayName": "x"})),
-        )
+        .post(0, USERS, json!({"email": 5, "displayName": "x"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["email"]);
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({"email": "a@b.io", "displayName": "x", "attributes": [1]})),
+            USERS,
+            json!({"email": "a@b.io", "displayName": "x", "attributes": [1]}),
         )
         .await;
     assert_eq!(r.error_fields(), ["attributes"]);
 
     // Malformed JSON, wrong media type.
-    let key = app.tenant(0).key.clone();
-    let req = Request::post("/v1/users")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
-        .body(Body::from("{\"email\": "))
-        .unwrap();
-    let r = app.send(req).await;
+    let post = |ct, body| app.raw_body(0, Method::POST, USERS, ct, body);
+    let r = post("application/json", "{\"email\": ").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.error_fields(), ["body"]);
-    let req = Request::post("/v1/users")
-        .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "text/plain")
-        .body(Body::from("hello"))
-        .unwrap();
-    assert_eq!(
-        app.send(req).await.status,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE
-    );
+    let r = post("text/plain", "hello").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     // Too large a body.
     let huge = json!({"email": "a@b.io", "displayName": "x", "attributes": {"blob": "x".repeat(2 * 1024 * 1024)}});
-    assert_eq!(
-        app.as_tenant(0, Method::POST, "/v1/users", Some(huge))
-            .await
-            .status,
-        StatusCode::PAYLOAD_TOO_LARGE
-    );
+    let r = app.post(0, USERS, huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Bad ids.
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users/not-a-uuid", None)
-        .await;
+    let r = app.get(0, "/v1/users/not-a-uuid").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.is_problem());
 
@@ -284,7 +194,7 @@ async fn validation_errors_name_every_field_and_store_nothing() {
     let mut admin = app.admin().await;
     let n: i64 = prismicx_service_common::pg::query_scalar(&format!(
         "SELECT count(*) FROM \"tenant_{}\".users",
-        app.tenant(0).slug.replace('-', "_")
+        app.tenant(0).slug().replace('-', "_")
     ))
     .fetch_one(&mut admin)
     .await
@@ -298,47 +208,26 @@ async fn patch_errors_leave_the_user_unchanged() {
     let id = app.create_user(0, "keep@x.io", "Keep").await;
     app.create_user(0, "taken@x.io", "Taken").await;
     let path = format!("/v1/users/{id}");
-    let r = app
-        .as_tenant(0, Method::PATCH, &path, Some(json!({})))
-        .await;
+    let r = app.patch(0, &path, json!({})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    let r = app
-        .as_tenant(
-            0,
-            Method::PATCH,
-            &path,
-            Some(json!({"email": "Taken@X.io"})),
-        )
-        .await;
+    let r = app.patch(0, &path, json!({"email": "Taken@X.io"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["email"]);
     let r = app
-        .as_tenant(
-            0,
-            Method::PATCH,
-            &path,
-            Some(json!({"displayName": "New", "status": "gone"})),
-        )
+        .patch(0, &path, json!({"displayName": "New", "status": "gone"}))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["status"]);
-    let r = app
-        .as_tenant(0, Method::PATCH, &path, Some(json!({"attributes": "x"})))
-        .await;
+    let r = app.patch(0, &path, json!({"attributes": "x"})).await;
     assert_eq!(r.error_fields(), ["attributes"]);
-    let r = app.as_tenant(0, Method::GET, &path, None).await;
+    let r = app.get(0, &path).await;
     assert_eq!(r.body["email"], "keep@x.io");
     assert_eq!(r.body["displayName"], "Keep");
     let missing = format!("/v1/users/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        app.as_tenant(
-            0,
-            Method::PATCH,
-            &missing,
-            Some(json!({"displayName": "x"}))
-        )
-        .await
-        .status,
+        app.patch(0, &missing, json!({"displayName": "x"}))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
@@ -348,11 +237,10 @@ async fn duplicate_email_is_409_per_tenant_only() {
     let app = spawn_app().await;
     app.create_user(0, "same@x.io", "One").await;
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({"email": "SAME@x.io", "displayName": "Two"})),
+            USERS,
+            json!({"email": "SAME@x.io", "displayName": "Two"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
@@ -367,79 +255,46 @@ async fn list_filters_search_and_cursor_pagination() {
     let mut ids = Vec::new();
     for i in 0..7 {
         let r = app
-            .as_tenant(
+            .post(
                 0,
-                Method::POST,
-                "/v1/users",
-                Some(json!({
+                USERS,
+                json!({
                     "email": format!("user{i}@corp.io"), "displayName": format!("User_{i} 100%"),
                     "status": if i % 2 == 0 { "active" } else { "invited" },
                     "attributes": {"dept": if i < 3 { "eng" } else { "ops" }}
-                })),
+                }),
             )
             .await;
         ids.push(r.body["id"].as_str().unwrap().to_string());
     }
     // Pages of 3 walk every user once, in creation order.
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/users?limit=3&cursor={c}"),
-            None => "/v1/users?limit=3".into(),
-        };
-        let r = app.as_tenant(0, Method::GET, &path, None).await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        seen.extend(
-            r.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|u| u["id"].as_str().unwrap().to_string()),
-        );
-        match r.body["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let seen: Vec<String> = app
+        .all_pages(0, USERS, 3)
+        .await
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(seen, ids);
 
     let count = |body: &serde_json::Value| body["items"].as_array().unwrap().len();
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?status=invited", None)
-        .await;
+    let r = app.get(0, "/v1/users?status=invited").await;
     assert_eq!(count(&r.body), 3);
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?attr.dept=eng", None)
-        .await;
+    let r = app.get(0, "/v1/users?attr.dept=eng").await;
     assert_eq!(count(&r.body), 3);
-    let r = app
-        .as_tenant(
-            0,
-            Method::GET,
-            "/v1/users?attr.dept=eng&status=active",
-            None,
-        )
-        .await;
+    let r = app.get(0, "/v1/users?attr.dept=eng&status=active").await;
     assert_eq!(count(&r.body), 2);
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?q=USER3", None)
-        .await;
+    let r = app.get(0, "/v1/users?q=USER3").await;
     assert_eq!(count(&r.body), 1);
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?email=User5@Corp.io", None)
-        .await;
+    let r = app.get(0, "/v1/users?email=User5@Corp.io").await;
     assert_eq!(r.body["items"][0]["id"], ids[5]);
     // LIKE wildcards in the search text match literally.
-    let r = app.as_tenant(0, Method::GET, "/v1/users?q=%25", None).await;
+    let r = app.get(0, "/v1/users?q=%25").await;
     assert_eq!(count(&r.body), 7);
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?q=_1%20", None)
-        .await;
+    let r = app.get(0, "/v1/users?q=_1%20").await;
     assert_eq!(count(&r.body), 1);
-    let r = app.as_tenant(0, Method::GET, "/v1/users?q=r_", None).await;
+    let r = app.get(0, "/v1/users?q=r_").await;
     assert_eq!(count(&r.body), 7);
-    let r = app.as_tenant(0, Method::GET, "/v1/users?q=rx", None).await;
+    let r = app.get(0, "/v1/users?q=rx").await;
     assert_eq!(count(&r.body), 0);
 
     for (q, field) in [
@@ -449,11 +304,11 @@ async fn list_filters_search_and_cursor_pagination() {
         ("status=zombie", "status"),
         ("sort=name", "sort"),
     ] {
-        let r = app
-            .as_tenant(0, Method::GET, &format!("/v1/users?{q}"), None)
-            .await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
-        assert_eq!(r.error_fields(), [field], "{q}");
+        app.get(0, &format!("/v1/users?{q}")).await.expect_fields(
+            StatusCode::BAD_REQUEST,
+            &[field],
+            q,
+        );
     }
 }
 
@@ -463,26 +318,22 @@ async fn roles_and_memberships() {
     let user = app.create_user(0, "m@x.io", "Member").await;
     let other = app.create_user(0, "o@x.io", "Other").await;
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
             "/v1/roles",
-            Some(json!({"name": "admin", "description": "All", "permissions": ["users:write"]})),
+            json!({"name": "admin", "description": "All", "permissions": ["users:write"]}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let admin_role = r.body["id"].as_str().unwrap().to_string();
-    let r = app
-        .as_tenant(0, Method::POST, "/v1/roles", Some(json!({"name": "admin"})))
-        .await;
+    let r = app.post(0, "/v1/roles", json!({"name": "admin"})).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_fields(), ["name"]);
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
             "/v1/roles",
-            Some(json!({"name": "Bad Name", "permissions": [""]})),
+            json!({"name": "Bad Name", "permissions": [""]}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -490,22 +341,18 @@ async fn roles_and_memberships() {
 
     let grant = format!("/v1/users/{user}/roles/{admin_role}");
     assert_eq!(
-        app.as_tenant(0, Method::PUT, &grant, None).await.status,
+        app.call(0, Method::PUT, &grant, None).await.status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.as_tenant(0, Method::PUT, &grant, None).await.status,
+        app.call(0, Method::PUT, &grant, None).await.status,
         StatusCode::NO_CONTENT,
         "idempotent"
     );
-    let r = app
-        .as_tenant(0, Method::GET, &format!("/v1/users/{user}/roles"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/users/{user}/roles")).await;
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     assert_eq!(r.body[0]["name"], "admin");
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/users?role=admin", None)
-        .await;
+    let r = app.get(0, "/v1/users?role=admin").await;
     let members: Vec<&str> = r.body["items"]
         .as_array()
         .unwrap()
@@ -517,57 +364,39 @@ async fn roles_and_memberships() {
 
     let missing_role = format!("/v1/users/{user}/roles/{}", uuid::Uuid::new_v4());
     assert_eq!(
-        app.as_tenant(0, Method::PUT, &missing_role, None)
-            .await
-            .status,
+        app.call(0, Method::PUT, &missing_role, None).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.as_tenant(0, Method::DELETE, &missing_role, None)
-            .await
-            .status,
+        app.delete(0, &missing_role).await.status,
         StatusCode::NOT_FOUND
     );
 
-    let r = app
-        .as_tenant(0, Method::GET, "/v1/roles?limit=1", None)
-        .await;
+    let r = app.get(0, "/v1/roles?limit=1").await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
     assert!(r.body.get("nextCursor").is_none());
     assert_eq!(
-        app.as_tenant(0, Method::GET, &format!("/v1/roles/{admin_role}"), None)
-            .await
-            .status,
+        app.get(0, &format!("/v1/roles/{admin_role}")).await.status,
         StatusCode::OK
     );
 
+    assert_eq!(app.delete(0, &grant).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.delete(0, &grant).await.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        app.as_tenant(0, Method::DELETE, &grant, None).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.as_tenant(0, Method::DELETE, &grant, None).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.as_tenant(0, Method::PUT, &grant, None).await.status,
+        app.call(0, Method::PUT, &grant, None).await.status,
         StatusCode::NO_CONTENT
     );
     // Deleting the role removes its memberships.
     assert_eq!(
-        app.as_tenant(0, Method::DELETE, &format!("/v1/roles/{admin_role}"), None)
+        app.delete(0, &format!("/v1/roles/{admin_role}"))
             .await
             .status,
         StatusCode::NO_CONTENT
     );
-    let r = app
-        .as_tenant(0, Method::GET, &format!("/v1/users/{user}/roles"), None)
-        .await;
+    let r = app.get(0, &format!("/v1/users/{user}/roles")).await;
     assert_eq!(r.body, json!([]));
     assert_eq!(
-        app.as_tenant(0, Method::GET, &format!("/v1/roles/{admin_role}"), None)
-            .await
-            .status,
+        app.get(0, &format!("/v1/roles/{admin_role}")).await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -575,21 +404,11 @@ async fn roles_and_memberships() {
 #[tokio::test]
 async fn platform_routes_and_openapi() {
     let app = spawn_app().await;
-    assert_eq!(
-        app.call(Method::GET, "/healthz", None, None, None)
-            .await
-            .status,
-        StatusCode::OK
-    );
-    let r = app.call(Method::GET, "/readyz", None, None, None).await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = app.api.send(Call::new(Method::GET, "/readyz")).await;
     assert_eq!(r.body["checks"]["postgres"], "ok");
-    let r = app
-        .call(Method::GET, "/openapi.json", None, None, None)
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    let r = app.expect_platform_routes().await;
     for path in [
-        "/v1/users",
+        USERS,
         "/v1/users/{id}",
         "/v1/users/{id}/roles",
         "/v1/users/{id}/roles/{role_id}",
@@ -603,18 +422,13 @@ async fn platform_routes_and_openapi() {
         );
     }
     let r = app
-        .call(
-            Method::GET,
-            "/no/such/route",
-            Some(PLATFORM_KEY),
-            None,
-            None,
-        )
+        .api
+        .send(Call::new(Method::GET, "/no/such/route").key(PLATFORM_KEY))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.is_problem());
-    app.as_tenant(0, Method::GET, "/v1/users", None).await;
-    let r = app.call(Method::GET, "/metrics", None, None, None).await;
+    app.get(0, USERS).await;
+    let r = app.api.send(Call::new(Method::GET, "/metrics")).await;
     let text = r.body.as_str().unwrap();
     assert!(text.contains("http_requests_total{"), "{text}");
     assert!(text.contains("route=\"/v1/users\""), "{text}");
@@ -625,22 +439,13 @@ async fn platform_routes_and_openapi() {
 #[tokio::test]
 async fn a_nul_character_in_a_list_filter_is_a_400_naming_it_not_a_500() {
     let app = spawn_app().await;
-    let key = app.tenant(0).key.clone();
     for (query, field) in [
         ("email=a%00b%40example.com", "email"),
         ("q=%00", "q"),
         ("role=admin%00", "role"),
         ("attr.team=%00", "attr.team"),
     ] {
-        let r = app
-            .call(
-                Method::GET,
-                &format!("/v1/users?{query}"),
-                Some(&key),
-                None,
-                None,
-            )
-            .await;
+        let r = app.get(0, &format!("/v1/users?{query}")).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
         assert!(r.is_problem(), "{query}");
         assert_eq!(r.body["errors"][0]["field"], field, "{query}");

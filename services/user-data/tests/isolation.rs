@@ -6,15 +6,19 @@
 
 mod support;
 
+use prismicx_harness::kit::expect_sqlstate;
+
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::json;
 use support::{spawn_app, spawn_app_with, Options, TestApp};
 
+const USERS: &str = "/v1/users";
+
 /// Counts B's rows as the superuser sees them, to prove nothing was written or removed.
 async fn stored(app: &TestApp, tenant: usize, table: &str) -> i64 {
-    let schema = format!("tenant_{}", app.tenant(tenant).slug.replace('-', "_"));
+    let schema = format!("tenant_{}", app.tenant(tenant).slug().replace('-', "_"));
     let mut admin = app.admin().await;
     query_scalar(&format!("SELECT count(*) FROM \"{schema}\".{table}"))
         .fetch_one(&mut admin)
@@ -26,14 +30,7 @@ async fn stored(app: &TestApp, tenant: usize, table: &str) -> i64 {
 async fn tenant_a_key_never_reaches_tenant_b_data() {
     let app = spawn_app().await;
     let b_user = app.create_user(1, "victim@b.io", "Victim").await;
-    let r = app
-        .as_tenant(
-            1,
-            Method::POST,
-            "/v1/roles",
-            Some(json!({"name": "b-admin"})),
-        )
-        .await;
+    let r = app.post(1, "/v1/roles", json!({"name": "b-admin"})).await;
     let b_role = r.body["id"].as_str().unwrap().to_string();
     let a_user = app.create_user(0, "attacker@a.io", "Attacker").await;
 
@@ -44,7 +41,7 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
         (Method::PATCH, Some(json!({"displayName": "pwned"}))),
         (Method::DELETE, None),
     ] {
-        let r = app.as_tenant(0, method.clone(), &b_path, body).await;
+        let r = app.call(0, method.clone(), &b_path, body).await;
         assert_eq!(
             r.status,
             StatusCode::NOT_FOUND,
@@ -53,26 +50,20 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
         );
     }
     assert_eq!(
-        app.as_tenant(0, Method::GET, &format!("{b_path}/roles"), None)
-            .await
-            .status,
+        app.get(0, &format!("{b_path}/roles")).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.as_tenant(0, Method::GET, &format!("/v1/roles/{b_role}"), None)
-            .await
-            .status,
+        app.get(0, &format!("/v1/roles/{b_role}")).await.status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.as_tenant(0, Method::DELETE, &format!("/v1/roles/{b_role}"), None)
-            .await
-            .status,
+        app.delete(0, &format!("/v1/roles/{b_role}")).await.status,
         StatusCode::NOT_FOUND
     );
     // Membership across tenants: A's user into B's role, B's user into A's view.
     assert_eq!(
-        app.as_tenant(
+        app.call(
             0,
             Method::PUT,
             &format!("/v1/users/{a_user}/roles/{b_role}"),
@@ -83,7 +74,7 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.as_tenant(
+        app.call(
             0,
             Method::PUT,
             &format!("/v1/users/{b_user}/roles/{b_role}"),
@@ -96,19 +87,19 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
 
     // Lists and searches show only A's data.
     for path in [
-        "/v1/users",
+        USERS,
         "/v1/users?q=victim",
         "/v1/users?email=victim@b.io",
         "/v1/users?role=b-admin",
         "/v1/roles",
         "/v1/audit-events",
     ] {
-        let r = app.as_tenant(0, Method::GET, path, None).await;
+        let r = app.get(0, path).await;
         assert_eq!(r.status, StatusCode::OK);
         for item in r.body["items"].as_array().unwrap() {
             assert_eq!(
                 item["tenantId"],
-                app.tenant(0).id.to_string(),
+                app.tenant(0).id().to_string(),
                 "{path} leaked {item}"
             );
         }
@@ -118,46 +109,37 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
         );
     }
     let r = app
-        .as_tenant(
-            0,
-            Method::GET,
-            &format!("/v1/audit-events?entityId={b_user}"),
-            None,
-        )
+        .get(0, &format!("/v1/audit-events?entityId={b_user}"))
         .await;
     assert_eq!(r.body["items"], json!([]));
 
     // A cursor is no key to another tenant's rows: B's cursor replayed by A.
-    let r = app
-        .as_tenant(1, Method::GET, "/v1/users?limit=1", None)
-        .await;
+    let r = app.get(1, "/v1/users?limit=1").await;
     assert!(r.body.get("nextCursor").is_none());
 
     // Forged tenant id in the body: refused, nothing written to B.
     let r = app
-        .as_tenant(
+        .post(
             0,
-            Method::POST,
-            "/v1/users",
-            Some(json!({
-                "email": "forged@b.io", "displayName": "Forged", "tenantId": app.tenant(1).id
-            })),
+            USERS,
+            json!({
+                "email": "forged@b.io", "displayName": "Forged", "tenantId": app.tenant(1).id()
+            }),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["tenantId"]);
     let r = app
-        .as_tenant(
+        .patch(
             0,
-            Method::PATCH,
             &format!("/v1/users/{a_user}"),
-            Some(json!({"tenantId": app.tenant(1).id})),
+            json!({"tenantId": app.tenant(1).id()}),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // B's data is exactly as B left it.
-    let r = app.as_tenant(1, Method::GET, &b_path, None).await;
+    let r = app.get(1, &b_path).await;
     assert_eq!(r.body["displayName"], "Victim");
     assert_eq!(stored(&app, 1, "users").await, 1);
     assert_eq!(stored(&app, 1, "roles").await, 1);
@@ -174,11 +156,11 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
         .tenancy
         .tenant_for(
             &prismicx_service_common::auth::Principal::Platform,
-            Some(&app.tenant(0).slug),
+            Some(app.tenant(0).slug()),
         )
         .await
         .unwrap();
-    let b_schema = format!("\"tenant_{}\"", app.tenant(1).slug.replace('-', "_"));
+    let b_schema = format!("\"tenant_{}\"", app.tenant(1).slug().replace('-', "_"));
     let mut tx = app.state.db.begin(&a).await.unwrap();
     let seen: i64 = query_scalar(&format!("SELECT count(*) FROM {b_schema}.users"))
         .fetch_one(tx.conn())
@@ -189,14 +171,10 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
         "row-level security must hide B's rows even when B's schema is named"
     );
     let forged = prismicx_service_common::pg::query("INSERT INTO prismicx.audit_events (tenant_id, actor, action, entity, entity_id) VALUES ($1, 'x', 'create', 'user', gen_random_uuid())")
-        .bind(app.tenant(1).id)
+        .bind(app.tenant(1).id())
         .execute(tx.conn())
         .await;
-    let err = forged.expect_err("a row for another tenant must be refused");
-    assert_eq!(
-        err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("42501")
-    );
+    expect_sqlstate(forged, "42501", "a row for another tenant must be refused");
     drop(tx);
     let mut tx = app.state.db.begin(&a).await.unwrap();
     let forged = prismicx_service_common::pg::query(&format!(
@@ -207,7 +185,7 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
     .unwrap();
     assert_eq!(forged.rows_affected(), 0);
     tx.commit().await.unwrap();
-    let r = app.as_tenant(1, Method::GET, "/v1/users", None).await;
+    let r = app.get(1, USERS).await;
     assert_eq!(r.body["items"][0]["displayName"], "Victim");
 }
 
@@ -227,15 +205,15 @@ async fn no_tenant_context_leaks_through_a_pool_of_one_server_connection() {
         .show_databases()
         .await
         .unwrap();
-    assert_eq!(pools.get(&format!("{}_shared", app.db)), Some(&1));
+    assert_eq!(pools.get(&format!("{}_shared", app.pg().db)), Some(&1));
     let a = app.create_user(0, "a@a.io", "A").await;
     let b = app.create_user(1, "b@b.io", "B").await;
 
     // A raw client on the same alias, with no tenant: sees nothing, inherits nothing.
     let opts = prismicx_harness::servers().pgbouncer.options(
-        &format!("{}_shared", app.db),
-        &app.login,
-        &app.password,
+        &format!("{}_shared", app.pg().db),
+        &app.pg().login,
+        app.pg().password.expose(),
     );
     let raw = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
@@ -244,7 +222,7 @@ async fn no_tenant_context_leaks_through_a_pool_of_one_server_connection() {
         .unwrap();
     for round in 0..30 {
         let i = round % 2;
-        let r = app.as_tenant(i, Method::GET, "/v1/users", None).await;
+        let r = app.get(i, USERS).await;
         let ids: Vec<&str> = r.body["items"]
             .as_array()
             .unwrap()
@@ -297,11 +275,10 @@ async fn many_parallel_requests_from_several_tenants_each_get_their_own_data() {
         async move {
             let t = n % 4;
             let r = app
-                .as_tenant(
+                .post(
                     t,
-                    Method::POST,
-                    "/v1/users",
-                    Some(json!({"email": format!("u{n}@t{t}.io"), "displayName": format!("t{t}")})),
+                    USERS,
+                    json!({"email": format!("u{n}@t{t}.io"), "displayName": format!("t{t}")}),
                 )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -316,23 +293,19 @@ async fn many_parallel_requests_from_several_tenants_each_get_their_own_data() {
         async move {
             let t = n % 4;
             if n % 3 == 0 {
-                let r = app
-                    .as_tenant(t, Method::GET, "/v1/users?limit=200", None)
-                    .await;
+                let r = app.get(t, "/v1/users?limit=200").await;
                 let items = r.body["items"].as_array().unwrap();
                 assert_eq!(items.len(), 15);
                 for u in items {
-                    assert_eq!(u["tenantId"], app.tenant(t).id.to_string());
+                    assert_eq!(u["tenantId"], app.tenant(t).id().to_string());
                     assert_eq!(u["displayName"], format!("t{t}"));
                 }
             } else {
                 let (owner, id) = &created[n % created.len()];
-                let r = app
-                    .as_tenant(t, Method::GET, &format!("/v1/users/{id}"), None)
-                    .await;
+                let r = app.get(t, &format!("/v1/users/{id}")).await;
                 if *owner == t {
                     assert_eq!(r.status, StatusCode::OK);
-                    assert_eq!(r.body["tenantId"], app.tenant(t).id.to_string());
+                    assert_eq!(r.body["tenantId"], app.tenant(t).id().to_string());
                 } else {
                     assert_eq!(
                         r.status,
@@ -354,8 +327,8 @@ async fn dedicated_tenants_use_their_own_pgbouncer_pool() {
         ..Default::default()
     })
     .await;
-    let slug = prismicx_service_common::tenancy::TenantSlug::parse(&app.tenant(1).slug).unwrap();
-    let alias = prismicx_service_common::pg::dedicated_pool_alias(&app.db, &slug);
+    let slug = prismicx_service_common::tenancy::TenantSlug::parse(app.tenant(1).slug()).unwrap();
+    let alias = prismicx_service_common::pg::dedicated_pool_alias(&app.pg().db, &slug);
     assert_eq!(
         prismicx_harness::servers()
             .pgbouncer
@@ -367,15 +340,11 @@ async fn dedicated_tenants_use_their_own_pgbouncer_pool() {
     );
     let id = app.create_user(1, "vip@d.io", "VIP").await;
     assert_eq!(
-        app.as_tenant(1, Method::GET, &format!("/v1/users/{id}"), None)
-            .await
-            .status,
+        app.get(1, &format!("/v1/users/{id}")).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        app.as_tenant(0, Method::GET, &format!("/v1/users/{id}"), None)
-            .await
-            .status,
+        app.get(0, &format!("/v1/users/{id}")).await.status,
         StatusCode::NOT_FOUND
     );
     // The dedicated pool served it: PgBouncer counts requests per pool alias.

@@ -63,3 +63,32 @@ where
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// `Api::patch` with default parameters and a JSON merge patch, the tests' most common write.
+#[allow(async_fn_in_trait)]
+pub trait MergePatch<K> {
+    async fn merge(&self, name: &str, patch: serde_json::Value) -> kube::Result<K>;
+}
+
+impl<K> MergePatch<K> for kube::Api<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    async fn merge(&self, name: &str, patch: serde_json::Value) -> kube::Result<K> {
+        let params = kube::api::PatchParams::default();
+        self.patch(name, &params, &kube::api::Patch::Merge(patch))
+            .await
+    }
+}
+
+/// Creates the namespace `name`.
+pub async fn create_namespace(
+    namespaces: &kube::Api<k8s_openapi::api::core::v1::Namespace>,
+    name: &str,
+) {
+    let ns = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    namespaces
+        .create(&kube::api::PostParams::default(), &ns)
+        .await
+        .unwrap();
+}

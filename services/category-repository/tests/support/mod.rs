@@ -1,46 +1,26 @@
-//! `spawn()` for category-repository tests: tenants with their own keys, a `MongoStore` on the
-//! harness MongoDB with the service's layout provisioned (shared database and each dedicated
-//! tenant's own), the application driven without a socket, and an invariant checker that reads
-//! a tenant's stored nodes raw and verifies they form a consistent forest.
+//! category-repository's own test support: the application on the kit's tenants and MongoDB
+//! layout ([`spawn`]), its seeds (create, get, move, list children), and an invariant checker
+//! that reads a tenant's stored nodes raw and verifies they form a consistent forest.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use mongodb::bson::{doc, Bson, Document};
 use prismicx_category_repository::{app, AppSettings, AppState, CATEGORIES, MONGO};
-use prismicx_harness::service::{
-    mongo_for, mongo_store, tenancy_of, test_tenants, ApiClient, Reply, TestTenant,
-};
-use prismicx_service_common::mongo::{tenant_bson, MongoStore};
-use prismicx_service_common::tenancy::Tier;
-use serde_json::{json, Value};
+use prismicx_harness::kit::{raw_database, raw_find, Reply};
+use prismicx_service_common::mongo::tenant_bson;
+use serde_json::json;
 use uuid::Uuid;
 
-pub struct TestApp {
-    pub api: ApiClient,
-    pub tenants: Vec<TestTenant>,
-    pub store: MongoStore,
-}
-
-/// `n` tenants, those at the indexes in `dedicated` of the dedicated tier.
-pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
-    spawn_tenants(test_tenants(n, dedicated)).await
-}
-
-pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let store = mongo_store(MONGO, &tenants).await;
-    let state = AppState {
-        store: store.clone(),
-        tenancy: tenancy_of(&tenants),
-    };
-    TestApp {
-        api: ApiClient::new(app(state, AppSettings::default())),
-        tenants,
-        store,
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
+    pub struct TestApp(AppState);
+    mongo MONGO,
+    |store, tenancy| AppState { store, tenancy },
+    |state| app(state, AppSettings::default())
+);
 
 /// One stored node as the invariant checker sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,33 +51,22 @@ fn as_int(d: &Document, k: &str) -> i64 {
 }
 
 impl TestApp {
-    pub fn t(&self, i: usize) -> &TestTenant {
-        &self.tenants[i]
-    }
-
-    pub async fn call(&self, t: usize, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.api
-            .as_tenant(&self.tenants[t], method, path, body)
-            .await
-    }
-
     /// Creates a category as tenant `t`; returns its id.
     pub async fn create(&self, t: usize, name: &str, parent: Option<&str>) -> String {
         let r = self
-            .call(
+            .post(
                 t,
-                Method::POST,
                 "/v1/categories",
-                Some(json!({"name": name, "parentId": parent})),
+                json!({"name": name, "parentId": parent}),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "create {name}: {}", r.body);
         r.str("id")
     }
 
-    pub async fn get(&self, t: usize, id: &str) -> Reply {
-        self.call(t, Method::GET, &format!("/v1/categories/{id}"), None)
-            .await
+    /// Category `id` as tenant `t` sees it (status and body).
+    pub async fn category(&self, t: usize, id: &str) -> Reply {
+        self.get(t, &format!("/v1/categories/{id}")).await
     }
 
     pub async fn move_to(
@@ -111,13 +80,8 @@ impl TestApp {
         if let Some(p) = position {
             body["position"] = json!(p);
         }
-        self.call(
-            t,
-            Method::POST,
-            &format!("/v1/categories/{id}/move"),
-            Some(body),
-        )
-        .await
+        self.post(t, &format!("/v1/categories/{id}/move"), body)
+            .await
     }
 
     /// Names of the children of `parent` (the roots when `None`) in order, all pages.
@@ -126,47 +90,24 @@ impl TestApp {
             Some(p) => format!("/v1/categories/{p}/children"),
             None => "/v1/categories".to_string(),
         };
-        let mut names = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let path = match &cursor {
-                Some(c) => format!("{base}?limit=3&cursor={c}"),
-                None => format!("{base}?limit=3"),
-            };
-            let r = self.call(t, Method::GET, &path, None).await;
-            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-            for item in r.body["items"].as_array().unwrap() {
-                names.push(item["name"].as_str().unwrap().to_string());
-            }
-            match r.body.get("nextCursor").and_then(Value::as_str) {
-                Some(c) => cursor = Some(c.to_string()),
-                None => break,
-            }
-        }
-        names
+        let items = self.all_pages(t, &base, 3).await;
+        items
+            .iter()
+            .map(|item| item["name"].as_str().unwrap().to_string())
+            .collect()
     }
 
     /// The `categories` collection where tenant `t`'s documents must be.
     pub async fn raw_collection(&self, t: usize) -> mongodb::Collection<Document> {
-        let p = &self.tenants[t].placement;
-        let db = match p.tier {
-            Tier::Standard => MONGO.database.to_string(),
-            Tier::Dedicated => MONGO.dedicated_database(&p.slug),
-        };
-        mongo_for(p.tier).await.database(&db).collection(CATEGORIES)
+        raw_database(MONGO, &self.tenants[t])
+            .await
+            .collection(CATEGORIES)
     }
 
     /// Tenant `t`'s stored documents, read raw.
     pub async fn raw_docs(&self, t: usize) -> Vec<Document> {
-        use futures::TryStreamExt;
-        self.raw_collection(t)
-            .await
-            .find(doc! {"tenant_id": tenant_bson(self.tenants[t].id())})
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap()
+        let filter = doc! {"tenant_id": tenant_bson(self.tenants[t].id())};
+        raw_find(MONGO, &self.tenants[t], CATEGORIES, filter, None).await
     }
 
     /// Reads tenant `t`'s nodes raw and checks that they form a forest whose materialized

@@ -1,17 +1,16 @@
 //! Fixtures shared by the integration tests: a tiny service schema that follows the tenancy
-//! contract, and a freshly provisioned database (system schema, tenants, login role) on the
-//! harness PostgreSQL. Every fixture has its own database, roles and tenant slugs, so tests run
-//! in parallel on the shared servers.
+//! contract, and a freshly provisioned database of it (the harness kit's [`PgService`]: system
+//! schema, tenants, login role) on the harness PostgreSQL. Every fixture has its own database,
+//! roles and tenant slugs, so tests run in parallel on the shared servers.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::ops::Deref;
 
+use prismicx_harness::kit::{PgOptions, PgService};
 use prismicx_harness::{servers, unique_name, PoolAlias};
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::migrate::{self, DatabaseRoles, Migration, ServiceSchema};
-use prismicx_service_common::pg::{PgSettings, TenantDb};
+use prismicx_service_common::pg::migrate::{Migration, ServiceSchema};
+use prismicx_service_common::pg::TenantDb;
 use prismicx_service_common::tenancy::{TenantPlacement, TenantSlug, TenantState, Tier};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// Shared table `prismicx.notes`, RLS enabled and forced, policy on `app.tenant_id`, index
@@ -68,76 +67,39 @@ pub static SCHEMA: ServiceSchema = ServiceSchema {
     tenant: &[ITEMS, ITEMS_QTY],
 };
 
-/// A provisioned service database on the harness servers.
+/// A provisioned service database of [`SCHEMA`] on the harness servers (the kit's
+/// [`PgService`]) and its standard tenants.
 #[derive(Debug)]
 pub struct PgFixture {
-    pub database: String,
-    pub login: String,
-    pub password: Secret<String>,
+    pub pg: PgService,
     pub tenants: Vec<TenantPlacement>,
+}
+
+impl Deref for PgFixture {
+    type Target = PgService;
+    fn deref(&self) -> &PgService {
+        &self.pg
+    }
 }
 
 impl PgFixture {
     /// A fresh database with the system schema applied, `n` standard tenants provisioned and a
     /// login role for the service.
     pub async fn provision(n: usize) -> PgFixture {
-        let s = servers();
-        let database = s.postgres.create_database().await.unwrap().name;
-        let mut admin = s.postgres.admin_connect(&database).await.unwrap();
-        assert_eq!(migrate::apply_system(&mut admin, &SCHEMA).await.unwrap(), 1);
-        let mut tenants = Vec::new();
-        for _ in 0..n {
-            let t = new_tenant(Tier::Standard);
-            let v = migrate::provision_tenant(&mut admin, &SCHEMA, &t.slug, t.id)
-                .await
-                .unwrap();
-            assert_eq!(v, 2);
-            tenants.push(t);
-        }
-        let login = unique_name("login_");
-        let password = Secret::new(unique_name("pw-"));
-        migrate::ensure_login_role(&mut admin, &login, &password)
-            .await
-            .unwrap();
-        PgFixture {
-            database,
-            login,
-            password,
-            tenants,
-        }
-    }
-
-    /// A superuser connection straight to the database (not through PgBouncer).
-    pub async fn admin(&self) -> PgConnection {
-        servers()
-            .postgres
-            .admin_connect(&self.database)
-            .await
-            .unwrap()
-    }
-
-    pub fn roles(&self) -> DatabaseRoles {
-        DatabaseRoles::for_database(&self.database)
-    }
-
-    /// Settings reaching `dbname` (the database or a PgBouncer pool alias) through PgBouncer as
-    /// the login role.
-    pub fn settings(&self, dbname: &str, pool_size: u32) -> PgSettings {
-        PgSettings {
-            host: "127.0.0.1".into(),
-            port: servers().pgbouncer.port(),
-            database: dbname.to_string(),
-            user: self.login.clone(),
-            password: self.password.clone(),
-            pool_size,
-            dedicated_pool_size: 2,
-            acquire_timeout: Duration::from_secs(10),
-        }
+        let tenants: Vec<TenantPlacement> = (0..n).map(|_| new_tenant(Tier::Standard)).collect();
+        let pg = PgService::provision(&SCHEMA, &tenants, PgOptions::default()).await;
+        assert_eq!(pg.system_version, 1);
+        assert!(
+            pg.tenant_versions.iter().all(|v| *v == 2),
+            "{:?}",
+            pg.tenant_versions
+        );
+        PgFixture { pg, tenants }
     }
 
     /// A [`TenantDb`] on the service database through PgBouncer.
     pub fn tenant_db(&self, pool_size: u32) -> TenantDb {
-        TenantDb::connect_lazy(self.settings(&self.database, pool_size))
+        TenantDb::connect_lazy(self.settings_for(&self.db, pool_size))
     }
 }
 
@@ -166,10 +128,5 @@ pub async fn set_alias(alias: PoolAlias) {
     );
 }
 
-/// The SQLSTATE of a database error.
-pub fn sqlstate(e: &sqlx::Error) -> Option<String> {
-    match e {
-        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
-        _ => None,
-    }
-}
+#[allow(unused_imports)]
+pub use prismicx_harness::kit::sqlstate;

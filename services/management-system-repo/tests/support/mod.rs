@@ -1,38 +1,29 @@
-//! `spawn_app()` for management-system-repo tests: a fresh `management_system_repository`-like
-//! database on the harness PostgreSQL with the service's real tenant migrations, a login role
-//! that reaches it only through the harness PgBouncer (dedicated tenants through their own pool
-//! alias), the harness MongoDB as `config_db` with the service's layout provisioned in the
-//! shared and dedicated databases, tenants with their own keys, and the application driven
-//! without a socket.
+//! management-system-repo's own test support: the application on the kit's tenants, with its
+//! PostgreSQL database (the service's real migrations, reached through the harness PgBouncer,
+//! dedicated tenants through their own pool alias) and its MongoDB layout as `config_db`
+//! ([`spawn_app`]); its seeds (a system, a configuration), raw reads of what it stored, and a
+//! JSON Patch applier to check its diffs against.
 
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::http::Method;
 use mongodb::bson::{doc, Document};
-use prismicx_harness::service::{self, ApiClient, Call, Reply, TestTenant};
-use prismicx_harness::{servers, unique_name, PoolAlias};
+use prismicx_harness::kit::{
+    mongo_store, raw_database, raw_find, tenancy_of, tenants_with, PgOptions, PgService, ServiceApp,
+};
 use prismicx_management_system_repo::{
     app, migrations, AppSettings, AppState, GateSettings, SchemaGate, MONGO,
 };
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::{migrate, PgSettings, TenantDb};
-use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::{json, Value};
 
 #[allow(unused_imports)]
-pub use prismicx_harness::service::PLATFORM_KEY;
+pub use prismicx_harness::kit::PLATFORM_KEY;
 
-pub struct TestApp {
-    pub api: ApiClient,
-    pub db: String,
-    pub login: String,
-    pub password: String,
-    pub tenants: Vec<TestTenant>,
-    pub state: AppState,
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
+    pub struct TestApp(AppState);
+);
 
 /// Options of [`spawn_app_with`].
 #[derive(Default)]
@@ -53,107 +44,27 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    let s = servers();
-    let db = s
-        .postgres
-        .create_database()
-        .await
-        .expect("create database")
-        .name;
-    let mut admin = s.postgres.admin_connect(&db).await.expect("admin connect");
-    migrate::apply_system(&mut admin, &migrations::SCHEMA)
-        .await
-        .expect("system migrations");
-    let login = format!("{db}_svc");
-    let password = unique_name("pw");
-    migrate::ensure_login_role(&mut admin, &login, &Secret::new(password.clone()))
-        .await
-        .expect("login role");
-    let mut tenants = service::test_tenants(opts.tenants, &opts.dedicated);
-    for i in &opts.suspended {
-        tenants[*i] = tenants[*i].clone().with_state(TenantState::Suspended);
-    }
-    let mut aliases = Vec::new();
-    for t in &tenants {
-        migrate::provision_tenant(&mut admin, &migrations::SCHEMA, &t.placement.slug, t.id())
-            .await
-            .expect("tenant migrations");
-        if t.placement.tier == Tier::Dedicated {
-            aliases.push(PoolAlias {
-                name: prismicx_service_common::pg::dedicated_pool_alias(&db, &t.placement.slug),
-                dbname: db.clone(),
-                pool_size: 2,
-            });
-        }
-    }
-    if !aliases.is_empty() {
-        s.pgbouncer
-            .set_aliases(&aliases)
-            .await
-            .expect("pgbouncer aliases");
-    }
-    let store = service::mongo_store(MONGO, &tenants).await;
-    let settings = PgSettings {
-        host: "127.0.0.1".into(),
-        port: s.pgbouncer.port(),
-        database: db.clone(),
-        user: login.clone(),
-        password: Secret::new(password.clone()),
-        pool_size: 8,
-        dedicated_pool_size: 2,
-        acquire_timeout: Duration::from_secs(10),
-    };
+    let tenants = tenants_with(opts.tenants, &opts.dedicated, &opts.suspended);
+    let placements = tenants.iter().map(|t| &t.placement);
+    let pg = PgService::provision(&migrations::SCHEMA, placements, PgOptions::default()).await;
     let state = AppState {
-        db: Arc::new(TenantDb::connect_lazy(settings)),
-        store,
-        tenancy: service::tenancy_of(&tenants),
+        db: Arc::new(pg.tenant_db()),
+        store: mongo_store(MONGO, &tenants).await,
+        tenancy: tenancy_of(&tenants),
         schemas: Arc::new(SchemaGate::new(opts.schema_gate.unwrap_or_default())),
     };
-    TestApp {
-        api: ApiClient::new(app(state.clone(), AppSettings::default())),
-        db,
-        login,
-        password,
-        tenants,
-        state,
-    }
+    let router = app(state.clone(), AppSettings::default());
+    TestApp(ServiceApp::new(router, tenants, state).with_pg(pg))
 }
 
 impl TestApp {
-    pub fn tenant(&self, i: usize) -> &TestTenant {
-        &self.tenants[i]
-    }
-
-    /// `method path` as tenant `i` with its own key.
-    pub async fn call(&self, i: usize, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.api
-            .as_tenant(&self.tenants[i], method, path, body)
-            .await
-    }
-
-    /// `method path` as tenant `i` with `If-Match: "<tag>"`.
-    pub async fn call_if(
-        &self,
-        i: usize,
-        method: Method,
-        path: &str,
-        tag: i64,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut c = Call::new(method, path)
-            .key(&self.tenants[i].key)
-            .header("if-match", &format!("\"{tag}\""));
-        c.body = body;
-        self.api.send(c).await
-    }
-
     /// Creates a system for tenant `i` with `schema` (or none), returning its id.
     pub async fn create_system(&self, i: usize, name: &str, schema: Option<Value>) -> String {
         let mut body = json!({"name": name, "kind": "application", "description": format!("{name} of tenant {i}")});
         if let Some(s) = schema {
             body["configSchema"] = s;
         }
-        let r = self.call(i, Method::POST, "/v1/systems", Some(body)).await;
+        let r = self.post(i, "/v1/systems", body).await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.str("id")
     }
@@ -161,29 +72,19 @@ impl TestApp {
     /// Writes a configuration for tenant `i`'s system, returning the new version number.
     pub async fn put_config(&self, i: usize, system: &str, config: Value) -> i64 {
         let r = self
-            .call(
+            .put(
                 i,
-                Method::PUT,
                 &format!("/v1/systems/{system}/configuration"),
-                Some(json!({"config": config, "comment": "test"})),
+                json!({"config": config, "comment": "test"}),
             )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["version"].as_i64().expect("version")
     }
 
-    /// Superuser view of the PostgreSQL database (to check what really is stored).
-    pub async fn admin(&self) -> sqlx::PgConnection {
-        servers()
-            .postgres
-            .admin_connect(&self.db)
-            .await
-            .expect("admin")
-    }
-
     /// The tenant's schema name, quoted.
     pub fn schema(&self, i: usize) -> String {
-        format!("\"{}\"", self.tenants[i].placement.slug.pg_schema())
+        self.tenants[i].quoted_schema()
     }
 
     /// Counts rows of `table` in tenant `i`'s schema as the superuser sees them.
@@ -201,29 +102,22 @@ impl TestApp {
     /// The raw MongoDB database where tenant `i`'s documents must be: `config_db` for standard
     /// tenants, `config_db__<slug>` for dedicated ones (read with a plain client, no filter).
     pub async fn raw_database(&self, i: usize) -> mongodb::Database {
-        let name = match self.tenants[i].placement.tier {
-            Tier::Standard => MONGO.database.to_string(),
-            Tier::Dedicated => MONGO.dedicated_database(&self.tenants[i].placement.slug),
-        };
-        service::mongo_for(self.tenants[i].placement.tier)
-            .await
-            .database(&name)
+        raw_database(MONGO, &self.tenants[i]).await
     }
 
     /// Raw configuration documents of `system` wherever they are, on any database of the server.
     pub async fn raw_configs(&self, i: usize, system: &str) -> Vec<Document> {
-        use futures::TryStreamExt;
         let id = uuid::Uuid::parse_str(system).expect("uuid");
-        self.raw_database(i)
-            .await
-            .collection::<Document>("configurations")
-            .find(doc! {"system_id": prismicx_service_common::mongo::tenant_bson(id)})
-            .sort(doc! {"version": 1})
-            .await
-            .expect("find")
-            .try_collect()
-            .await
-            .expect("collect")
+        let filter = doc! {"system_id": prismicx_service_common::mongo::tenant_bson(id)};
+        let by_version = Some(doc! {"version": 1});
+        raw_find(
+            MONGO,
+            &self.tenants[i],
+            "configurations",
+            filter,
+            by_version,
+        )
+        .await
     }
 }
 

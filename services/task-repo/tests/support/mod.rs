@@ -1,40 +1,20 @@
-//! `spawn()` for task-repo tests: tenants with their own keys (standard and dedicated), the
-//! service's layout provisioned on the harness MongoDB as the operator does it, and the
-//! application driven without a socket through [`ApiClient`].
+//! task-repo's own test support: the application on the kit's tenants (standard and dedicated)
+//! and MongoDB layout ([`spawn`]), and its seeds (create, get, transition, list every page).
 
 #![allow(dead_code, clippy::unwrap_used)]
 
 use axum::http::{Method, StatusCode};
-use prismicx_harness::service::{
-    mongo_store, tenancy_of, test_tenants, ApiClient, Call, Reply, TestTenant,
-};
-use prismicx_service_common::mongo::MongoStore;
+use prismicx_harness::kit::Reply;
 use prismicx_task_repo::{app, AppSettings, AppState, MONGO};
 use serde_json::{json, Value};
 
-pub struct TestApp {
-    pub api: ApiClient,
-    pub tenants: Vec<TestTenant>,
-    pub store: MongoStore,
-}
-
-/// `n` tenants (those in `dedicated` dedicated) and the application serving them.
-pub async fn spawn(n: usize, dedicated: &[usize]) -> TestApp {
-    spawn_tenants(test_tenants(n, dedicated)).await
-}
-
-pub async fn spawn_tenants(tenants: Vec<TestTenant>) -> TestApp {
-    let store = mongo_store(MONGO, &tenants).await;
-    let state = AppState {
-        store: store.clone(),
-        tenancy: tenancy_of(&tenants),
-    };
-    TestApp {
-        api: ApiClient::new(app(state, AppSettings::default())),
-        tenants,
-        store,
-    }
-}
+prismicx_harness::service_app!(
+    /// The application under test; the kit's `ServiceApp` plus this service's seeds.
+    pub struct TestApp(AppState);
+    mongo MONGO,
+    |store, tenancy| AppState { store, tenancy },
+    |state| app(state, AppSettings::default())
+);
 
 /// `"<revision>"` as If-Match wants it.
 pub fn tag(revision: i64) -> String {
@@ -42,35 +22,9 @@ pub fn tag(revision: i64) -> String {
 }
 
 impl TestApp {
-    pub fn t(&self, i: usize) -> &TestTenant {
-        &self.tenants[i]
-    }
-
-    pub async fn call(&self, i: usize, method: Method, path: &str, body: Option<Value>) -> Reply {
-        self.api
-            .as_tenant(&self.tenants[i], method, path, body)
-            .await
-    }
-
-    /// `method path` as tenant `i` with `If-Match: "<revision>"`.
-    pub async fn call_if(
-        &self,
-        i: usize,
-        method: Method,
-        path: &str,
-        revision: i64,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut call = Call::new(method, path)
-            .key(&self.tenants[i].key)
-            .header("if-match", &tag(revision));
-        call.body = body;
-        self.api.send(call).await
-    }
-
     /// Creates a task for tenant `i` from `body`; returns the created task.
     pub async fn create(&self, i: usize, body: Value) -> Value {
-        let r = self.call(i, Method::POST, "/v1/tasks", Some(body)).await;
+        let r = self.post(i, "/v1/tasks", body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r.body
     }
@@ -84,9 +38,14 @@ impl TestApp {
     }
 
     /// Task `id` as tenant `i` sees it (status and body).
-    pub async fn get(&self, i: usize, id: &str) -> Reply {
-        self.call(i, Method::GET, &format!("/v1/tasks/{id}"), None)
-            .await
+    pub async fn task(&self, i: usize, id: &str) -> Reply {
+        self.get(i, &format!("/v1/tasks/{id}")).await
+    }
+
+    /// Patches task `id` of tenant `i` (at `revision`) with `body`.
+    pub async fn patch_task(&self, i: usize, id: &str, revision: i64, body: Value) -> Reply {
+        let path = format!("/v1/tasks/{id}");
+        self.patch_if(i, &path, revision, body).await
     }
 
     /// Moves task `id` of tenant `i` (at `revision`) to `to`.
@@ -102,27 +61,13 @@ impl TestApp {
     }
 
     /// Every task of tenant `i` through `query` (without limit/cursor), following nextCursor
-    /// with page size `limit`; the ids in order.
+    /// with page size `limit`.
     pub async fn list_all(&self, i: usize, query: &str, limit: u32) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        let sep = if query.is_empty() { "" } else { "&" };
-        for _ in 0..1000 {
-            let mut path = format!("/v1/tasks?{query}{sep}limit={limit}");
-            if let Some(c) = &cursor {
-                path.push_str(&format!("&cursor={c}"));
-            }
-            let r = self.call(i, Method::GET, &path, None).await;
-            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
-            let items = r.body["items"].as_array().unwrap();
-            assert!(items.len() <= limit as usize);
-            out.extend(items.iter().cloned());
-            match r.body.get("nextCursor").and_then(Value::as_str) {
-                Some(c) => cursor = Some(c.to_string()),
-                None => return out,
-            }
-        }
-        panic!("pagination did not end");
+        let path = match query {
+            "" => "/v1/tasks".to_string(),
+            q => format!("/v1/tasks?{q}"),
+        };
+        self.all_pages(i, &path, limit).await
     }
 }
 

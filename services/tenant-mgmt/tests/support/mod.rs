@@ -1,14 +1,16 @@
-//! `spawn()` for tenant-mgmt tests: tenants registered the way the operator registers them
-//! (a document per tenant in the shared `tenant_registry.tenants` on the harness MongoDB), each
-//! with one API key stored as the service stores keys, and the application driven in process.
+//! tenant-mgmt's own test support: the kit's tenants registered the way the operator registers
+//! them (a document per tenant in the shared `tenant_registry.tenants` on the harness MongoDB),
+//! each with one API key stored as the service stores keys, and the application driven in
+//! process by the kit's [`ServiceApp`].
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ops::Deref;
 use std::time::Duration;
 
 use mongodb::bson::{doc, Bson, Document};
+use prismicx_harness::kit::{mongo_store, test_tenants, ServiceApp, TestTenant, PLATFORM_KEY};
 use prismicx_harness::servers;
-use prismicx_harness::service::{mongo_store, test_tenants, ApiClient, TestTenant, PLATFORM_KEY};
 use prismicx_service_common::mongo::{bson_uuid, tenant_bson, MongoStore};
 use prismicx_service_common::service::AppSettings;
 use prismicx_service_common::tenancy::{TenantState, Tier};
@@ -16,11 +18,17 @@ use prismicx_tenant_mgmt::events::EventPublisher;
 use prismicx_tenant_mgmt::keys::{digest_of, KeyDoc};
 use prismicx_tenant_mgmt::{app, AppState, MONGO, REGISTRY_COLLECTION};
 
+/// The application under test (the kit's [`ServiceApp`]) and the store its registry is in.
 pub struct TestApp {
-    pub api: ApiClient,
-    pub state: AppState,
+    app: ServiceApp<AppState>,
     pub store: MongoStore,
-    pub tenants: Vec<TestTenant>,
+}
+
+impl Deref for TestApp {
+    type Target = ServiceApp<AppState>;
+    fn deref(&self) -> &Self::Target {
+        &self.app
+    }
 }
 
 fn state_str(s: TenantState) -> &'static str {
@@ -142,10 +150,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         store_key(&state, t, &t.key, false).await;
     }
     TestApp {
-        api: ApiClient::new(app(state.clone(), AppSettings::default())),
-        state,
+        app: ServiceApp::new(app(state.clone(), AppSettings::default()), tenants, state),
         store,
-        tenants,
     }
 }
 
