@@ -329,12 +329,13 @@ impl<S> ServiceApp<S> {
         }
     }
 
-    /// For each `(query, field)`, `GET <path>?<query>` as tenant `i` must be a 400 problem
-    /// naming exactly `field` in its `errors`.
+    /// For each `(query, field)`, `GET <path>?<query>` as tenant `i` must be a 400
+    /// `application/problem+json` answer naming exactly `field` in its `errors`.
     pub async fn expect_bad_queries(&self, i: usize, path: &str, cases: &[(&str, &str)]) {
         for (query, field) in cases {
             let r = self.get(i, &format!("{path}?{query}")).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
+            assert!(r.is_problem(), "{query}: not problem+json");
             assert_eq!(r.error_fields(), [*field], "{query}");
         }
     }

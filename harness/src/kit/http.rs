@@ -64,6 +64,20 @@ impl Reply {
     }
 
     /// Fails the test unless this is an `application/problem+json` answer with status `want`
+    /// whose `errors` name exactly `fields`, in any order (the message names `what` and the body).
+    #[track_caller]
+    pub fn expect_field_set(self, want: StatusCode, fields: &[&str], what: &str) -> Self {
+        assert_eq!(self.status, want, "{what}: {}", self.body);
+        assert!(self.is_problem(), "{what}: not problem+json");
+        let mut got = self.error_fields();
+        got.sort();
+        let mut fields = fields.to_vec();
+        fields.sort_unstable();
+        assert_eq!(got, fields, "{what}");
+        self
+    }
+
+    /// Fails the test unless this is an `application/problem+json` answer with status `want`
     /// whose `status` member agrees.
     #[track_caller]
     pub fn expect_problem(self, want: StatusCode, what: &str) -> Self {
@@ -75,6 +89,35 @@ impl Reply {
         );
         assert_eq!(self.body["status"], want.as_u16(), "{what}: {}", self.body);
         self
+    }
+
+    /// `field` of every element of the list at `body[list]` (`"items"` for a page; `""` when
+    /// the body itself is the list), as strings; fails the test when the list or a field is
+    /// missing or not a string.
+    #[track_caller]
+    pub fn strs_of(&self, list: &str, field: &str) -> Vec<String> {
+        let items = if list.is_empty() {
+            &self.body
+        } else {
+            &self.body[list]
+        };
+        items
+            .as_array()
+            .unwrap_or_else(|| panic!("no list {list:?} in {}", self.body))
+            .iter()
+            .map(|e| {
+                e[field]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{field} missing in {e}"))
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// `field` of every item of a page (`body.items`), as strings: [`Reply::strs_of`].
+    #[track_caller]
+    pub fn item_strs(&self, field: &str) -> Vec<String> {
+        self.strs_of("items", field)
     }
 
     /// `body[field]` as a string; panics (fails the test) when absent.

@@ -216,13 +216,7 @@ async fn ancestors_and_descendants() {
     let [root, a, _b, a1, _a2, _b1, a11] = sample_tree(&app).await;
     let r = app.get(0, &format!("/v1/categories/{a11}/ancestors")).await;
     assert_eq!(r.status, StatusCode::OK);
-    let path: Vec<&str> = r
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let path = r.strs_of("", "id");
     assert_eq!(path, [root.as_str(), a.as_str(), a1.as_str()]);
     let r = app.category(0, &a11).await;
     assert_eq!(r.body["ancestors"], json!([root, a, a1]));

@@ -9,7 +9,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use prismicx_harness::kit::Call;
 use serde_json::json;
-use support::{spawn_app, spawn_app_with, Options};
+use support::{spawn_app, spawn_tiers};
 
 const SYSTEMS: &str = "/v1/systems";
 
@@ -221,12 +221,7 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
         .collect();
     assert_eq!(seen, ids, "every system once, in creation order");
     let r = app.get(0, "/v1/systems?kind=erp").await;
-    let names: Vec<&str> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = r.item_strs("name");
     assert_eq!(names, ["s0", "s2", "s4"]);
     let bad = [
         ("limit=0", "limit"),
@@ -505,12 +500,7 @@ async fn relations_between_systems_of_a_tenant() {
 
 #[tokio::test]
 async fn authentication_platform_key_and_suspended_tenants() {
-    let app = spawn_app_with(Options {
-        tenants: 3,
-        suspended: vec![2],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_tiers(3, &[], &[2]).await;
     app.expect_key_refusals(SYSTEMS).await;
     // The platform key acts for the tenant it names, and must name one.
     app.expect_platform_creates(1, SYSTEMS, json!({"name": "ops"}))

@@ -13,17 +13,10 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use prismicx_harness::kit::Call;
 use serde_json::json;
-use support::{spawn_app_with, Options, TestApp};
+use support::{spawn_tiers, TestApp};
 
 async fn two_tier_app() -> Arc<TestApp> {
-    Arc::new(
-        spawn_app_with(Options {
-            tenants: 2,
-            dedicated: vec![1],
-            ..Default::default()
-        })
-        .await,
-    )
+    Arc::new(spawn_tiers(2, &[1], &[]).await)
 }
 
 fn cfg(system: &str) -> String {

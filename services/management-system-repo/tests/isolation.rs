@@ -17,7 +17,7 @@ use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
-use support::{spawn_app_with, Options, TestApp};
+use support::{spawn_tiers, TestApp};
 
 const SYSTEMS: &str = "/v1/systems";
 
@@ -95,12 +95,7 @@ async fn snapshot(app: &TestApp, t: usize, sys: &str, version: &str, relation: &
 
 #[tokio::test]
 async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
-    let app = spawn_app_with(Options {
-        tenants: 3,
-        dedicated: vec![B],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_tiers(3, &[B], &[]).await;
     let a_sys = app.create_system(A, "attacker", None).await;
     let a_other = app.create_system(A, "attacker-2", None).await;
     app.put_config(A, &a_sys, json!({"mine": true})).await;
@@ -391,12 +386,7 @@ async fn count(db: &str, tenant: uuid::Uuid) -> u64 {
 
 #[tokio::test]
 async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_pool() {
-    let app = spawn_app_with(Options {
-        tenants: 3,
-        dedicated: vec![B],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_tiers(3, &[B], &[]).await;
     for t in [A, B, C] {
         let sys = app.create_system(t, "placed", None).await;
         app.put_config(t, &sys, json!({"tier": t})).await;
@@ -499,11 +489,7 @@ async fn documents_live_where_the_tier_says_and_dedicated_tenants_use_their_own_
 
 #[tokio::test]
 async fn below_the_api_the_database_refuses_cross_tenant_rows() {
-    let app = spawn_app_with(Options {
-        tenants: 2,
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_tiers(2, &[], &[]).await;
     let a_sys = app.create_system(A, "mine", None).await;
     let b_sys = app.create_system(B, "theirs", None).await;
     let a = app.tenant(A).placement.clone();

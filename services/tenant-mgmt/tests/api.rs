@@ -361,12 +361,7 @@ async fn settings_list_in_key_order_and_bad_input_names_the_field() {
         assert_eq!(r.status, StatusCode::CREATED);
     }
     let r = t.get(0, "/v1/settings?limit=2").await;
-    let keys: Vec<&str> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["key"].as_str().unwrap())
-        .collect();
+    let keys = r.item_strs("key");
     assert_eq!(keys, ["a", "b"]);
     let cursor = r.str("nextCursor");
     let r = t

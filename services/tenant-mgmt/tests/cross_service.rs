@@ -611,12 +611,7 @@ async fn a_noisy_tenant_is_throttled_by_its_registry_rate_limit_and_its_neighbou
         .as_tenant(neighbour, Method::GET, "/v1/tasks", None)
         .await;
     assert_eq!(list.status, StatusCode::OK);
-    let titles: Vec<&str> = list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["title"].as_str().unwrap())
-        .collect();
+    let titles = list.item_strs("title");
     assert_eq!(titles.len(), 5, "{titles:?}");
     assert!(
         titles.iter().all(|t| t.starts_with("neighbour ")),

@@ -16,19 +16,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prismicx_harness::{servers, unique_name};
-use prismicx_service_common::auth::KeyDigest;
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::{migrate, PgSettings, TenantDb};
-use prismicx_service_common::tenancy::{
-    RegistryEntry, StaticRegistry, Tenancy, TenantSlug, TenantState, Tier,
-};
-use prismicx_user_data::{app, migrations, AppSettings, AppState};
-use sqlx::Executor;
-use uuid::Uuid;
+use prismicx_harness::servers;
+use prismicx_service_common::tenancy::{StaticRegistry, Tenancy};
+use prismicx_user_data::{app, AppSettings, AppState};
 
-const USERS: u32 = 1000;
-const ID_PREFIX: &str = "00000000-0000-4000-8000-";
+mod seed;
+
+use seed::{scratch_dir, BenchDb, ID_PREFIX, USERS};
 
 fn parse_after(text: &str, marker: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.contains(marker))?;
@@ -51,53 +45,37 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let s = servers();
     let (db, login, password, slug, tenant_id, port) = rt.block_on(async {
-        let db = s.postgres.create_database().await?.name;
-        let mut admin = s.postgres.admin_connect(&db).await?;
-        migrate::apply_system(&mut admin, &migrations::SCHEMA).await?;
-        let login = format!("{db}_svc");
-        let password = unique_name("pw");
-        migrate::ensure_login_role(&mut admin, &login, &Secret::new(password.clone())).await?;
-        let slug = TenantSlug::parse("bench").map_err(anyhow::Error::msg)?;
-        let tenant_id = Uuid::new_v4();
-        migrate::provision_tenant(&mut admin, &migrations::SCHEMA, &slug, tenant_id).await?;
-        admin
-            .execute(
-                format!(
-                    "INSERT INTO tenant_bench.users (id, tenant_id, email, display_name, attributes) \
-                     SELECT ('{ID_PREFIX}' || lpad(n::text, 12, '0'))::uuid, '{tenant_id}', \
-                            'user' || n || '@bench.io', 'User ' || n, jsonb_build_object('n', n) \
-                     FROM generate_series(1, {USERS}) n"
-                )
-                .as_str(),
-            )
-            .await?;
-        admin.execute("ANALYZE tenant_bench.users").await?;
-        let registry = Arc::new(StaticRegistry::from_entries(vec![RegistryEntry {
-            slug: slug.clone(),
-            id: tenant_id,
-            tier: Tier::Standard,
-            state: TenantState::Active,
-            api_keys: vec![KeyDigest::of("bench-key").to_string()],
-        }]));
-        let tenancy = Tenancy::new(&"bench-platform".into(), registry.clone(), registry, Duration::from_secs(300));
-        let db_handle = Arc::new(TenantDb::connect_lazy(PgSettings {
-            host: "127.0.0.1".into(),
-            port: s.pgbouncer.port(),
-            database: db.clone(),
-            user: login.clone(),
-            password: Secret::new(password.clone()),
-            pool_size: 16,
-            dedicated_pool_size: 2,
-            acquire_timeout: Duration::from_secs(10),
-        }));
-        let router = app(AppState { db: db_handle, tenancy }, AppSettings::default());
+        let mut bench = BenchDb::create(s).await?;
+        let entry = bench.seed_tenant("bench").await?;
+        let (slug, tenant_id) = (entry.slug.clone(), entry.id);
+        let registry = Arc::new(StaticRegistry::from_entries(vec![entry]));
+        let tenancy = Tenancy::new(
+            &"bench-platform".into(),
+            registry.clone(),
+            registry,
+            Duration::from_secs(300),
+        );
+        let db_handle = Arc::new(bench.tenant_db(s));
+        let router = app(
+            AppState {
+                db: db_handle,
+                tenancy,
+            },
+            AppSettings::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         tokio::spawn(async move { axum::serve(listener, router).await });
+        let BenchDb {
+            db,
+            login,
+            password,
+            ..
+        } = bench;
         anyhow::Ok((db, login, password, slug, tenant_id, port))
     })?;
 
-    let dir = tempfile_dir()?;
+    let dir = scratch_dir()?;
     let lua = dir.join("get_user.lua");
     std::fs::write(
         &lua,
@@ -213,10 +191,4 @@ fn main() -> anyhow::Result<()> {
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(unique_name("prismicx-bench-"));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -27,22 +27,17 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prismicx_harness::{servers, unique_name};
-use prismicx_service_common::auth::KeyDigest;
-use prismicx_service_common::config::Secret;
-use prismicx_service_common::pg::{migrate, PgSettings, TenantDb};
+use prismicx_harness::servers;
+use prismicx_service_common::pg::TenantDb;
 use prismicx_service_common::ratelimit::Limits;
-use prismicx_service_common::tenancy::{
-    RegistryEntry, StaticRegistry, Tenancy, TenancyOptions, TenantSlug, TenantState, Tier,
-};
-use prismicx_user_data::{app, migrations, AppSettings, AppState};
-use sqlx::Executor;
+use prismicx_service_common::tenancy::{StaticRegistry, Tenancy, TenancyOptions};
+use prismicx_user_data::{app, AppSettings, AppState};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use uuid::Uuid;
 
-const USERS: u32 = 1000;
-const ID_PREFIX: &str = "00000000-0000-4000-8000-";
+mod seed;
+
+use seed::{scratch_dir, BenchDb, ID_PREFIX, USERS};
 /// A's pace, requests per second: well under A's budget when the limit is on.
 const QUIET_RATE: u32 = 50;
 /// Connections A opens before it starts (more are opened when all are busy).
@@ -343,57 +338,20 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let s = servers();
     let (port_off, port_on) = rt.block_on(async {
-        let db = s.postgres.create_database().await?.name;
-        let mut admin = s.postgres.admin_connect(&db).await?;
-        migrate::apply_system(&mut admin, &migrations::SCHEMA).await?;
-        let login = format!("{db}_svc");
-        let password = unique_name("pw");
-        migrate::ensure_login_role(&mut admin, &login, &Secret::new(password.clone())).await?;
+        let mut bench = BenchDb::create(s).await?;
         let mut entries = Vec::new();
         for name in ["quiet", "noisy"] {
-            let slug = TenantSlug::parse(name).map_err(anyhow::Error::msg)?;
-            let id = Uuid::new_v4();
-            migrate::provision_tenant(&mut admin, &migrations::SCHEMA, &slug, id).await?;
-            let schema = slug.pg_schema();
-            admin
-                .execute(
-                    format!(
-                        "INSERT INTO {schema}.users (id, tenant_id, email, display_name, attributes) \
-                         SELECT ('{ID_PREFIX}' || lpad(n::text, 12, '0'))::uuid, '{id}', \
-                                'user' || n || '@{name}.io', 'User ' || n, jsonb_build_object('n', n) \
-                         FROM generate_series(1, {USERS}) n"
-                    )
-                    .as_str(),
-                )
-                .await?;
-            admin.execute(format!("ANALYZE {schema}.users").as_str()).await?;
-            entries.push(RegistryEntry {
-                slug,
-                id,
-                tier: Tier::Standard,
-                state: TenantState::Active,
-                api_keys: vec![KeyDigest::of(&format!("{name}-key")).to_string()],
-            });
+            entries.push(bench.seed_tenant(name).await?);
         }
         let registry = Arc::new(StaticRegistry::from_entries(entries));
         // One pool for both instances: they run one at a time.
-        let db_handle = Arc::new(TenantDb::connect_lazy(PgSettings {
-            host: "127.0.0.1".into(),
-            port: s.pgbouncer.port(),
-            database: db.clone(),
-            user: login.clone(),
-            password: Secret::new(password.clone()),
-            pool_size: 16,
-            dedicated_pool_size: 2,
-            acquire_timeout: Duration::from_secs(10),
-        }));
+        let db_handle = Arc::new(bench.tenant_db(s));
         let off = start_service(db_handle.clone(), registry.clone(), Limits::off()).await?;
         let on = start_service(db_handle, registry, limited).await?;
         anyhow::Ok((off, on))
     })?;
 
-    let dir = std::env::temp_dir().join(unique_name("prismicx-bench-"));
-    std::fs::create_dir_all(&dir)?;
+    let dir = scratch_dir()?;
     let script = dir.join("noisy.lua");
     std::fs::write(&script, noisy_script())?;
 

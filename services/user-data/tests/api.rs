@@ -66,12 +66,7 @@ async fn user_crud_round_trip() {
 
     // Every change is in the audit trail, in order.
     let r = app.get(0, &format!("/v1/audit-events?entityId={id}")).await;
-    let actions: Vec<&str> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = r.item_strs("action");
     assert_eq!(actions, ["create", "update", "delete"]);
     assert_eq!(r.body["items"][0]["actor"], "tenant-key");
 }
@@ -130,47 +125,40 @@ async fn suspended_tenants_are_refused() {
 #[tokio::test]
 async fn validation_errors_name_every_field_and_store_nothing() {
     let app = spawn_app().await;
-    let r = app
-        .post(
-            0,
-            USERS,
-            json!({
-                "email": "not-an-email", "displayName": "", "status": "zombie",
-                "attributes": {"bad key": 1, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
-            }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.is_problem());
-    let mut fields = r.error_fields();
-    fields.sort();
-    assert_eq!(
-        fields,
-        [
+    let everything_wrong = json!({
+        "email": "not-an-email", "displayName": "", "status": "zombie",
+        "attributes": {"bad key": 1, "deep": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
+    });
+    app.post(0, USERS, everything_wrong).await.expect_field_set(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &[
             "attributes.bad key",
             "attributes.deep",
             "displayName",
             "email",
-            "status"
-        ]
+            "status",
+        ],
+        "every field wrong",
     );
-
-    let r = app.post(0, USERS, json!({"email": "a@b.io"})).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["displayName"]);
-    let r = app
-        .post(0, USERS, json!({"email": 5, "displayName": "x"}))
-        .await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(r.error_fields(), ["email"]);
-    let r = app
-        .post(
-            0,
-            USERS,
+    for (what, body, field) in [
+        ("no displayName", json!({"email": "a@b.io"}), "displayName"),
+        (
+            "email a number",
+            json!({"email": 5, "displayName": "x"}),
+            "email",
+        ),
+        (
+            "attributes a list",
             json!({"email": "a@b.io", "displayName": "x", "attributes": [1]}),
-        )
-        .await;
-    assert_eq!(r.error_fields(), ["attributes"]);
+            "attributes",
+        ),
+    ] {
+        app.post(0, USERS, body).await.expect_fields(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &[field],
+            what,
+        );
+    }
 
     // Malformed JSON, wrong media type.
     let post = |ct, body| app.raw_body(0, Method::POST, USERS, ct, body);
@@ -277,39 +265,35 @@ async fn list_filters_search_and_cursor_pagination() {
     assert_eq!(seen, ids);
 
     let count = |body: &serde_json::Value| body["items"].as_array().unwrap().len();
-    let r = app.get(0, "/v1/users?status=invited").await;
-    assert_eq!(count(&r.body), 3);
-    let r = app.get(0, "/v1/users?attr.dept=eng").await;
-    assert_eq!(count(&r.body), 3);
-    let r = app.get(0, "/v1/users?attr.dept=eng&status=active").await;
-    assert_eq!(count(&r.body), 2);
-    let r = app.get(0, "/v1/users?q=USER3").await;
-    assert_eq!(count(&r.body), 1);
     let r = app.get(0, "/v1/users?email=User5@Corp.io").await;
     assert_eq!(r.body["items"][0]["id"], ids[5]);
-    // LIKE wildcards in the search text match literally.
-    let r = app.get(0, "/v1/users?q=%25").await;
-    assert_eq!(count(&r.body), 7);
-    let r = app.get(0, "/v1/users?q=_1%20").await;
-    assert_eq!(count(&r.body), 1);
-    let r = app.get(0, "/v1/users?q=r_").await;
-    assert_eq!(count(&r.body), 7);
-    let r = app.get(0, "/v1/users?q=rx").await;
-    assert_eq!(count(&r.body), 0);
-
-    for (q, field) in [
-        ("limit=0", "limit"),
-        ("limit=abc", "limit"),
-        ("cursor=garbage", "cursor"),
-        ("status=zombie", "status"),
-        ("sort=name", "sort"),
+    for (query, want) in [
+        ("status=invited", 3),
+        ("attr.dept=eng", 3),
+        ("attr.dept=eng&status=active", 2),
+        ("q=USER3", 1),
+        // LIKE wildcards in the search text match literally.
+        ("q=%25", 7),
+        ("q=_1%20", 1),
+        ("q=r_", 7),
+        ("q=rx", 0),
     ] {
-        app.get(0, &format!("/v1/users?{q}")).await.expect_fields(
-            StatusCode::BAD_REQUEST,
-            &[field],
-            q,
-        );
+        let r = app.get(0, &format!("/v1/users?{query}")).await;
+        assert_eq!(count(&r.body), want, "{query}");
     }
+
+    app.expect_bad_queries(
+        0,
+        USERS,
+        &[
+            ("limit=0", "limit"),
+            ("limit=abc", "limit"),
+            ("cursor=garbage", "cursor"),
+            ("status=zombie", "status"),
+            ("sort=name", "sort"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -353,12 +337,7 @@ async fn roles_and_memberships() {
     assert_eq!(r.body.as_array().unwrap().len(), 1);
     assert_eq!(r.body[0]["name"], "admin");
     let r = app.get(0, "/v1/users?role=admin").await;
-    let members: Vec<&str> = r.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap())
-        .collect();
+    let members = r.item_strs("id");
     assert_eq!(members, [user.as_str()]);
     let _ = other;
 
@@ -439,15 +418,15 @@ async fn platform_routes_and_openapi() {
 #[tokio::test]
 async fn a_nul_character_in_a_list_filter_is_a_400_naming_it_not_a_500() {
     let app = spawn_app().await;
-    for (query, field) in [
-        ("email=a%00b%40example.com", "email"),
-        ("q=%00", "q"),
-        ("role=admin%00", "role"),
-        ("attr.team=%00", "attr.team"),
-    ] {
-        let r = app.get(0, &format!("/v1/users?{query}")).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.body);
-        assert!(r.is_problem(), "{query}");
-        assert_eq!(r.body["errors"][0]["field"], field, "{query}");
-    }
+    app.expect_bad_queries(
+        0,
+        USERS,
+        &[
+            ("email=a%00b%40example.com", "email"),
+            ("q=%00", "q"),
+            ("role=admin%00", "role"),
+            ("attr.team=%00", "attr.team"),
+        ],
+    )
+    .await;
 }

@@ -12,7 +12,7 @@ use axum::http::{Method, StatusCode};
 use futures::future::join_all;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::json;
-use support::{spawn_app, spawn_app_with, Options, TestApp};
+use support::{spawn_app, spawn_app_with, spawn_tiers, Options, TestApp};
 
 const USERS: &str = "/v1/users";
 
@@ -223,12 +223,7 @@ async fn no_tenant_context_leaks_through_a_pool_of_one_server_connection() {
     for round in 0..30 {
         let i = round % 2;
         let r = app.get(i, USERS).await;
-        let ids: Vec<&str> = r.body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|u| u["id"].as_str().unwrap())
-            .collect();
+        let ids = r.item_strs("id");
         assert_eq!(
             ids,
             [if i == 0 { a.as_str() } else { b.as_str() }],
@@ -321,12 +316,7 @@ async fn many_parallel_requests_from_several_tenants_each_get_their_own_data() {
 
 #[tokio::test]
 async fn dedicated_tenants_use_their_own_pgbouncer_pool() {
-    let app = spawn_app_with(Options {
-        tenants: 2,
-        dedicated: vec![1],
-        ..Default::default()
-    })
-    .await;
+    let app = spawn_tiers(2, &[1], &[]).await;
     let slug = prismicx_service_common::tenancy::TenantSlug::parse(app.tenant(1).slug()).unwrap();
     let alias = prismicx_service_common::pg::dedicated_pool_alias(&app.pg().db, &slug);
     assert_eq!(

@@ -43,6 +43,18 @@ pub async fn spawn_app() -> TestApp {
     .await
 }
 
+/// `tenants` tenants, those whose index is in `dedicated` dedicated and in `suspended`
+/// suspended, the other options as by default.
+pub async fn spawn_tiers(tenants: usize, dedicated: &[usize], suspended: &[usize]) -> TestApp {
+    spawn_app_with(Options {
+        tenants,
+        dedicated: dedicated.to_vec(),
+        suspended: suspended.to_vec(),
+        ..Default::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let tenants = tenants_with(opts.tenants, &opts.dedicated, &opts.suspended);
     let placements = tenants.iter().map(|t| &t.placement);

@@ -43,6 +43,19 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// `tenants` tenants, those whose index is in `dedicated` dedicated and in `suspended`
+/// suspended, the other options as by default.
+pub async fn spawn_tiers(tenants: usize, dedicated: &[usize], suspended: &[usize]) -> TestApp {
+    let (dedicated, suspended) = (dedicated.to_vec(), suspended.to_vec());
+    spawn_app_with(Options {
+        tenants,
+        dedicated,
+        suspended,
+        ..Options::default()
+    })
+    .await
+}
+
 pub async fn spawn_app_with(opts: Options) -> TestApp {
     let tenants = tenants_with(opts.tenants, &opts.dedicated, &opts.suspended);
     let pool = PgOptions {
