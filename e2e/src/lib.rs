@@ -403,6 +403,17 @@ pub struct Probe {
     pub read_base: Option<String>,
 }
 
+impl Probe {
+    /// A resource created by `POST collection` and read back at `collection/<its id>`.
+    fn posted(service: &'static str, collection: &str, body: Value) -> Probe {
+        Probe {
+            service,
+            create: (reqwest::Method::POST, collection.into(), body),
+            read_base: Some(collection.into()),
+        }
+    }
+}
+
 /// A resource to create in each service (names made unique with `tag`).
 pub fn probes(tag: &str) -> Vec<Probe> {
     vec![
@@ -415,42 +426,26 @@ pub fn probes(tag: &str) -> Vec<Probe> {
             ),
             read_base: None,
         },
-        Probe {
-            service: "user-data-service",
-            create: (
-                reqwest::Method::POST,
-                "/v1/users".into(),
-                json!({"email": format!("{tag}@example.com"), "displayName": tag}),
-            ),
-            read_base: Some("/v1/users".into()),
-        },
-        Probe {
-            service: "task-repo-service",
-            create: (
-                reqwest::Method::POST,
-                "/v1/tasks".into(),
-                json!({"title": format!("task {tag}")}),
-            ),
-            read_base: Some("/v1/tasks".into()),
-        },
-        Probe {
-            service: "category-repository-service",
-            create: (
-                reqwest::Method::POST,
-                "/v1/categories".into(),
-                json!({"name": format!("cat {tag}")}),
-            ),
-            read_base: Some("/v1/categories".into()),
-        },
-        Probe {
-            service: "management-system-repo",
-            create: (
-                reqwest::Method::POST,
-                "/v1/systems".into(),
-                json!({"name": format!("sys-{tag}"), "kind": "erp"}),
-            ),
-            read_base: Some("/v1/systems".into()),
-        },
+        Probe::posted(
+            "user-data-service",
+            "/v1/users",
+            json!({"email": format!("{tag}@example.com"), "displayName": tag}),
+        ),
+        Probe::posted(
+            "task-repo-service",
+            "/v1/tasks",
+            json!({"title": format!("task {tag}")}),
+        ),
+        Probe::posted(
+            "category-repository-service",
+            "/v1/categories",
+            json!({"name": format!("cat {tag}")}),
+        ),
+        Probe::posted(
+            "management-system-repo",
+            "/v1/systems",
+            json!({"name": format!("sys-{tag}"), "kind": "erp"}),
+        ),
     ]
 }
 

@@ -61,11 +61,8 @@ async fn the_services_become_ready_and_kubectl_shows_the_printer_columns() {
         .args(["-n", &t.namespace, "get", "tenants"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     let text = String::from_utf8_lossy(&out.stdout);
     let header = text.lines().next().unwrap_or_default().to_string();
     // The columns the CRD declares (crds/), as kubectl prints them.
@@ -162,32 +159,23 @@ async fn a_suspended_tenant_is_refused_everywhere_and_served_again_when_resumed(
     for u in &lists {
         assert_eq!(status_of(u, &key, None).await.unwrap(), 200, "{u}");
     }
-    patch_tenant(t, &name, json!({"suspended": true}))
-        .await
-        .unwrap();
-    // Ready stays True (provisioned), its reason says access is suspended.
-    wait_tenant(t, &name, "True", Some("Suspended"))
-        .await
-        .unwrap();
-    for u in &lists {
-        eventually(&format!("{u} refused"), Duration::from_secs(30), || async {
-            Ok((status_of(u, &key, None).await? == 403).then_some(()))
-        })
-        .await
-        .unwrap();
-    }
-    patch_tenant(t, &name, json!({"suspended": false}))
-        .await
-        .unwrap();
-    wait_tenant(t, &name, "True", Some("Provisioned"))
-        .await
-        .unwrap();
-    for u in &lists {
-        eventually(&format!("{u} served"), Duration::from_secs(30), || async {
-            Ok((status_of(u, &key, None).await? == 200).then_some(()))
-        })
-        .await
-        .unwrap();
+    // Suspending: Ready stays True (provisioned), its reason says access is suspended, and every
+    // list is refused; resuming serves them again.
+    for (suspended, reason, want, what) in [
+        (true, "Suspended", 403, "refused"),
+        (false, "Provisioned", 200, "served"),
+    ] {
+        patch_tenant(t, &name, json!({ "suspended": suspended }))
+            .await
+            .unwrap();
+        wait_tenant(t, &name, "True", Some(reason)).await.unwrap();
+        for u in &lists {
+            eventually(&format!("{u} {what}"), Duration::from_secs(30), || async {
+                Ok((status_of(u, &key, None).await? == want).then_some(()))
+            })
+            .await
+            .unwrap();
+        }
     }
     delete_tenant(t, &name).await.unwrap();
 }

@@ -193,6 +193,16 @@ impl<S> ServiceApp<S> {
         self.call_if(i, Method::PATCH, path, tag, Some(body)).await
     }
 
+    /// `PATCH path` with `body` and the malformed `If-Match: *` as tenant `i`: must be a 400
+    /// naming `If-Match`.
+    pub async fn expect_malformed_if_match(&self, i: usize, path: &str, body: Value) {
+        let call = Call::new(Method::PATCH, path)
+            .key(&self.tenants[i].key)
+            .header("if-match", "*");
+        let r = self.api.send(call.json(body)).await;
+        r.expect_fields(StatusCode::BAD_REQUEST, &["If-Match"], "If-Match: *");
+    }
+
     /// `DELETE path` with `If-Match: "<tag>"` as tenant `i`.
     pub async fn delete_if(&self, i: usize, path: &str, tag: i64) -> Reply {
         self.call_if(i, Method::DELETE, path, tag, None).await

@@ -214,6 +214,11 @@ impl ApiClient {
         }
     }
 
+    /// `GET path` with `key` (any key: revoked, expired, issued by the test).
+    pub async fn get_with(&self, key: &str, path: &str) -> Reply {
+        self.send(Call::new(Method::GET, path).key(key)).await
+    }
+
     /// `method path` as `tenant`, with its own key.
     pub async fn as_tenant(
         &self,

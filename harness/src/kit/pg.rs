@@ -143,6 +143,16 @@ impl PgService {
             .expect("count tables")
     }
 
+    /// A superuser's `SELECT count(*) FROM <table>` (`table` ready for SQL text, schema
+    /// qualified and quoted as needed): what is stored, seen past row-level security.
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        prismicx_service_common::pg::query_scalar(&sql)
+            .fetch_one(&mut self.admin().await)
+            .await
+            .expect("count rows")
+    }
+
     /// Provisions `tenant` of `schema` again: idempotent, at the schema's tenant version, which
     /// `tenant_version` reports; a slug never provisioned has no version.
     pub async fn expect_reprovision_idempotent(

@@ -53,6 +53,13 @@ fn refused<T: std::fmt::Debug>(r: kube::Result<T>) -> kube::core::Status {
     api_error(r.unwrap_err())
 }
 
+/// Fails the test unless `r` is an API error with status code `code`.
+#[track_caller]
+fn expect_code<T: std::fmt::Debug>(r: kube::Result<T>, code: u16) {
+    let status = refused(r);
+    assert_eq!(status.code, code, "{status:?}");
+}
+
 fn api_error(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
@@ -320,16 +327,13 @@ async fn merge_json_and_apply_patches() {
     assert_eq!(same.resource_version(), again.resource_version());
 
     // Merge patch with a stale resourceVersion is a conflict (the operator's finalizer patch).
-    assert_eq!(
-        refused(
-            api.merge(
-                "p",
-                json!({"metadata": {"resourceVersion": "1", "finalizers": ["x"]}}),
-            )
-            .await,
+    expect_code(
+        api.merge(
+            "p",
+            json!({"metadata": {"resourceVersion": "1", "finalizers": ["x"]}}),
         )
-        .code,
-        409
+        .await,
+        409,
     );
 }
 
@@ -405,13 +409,10 @@ async fn status_subresource_separation_and_generation() {
     // replace_status with a stale resourceVersion is a conflict.
     let mut stale = after.clone();
     stale.status.as_mut().unwrap().secret_name = Some("x".into());
-    assert_eq!(
-        refused(
-            api.replace_status("s", &PostParams::default(), &stale)
-                .await,
-        )
-        .code,
-        409
+    expect_code(
+        api.replace_status("s", &PostParams::default(), &stale)
+            .await,
+        409,
     );
 }
 
@@ -550,9 +551,9 @@ async fn namespace_deletion_deletes_its_contents() {
     // The finalizer holds the tenant, and with it the namespace (Terminating; no new content).
     let ns = namespaces.get("team").await.unwrap();
     assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Terminating"));
-    assert_eq!(
-        refused(cms.create(&PostParams::default(), &cm("new", &[])).await).code,
-        403
+    expect_code(
+        cms.create(&PostParams::default(), &cm("new", &[])).await,
+        403,
     );
     tenants
         .merge("held", json!({"metadata": {"finalizers": null}}))
@@ -630,10 +631,7 @@ async fn crds_can_be_created_through_the_api() {
         Api::all(client.clone());
     // Without the CRD the resource does not exist.
     let tenants: Api<Tenant> = Api::default_namespaced(client.clone());
-    assert_eq!(
-        refused(tenants.list(&ListParams::default()).await).code,
-        404
-    );
+    expect_code(tenants.list(&ListParams::default()).await, 404);
     let yaml =
         std::fs::read_to_string(common::crds_dir().join("tenants.prismicx.io.yaml")).unwrap();
     let crd = serde_yaml::from_str(&yaml).unwrap();
@@ -658,10 +656,7 @@ async fn crds_can_be_created_through_the_api() {
     crds.delete("tenants.prismicx.io", &DeleteParams::default())
         .await
         .unwrap();
-    assert_eq!(
-        refused(tenants.list(&ListParams::default()).await).code,
-        404
-    );
+    expect_code(tenants.list(&ListParams::default()).await, 404);
 }
 
 #[tokio::test]
@@ -726,10 +721,7 @@ async fn discovery_documents() {
     assert_eq!(names, ["default", "kube-public", "kube-system"]);
     // Unknown paths are 404.
     let req = http::Request::get("/apis/nope.io/v1").body(vec![]).unwrap();
-    assert_eq!(
-        refused(client.request::<serde_json::Value>(req).await).code,
-        404
-    );
+    expect_code(client.request::<serde_json::Value>(req).await, 404);
     drop(server);
 }
 

@@ -197,20 +197,13 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
     // The platform key acts for the tenant X-Tenant names.
     for (v, ids) in &victims {
         let r = app
-            .api
-            .as_platform(
-                app.tenant(*v).slug(),
-                Method::GET,
-                &format!("/v1/categories/{}", ids[1]),
-                None,
-            )
+            .platform(*v, Method::GET, &format!("/v1/categories/{}", ids[1]), None)
             .await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["tenantId"], app.tenant(*v).id().to_string());
         let r = app
-            .api
-            .as_platform(
-                app.tenant(*v).slug(),
+            .platform(
+                *v,
                 Method::POST,
                 &format!("/v1/categories/{}/move", ids[2]),
                 Some(json!({"parentId": ids[0]})),
@@ -219,9 +212,8 @@ async fn tenant_a_key_never_reaches_b_or_c_categories() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         // ...and only for it: A's ids are not found as B or C.
         let r = app
-            .api
-            .as_platform(
-                app.tenant(*v).slug(),
+            .platform(
+                *v,
                 Method::GET,
                 &format!("/v1/categories/{}", mine[0]),
                 None,

@@ -107,6 +107,15 @@ fn app(options: TenancyOptions) -> App {
     }
 }
 
+/// An app whose only limit is `per_client` failed authentications per client an hour.
+fn guarded_per_client(per_client: u32) -> App {
+    app(options(Limits {
+        auth_failures_per_client: per_client,
+        auth_failure_window: HOUR,
+        ..Limits::off()
+    }))
+}
+
 fn options(limits: Limits) -> TenancyOptions {
     TenancyOptions {
         limits,
@@ -165,11 +174,7 @@ fn assert_throttled(r: &Reply) {
 
 #[tokio::test]
 async fn guessing_keys_is_rate_limited_per_client() {
-    let app = app(options(Limits {
-        auth_failures_per_client: 5,
-        auth_failure_window: HOUR,
-        ..Limits::off()
-    }));
+    let app = guarded_per_client(5);
     let attacker = "198.51.100.7";
     for i in 0..5 {
         let r = whoami(&app, &garbage(i), Some(attacker), None).await;
@@ -195,11 +200,7 @@ async fn guessing_keys_is_rate_limited_per_client() {
 
 #[tokio::test]
 async fn guessing_keys_with_fresh_addresses_from_one_ipv6_host_counts_as_one_client() {
-    let app = app(options(Limits {
-        auth_failures_per_client: 3,
-        auth_failure_window: HOUR,
-        ..Limits::off()
-    }));
+    let app = guarded_per_client(3);
     for i in 0..3 {
         let r = whoami(
             &app,

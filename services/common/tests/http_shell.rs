@@ -137,6 +137,18 @@ fn get_req(uri: &str) -> axum::http::request::Builder {
     Request::builder().method("GET").uri(uri)
 }
 
+/// `GET uri` with no headers and no body.
+async fn get_plain(router: &Router, uri: &str) -> (Response<()>, Vec<u8>) {
+    send(router, get_req(uri).body(Body::empty()).unwrap()).await
+}
+
+/// `GET uri` must be a 200; returns its body as JSON.
+async fn get_json_ok(router: &Router, uri: &str) -> Value {
+    let (res, body) = get_plain(router, uri).await;
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    serde_json::from_slice(&body).unwrap()
+}
+
 fn echo_req(key: &str, tenant: Option<&str>, body: &str) -> Request<Body> {
     let mut b = Request::builder()
         .method("POST")
@@ -170,22 +182,9 @@ fn problem(res: &Response<()>, body: &[u8], status: u16) -> Value {
 #[tokio::test]
 async fn healthz_and_metrics() {
     let (app, _, _) = plain_app();
-    let (res, body) = send(
-        &app.router,
-        get_req("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["status"],
-        "ok"
-    );
+    assert_eq!(get_json_ok(&app.router, "/healthz").await["status"], "ok");
 
-    let (res, body) = send(
-        &app.router,
-        get_req("/metrics").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (res, body) = get_plain(&app.router, "/metrics").await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     assert!(
@@ -196,16 +195,8 @@ async fn healthz_and_metrics() {
     );
     assert!(text.contains("http_request_duration_seconds"), "{text}");
 
-    let (res, body) = send(
-        &app.router,
-        get_req("/openapi.json").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["openapi"],
-        "3.1.0"
-    );
+    let openapi = get_json_ok(&app.router, "/openapi.json").await;
+    assert_eq!(openapi["openapi"], "3.1.0");
 }
 
 #[tokio::test]
@@ -215,7 +206,7 @@ async fn readyz_checks_postgres_through_pgbouncer() {
     let db: Arc<dyn ReadinessCheck> = Arc::new(fx.tenant_db(2));
     // /readyz runs under the request timeout too; give the failing check (below) room.
     let app = app(vec![db], (&a, &b), Duration::from_secs(10));
-    let (res, body) = send(&app.router, get_req("/readyz").body(Body::empty()).unwrap()).await;
+    let (res, body) = get_plain(&app.router, "/readyz").await;
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(res.status(), StatusCode::OK, "{doc}");
     assert_eq!(doc["checks"]["postgres"], "ok");
@@ -226,7 +217,7 @@ async fn readyz_checks_postgres_through_pgbouncer() {
     settings.acquire_timeout = Duration::from_secs(2);
     let missing: Arc<dyn ReadinessCheck> = Arc::new(TenantDb::connect_lazy(settings));
     let app = crate::app(vec![missing], (&a, &b), Duration::from_secs(10));
-    let (res, body) = send(&app.router, get_req("/readyz").body(Body::empty()).unwrap()).await;
+    let (res, body) = get_plain(&app.router, "/readyz").await;
     let doc: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{doc}");
     assert_eq!(doc["checks"]["postgres"], "failed");
@@ -305,18 +296,10 @@ async fn authentication_and_tenant_selection() {
 #[tokio::test]
 async fn request_ids_are_generated_and_echoed() {
     let (app, _, _) = plain_app();
-    let (res, _) = send(
-        &app.router,
-        get_req("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (res, _) = get_plain(&app.router, "/healthz").await;
     let generated = res.headers()["x-request-id"].to_str().unwrap().to_string();
     assert!(Uuid::parse_str(&generated).is_ok(), "{generated}");
-    let (res, _) = send(
-        &app.router,
-        get_req("/healthz").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (res, _) = get_plain(&app.router, "/healthz").await;
     assert_ne!(res.headers()["x-request-id"], generated.as_str());
 
     let req = get_req("/v1/whoami")
@@ -361,11 +344,7 @@ async fn bad_bodies_and_routes_get_problems() {
     assert_eq!(doc["errors"][0]["field"], "tenantId", "{doc}");
 
     // Unknown route (no key needed to learn it does not exist), and a wrong method.
-    let (res, out) = send(
-        &app.router,
-        get_req("/v1/nothing-here").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (res, out) = get_plain(&app.router, "/v1/nothing-here").await;
     problem(&res, &out, 404);
     let req = Request::builder()
         .method("DELETE")

@@ -7,8 +7,10 @@
 use mongodb::bson::{doc, Document};
 use prismicx_harness::kit::{mongo_system, mongo_tenant, test_tenants};
 use prismicx_service_common::mongo::{
-    CollectionLayout, IndexLayout, LayoutIndexes, MongoLayout, MongoStore, TenantMongoError,
+    CollectionLayout, IndexLayout, LayoutIndexes, MongoLayout, MongoStore, TenantCollection,
+    TenantMongoError,
 };
+use prismicx_service_common::tenancy::TenantPlacement;
 use prismicx_service_common::ApiError;
 
 const LAYOUT: MongoLayout = MongoLayout {
@@ -27,6 +29,14 @@ async fn store() -> MongoStore {
     let s = MongoStore::new(mongo_system().await, mongo_tenant().await, LAYOUT);
     LAYOUT.ensure_indexes(&s.system_database()).await.unwrap();
     s
+}
+
+/// The store, a fresh standard tenant, and that tenant's `counters` collection.
+async fn counters() -> (MongoStore, TenantPlacement, TenantCollection<Document>) {
+    let s = store().await;
+    let tenant = test_tenants(1, &[]).remove(0).placement;
+    let coll = s.collection::<Document>(&tenant, "counters");
+    (s, tenant, coll)
 }
 
 #[tokio::test]
@@ -64,10 +74,7 @@ async fn standard_tenants_share_the_service_database_and_dedicated_ones_get_thei
 
 #[tokio::test]
 async fn a_failing_body_leaves_nothing_behind() {
-    let s = store().await;
-    let t = test_tenants(1, &[]);
-    let tenant = t[0].placement.clone();
-    let coll = s.collection::<Document>(&tenant, "counters");
+    let (s, tenant, coll) = counters().await;
     let out: Result<(), ApiError> = s
         .transaction(&tenant, |session| {
             let coll = coll.clone();
@@ -99,10 +106,7 @@ async fn a_failing_body_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn conflicting_transactions_run_again_and_lose_no_update() {
-    let s = store().await;
-    let t = test_tenants(1, &[]);
-    let tenant = t[0].placement.clone();
-    let coll = s.collection::<Document>(&tenant, "counters");
+    let (s, tenant, coll) = counters().await;
     coll.insert_one(&doc! {"name": "c", "n": 0}).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..4 {

@@ -7,10 +7,10 @@
 mod support;
 
 use prismicx_service_common::pg::lint::{lint_database, Violation};
-use prismicx_service_common::pg::{query, query_scalar, quote_ident, TenantDb};
+use prismicx_service_common::pg::{quote_ident, TenantDb};
 use prismicx_service_common::tenancy::TenantPlacement;
 use sqlx::Executor;
-use support::PgFixture;
+use support::{run, scalar, PgFixture};
 
 async fn lint(fx: &PgFixture) -> Vec<Violation> {
     let mut admin = fx.admin().await;
@@ -22,6 +22,12 @@ async fn lint(fx: &PgFixture) -> Vec<Violation> {
 async fn admin_sql(fx: &PgFixture, sql: &str) {
     let mut admin = fx.admin().await;
     admin.execute(sql).await.unwrap();
+}
+
+/// `ALTER ROLE <the fixture's login> <attribute>` as the superuser.
+async fn alter_login(fx: &PgFixture, attribute: &str) {
+    let login = quote_ident(&fx.login);
+    admin_sql(fx, &format!("ALTER ROLE {login} {attribute}")).await;
 }
 
 /// Asserts the violations are exactly one per `(object, problem fragment)` given, in any order.
@@ -152,22 +158,14 @@ async fn nullable_or_missing_tenant_id_is_reported() {
 #[tokio::test]
 async fn bypassrls_on_the_login_role_is_reported() {
     let (fx, _) = fixture().await;
-    admin_sql(
-        &fx,
-        &format!("ALTER ROLE {} BYPASSRLS", quote_ident(&fx.login)),
-    )
-    .await;
+    alter_login(&fx, "BYPASSRLS").await;
     assert_violations(&lint(&fx).await, &[(&fx.login, "BYPASSRLS")]);
 }
 
 #[tokio::test]
 async fn a_superuser_login_role_is_reported() {
     let (fx, _) = fixture().await;
-    admin_sql(
-        &fx,
-        &format!("ALTER ROLE {} SUPERUSER", quote_ident(&fx.login)),
-    )
-    .await;
+    alter_login(&fx, "SUPERUSER").await;
     let found = lint(&fx).await;
     assert!(
         found
@@ -226,20 +224,14 @@ async fn a_login_role_in_an_owner_role_is_reported() {
 /// Writes a note as tenant `t` (committed).
 async fn write_note(db: &TenantDb, t: &TenantPlacement) {
     let mut tx = db.begin(t).await.unwrap();
-    query("INSERT INTO prismicx.notes (body) VALUES ('a')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    run(tx.conn(), "INSERT INTO prismicx.notes (body) VALUES ('a')").await;
     tx.commit().await.unwrap();
 }
 
 /// How many notes tenant `t` sees.
 async fn notes_seen(db: &TenantDb, t: &TenantPlacement) -> i64 {
     let mut tx = db.begin(t).await.unwrap();
-    query_scalar("SELECT count(*) FROM prismicx.notes")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap()
+    scalar(tx.conn(), "SELECT count(*) FROM prismicx.notes").await
 }
 
 /// A policy scoped `TO <db>_app` is enforced for the login role (a member of the app role), so

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use prismicx_harness::kit::expect_sqlstate;
-use prismicx_harness::{servers, unique_name, PoolAlias};
+use prismicx_harness::{servers, unique_name};
 use prismicx_service_common::pg::migrate::{self, Migration, ServiceSchema};
 use prismicx_service_common::pg::{
     dedicated_pool_alias, query, query_as, query_scalar, quote_ident, TenantDb,
@@ -19,7 +19,7 @@ use prismicx_service_common::pg::{
 use prismicx_service_common::tenancy::{TenantSlug, Tier};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, Row};
-use support::{new_tenant, set_alias, sqlstate, PgFixture, SCHEMA};
+use support::{column, new_tenant, run, scalar, set_alias, sqlstate, PgFixture, SCHEMA};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -30,22 +30,21 @@ async fn tenant_b_sees_none_of_tenant_a_rows() {
 
     let mut tx = db.begin(a).await.unwrap();
     assert_eq!(tx.tenant_id(), a.id);
-    query("INSERT INTO prismicx.notes (body) VALUES ('a-secret-note')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
-    query("INSERT INTO items (name) VALUES ('a-secret-item')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    run(
+        tx.conn(),
+        "INSERT INTO prismicx.notes (body) VALUES ('a-secret-note')",
+    )
+    .await;
+    run(
+        tx.conn(),
+        "INSERT INTO items (name) VALUES ('a-secret-item')",
+    )
+    .await;
     tx.commit().await.unwrap();
 
     // Positive control: A reads back its rows, stamped with its id, in its own schema.
     let mut tx = db.begin(a).await.unwrap();
-    let owners: Vec<Uuid> = query_scalar("SELECT tenant_id FROM prismicx.notes")
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
+    let owners: Vec<Uuid> = column(tx.conn(), "SELECT tenant_id FROM prismicx.notes").await;
     assert_eq!(owners, vec![a.id]);
     let items: Vec<String> = query_scalar(&format!(
         "SELECT name FROM {}.items",
@@ -59,32 +58,16 @@ async fn tenant_b_sees_none_of_tenant_a_rows() {
 
     // B: the shared table and its own schema show nothing of A; writes aimed at A's rows match none.
     let mut tx = db.begin(b).await.unwrap();
-    let schema: String = query_scalar("SELECT current_schema()::text")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap();
+    let schema: String = scalar(tx.conn(), "SELECT current_schema()::text").await;
     assert_eq!(schema, b.slug.pg_schema());
-    let notes: Vec<String> = query_scalar("SELECT coalesce(body, '') FROM prismicx.notes")
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
+    let notes: Vec<String> =
+        column(tx.conn(), "SELECT coalesce(body, '') FROM prismicx.notes").await;
     assert!(notes.is_empty(), "B saw {notes:?}");
-    let n: i64 = query_scalar("SELECT count(*) FROM items")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap();
+    let n: i64 = scalar(tx.conn(), "SELECT count(*) FROM items").await;
     assert_eq!(n, 0);
-    let updated = query("UPDATE prismicx.notes SET body = 'b-was-here'")
-        .execute(tx.conn())
-        .await
-        .unwrap()
-        .rows_affected();
+    let updated = run(tx.conn(), "UPDATE prismicx.notes SET body = 'b-was-here'").await;
     assert_eq!(updated, 0);
-    let deleted = query("DELETE FROM prismicx.notes")
-        .execute(tx.conn())
-        .await
-        .unwrap()
-        .rows_affected();
+    let deleted = run(tx.conn(), "DELETE FROM prismicx.notes").await;
     assert_eq!(deleted, 0);
     tx.commit().await.unwrap();
 
@@ -105,15 +88,9 @@ async fn tenant_b_sees_none_of_tenant_a_rows() {
 
     // A's data is untouched.
     let mut tx = db.begin(a).await.unwrap();
-    let notes: Vec<String> = query_scalar("SELECT body FROM prismicx.notes")
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
+    let notes: Vec<String> = column(tx.conn(), "SELECT body FROM prismicx.notes").await;
     assert_eq!(notes, vec!["a-secret-note".to_string()]);
-    let items: Vec<String> = query_scalar("SELECT name FROM items")
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
+    let items: Vec<String> = column(tx.conn(), "SELECT name FROM items").await;
     assert_eq!(items, vec!["a-secret-item".to_string()]);
     db.close().await;
 }
@@ -127,10 +104,11 @@ async fn forged_tenant_id_is_refused_by_row_level_security() {
     // Insert into the shared table, or into a tenant-schema table, with B's id from A's
     // transaction; move an own row over to B (WITH CHECK): all refused.
     let mut tx = db.begin(a).await.unwrap();
-    query("INSERT INTO prismicx.notes (body) VALUES ('mine')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    run(
+        tx.conn(),
+        "INSERT INTO prismicx.notes (body) VALUES ('mine')",
+    )
+    .await;
     tx.commit().await.unwrap();
     for sql in [
         "INSERT INTO prismicx.notes (tenant_id, body) VALUES ($1, 'forged')",
@@ -147,22 +125,13 @@ async fn forged_tenant_id_is_refused_by_row_level_security() {
 
     // B sees nothing; the superuser's view agrees: no row carries B's id, A's row is A's.
     let mut tx = db.begin(b).await.unwrap();
-    let n: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap();
+    let n: i64 = scalar(tx.conn(), "SELECT count(*) FROM prismicx.notes").await;
     assert_eq!(n, 0);
-    let n: i64 = query_scalar("SELECT count(*) FROM items")
-        .fetch_one(tx.conn())
-        .await
-        .unwrap();
+    let n: i64 = scalar(tx.conn(), "SELECT count(*) FROM items").await;
     assert_eq!(n, 0);
     drop(tx);
     let mut admin = fx.admin().await;
-    let owners: Vec<Uuid> = query_scalar("SELECT tenant_id FROM prismicx.notes")
-        .fetch_all(&mut admin)
-        .await
-        .unwrap();
+    let owners: Vec<Uuid> = column(&mut admin, "SELECT tenant_id FROM prismicx.notes").await;
     assert_eq!(owners, vec![a.id]);
     db.close().await;
 }
@@ -171,18 +140,8 @@ async fn forged_tenant_id_is_refused_by_row_level_security() {
 async fn no_session_variable_leaks_through_a_pool_of_size_one() {
     let fx = PgFixture::provision(2).await;
     let (a, b) = (&fx.tenants[0], &fx.tenants[1]);
-    let s = servers();
     let alias = unique_name("one_");
-    set_alias(PoolAlias {
-        name: alias.clone(),
-        dbname: fx.db.clone(),
-        pool_size: 1,
-    })
-    .await;
-    assert_eq!(
-        s.pgbouncer.show_databases().await.unwrap().get(&alias),
-        Some(&1)
-    );
+    set_alias(&alias, &fx.db, 1).await;
 
     // Both the tenant pool and a plain (tenant-less) pool go through the one server connection.
     let settings = fx.settings_for(&alias, 2);
@@ -212,10 +171,7 @@ async fn no_session_variable_leaks_through_a_pool_of_size_one() {
             .execute(tx.conn())
             .await
             .unwrap();
-        let own: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
+        let own: i64 = scalar(tx.conn(), "SELECT count(*) FROM prismicx.notes").await;
         assert_eq!(
             own,
             i64::from(i / 2 + 1),
@@ -329,22 +285,13 @@ async fn concurrent_transactions_of_three_tenants_see_only_their_own_rows() {
     for (i, t) in fx.tenants.iter().enumerate() {
         let tasks = (0..TASKS).filter(|task| task % 3 == i).count();
         let mut tx = db.begin(t).await.unwrap();
-        let notes: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
-        let items: i64 = query_scalar("SELECT count(*) FROM items")
-            .fetch_one(tx.conn())
-            .await
-            .unwrap();
+        let notes: i64 = scalar(tx.conn(), "SELECT count(*) FROM prismicx.notes").await;
+        let items: i64 = scalar(tx.conn(), "SELECT count(*) FROM items").await;
         assert_eq!(notes, (tasks * ROUNDS) as i64, "tenant {}", t.slug);
         assert_eq!(items, (tasks * ROUNDS) as i64, "tenant {}", t.slug);
     }
     let mut admin = fx.admin().await;
-    let total: i64 = query_scalar("SELECT count(*) FROM prismicx.notes")
-        .fetch_one(&mut admin)
-        .await
-        .unwrap();
+    let total: i64 = scalar(&mut admin, "SELECT count(*) FROM prismicx.notes").await;
     assert_eq!(total, (TASKS * ROUNDS) as i64);
     db.close().await;
 }
@@ -373,27 +320,12 @@ async fn dedicated_tenants_use_their_own_pool_alias() {
 
     let alias = dedicated_pool_alias(&fx.db, &t.slug);
     let s = servers();
-    set_alias(PoolAlias {
-        name: alias.clone(),
-        dbname: fx.db.clone(),
-        pool_size: 3,
-    })
-    .await;
-    assert_eq!(
-        s.pgbouncer.show_databases().await.unwrap().get(&alias),
-        Some(&3)
-    );
+    set_alias(&alias, &fx.db, 3).await;
     let mut tx = db.begin(&t).await.unwrap();
-    query("INSERT INTO items (name) VALUES ('dedicated')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    run(tx.conn(), "INSERT INTO items (name) VALUES ('dedicated')").await;
     tx.commit().await.unwrap();
     let mut tx = db.begin(&t).await.unwrap();
-    let names: Vec<String> = query_scalar("SELECT name FROM items")
-        .fetch_all(tx.conn())
-        .await
-        .unwrap();
+    let names: Vec<String> = column(tx.conn(), "SELECT name FROM items").await;
     assert_eq!(names, vec!["dedicated".to_string()]);
     drop(tx);
     // PgBouncer served the login role from the alias's pool.
@@ -498,15 +430,9 @@ async fn concurrent_provisioning_succeeds() {
         assert_eq!(system, Ok(1));
         assert_eq!(tenant, Ok(2));
     }
-    let mut admin = fx.admin().await;
-    let n: i64 = query_scalar(&format!(
-        "SELECT count(*) FROM {}.schema_migrations",
-        quote_ident(&repeated.slug.pg_schema())
-    ))
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(n, 2);
+    let schema = quote_ident(&repeated.slug.pg_schema());
+    let applied = fx.count_rows(&format!("{schema}.schema_migrations")).await;
+    assert_eq!(applied, 2);
 }
 
 #[tokio::test]

@@ -337,9 +337,8 @@ async fn tenant_a_key_never_reaches_b_or_c_data_in_either_tier() {
     // The platform key acts for the tenant it names.
     for (t, v) in &victims {
         let r = app
-            .api
-            .as_platform(
-                app.tenant(*t).slug(),
+            .platform(
+                *t,
                 Method::GET,
                 &format!("/v1/systems/{}/configuration", v.sys),
                 None,

@@ -11,22 +11,13 @@ use prismicx_harness::kit::{Call, PLATFORM_KEY};
 use prismicx_service_common::auth::KeyDigest;
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::json;
-use support::{field, mentions, register, set_state, spawn, store_key};
+use support::{field, issue_key, mentions, register, set_state, spawn, store_key, verify_key};
 
 #[tokio::test]
 async fn keys_are_shown_once_listed_by_prefix_and_stop_working_when_revoked() {
     let t = spawn().await;
     let a = &t.tenants[0];
-    let created = t
-        .api
-        .as_platform(
-            a.slug(),
-            Method::POST,
-            "/v1/api-keys",
-            Some(json!({"name": "ci"})),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let created = issue_key(&t.api, a, "ci").await;
     let key = created.str("key");
     let id = created.str("id");
     assert!(key.starts_with("pxk_"));
@@ -39,10 +30,7 @@ async fn keys_are_shown_once_listed_by_prefix_and_stop_working_when_revoked() {
     );
 
     // The new key authenticates as its tenant.
-    let me = t
-        .api
-        .send(Call::new(Method::GET, "/v1/tenant").key(&key))
-        .await;
+    let me = t.api.get_with(&key, "/v1/tenant").await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.str("slug"), a.slug());
 
@@ -61,10 +49,7 @@ async fn keys_are_shown_once_listed_by_prefix_and_stop_working_when_revoked() {
     // Revoked: refused at once by this service, revoking again is harmless.
     let revoke = t.delete(0, &format!("/v1/api-keys/{id}")).await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
-    let me = t
-        .api
-        .send(Call::new(Method::GET, "/v1/tenant").key(&key))
-        .await;
+    let me = t.api.get_with(&key, "/v1/tenant").await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
     assert!(me.is_problem());
     let again = t.delete(0, &format!("/v1/api-keys/{id}")).await;
@@ -84,7 +69,7 @@ async fn expired_keys_are_refused_and_bad_key_requests_name_the_field() {
     store_key(&t.state, a, "pxk_expired_fixture_key_000000000000", true).await;
     let r = t
         .api
-        .send(Call::new(Method::GET, "/v1/tenant").key("pxk_expired_fixture_key_000000000000"))
+        .get_with("pxk_expired_fixture_key_000000000000", "/v1/tenant")
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let list = t.get(0, "/v1/api-keys").await;
@@ -181,7 +166,7 @@ async fn the_registry_is_listed_for_the_platform_only() {
     }
     let r = t
         .api
-        .send(Call::new(Method::GET, "/v1/tenants?tier=dedicated&limit=200").key(PLATFORM_KEY))
+        .get_with(PLATFORM_KEY, "/v1/tenants?tier=dedicated&limit=200")
         .await;
     assert!(r.body["items"]
         .as_array()
@@ -210,7 +195,7 @@ async fn the_registry_is_listed_for_the_platform_only() {
     }
     let r = t
         .api
-        .send(Call::new(Method::GET, "/v1/tenants/no-such-tenant-x").key(PLATFORM_KEY))
+        .get_with(PLATFORM_KEY, "/v1/tenants/no-such-tenant-x")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
@@ -220,10 +205,7 @@ async fn the_internal_directory_answers_the_platform_key_only() {
     let t = spawn().await;
     let (a, b) = (&t.tenants[0], &t.tenants[1]);
     let path = format!("/internal/v1/tenants/{}", b.slug());
-    let r = t
-        .api
-        .send(Call::new(Method::GET, &path).key(PLATFORM_KEY))
-        .await;
+    let r = t.api.get_with(PLATFORM_KEY, &path).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.str("id"), b.id().to_string());
     assert_eq!(r.str("tier"), "dedicated");
@@ -247,14 +229,7 @@ async fn the_internal_directory_answers_the_platform_key_only() {
     let r = t.api.send(verify("md5:abc".into())).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.error_fields(), ["digest"]);
-    let r = t
-        .api
-        .send(
-            Call::new(Method::POST, "/internal/v1/api-keys/verify")
-                .key(&a.key)
-                .json(json!({ "digest": KeyDigest::of(&a.key).to_string() })),
-        )
-        .await;
+    let r = verify_key(&t.api, &a.key, &a.key).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
@@ -271,14 +246,7 @@ async fn a_tenant_created_again_under_the_same_name_does_not_inherit_the_old_key
     t.state.tenancy.invalidate_all();
     let r = t.api.as_tenant(&a, Method::GET, "/v1/tenant", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
-    let r = t
-        .api
-        .send(
-            Call::new(Method::POST, "/internal/v1/api-keys/verify")
-                .key(PLATFORM_KEY)
-                .json(json!({ "digest": KeyDigest::of(&a.key).to_string() })),
-        )
-        .await;
+    let r = verify_key(&t.api, PLATFORM_KEY, &a.key).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 

@@ -34,7 +34,7 @@ use prismicx_service_common::service::AppSettings;
 use prismicx_service_common::tenancy::{Tenancy, TenancyOptions, TenantState};
 use prismicx_tenant_mgmt::{API_KEYS_COLLECTION, REGISTRY_COLLECTION};
 use serde_json::json;
-use support::{redis_url, register, set_state, spawn_with, Options};
+use support::{issue_key, redis_url, register, set_state, spawn_with, verify_key, Options};
 
 /// How long a change may take to reach the other service before the test fails. Far below the
 /// cache TTL, so only the lifecycle event can deliver it in time.
@@ -192,6 +192,13 @@ impl Platform {
         }
     }
 
+    /// Asserts tenant-mgmt itself answers `want` to `tenant`'s key on its settings.
+    async fn mgmt_answers(&self, tenant: &TestTenant, want: StatusCode) {
+        let api = &self.mgmt.api;
+        let r = api.get_with(&tenant.key, "/v1/settings").await;
+        assert_eq!(r.status, want, "tenant-mgmt itself");
+    }
+
     /// Polls until every other service answers `want` to `key`, failing after [`DEADLINE`].
     async fn wait_for(&self, key: &str, want: StatusCode, what: &str) {
         let start = Instant::now();
@@ -257,15 +264,7 @@ async fn without_an_event_the_cache_keeps_a_revoked_key_until_its_ttl() {
         .await
         .unwrap();
     // tenant-mgmt itself (asked fresh) refuses it…
-    let fresh = p
-        .mgmt
-        .api
-        .send(
-            Call::new(Method::POST, "/internal/v1/api-keys/verify")
-                .key(PLATFORM_KEY)
-                .json(json!({"digest": prismicx_service_common::auth::KeyDigest::of(&tenant.key).to_string()})),
-        )
-        .await;
+    let fresh = verify_key(&p.mgmt.api, PLATFORM_KEY, &tenant.key).await;
     assert_eq!(fresh.status, StatusCode::NOT_FOUND);
     // …while the other services still serve it from their caches: the event is what makes revocation prompt.
     p.all_answer(&tenant.key, StatusCode::OK).await;
@@ -284,12 +283,7 @@ async fn suspension_and_resumption_reach_other_services_through_the_event() {
         publish(TenantEventKind::Suspended, &tenant).await;
         p.wait_for(&tenant.key, StatusCode::FORBIDDEN, "suspended")
             .await;
-        let r = p
-            .mgmt
-            .api
-            .as_tenant(&tenant, Method::GET, "/v1/settings", None)
-            .await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "tenant-mgmt itself");
+        p.mgmt_answers(&tenant, StatusCode::FORBIDDEN).await;
         for other in p.mgmt.tenants.iter().filter(|o| o.slug() != tenant.slug()) {
             p.all_answer(&other.key, StatusCode::OK).await;
         }
@@ -345,17 +339,7 @@ async fn fresh_verification(p: &Platform, key: &str) -> StatusCode {
 
 /// Issues a key for `tenant` through the API: (id, key).
 async fn issue(p: &Platform, tenant: &TestTenant) -> (String, String) {
-    let issued = p
-        .mgmt
-        .api
-        .as_platform(
-            tenant.slug(),
-            Method::POST,
-            "/v1/api-keys",
-            Some(json!({"name": "app"})),
-        )
-        .await;
-    assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
+    let issued = issue_key(&p.mgmt.api, tenant, "app").await;
     (issued.str("id"), issued.str("key"))
 }
 
@@ -502,12 +486,7 @@ async fn a_recreated_tenant_does_not_get_old_keys_back_even_if_the_deleted_event
         StatusCode::NOT_FOUND
     );
     p.all_answer(&tenant.key, StatusCode::UNAUTHORIZED).await;
-    let r = p
-        .mgmt
-        .api
-        .as_tenant(&tenant, Method::GET, "/v1/settings", None)
-        .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "tenant-mgmt itself");
+    p.mgmt_answers(&tenant, StatusCode::UNAUTHORIZED).await;
     p.all_answer(&p.mgmt.tenants[1].key, StatusCode::OK).await;
 }
 

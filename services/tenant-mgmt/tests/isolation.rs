@@ -96,10 +96,7 @@ async fn one_tenants_key_never_reaches_another_tenants_keys_or_settings() {
         assert_eq!(r.status, StatusCode::FORBIDDEN);
 
         // The victim's key and setting are intact.
-        let r = t
-            .api
-            .send(Call::new(Method::GET, "/v1/settings/secret").key(&victim_key))
-            .await;
+        let r = t.api.get_with(&victim_key, "/v1/settings/secret").await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body["value"], "v");
         assert_eq!(r.body["revision"], 1);

@@ -179,15 +179,8 @@ async fn validation_errors_name_every_field_and_store_nothing() {
     assert!(r.is_problem());
 
     // Nothing of the above was stored.
-    let mut admin = app.admin().await;
-    let n: i64 = prismicx_service_common::pg::query_scalar(&format!(
-        "SELECT count(*) FROM \"tenant_{}\".users",
-        app.tenant(0).slug().replace('-', "_")
-    ))
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
-    assert_eq!(n, 0);
+    let users = format!("{}.users", app.tenant(0).quoted_schema());
+    assert_eq!(app.pg().count_rows(&users).await, 0);
 }
 
 #[tokio::test]

@@ -3,14 +3,18 @@
 //! schema, tenants, login role) on the harness PostgreSQL. Every fixture has its own database,
 //! roles and tenant slugs, so tests run in parallel on the shared servers.
 #![allow(dead_code)]
+// A failed query in a fixture is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::ops::Deref;
 
 use prismicx_harness::kit::{PgOptions, PgService};
 use prismicx_harness::{servers, unique_name, PoolAlias};
 use prismicx_service_common::pg::migrate::{Migration, ServiceSchema};
-use prismicx_service_common::pg::TenantDb;
+use prismicx_service_common::pg::{query, query_scalar, TenantDb};
 use prismicx_service_common::tenancy::{TenantPlacement, TenantSlug, TenantState, Tier};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 /// Shared table `prismicx.notes`, RLS enabled and forced, policy on `app.tenant_id`, index
@@ -113,20 +117,50 @@ pub fn new_tenant(tier: Tier) -> TenantPlacement {
     }
 }
 
-/// Adds a PgBouncer pool alias and checks PgBouncer serves it after the RELOAD.
-pub async fn set_alias(alias: PoolAlias) {
-    let name = alias.name.clone();
+/// Adds a PgBouncer pool alias over the fixture's database `dbname` with `pool_size` server
+/// connections, and checks PgBouncer serves it, at that size, after the RELOAD.
+pub async fn set_alias(name: &str, dbname: &str, pool_size: u32) {
     let pgbouncer = &servers().pgbouncer;
+    let alias = PoolAlias {
+        name: name.to_string(),
+        dbname: dbname.to_string(),
+        pool_size,
+    };
     pgbouncer.set_aliases(&[alias]).await.unwrap();
+    let served = pgbouncer.show_databases().await.unwrap();
     assert!(
-        pgbouncer
-            .show_databases()
-            .await
-            .unwrap()
-            .contains_key(&name),
+        served.contains_key(name),
         "alias {name} missing after RELOAD"
+    );
+    assert_eq!(
+        served.get(name),
+        Some(&i64::from(pool_size)),
+        "alias {name}'s pool size"
     );
 }
 
 #[allow(unused_imports)]
 pub use prismicx_harness::kit::sqlstate;
+
+/// Every value of the one-column query `sql` on `conn` (a failed query fails the test).
+pub async fn column<T>(conn: &mut PgConnection, sql: &str) -> Vec<T>
+where
+    (T,): for<'r> FromRow<'r, PgRow>,
+    T: Send + Unpin,
+{
+    query_scalar(sql).fetch_all(conn).await.unwrap()
+}
+
+/// The one value of the one-row, one-column query `sql` on `conn`.
+pub async fn scalar<T>(conn: &mut PgConnection, sql: &str) -> T
+where
+    (T,): for<'r> FromRow<'r, PgRow>,
+    T: Send + Unpin,
+{
+    query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+/// Runs the statement `sql` on `conn`, returning how many rows it touched.
+pub async fn run(conn: &mut PgConnection, sql: &str) -> u64 {
+    query(sql).execute(conn).await.unwrap().rows_affected()
+}

@@ -8,9 +8,13 @@
 use std::ops::Deref;
 use std::time::Duration;
 
+use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Bson, Document};
-use prismicx_harness::kit::{mongo_store, test_tenants, ServiceApp, TestTenant, PLATFORM_KEY};
+use prismicx_harness::kit::{
+    mongo_store, test_tenants, ApiClient, Call, Reply, ServiceApp, TestTenant, PLATFORM_KEY,
+};
 use prismicx_harness::servers;
+use prismicx_service_common::auth::KeyDigest;
 use prismicx_service_common::mongo::{bson_uuid, tenant_bson, MongoStore};
 use prismicx_service_common::service::AppSettings;
 use prismicx_service_common::tenancy::{TenantState, Tier};
@@ -172,4 +176,23 @@ pub fn bson_state(d: &Document) -> Option<&str> {
         Some(Bson::String(s)) => Some(s),
         _ => None,
     }
+}
+
+/// `POST /internal/v1/api-keys/verify` of `key`'s digest, asked with `caller` (the platform key,
+/// or a tenant key that must be refused).
+pub async fn verify_key(api: &ApiClient, caller: &str, key: &str) -> Reply {
+    let digest = KeyDigest::of(key).to_string();
+    let call = Call::new(Method::POST, "/internal/v1/api-keys/verify").key(caller);
+    api.send(call.json(serde_json::json!({ "digest": digest })))
+        .await
+}
+
+/// Issues an API key named `name` for `tenant` with the platform key; fails the test unless it
+/// is created. Returns the answer (`id`, `key`).
+pub async fn issue_key(api: &ApiClient, tenant: &TestTenant, name: &str) -> Reply {
+    let body = serde_json::json!({ "name": name });
+    let r = api
+        .as_platform(tenant.slug(), Method::POST, "/v1/api-keys", Some(body))
+        .await;
+    r.expect(StatusCode::CREATED, "issuing an API key")
 }
