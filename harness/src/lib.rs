@@ -119,24 +119,13 @@ impl Servers {
         let mongo_server = tools::mongo_server()?;
 
         let guardian = Guardian::spawn(&dir, tempdir.is_some())?;
+        // The two MongoDB servers differ only in name (also their data folder) and port.
+        let mongo =
+            |name: &'static str, port| Mongo::start(&mongo_server, &dir.join(name), port, name);
         let (pg, redis, mongo_system, mongo_tenant) = std::thread::scope(|s| {
             let redis = s.spawn(|| Redis::start(&redis_bin, &dir.join("redis"), ports.redis));
-            let system = s.spawn(|| {
-                Mongo::start(
-                    &mongo_server,
-                    &dir.join("mongodb-system"),
-                    ports.mongo_system,
-                    "mongodb-system",
-                )
-            });
-            let tenant = s.spawn(|| {
-                Mongo::start(
-                    &mongo_server,
-                    &dir.join("mongodb-tenant"),
-                    ports.mongo_tenant,
-                    "mongodb-tenant",
-                )
-            });
+            let system = s.spawn(|| mongo("mongodb-system", ports.mongo_system));
+            let tenant = s.spawn(|| mongo("mongodb-tenant", ports.mongo_tenant));
             let pg = Postgres::start(&pg_bin, &dir.join("postgres"), ports.postgres);
             (
                 pg,

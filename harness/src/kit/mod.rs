@@ -22,6 +22,8 @@ mod tenant;
 
 pub use app::ServiceApp;
 pub use http::{ApiClient, Call, Reply};
-pub use mongo::{mongo_for, mongo_store, mongo_system, mongo_tenant, raw_database, raw_find};
+pub use mongo::{
+    mongo_for, mongo_store, mongo_system, mongo_tenant, raw_count, raw_database, raw_find,
+};
 pub use pg::{expect_sqlstate, sqlstate, PgOptions, PgService};
 pub use tenant::{registry_of, tenancy_of, tenants_with, test_tenants, TestTenant, PLATFORM_KEY};

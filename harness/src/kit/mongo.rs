@@ -123,3 +123,12 @@ pub async fn raw_find(
         .await
         .expect("raw documents")
 }
+
+/// How many documents of `collection` in `db` match `filter`, counted through whatever client
+/// `db` came from (the administrator's, for raw reads that see past the tenant filter).
+pub async fn raw_count(db: &mongodb::Database, collection: &str, filter: Document) -> u64 {
+    db.collection::<Document>(collection)
+        .count_documents(filter)
+        .await
+        .expect("raw count")
+}

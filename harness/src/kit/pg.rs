@@ -136,11 +136,7 @@ impl PgService {
     /// A superuser's `SELECT count(*) FROM pg_tables WHERE <filter>`: how many tables the
     /// catalog lint had to inspect.
     pub async fn count_tables(&self, filter: &str) -> i64 {
-        let sql = format!("SELECT count(*) FROM pg_tables WHERE {filter}");
-        prismicx_service_common::pg::query_scalar(&sql)
-            .fetch_one(&mut self.admin().await)
-            .await
-            .expect("count tables")
+        self.count_rows(&format!("pg_tables WHERE {filter}")).await
     }
 
     /// A superuser's `SELECT count(*) FROM <table>` (`table` ready for SQL text, schema

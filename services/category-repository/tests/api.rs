@@ -471,14 +471,8 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
         (json!({"name": "ok", "revision": 9}), "revision"),
     ] {
         let r = post(body.clone()).await;
-        assert_eq!(
-            r.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{body}: {}",
-            r.body
-        );
-        assert!(r.is_problem());
-        assert_eq!(r.error_fields(), [field], "{body}");
+        let r = r.expect_fields(StatusCode::UNPROCESSABLE_ENTITY, &[field], &body);
+        assert!(r.is_problem(), "{body}");
     }
     // A parent that does not exist.
     let r = post(json!({"name": "ok", "parentId": uuid::Uuid::new_v4()})).await;

@@ -12,7 +12,7 @@ mod support;
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
 use prismicx_category_repository::{CATEGORIES, FORESTS, MONGO};
-use prismicx_harness::kit::{mongo_system, mongo_tenant, raw_find, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, raw_count, raw_find, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use serde_json::{json, Value};
 use support::{spawn, TestApp};
@@ -237,26 +237,10 @@ async fn documents_live_in_the_database_of_their_tier() {
         .database(&MONGO.dedicated_database(&app.tenant(B).placement.slug));
     for t in [A, B, C] {
         let tenant = doc! {"tenant_id": tenant_bson(app.tenant(t).id())};
-        let in_shared = shared
-            .collection::<Document>(CATEGORIES)
-            .count_documents(tenant.clone())
-            .await
-            .unwrap();
-        let in_dedicated = dedicated
-            .collection::<Document>(CATEGORIES)
-            .count_documents(tenant.clone())
-            .await
-            .unwrap();
-        let forests_shared = shared
-            .collection::<Document>(FORESTS)
-            .count_documents(tenant.clone())
-            .await
-            .unwrap();
-        let forests_dedicated = dedicated
-            .collection::<Document>(FORESTS)
-            .count_documents(tenant.clone())
-            .await
-            .unwrap();
+        let in_shared = raw_count(&shared, CATEGORIES, tenant.clone()).await;
+        let in_dedicated = raw_count(&dedicated, CATEGORIES, tenant.clone()).await;
+        let forests_shared = raw_count(&shared, FORESTS, tenant.clone()).await;
+        let forests_dedicated = raw_count(&dedicated, FORESTS, tenant.clone()).await;
         if t == B {
             assert_eq!((in_shared, in_dedicated), (0, 4), "B's categories");
             assert_eq!((forests_shared, forests_dedicated), (0, 1));

@@ -13,7 +13,7 @@ use prismicx_harness::kit::expect_sqlstate;
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
-use prismicx_harness::kit::{mongo_system, mongo_tenant, Call};
+use prismicx_harness::kit::{mongo_system, mongo_tenant, raw_count, Call};
 use prismicx_service_common::mongo::tenant_bson;
 use prismicx_service_common::pg::query_scalar;
 use serde_json::{json, Value};
@@ -375,12 +375,8 @@ async fn count(db: &str, tenant: uuid::Uuid) -> u64 {
     } else {
         mongo_system().await
     };
-    client
-        .database(db)
-        .collection::<Document>("configurations")
-        .count_documents(doc! {"tenant_id": tenant_bson(tenant)})
-        .await
-        .unwrap()
+    let filter = doc! {"tenant_id": tenant_bson(tenant)};
+    raw_count(&client.database(db), "configurations", filter).await
 }
 
 #[tokio::test]

@@ -39,6 +39,14 @@ async fn three_tenants() -> (TestApp, Vec<Value>) {
     (app, tasks)
 }
 
+/// Every (attacker, victim) pair of two different tenants among A, B and C.
+fn attacks() -> impl Iterator<Item = (usize, usize)> {
+    [A, B, C]
+        .into_iter()
+        .flat_map(|a| [A, B, C].into_iter().map(move |v| (a, v)))
+        .filter(|(a, v)| a != v)
+}
+
 fn id(t: &Value) -> &str {
     t["id"].as_str().unwrap()
 }
@@ -46,77 +54,72 @@ fn id(t: &Value) -> &str {
 #[tokio::test]
 async fn no_tenant_key_reaches_another_tenants_tasks() {
     let (app, tasks) = three_tenants().await;
-    for attacker in [A, B, C] {
-        for victim in [A, B, C] {
-            if attacker == victim {
-                continue;
-            }
-            let vid = id(&tasks[victim]);
-            let path = format!("/v1/tasks/{vid}");
-            let before = app.task(victim, vid).await;
-            let ctx = format!("tenant {attacker} against tenant {victim}");
-            // Read, update, transition, delete by id: 404, as if the task did not exist.
-            let r = app.task(attacker, vid).await;
-            assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: GET");
-            for rev in [1, 2] {
-                let r = app
-                    .patch_if(attacker, &path, rev, json!({"title": "pwned"}))
-                    .await;
-                assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: PATCH");
-                let r = app.transition(attacker, vid, rev, "in_progress").await;
-                assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: transition");
-                let r = app.delete_if(attacker, &path, rev).await;
-                assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: DELETE");
-            }
-            // Lists and every filter that names the victim's data show only the attacker's.
-            let name = ["alpha", "bravo", "charlie"][victim];
-            for query in [
-                String::new(),
-                format!("q={name}"),
-                format!("assignee={name}-user"),
-                format!("label={name}-label"),
-                "overdue=true".into(),
-                "status=todo".into(),
-                "sort=-dueAt".into(),
-                "sort=priority".into(),
-            ] {
-                for item in app.list_all(attacker, &query, 1).await {
-                    assert_eq!(
-                        item["tenantId"],
-                        app.tenant(attacker).id().to_string(),
-                        "{ctx}: ?{query}"
-                    );
-                    assert_ne!(item["id"], tasks[victim]["id"], "{ctx}: ?{query}");
-                }
-            }
-            // The platform key naming the victim in X-Tenant is not the attacker's key: a
-            // tenant key with X-Tenant naming another tenant is refused.
-            for (m, p, body) in [
-                (Method::GET, path.clone(), None),
-                (Method::GET, TASKS.to_string(), None),
-                (
-                    Method::POST,
-                    TASKS.to_string(),
-                    Some(json!({"title": "planted"})),
-                ),
-            ] {
-                let mut call = Call::new(m.clone(), p.clone())
-                    .key(&app.tenant(attacker).key)
-                    .header("x-tenant", app.tenant(victim).slug());
-                call.body = body;
-                let r = app.api.send(call).await;
-                assert_eq!(
-                    r.status,
-                    StatusCode::FORBIDDEN,
-                    "{ctx}: {m} {p} with X-Tenant"
-                );
-            }
-            // The victim's task is exactly as it was.
-            let after = app.task(victim, vid).await;
-            assert_eq!(after.status, StatusCode::OK);
-            assert_eq!(after.body, before.body, "{ctx}");
-            assert_eq!(after.header("etag"), before.header("etag"));
+    for (attacker, victim) in attacks() {
+        let vid = id(&tasks[victim]);
+        let path = format!("/v1/tasks/{vid}");
+        let before = app.task(victim, vid).await;
+        let ctx = format!("tenant {attacker} against tenant {victim}");
+        // Read, update, transition, delete by id: 404, as if the task did not exist.
+        let r = app.task(attacker, vid).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: GET");
+        for rev in [1, 2] {
+            let r = app
+                .patch_if(attacker, &path, rev, json!({"title": "pwned"}))
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: PATCH");
+            let r = app.transition(attacker, vid, rev, "in_progress").await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: transition");
+            let r = app.delete_if(attacker, &path, rev).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{ctx}: DELETE");
         }
+        // Lists and every filter that names the victim's data show only the attacker's.
+        let name = ["alpha", "bravo", "charlie"][victim];
+        for query in [
+            String::new(),
+            format!("q={name}"),
+            format!("assignee={name}-user"),
+            format!("label={name}-label"),
+            "overdue=true".into(),
+            "status=todo".into(),
+            "sort=-dueAt".into(),
+            "sort=priority".into(),
+        ] {
+            for item in app.list_all(attacker, &query, 1).await {
+                assert_eq!(
+                    item["tenantId"],
+                    app.tenant(attacker).id().to_string(),
+                    "{ctx}: ?{query}"
+                );
+                assert_ne!(item["id"], tasks[victim]["id"], "{ctx}: ?{query}");
+            }
+        }
+        // The platform key naming the victim in X-Tenant is not the attacker's key: a
+        // tenant key with X-Tenant naming another tenant is refused.
+        for (m, p, body) in [
+            (Method::GET, path.clone(), None),
+            (Method::GET, TASKS.to_string(), None),
+            (
+                Method::POST,
+                TASKS.to_string(),
+                Some(json!({"title": "planted"})),
+            ),
+        ] {
+            let mut call = Call::new(m.clone(), p.clone())
+                .key(&app.tenant(attacker).key)
+                .header("x-tenant", app.tenant(victim).slug());
+            call.body = body;
+            let r = app.api.send(call).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{ctx}: {m} {p} with X-Tenant"
+            );
+        }
+        // The victim's task is exactly as it was.
+        let after = app.task(victim, vid).await;
+        assert_eq!(after.status, StatusCode::OK);
+        assert_eq!(after.body, before.body, "{ctx}");
+        assert_eq!(after.header("etag"), before.header("etag"));
     }
     // Each tenant still has exactly its own one task.
     for t in [A, B, C] {
@@ -151,37 +154,32 @@ async fn a_cursor_of_another_tenant_shows_only_the_callers_tasks() {
 #[tokio::test]
 async fn forged_tenant_ids_in_bodies_are_refused_and_write_nothing() {
     let (app, tasks) = three_tenants().await;
-    for attacker in [A, B, C] {
-        for victim in [A, B, C] {
-            if attacker == victim {
-                continue;
-            }
-            let victim_id = app.tenant(victim).id().to_string();
-            for field in ["tenantId", "tenant_id"] {
-                let mut body = json!({"title": "forged"});
-                body[field] = json!(victim_id);
-                let r = app.post(attacker, TASKS, body).await;
-                assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-                assert_eq!(r.error_fields(), [field]);
-                // On the attacker's own task: PATCH and transition bodies.
-                let own = format!("/v1/tasks/{}", id(&tasks[attacker]));
-                let r = app
-                    .patch_if(attacker, &own, 1, json!({ field: victim_id }))
-                    .await;
-                assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-                assert_eq!(r.error_fields(), [field]);
-                let r = app
-                    .call_if(
-                        attacker,
-                        Method::POST,
-                        &format!("{own}/transitions"),
-                        1,
-                        Some(json!({"to": "in_progress", field: victim_id})),
-                    )
-                    .await;
-                assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-                assert_eq!(r.error_fields(), [field]);
-            }
+    for (attacker, victim) in attacks() {
+        let victim_id = app.tenant(victim).id().to_string();
+        for field in ["tenantId", "tenant_id"] {
+            let mut body = json!({"title": "forged"});
+            body[field] = json!(victim_id);
+            let r = app.post(attacker, TASKS, body).await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(r.error_fields(), [field]);
+            // On the attacker's own task: PATCH and transition bodies.
+            let own = format!("/v1/tasks/{}", id(&tasks[attacker]));
+            let r = app
+                .patch_if(attacker, &own, 1, json!({ field: victim_id }))
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(r.error_fields(), [field]);
+            let r = app
+                .call_if(
+                    attacker,
+                    Method::POST,
+                    &format!("{own}/transitions"),
+                    1,
+                    Some(json!({"to": "in_progress", field: victim_id})),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(r.error_fields(), [field]);
         }
     }
     for t in [A, B, C] {

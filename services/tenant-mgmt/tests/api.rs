@@ -73,11 +73,7 @@ async fn expired_keys_are_refused_and_bad_key_requests_name_the_field() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let list = t.get(0, "/v1/api-keys").await;
-    assert!(list.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|k| k["status"] == "expired"));
+    assert!(list.item_strs("status").iter().any(|s| s == "expired"));
 
     for (body, field) in [
         (json!({"name": ""}), "name"),

@@ -22,7 +22,7 @@ use prismicx_user_data::{app, AppSettings, AppState};
 
 mod seed;
 
-use seed::{scratch_dir, BenchDb, ID_PREFIX, USERS};
+use seed::{cores, scratch_dir, succeeded, BenchDb, ID_PREFIX, USERS};
 
 fn parse_after(text: &str, marker: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.contains(marker))?;
@@ -100,13 +100,7 @@ fn main() -> anyhow::Result<()> {
             .output()
     };
     wrk(2)?;
-    let out = wrk(seconds)?;
-    let wrk_text = String::from_utf8_lossy(&out.stdout).to_string();
-    anyhow::ensure!(
-        out.status.success(),
-        "wrk failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let wrk_text = succeeded(&wrk(seconds)?, "wrk")?;
     anyhow::ensure!(
         !wrk_text.contains("Non-2xx"),
         "the service answered errors under load:\n{wrk_text}"
@@ -155,14 +149,7 @@ fn main() -> anyhow::Result<()> {
             .output()
     };
     pgbench(2)?;
-    let out = pgbench(seconds)?;
-    let pg_text = String::from_utf8_lossy(&out.stdout).to_string();
-    anyhow::ensure!(
-        out.status.success(),
-        "pgbench failed: {}{}",
-        pg_text,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pg_text = succeeded(&pgbench(seconds)?, "pgbench")?;
     let pgbench_tps = parse_after(&pg_text, "tps = ")
         .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output:\n{pg_text}"))?;
 
@@ -172,9 +159,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     println!(
         "user-data GET /v1/users/{{id}} benchmark ({seconds} s per run, {} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        cores()
     );
     println!(
         "  service (wrk -t2 -c32):        {service_rps:>10.0} requests/s   latency {}",

@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 
 mod seed;
 
-use seed::{scratch_dir, BenchDb, ID_PREFIX, USERS};
+use seed::{cores, scratch_dir, succeeded, BenchDb, ID_PREFIX, USERS};
 /// A's pace, requests per second: well under A's budget when the limit is on.
 const QUIET_RATE: u32 = 50;
 /// Connections A opens before it starts (more are opened when all are busy).
@@ -249,12 +249,7 @@ fn phase(
     let quiet = run_quiet(port, measured);
     let out = child.wait_with_output()?;
     let quiet = quiet?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    anyhow::ensure!(
-        out.status.success(),
-        "wrk failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(&out, "wrk")?;
     let noisy = parse_noisy(&text)?;
     anyhow::ensure!(
         noisy.other == 0,
@@ -384,9 +379,7 @@ fn main() -> anyhow::Result<()> {
 
     println!(
         "user-data noisy-neighbour benchmark ({seconds} s per phase, {} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        cores()
     );
     println!(
         "  A (quiet): open loop, {QUIET_RATE} requests/s; B (noisy): wrk -t{NOISY_THREADS} -c{NOISY_CONNECTIONS}; \

@@ -1,7 +1,8 @@
 //! Seeding shared by the user-data benchmarks: a fresh database with the service's system
 //! migrations and a login role ([`BenchDb::create`]), tenants provisioned in it and filled with
 //! [`USERS`] users whose ids are `ID_PREFIX` + n (12 digits) ([`BenchDb::seed_tenant`]), and the
-//! service's pool through the harness PgBouncer as that login ([`BenchDb::tenant_db`]).
+//! service's pool through the harness PgBouncer as that login ([`BenchDb::tenant_db`]); and the
+//! small pieces both reports share (a load tool's checked output, the core count).
 
 use std::time::Duration;
 
@@ -94,4 +95,21 @@ pub fn scratch_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(unique_name("prismicx-bench-"));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The standard output of a load tool's run, or an error naming `tool` with all it printed when
+/// it failed.
+pub fn succeeded(out: &std::process::Output, tool: &str) -> anyhow::Result<String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    anyhow::ensure!(
+        out.status.success(),
+        "{tool} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout)
+}
+
+/// The cores this machine offers (0 when unknown), for the report's header.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
 }
