@@ -101,17 +101,10 @@ impl Reply {
         } else {
             &self.body[list]
         };
-        items
+        let items = items
             .as_array()
-            .unwrap_or_else(|| panic!("no list {list:?} in {}", self.body))
-            .iter()
-            .map(|e| {
-                e[field]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("{field} missing in {e}"))
-                    .to_string()
-            })
-            .collect()
+            .unwrap_or_else(|| panic!("no list {list:?} in {}", self.body));
+        field_strs(items, field)
     }
 
     /// `field` of every item of a page (`body.items`), as strings: [`Reply::strs_of`].
@@ -127,6 +120,21 @@ impl Reply {
             .unwrap_or_else(|| panic!("{field} missing in {}", self.body))
             .to_string()
     }
+}
+
+/// `field` of every one of `items` as strings (a page's items, [`ApiClient::all_pages`]'s
+/// result); fails the test when one has no such string.
+#[track_caller]
+pub fn field_strs(items: &[Value], field: &str) -> Vec<String> {
+    items
+        .iter()
+        .map(|e| {
+            e[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field} missing in {e}"))
+                .to_string()
+        })
+        .collect()
 }
 
 /// One request for [`ApiClient::send`].

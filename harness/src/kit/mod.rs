@@ -21,7 +21,7 @@ mod pg;
 mod tenant;
 
 pub use app::ServiceApp;
-pub use http::{ApiClient, Call, Reply};
+pub use http::{field_strs, ApiClient, Call, Reply};
 pub use mongo::{
     mongo_for, mongo_store, mongo_system, mongo_tenant, raw_count, raw_database, raw_find,
 };

@@ -139,6 +139,14 @@ impl PgService {
         self.count_rows(&format!("pg_tables WHERE {filter}")).await
     }
 
+    /// The catalog lint finds nothing, and it inspected `tables` tables: those of `pg_tables`
+    /// matching `filter`.
+    pub async fn expect_contract_kept(&self, filter: &str, tables: i64) {
+        assert_eq!(self.lint().await, vec![]);
+        let inspected = self.count_tables(filter).await;
+        assert_eq!(inspected, tables, "tables inspected: {filter}");
+    }
+
     /// A superuser's `SELECT count(*) FROM <table>` (`table` ready for SQL text, schema
     /// qualified and quoted as needed): what is stored, seen past row-level security.
     pub async fn count_rows(&self, table: &str) -> i64 {

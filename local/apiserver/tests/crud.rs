@@ -60,6 +60,21 @@ fn expect_code<T: std::fmt::Debug>(r: kube::Result<T>, code: u16) {
     assert_eq!(status.code, code, "{status:?}");
 }
 
+/// Creates the ConfigMap `name` with `owner_references` (a JSON list) as its owners.
+async fn create_owned(cms: &Api<ConfigMap>, name: &str, owner_references: serde_json::Value) {
+    let meta = json!({"metadata": {"name": name, "ownerReferences": owner_references}});
+    let cm: ConfigMap = serde_json::from_value(meta).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+}
+
+/// Fails the test unless `t`'s status carries `tenant_id` and its generation is `generation`.
+#[track_caller]
+fn expect_state(t: &Tenant, tenant_id: &str, generation: i64) {
+    let status = t.status.as_ref().expect("a status");
+    assert_eq!(status.tenant_id.as_deref(), Some(tenant_id));
+    assert_eq!(t.metadata.generation, Some(generation));
+}
+
 fn api_error(e: kube::Error) -> kube::core::Status {
     match e {
         kube::Error::Api(s) => *s,
@@ -340,11 +355,14 @@ async fn merge_json_and_apply_patches() {
 #[tokio::test]
 async fn status_subresource_separation_and_generation() {
     let (_server, api) = tenants_api().await;
-    let mut t = tenant("s", Tier::Standard);
-    t.status = Some(TenantStatus {
-        tenant_id: Some("ignored-on-create".into()),
-        ..Default::default()
-    });
+    // A status sent with the create is dropped.
+    let t = Tenant {
+        status: Some(TenantStatus {
+            tenant_id: Some("ignored-on-create".into()),
+            ..Default::default()
+        }),
+        ..tenant("s", Tier::Standard)
+    };
     let created = api.create(&PostParams::default(), &t).await.unwrap();
     assert!(created.status.is_none(), "create ignores status");
     assert_eq!(created.metadata.generation, Some(1));
@@ -363,11 +381,7 @@ async fn status_subresource_separation_and_generation() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        after.status.as_ref().unwrap().tenant_id.as_deref(),
-        Some("abc")
-    );
-    assert_eq!(after.metadata.generation, Some(1));
+    expect_state(&after, "abc", 1);
 
     // The main endpoint ignores status; a spec change bumps generation.
     let mut changed = after.clone();
@@ -377,11 +391,7 @@ async fn status_subresource_separation_and_generation() {
         .replace("s", &PostParams::default(), &changed)
         .await
         .unwrap();
-    assert_eq!(
-        replaced.status.as_ref().unwrap().tenant_id.as_deref(),
-        Some("abc")
-    );
-    assert_eq!(replaced.metadata.generation, Some(2));
+    expect_state(&replaced, "abc", 2);
 
     // A label change (metadata only) does not bump generation.
     let labelled = api
@@ -478,24 +488,13 @@ async fn owner_reference_cascade_and_orphan() {
     let oref = json!([{"apiVersion": "prismicx.io/v1alpha1", "kind": "Tenant", "name": "owner",
         "uid": owner.uid().unwrap(), "controller": true}]);
     for name in ["dep1", "dep2"] {
-        cms.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": oref}}))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+        create_owned(&cms, name, oref.clone()).await;
     }
     // A grandchild owned by dep1.
     let dep1 = cms.get("dep1").await.unwrap();
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "grandchild", "ownerReferences": [
-            {"apiVersion": "v1", "kind": "ConfigMap", "name": "dep1", "uid": dep1.uid().unwrap()}]}}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let by_dep1 = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "dep1",
+        "uid": dep1.uid().unwrap()}]);
+    create_owned(&cms, "grandchild", by_dep1).await;
     tenants
         .delete("owner", &DeleteParams::background())
         .await
@@ -512,14 +511,9 @@ async fn owner_reference_cascade_and_orphan() {
         .create(&PostParams::default(), &tenant("owner2", Tier::Standard))
         .await
         .unwrap();
-    cms.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({"metadata": {"name": "kept", "ownerReferences": [
-            {"apiVersion": "prismicx.io/v1alpha1", "kind": "Tenant", "name": "owner2", "uid": owner.uid().unwrap()}]}}))
-        .unwrap(),
-    )
-    .await
-    .unwrap();
+    let by_owner2 = json!([{"apiVersion": "prismicx.io/v1alpha1", "kind": "Tenant",
+        "name": "owner2", "uid": owner.uid().unwrap()}]);
+    create_owned(&cms, "kept", by_owner2).await;
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
         ..Default::default()

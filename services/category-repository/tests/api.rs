@@ -78,13 +78,8 @@ async fn create_get_rename_round_trip() {
     // Without If-Match the change applies; a change to the same values bumps nothing.
     let r = app.patch(0, &item, json!({"description": "Paper"})).await;
     assert_eq!(r.body["revision"], 3);
-    let r = app
-        .patch(
-            0,
-            &item,
-            json!({"name": "Printed books", "description": "Paper"}),
-        )
-        .await;
+    let unchanged = json!({"name": "Printed books", "description": "Paper"});
+    let r = app.patch(0, &item, unchanged).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["revision"], 3);
     // Case-only rename of itself is allowed (it is not a sibling of itself).
@@ -481,26 +476,19 @@ async fn bad_input_is_a_problem_naming_the_field_and_changes_nothing() {
 
     // Moves.
     let mv = format!("/v1/categories/{child}/move");
+    let invalid = StatusCode::UNPROCESSABLE_ENTITY;
     for (body, status, field) in [
-        (json!({}), StatusCode::UNPROCESSABLE_ENTITY, "parentId"),
-        (
-            json!({"position": 0}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "parentId",
-        ),
-        (
-            json!({"parentId": 7}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "parentId",
-        ),
+        (json!({}), invalid, "parentId"),
+        (json!({"position": 0}), invalid, "parentId"),
+        (json!({"parentId": 7}), invalid, "parentId"),
         (
             json!({"parentId": null, "position": "1"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            invalid,
             "position",
         ),
         (
             json!({"parentId": null, "tenant_id": "x"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
+            invalid,
             "tenant_id",
         ),
     ] {

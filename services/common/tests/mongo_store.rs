@@ -92,10 +92,11 @@ async fn a_failing_body_leaves_nothing_behind() {
         .transaction(&tenant, |session| {
             let coll = coll.clone();
             Box::pin(async move {
-                coll.insert_one_in(session, &doc! {"name": "x", "n": 0})
-                    .await?;
-                coll.insert_one_in(session, &doc! {"name": "y", "n": 0})
-                    .await?;
+                // Two writes in the one transaction, both kept.
+                for name in ["x", "y"] {
+                    let counter = doc! {"name": name, "n": 0};
+                    coll.insert_one_in(session, &counter).await?;
+                }
                 Ok(())
             })
         })

@@ -239,14 +239,9 @@ async fn notes_seen(db: &TenantDb, t: &TenantPlacement) -> i64 {
 #[tokio::test]
 async fn a_policy_to_the_app_role_counts() {
     let fx = PgFixture::provision(2).await;
-    admin_sql(
-        &fx,
-        &format!(
-            "ALTER POLICY tenant_isolation ON prismicx.notes TO {}",
-            quote_ident(&fx.roles().app)
-        ),
-    )
-    .await;
+    let app_role = quote_ident(&fx.roles().app);
+    let to_app = format!("ALTER POLICY tenant_isolation ON prismicx.notes TO {app_role}");
+    admin_sql(&fx, &to_app).await;
     // The policy applies to the login role: A writes and reads its row (with no applicable
     // policy, FORCE'd RLS would refuse the insert), B sees nothing.
     let db = fx.tenant_db(2);

@@ -22,11 +22,17 @@ use sqlx::{Executor, Row};
 use support::{column, new_tenant, run, scalar, set_alias, sqlstate, PgFixture, SCHEMA};
 use uuid::Uuid;
 
+/// A fixture of two tenants and a tenant pool of four connections over it.
+async fn two_tenants() -> (PgFixture, TenantDb) {
+    let fx = PgFixture::provision(2).await;
+    let db = fx.tenant_db(4);
+    (fx, db)
+}
+
 #[tokio::test]
 async fn tenant_b_sees_none_of_tenant_a_rows() {
-    let fx = PgFixture::provision(2).await;
+    let (fx, db) = two_tenants().await;
     let (a, b) = (&fx.tenants[0], &fx.tenants[1]);
-    let db = fx.tenant_db(4);
 
     let mut tx = db.begin(a).await.unwrap();
     assert_eq!(tx.tenant_id(), a.id);
@@ -97,9 +103,8 @@ async fn tenant_b_sees_none_of_tenant_a_rows() {
 
 #[tokio::test]
 async fn forged_tenant_id_is_refused_by_row_level_security() {
-    let fx = PgFixture::provision(2).await;
+    let (fx, db) = two_tenants().await;
     let (a, b) = (&fx.tenants[0], &fx.tenants[1]);
-    let db = fx.tenant_db(4);
 
     // Insert into the shared table, or into a tenant-schema table, with B's id from A's
     // transaction; move an own row over to B (WITH CHECK): all refused.

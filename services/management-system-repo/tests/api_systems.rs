@@ -7,6 +7,7 @@
 mod support;
 
 use axum::http::{Method, StatusCode};
+use prismicx_harness::kit::field_strs;
 use serde_json::json;
 use support::{spawn_app, spawn_tiers};
 
@@ -89,17 +90,12 @@ async fn system_crud_with_etags() {
 #[tokio::test]
 async fn system_validation_errors_name_every_field_and_store_nothing() {
     let app = spawn_app().await;
-    let r = app
-        .post(
-            0,
-            SYSTEMS,
-            json!({
-                "name": "Not Valid!", "kind": "9", "displayName": "bell\u{7}",
-                "attributes": {"bad key": 1},
-                "configSchema": {"type": "object", "properties": {"port": {"type": "integr"}}}
-            }),
-        )
-        .await;
+    let everything_wrong = json!({
+        "name": "Not Valid!", "kind": "9", "displayName": "bell\u{7}",
+        "attributes": {"bad key": 1},
+        "configSchema": {"type": "object", "properties": {"port": {"type": "integr"}}}
+    });
+    let r = app.post(0, SYSTEMS, everything_wrong).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.is_problem());
     let fields = r.error_fields();
@@ -203,12 +199,7 @@ async fn system_lists_paginate_filter_and_reject_unknown_parameters() {
             .await;
         ids.push(r.str("id"));
     }
-    let seen: Vec<String> = app
-        .all_pages(0, SYSTEMS, 2)
-        .await
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
+    let seen = field_strs(&app.all_pages(0, SYSTEMS, 2).await, "id");
     assert_eq!(seen, ids, "every system once, in creation order");
     let r = app.get(0, "/v1/systems?kind=erp").await;
     let names = r.item_strs("name");

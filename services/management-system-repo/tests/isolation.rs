@@ -506,31 +506,28 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
     .execute(tx.conn())
     .await, "23503", "a relation to another tenant's system must be refused");
     drop(tx);
-    // Forging B's tenant id on a row: row-level security refuses it.
-    let mut tx = app.state.db.begin(&a).await.unwrap();
-    expect_sqlstate(
-        prismicx_service_common::pg::query(
-            "INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')",
-        )
-        .bind(app.tenant(B).id())
-        .execute(tx.conn())
-        .await,
-        "42501",
-        "forged tenant_id",
-    );
-    drop(tx);
-    // Writing into B's schema from A's transaction: the schema's pinned tenant_id refuses it.
-    let mut tx = app.state.db.begin(&a).await.unwrap();
-    expect_sqlstate(
-        prismicx_service_common::pg::query(&format!(
-            "INSERT INTO {b_schema}.systems (name) VALUES ('planted')"
-        ))
-        .execute(tx.conn())
-        .await,
-        "23514",
-        "planting a row in another tenant's schema",
-    );
-    drop(tx);
+    // Forging B's tenant id on a row (row-level security refuses it) and writing into B's schema
+    // from A's transaction (the schema's pinned tenant_id refuses it), each in a transaction of
+    // its own.
+    let query = prismicx_service_common::pg::query;
+    let planted = format!("INSERT INTO {b_schema}.systems (name) VALUES ('planted')");
+    for (write, sqlstate, what) in [
+        (
+            query("INSERT INTO systems (tenant_id, name) VALUES ($1, 'forged')")
+                .bind(app.tenant(B).id()),
+            "42501",
+            "forged tenant_id",
+        ),
+        (
+            query(&planted),
+            "23514",
+            "planting a row in another tenant's schema",
+        ),
+    ] {
+        let mut tx = app.state.db.begin(&a).await.unwrap();
+        expect_sqlstate(write.execute(tx.conn()).await, sqlstate, what);
+        drop(tx);
+    }
     // Updates and deletes aimed at B's schema touch nothing.
     let mut tx = app.state.db.begin(&a).await.unwrap();
     let n = prismicx_service_common::pg::query(&format!(

@@ -7,7 +7,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::kit::{Call, PLATFORM_KEY};
+use prismicx_harness::kit::{field_strs, Call, PLATFORM_KEY};
 use prismicx_service_common::auth::KeyDigest;
 use prismicx_service_common::tenancy::{TenantState, Tier};
 use serde_json::json;
@@ -109,12 +109,7 @@ async fn api_keys_page_through_every_key_once() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED);
     }
-    let seen: Vec<String> = t
-        .all_pages(0, "/v1/api-keys", 2)
-        .await
-        .iter()
-        .map(|k| k["id"].as_str().unwrap().to_string())
-        .collect();
+    let seen = field_strs(&t.all_pages(0, "/v1/api-keys", 2).await, "id");
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();
@@ -127,13 +122,10 @@ async fn the_registry_is_listed_for_the_platform_only() {
     let t = spawn().await;
     let (a, b) = (&t.tenants[0], &t.tenants[1]);
     // Other tests register tenants too: page through the whole registry.
-    let slugs: Vec<String> = t
-        .api
-        .all_pages(PLATFORM_KEY, "/v1/tenants", 7)
-        .await
-        .iter()
-        .map(|x| x["slug"].as_str().unwrap().to_string())
-        .collect();
+    let slugs = field_strs(
+        &t.api.all_pages(PLATFORM_KEY, "/v1/tenants", 7).await,
+        "slug",
+    );
     let mut sorted = slugs.clone();
     sorted.sort();
     sorted.dedup();
@@ -310,8 +302,8 @@ async fn settings_have_revisions_and_refuse_stale_writes() {
         (Method::DELETE, theme, 3, None, StatusCode::NO_CONTENT),
     ];
     t.expect_conditional(0, &steps).await;
-    let r = t.delete(0, "/v1/settings/ui.theme").await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    t.expect_statuses(0, &[(Method::DELETE, theme, StatusCode::NOT_FOUND)])
+        .await;
 }
 
 #[tokio::test]

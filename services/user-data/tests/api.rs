@@ -7,7 +7,7 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use prismicx_harness::kit::{Call, PLATFORM_KEY};
+use prismicx_harness::kit::{field_strs, Call, PLATFORM_KEY};
 use serde_json::json;
 use support::spawn_app;
 
@@ -16,16 +16,11 @@ const USERS: &str = "/v1/users";
 #[tokio::test]
 async fn user_crud_round_trip() {
     let app = spawn_app().await;
-    let r = app
-        .post(
-            0,
-            USERS,
-            json!({
-                "email": "  Ada@Example.com ", "displayName": "Ada Lovelace",
-                "attributes": {"team": "engines", "level": 3}
-            }),
-        )
-        .await;
+    let ada = json!({
+        "email": "  Ada@Example.com ", "displayName": "Ada Lovelace",
+        "attributes": {"team": "engines", "level": 3}
+    });
+    let r = app.post(0, USERS, ada).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
     assert_eq!(r.headers["location"], format!("/v1/users/{id}"));
@@ -249,12 +244,7 @@ async fn list_filters_search_and_cursor_pagination() {
         ids.push(r.body["id"].as_str().unwrap().to_string());
     }
     // Pages of 3 walk every user once, in creation order.
-    let seen: Vec<String> = app
-        .all_pages(0, USERS, 3)
-        .await
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_string())
-        .collect();
+    let seen = field_strs(&app.all_pages(0, USERS, 3).await, "id");
     assert_eq!(seen, ids);
 
     let count = |body: &serde_json::Value| body["items"].as_array().unwrap().len();

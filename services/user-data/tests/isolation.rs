@@ -49,18 +49,20 @@ async fn tenant_a_key_never_reaches_tenant_b_data() {
             r.body
         );
     }
-    assert_eq!(
-        app.get(0, &format!("{b_path}/roles")).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(0, &format!("/v1/roles/{b_role}")).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.delete(0, &format!("/v1/roles/{b_role}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    let b_role_path = format!("/v1/roles/{b_role}");
+    app.expect_statuses(
+        0,
+        &[
+            (
+                Method::GET,
+                format!("{b_path}/roles"),
+                StatusCode::NOT_FOUND,
+            ),
+            (Method::GET, b_role_path.clone(), StatusCode::NOT_FOUND),
+            (Method::DELETE, b_role_path, StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
     // Membership across tenants: A's user into B's role, B's user into A's view.
     assert_eq!(
         app.call(
@@ -329,14 +331,14 @@ async fn dedicated_tenants_use_their_own_pgbouncer_pool() {
         Some(&2)
     );
     let id = app.create_user(1, "vip@d.io", "VIP").await;
-    assert_eq!(
-        app.get(1, &format!("/v1/users/{id}")).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.get(0, &format!("/v1/users/{id}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    let vip = format!("/v1/users/{id}");
+    for (tenant, want) in [(1, StatusCode::OK), (0, StatusCode::NOT_FOUND)] {
+        let got = app.get(tenant, &vip).await.status;
+        assert_eq!(
+            got, want,
+            "tenant {tenant} reading the dedicated tenant's user"
+        );
+    }
     // The dedicated pool served it: PgBouncer counts requests per pool alias.
     let mut console = prismicx_harness::servers()
         .pgbouncer
