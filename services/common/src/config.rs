@@ -84,12 +84,13 @@ pub struct CommonArgs {
 /// `--db-password`, `--db-pool-size`, `--db-dedicated-pool-size` and
 /// `--db-acquire-timeout-secs`, read from `<PREFIX>_DB_HOST` … `<PREFIX>_DB_ACQUIRE_TIMEOUT_SECS`.
 /// The variable names are the contract with the chart and the operator, so each service passes
-/// its own prefix; `database` and `user` are its defaults. `$name::settings` turns the flags into
-/// the store's [`PgSettings`](crate::pg::PgSettings).
+/// its own prefix, then its default database and login role:
+/// `pg_args!(DbArgs, "USER", crate::migrations::DATABASE, "user_data_svc");`.
+/// `$name::settings` turns the flags into the store's [`PgSettings`](crate::pg::PgSettings).
 #[macro_export]
 macro_rules! pg_args {
-    ($(#[$meta:meta])* $name:ident, prefix = $prefix:literal, database = $database:expr, user = $user:literal) => {
-        $(#[$meta])*
+    ($name:ident, $prefix:literal, $database:expr, $user:literal) => {
+        #[doc = concat!("The PostgreSQL flags, `", $prefix, "_DB_*`.")]
         #[derive(Debug, Clone, clap::Args)]
         pub struct $name {
             /// PgBouncer host in front of postgres-system.
@@ -228,12 +229,7 @@ mod tests {
             .is_err());
     }
 
-    crate::pg_args!(
-        DemoDbArgs,
-        prefix = "DEMO",
-        database = "demo_db",
-        user = "demo_svc"
-    );
+    crate::pg_args!(DemoDbArgs, "DEMO", "demo_db", "demo_svc");
 
     #[test]
     fn pg_args_read_the_prefixed_variables() {

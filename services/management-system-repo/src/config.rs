@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use clap::Parser;
 use prismicx_service_common::config::{CommonArgs, MongoArgs};
+use prismicx_service_common::pg_args;
 
 use crate::schema::gate::GateSettings;
 
-prismicx_service_common::pg_args!(
-    /// The PostgreSQL flags, `MANAGEMENT_DB_*`.
+pg_args!(
     DbArgs,
-    prefix = "MANAGEMENT",
-    database = crate::migrations::DATABASE,
-    user = "management_system_repository_svc"
+    "MANAGEMENT",
+    crate::migrations::DATABASE,
+    "management_system_repository_svc"
 );
 
 /// The platform's container port for management-system-repo (exposed as 8505).

@@ -3,14 +3,9 @@
 
 use clap::Parser;
 use prismicx_service_common::config::{CommonArgs, Secret};
+use prismicx_service_common::pg_args;
 
-prismicx_service_common::pg_args!(
-    /// The PostgreSQL flags, `USER_DB_*`.
-    DbArgs,
-    prefix = "USER",
-    database = crate::migrations::DATABASE,
-    user = "user_data_svc"
-);
+pg_args!(DbArgs, "USER", crate::migrations::DATABASE, "user_data_svc");
 
 /// The platform's port for user-data-service.
 pub const DEFAULT_PORT: u16 = 8502;
