@@ -2,10 +2,9 @@
 //! runs inside the caller's [`TenantTx`], so row-level security keeps it to the transaction's
 //! tenant.
 
-use sqlx::query;
 use uuid::Uuid;
 
-use super::TenantTx;
+use super::{query, TenantTx};
 
 /// Deletes the row `id` of `table`; whether there was one. `table` is a table of the service's
 /// own schema (a constant), never request input.
