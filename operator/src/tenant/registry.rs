@@ -359,15 +359,12 @@ pub async fn step(p: &mut Provision<'_>) -> Result<()> {
         publish(dp, plan, kind).await?;
         event_published(dp, &plan.slug).await?;
     }
-    let message = format!(
-        "tenant_registry entry {} ({})",
-        plan.slug,
-        if plan.suspended {
-            "suspended"
-        } else {
-            "active"
-        }
-    );
+    let state = if plan.suspended {
+        "suspended"
+    } else {
+        "active"
+    };
+    let message = format!("tenant_registry entry {} ({state})", plan.slug);
     p.ready(TenantCondition::Registered, Reason::Registered, message);
     Ok(())
 }
