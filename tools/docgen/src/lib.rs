@@ -22,6 +22,7 @@ pub mod diagrams;
 mod markdown;
 pub mod schema_doc;
 pub mod sql;
+pub mod workspace;
 
 use std::fmt::Write as _;
 
@@ -116,6 +117,11 @@ pub fn documents() -> anyhow::Result<Vec<(String, String)>> {
     for (name, source) in diagrams::sources(&model) {
         out.push((format!("diagrams/{name}"), source));
     }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    out.push((
+        "diagrams/workspace.puml".into(),
+        workspace::diagram(&workspace::crates(&root)?)?,
+    ));
     Ok(out)
 }
 
