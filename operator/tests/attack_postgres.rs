@@ -15,7 +15,6 @@ use prismicx_store::pg::migrate::{self, LoginLimits};
 use prismicx_store::pg::{query_scalar, quote_ident};
 use prismicx_store::Secret as Hidden;
 use prismicx_tenancy::TenantSlug;
-use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use support::*;
 
@@ -44,10 +43,12 @@ async fn refused(conn: &mut PgConnection, sql: &str) -> String {
 
 /// Two provisioned tenants, A (the victim, with a user row and an audit row) and B.
 async fn two_tenants(env: &Env) -> (Tenant, Tenant) {
-    let a = create(env, "victim", json!({"services": ["user-data"]})).await;
-    let b = create(env, "attacker", json!({"services": ["user-data"]})).await;
-    let a = provision(env, &a.name_any()).await;
-    let b = provision(env, &b.name_any()).await;
+    let (a, b) = provisioned_pair(
+        env,
+        ("victim", user_data_spec()),
+        ("attacker", user_data_spec()),
+    )
+    .await;
     let mut victim = connect_uri(&secret_value(env, &a, "pooler-uri").await)
         .await
         .expect("A's credentials connect");
@@ -73,6 +74,21 @@ async fn two_tenants(env: &Env) -> (Tenant, Tenant) {
     .expect("an audit row of A");
     tx.commit().await.expect("commit");
     (a, b)
+}
+
+/// What most attacks start from: A and B ([`two_tenants`]) and A's data before the attack.
+struct Attack {
+    env: Env,
+    a: Tenant,
+    b: Tenant,
+    before: String,
+}
+
+async fn attack() -> Attack {
+    let env = env().await;
+    let (a, b) = two_tenants(&env).await;
+    let before = a_data(&a).await;
+    Attack { env, a, b, before }
 }
 
 /// Everything stored for A in its schema and the shared table, read as the superuser.
@@ -183,9 +199,7 @@ async fn tenant_b_cannot_read_tenant_a_id_or_namespace_from_the_catalogs() {
 
 #[tokio::test]
 async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_tenant_a_schema() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let a_id = tenant_id(&a);
     let s = quote_ident(&schema_of(&a));
     let mut conn = as_b(&env, &b).await;
@@ -217,9 +231,7 @@ async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_tenant_a_schema() {
 
 #[tokio::test]
 async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_shared_tables() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     assert!(before.contains("victim-admin"), "A has an audit row");
     let a_id = tenant_id(&a);
     let mut conn = as_b(&env, &b).await;
@@ -246,9 +258,7 @@ async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_shared_tables() {
 
 #[tokio::test]
 async fn tenant_b_cannot_insert_a_row_with_tenant_a_id_into_its_own_schema() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let a_id = tenant_id(&a);
     let mut conn = as_b(&env, &b).await;
     // With A's id as the session's tenant row-level security would let the row through; the
@@ -288,9 +298,7 @@ async fn tenant_b_cannot_insert_a_row_with_tenant_a_id_into_its_own_schema() {
 
 #[tokio::test]
 async fn tenant_b_statement_running_past_its_timeout_is_cancelled() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let mut conn = as_b(&env, &b).await;
     // The platform's defaults hold for every new session of the login.
     let shown: (String, String, String) = prismicx_store::pg::query_as(
@@ -328,9 +336,7 @@ async fn tenant_b_statement_running_past_its_timeout_is_cancelled() {
 
 #[tokio::test]
 async fn tenant_b_cannot_open_more_connections_than_its_limit() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let mut admin = admin("system_users").await;
     let limit: i32 = query_scalar("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1")
         .bind(login_of(&b))
@@ -360,7 +366,7 @@ async fn tenant_b_cannot_open_more_connections_than_its_limit() {
 #[tokio::test]
 async fn passwords_the_platform_sets_never_reach_the_server_log() {
     let env = env().await;
-    let t = provisioned(&env, "logged", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "logged", user_data_spec()).await;
     let name = t.name_any();
     let first = secret_value(&env, &t, "password").await;
 
@@ -431,7 +437,7 @@ async fn passwords_the_platform_sets_never_reach_the_server_log() {
 #[tokio::test]
 async fn changed_login_limits_are_drift_and_are_restored() {
     let env = env().await;
-    let t = provisioned(&env, "limits", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "limits", user_data_spec()).await;
     let name = t.name_any();
     let mut admin = admin("system_users").await;
     exec(
@@ -460,7 +466,7 @@ async fn changed_login_limits_are_drift_and_are_restored() {
 #[tokio::test]
 async fn an_installation_with_the_old_catalog_forms_is_rewritten_and_keeps_its_tenant() {
     let env = env().await;
-    let t = provisioned(&env, "oldform", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "oldform", user_data_spec()).await;
     let name = t.name_any();
     let id = tenant_id(&t);
     let schema = schema_of(&t);

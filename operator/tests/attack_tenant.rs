@@ -63,12 +63,8 @@ async fn users_in(db: &str, schema: &str) -> Vec<String> {
 async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_entry() {
     let env = env().await;
     let victim = provisioned(&env, "regv", json!({"services": ["tenant-mgmt"]})).await;
-    let attacker = provisioned(
-        &env,
-        "rega",
-        json!({"tier": "dedicated", "services": ["tenant-mgmt"]}),
-    )
-    .await;
+    let dedicated = json!({"tier": "dedicated", "services": ["tenant-mgmt"]});
+    let attacker = provisioned(&env, "rega", dedicated).await;
     let before = registry_entry(&victim.name_any())
         .await
         .expect("registered");
@@ -111,12 +107,8 @@ async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_en
 async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document() {
     let env = env().await;
     let victim = provisioned(&env, "docv", json!({"services": ["task-repo"]})).await;
-    let attacker = provisioned(
-        &env,
-        "doca",
-        json!({"tier": "dedicated", "services": ["task-repo"]}),
-    )
-    .await;
+    let dedicated = json!({"tier": "dedicated", "services": ["task-repo"]});
+    let attacker = provisioned(&env, "doca", dedicated).await;
     let m = mongo().await;
     let shared = m
         .database("task_repository")
@@ -186,7 +178,7 @@ async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document(
 #[tokio::test]
 async fn forged_status_tenant_id_of_another_tenant_is_refused_and_nothing_is_touched() {
     let env = env().await;
-    let victim = provisioned(&env, "idv", json!({"services": ["user-data"]})).await;
+    let victim = provisioned(&env, "idv", user_data_spec()).await;
     let mut pg = connect_with_secret(&env, &victim, "pooler-uri").await;
     exec(
         &mut pg,
@@ -272,7 +264,7 @@ async fn rewriting_status_tenant_id_of_a_ready_tenant_is_refused_and_its_data_ke
 async fn two_namespaces_claiming_one_new_slug_at_once_only_one_wins() {
     let env = env().await;
     let name = prismicx_harness::unique_name("race");
-    let spec: TenantSpec = serde_json::from_value(json!({"services": ["user-data"]})).unwrap();
+    let spec: TenantSpec = serde_json::from_value(user_data_spec()).unwrap();
     let mut apis = Vec::new();
     for ns in ["team-a", "team-b"] {
         let api: kube::Api<Tenant> = kube::Api::namespaced(env.client.clone(), ns);
@@ -604,12 +596,7 @@ async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants
 #[tokio::test]
 async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back() {
     let env = env().await;
-    let (a, b) = provisioned_pair(
-        &env,
-        ("isa", json!({"services": ["user-data"]})),
-        ("isb", json!({"services": ["user-data"]})),
-    )
-    .await;
+    let (a, b) = provisioned_pair(&env, ("isa", user_data_spec()), ("isb", user_data_spec())).await;
     let a_login = secret_value(&env, &a, "username").await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
     let mut c = admin("system_users").await;
@@ -693,12 +680,7 @@ async fn a_mongodb_role_on_another_tenants_database_is_found_and_taken_back() {
 #[tokio::test]
 async fn a_schema_opened_to_public_fails_the_neighbours_probe_until_its_owner_repairs_it() {
     let env = env().await;
-    let (a, b) = provisioned_pair(
-        &env,
-        ("pua", json!({"services": ["user-data"]})),
-        ("pub", json!({"services": ["user-data"]})),
-    )
-    .await;
+    let (a, b) = provisioned_pair(&env, ("pua", user_data_spec()), ("pub", user_data_spec())).await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
     let mut c = admin("system_users").await;
     exec(&mut c, &format!(

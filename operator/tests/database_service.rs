@@ -678,23 +678,13 @@ async fn postgres_services_get_their_database_schema_and_login_before_the_first_
             ),
             "{err}"
         );
-        assert!(t
-            .deployments
-            .get_opt(kind.k8s_name())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(!has_deployment(&t, kind.k8s_name()).await);
         let ds = get(&t, kind.as_str()).await;
         assert_condition(&ds, "Degraded", "True", "PostgresFailed");
 
         reconcile(&t, kind.as_str()).await.expect("reconcile");
         reconcile(&t, kind.as_str()).await.expect("idempotent");
-        assert!(t
-            .deployments
-            .get_opt(kind.k8s_name())
-            .await
-            .unwrap()
-            .is_some());
+        assert!(has_deployment(&t, kind.k8s_name()).await);
         let ds = get(&t, kind.as_str()).await;
         assert_eq!(condition(&ds, "Degraded").0, "False");
 

@@ -95,12 +95,7 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
         roles[0].as_document().unwrap().get_str("db").unwrap(),
         format!("task_repository__{}", ident(&name))
     );
-    let idx: Vec<String> = m
-        .database(&format!("task_repository__{}", ident(&name)))
-        .collection::<Document>("tasks")
-        .list_index_names()
-        .await
-        .unwrap();
+    let idx = index_names(&m, &format!("task_repository__{}", ident(&name)), "tasks").await;
     assert!(idx.contains(&"tasks_tenant_created".to_string()), "{idx:?}");
     let pooler = secret_value(&env, &t, "pooler-uri").await;
     assert!(pooler.ends_with(&format!("/{alias}")), "{pooler}");
@@ -476,12 +471,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
 #[tokio::test]
 async fn credentials_reach_only_their_own_tenant() {
     let env = env().await;
-    let (a, b) = provisioned_pair(
-        &env,
-        ("atk", json!({"services": ["user-data"]})),
-        ("vic", json!({"services": ["user-data"]})),
-    )
-    .await;
+    let (a, b) = provisioned_pair(&env, ("atk", user_data_spec()), ("vic", user_data_spec())).await;
     let mut victim = connect_with_secret(&env, &b, "pooler-uri").await;
     exec(
         &mut victim,
@@ -519,7 +509,7 @@ async fn credentials_reach_only_their_own_tenant() {
 #[tokio::test]
 async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
     let env = env().await;
-    let t = create(&env, "own", json!({"services": ["user-data"]})).await;
+    let t = create(&env, "own", user_data_spec()).await;
     let name = t.name_any();
     let owner = provision(&env, &name).await;
 

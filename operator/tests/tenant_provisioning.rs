@@ -5,7 +5,6 @@
 mod support;
 
 use kube::ResourceExt;
-use mongodb::bson::Document;
 use prismicx_operator::Step;
 use prismicx_store::pg::query_scalar;
 use serde_json::json;
@@ -70,12 +69,7 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
 
     // Standard: shared collections' indexes lead with tenant_id; no dedicated user or database.
     let m = mongo().await;
-    let idx: Vec<String> = m
-        .database("task_repository")
-        .collection::<Document>("tasks")
-        .list_index_names()
-        .await
-        .unwrap();
+    let idx = index_names(&m, "task_repository", "tasks").await;
     assert!(
         idx.contains(&"tasks_tenant_status_due".to_string()),
         "{idx:?}"

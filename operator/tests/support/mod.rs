@@ -119,6 +119,11 @@ pub fn dedicated_spec() -> serde_json::Value {
     serde_json::json!({"tier": "dedicated", "services": ["user-data", "task-repo"]})
 }
 
+/// A standard tenant of user-data alone.
+pub fn user_data_spec() -> serde_json::Value {
+    serde_json::json!({"services": ["user-data"]})
+}
+
 /// The spec most tests use for a standard tenant: user-data and task-repo.
 pub fn standard_spec() -> serde_json::Value {
     serde_json::json!({"services": ["user-data", "task-repo"]})
@@ -270,6 +275,16 @@ pub async fn mongo_tenant() -> mongodb::Client {
 }
 
 /// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>_login` in `admin`).
+/// The names of the indexes of `collection` in `db`.
+pub async fn index_names(client: &mongodb::Client, db: &str, collection: &str) -> Vec<String> {
+    client
+        .database(db)
+        .collection::<mongodb::bson::Document>(collection)
+        .list_index_names()
+        .await
+        .expect("listing indexes")
+}
+
 pub async fn users_info(name: &str) -> mongodb::bson::Document {
     mongo_tenant()
         .await
