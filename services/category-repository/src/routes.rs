@@ -1,7 +1,6 @@
 //! HTTP handlers: parse and validate the request, call the tenant's [`Tree`], answer with the
 //! category (and its `ETag`) or a problem document.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -9,7 +8,7 @@ use axum::Router;
 use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{self, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page, PageQuery};
-use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -86,8 +85,7 @@ fn children_page(items: Vec<CategoryDoc>, limit: u32) -> Page<Category> {
         (status = 422, description = "Invalid fields (name, description, position, attributes, depth over 32 levels)", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateCategory>,
 ) -> Result<Response, ApiError> {
     let new = body.validate()?;
@@ -106,8 +104,7 @@ pub async fn create_category(
         (status = 400, description = "Bad limit, cursor or unknown parameter", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_roots(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Category>>, ApiError> {
     let (limit, cursor) = q.page::<ChildCursor>()?;
@@ -126,8 +123,7 @@ pub async fn list_roots(
         (status = 404, description = "No such category in the tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
@@ -153,8 +149,7 @@ pub async fn get_category(
         (status = 422, description = "Invalid fields", body = Problem)),
     security(("api_key" = [])))]
 pub async fn update_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
     Json(body): Json<UpdateCategory>,
@@ -180,8 +175,7 @@ pub async fn update_category(
         (status = 412, description = "If-Match names another revision", body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
     Query(q): Query<DeleteQuery>,
@@ -210,8 +204,7 @@ pub async fn delete_category(
         (status = 422, description = "parentId missing, position out of range, or the tree would be deeper than 32 levels", body = Problem)),
     security(("api_key" = [])))]
 pub async fn move_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
     Json(body): Json<MoveCategory>,
@@ -238,8 +231,7 @@ pub async fn move_category(
         (status = 422, description = "position out of range", body = Problem)),
     security(("api_key" = [])))]
 pub async fn reorder_category(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     IfMatch(if_match): IfMatch,
     Json(body): Json<ReorderCategory>,
@@ -265,8 +257,7 @@ pub async fn reorder_category(
         (status = 404, description = "No such category in the tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_children(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Category>>, ApiError> {
@@ -287,8 +278,7 @@ pub async fn list_children(
         (status = 404, description = "No such category in the tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_ancestors(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Category>>, ApiError> {
     let id = parse_id(&id)?;
@@ -306,8 +296,7 @@ pub async fn list_ancestors(
         (status = 404, description = "No such category in the tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_descendants(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
     Query(q): Query<DescendantsQuery>,
 ) -> Result<Json<Page<Category>>, ApiError> {

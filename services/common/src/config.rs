@@ -79,6 +79,64 @@ pub struct CommonArgs {
     pub log_format: String,
 }
 
+/// Declares a PostgreSQL service's database flags as a clap `Args` struct named `$name`, to be
+/// flattened into its `Config`: `--db-host`, `--db-port`, `--db-name`, `--db-user`,
+/// `--db-password`, `--db-pool-size`, `--db-dedicated-pool-size` and
+/// `--db-acquire-timeout-secs`, read from `<PREFIX>_DB_HOST` … `<PREFIX>_DB_ACQUIRE_TIMEOUT_SECS`.
+/// The variable names are the contract with the chart and the operator, so each service passes
+/// its own prefix, then its default database and login role:
+/// `pg_args!(DbArgs, "USER", crate::migrations::DATABASE, "user_data_svc");`.
+/// `$name::settings` turns the flags into the store's [`PgSettings`](crate::pg::PgSettings).
+#[macro_export]
+macro_rules! pg_args {
+    ($name:ident, $prefix:literal, $database:expr, $user:literal) => {
+        #[doc = concat!("The PostgreSQL flags, `", $prefix, "_DB_*`.")]
+        #[derive(Debug, Clone, clap::Args)]
+        pub struct $name {
+            /// PgBouncer host in front of postgres-system.
+            #[arg(long, env = concat!($prefix, "_DB_HOST"), default_value = "pgbouncer")]
+            pub db_host: String,
+            /// PgBouncer port.
+            #[arg(long, env = concat!($prefix, "_DB_PORT"), default_value_t = 6432)]
+            pub db_port: u16,
+            /// The service database.
+            #[arg(long, env = concat!($prefix, "_DB_NAME"), default_value = $database)]
+            pub db_name: String,
+            /// The service's login role (member of `<db>_app`, owns nothing).
+            #[arg(long, env = concat!($prefix, "_DB_USER"), default_value = $user)]
+            pub db_user: String,
+            /// Password of the login role.
+            #[arg(long, env = concat!($prefix, "_DB_PASSWORD"), hide_env_values = true)]
+            pub db_password: $crate::config::Secret<String>,
+            /// Client connections to the shared pool.
+            #[arg(long, env = concat!($prefix, "_DB_POOL_SIZE"), default_value_t = 16)]
+            pub db_pool_size: u32,
+            /// Client connections per dedicated tenant's pool.
+            #[arg(long, env = concat!($prefix, "_DB_DEDICATED_POOL_SIZE"), default_value_t = 4)]
+            pub db_dedicated_pool_size: u32,
+            /// Seconds a request waits for a database connection before a 503.
+            #[arg(long, env = concat!($prefix, "_DB_ACQUIRE_TIMEOUT_SECS"), default_value_t = 5)]
+            pub db_acquire_timeout_secs: u64,
+        }
+
+        impl $name {
+            /// The connection settings of the shared and the dedicated pools.
+            pub fn settings(&self) -> $crate::pg::PgSettings {
+                $crate::pg::PgSettings {
+                    host: self.db_host.clone(),
+                    port: self.db_port,
+                    database: self.db_name.clone(),
+                    user: self.db_user.clone(),
+                    password: self.db_password.clone(),
+                    pool_size: self.db_pool_size,
+                    dedicated_pool_size: self.db_dedicated_pool_size,
+                    acquire_timeout: std::time::Duration::from_secs(self.db_acquire_timeout_secs),
+                }
+            }
+        }
+    };
+}
+
 /// The MongoDB servers of a MongoDB service (`MONGODB_URI`, `MONGODB_TENANT_URI`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct MongoArgs {
@@ -169,6 +227,47 @@ mod tests {
         assert!(parse(&["--rate-limit-client-ip-header", "not a header"])
             .limits()
             .is_err());
+    }
+
+    crate::pg_args!(DemoDbArgs, "DEMO", "demo_db", "demo_svc");
+
+    #[test]
+    fn pg_args_read_the_prefixed_variables() {
+        use clap::CommandFactory;
+        #[derive(Debug, Parser)]
+        struct DbCli {
+            #[command(flatten)]
+            db: DemoDbArgs,
+        }
+        let envs: Vec<String> = DbCli::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            envs,
+            [
+                "DEMO_DB_HOST",
+                "DEMO_DB_PORT",
+                "DEMO_DB_NAME",
+                "DEMO_DB_USER",
+                "DEMO_DB_PASSWORD",
+                "DEMO_DB_POOL_SIZE",
+                "DEMO_DB_DEDICATED_POOL_SIZE",
+                "DEMO_DB_ACQUIRE_TIMEOUT_SECS",
+            ]
+        );
+        let s = DbCli::try_parse_from(["svc", "--db-password", "pw"])
+            .unwrap()
+            .db
+            .settings();
+        assert_eq!((s.host.as_str(), s.port), ("pgbouncer", 6432));
+        assert_eq!(
+            (s.database.as_str(), s.user.as_str()),
+            ("demo_db", "demo_svc")
+        );
+        assert_eq!((s.pool_size, s.dedicated_pool_size), (16, 4));
+        assert_eq!(s.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(s.password.expose(), "pw");
     }
 
     #[test]

@@ -507,6 +507,32 @@ where
     }
 }
 
+/// A tenant handler's first argument: the service state and the request's [`Tenant`], extracted
+/// in that order (the state never fails, so the request is refused exactly as by [`Tenant`]).
+/// `Scoped { state, tenant }: Scoped<AppState>` stands for the pair
+/// `State(state): State<AppState>, Tenant(tenant): Tenant`.
+#[derive(Debug, Clone)]
+pub struct Scoped<S> {
+    pub state: S,
+    pub tenant: TenantPlacement,
+}
+
+impl<S> FromRequestParts<S> for Scoped<S>
+where
+    Tenancy: FromRef<S>,
+    S: Clone + Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Tenant(tenant) = Tenant::from_request_parts(parts, state).await?;
+        Ok(Scoped {
+            state: state.clone(),
+            tenant,
+        })
+    }
+}
+
 /// Middleware: refuses requests without a valid key (401) and clients (or named tenants) that
 /// failed too often (429), else records the [`Principal`] in the request's extensions for the
 /// [`Tenant`] extractor.

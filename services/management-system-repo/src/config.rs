@@ -5,10 +5,17 @@
 use std::time::Duration;
 
 use clap::Parser;
-use prismicx_service_common::config::{CommonArgs, MongoArgs, Secret};
-use prismicx_service_common::pg::PgSettings;
+use prismicx_service_common::config::{CommonArgs, MongoArgs};
+use prismicx_service_common::pg_args;
 
 use crate::schema::gate::GateSettings;
+
+pg_args!(
+    DbArgs,
+    "MANAGEMENT",
+    crate::migrations::DATABASE,
+    "management_system_repository_svc"
+);
 
 /// The platform's container port for management-system-repo (exposed as 8505).
 pub const DEFAULT_PORT: u16 = 8080;
@@ -20,34 +27,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub struct Config {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// PgBouncer host in front of postgres-system.
-    #[arg(long, env = "MANAGEMENT_DB_HOST", default_value = "pgbouncer")]
-    pub db_host: String,
-    /// PgBouncer port.
-    #[arg(long, env = "MANAGEMENT_DB_PORT", default_value_t = 6432)]
-    pub db_port: u16,
-    /// The service database.
-    #[arg(long, env = "MANAGEMENT_DB_NAME", default_value = crate::migrations::DATABASE)]
-    pub db_name: String,
-    /// The service's login role (member of `<db>_app`, owns nothing).
-    #[arg(
-        long,
-        env = "MANAGEMENT_DB_USER",
-        default_value = "management_system_repository_svc"
-    )]
-    pub db_user: String,
-    /// Password of the login role.
-    #[arg(long, env = "MANAGEMENT_DB_PASSWORD", hide_env_values = true)]
-    pub db_password: Secret<String>,
-    /// Client connections to the shared pool.
-    #[arg(long, env = "MANAGEMENT_DB_POOL_SIZE", default_value_t = 16)]
-    pub db_pool_size: u32,
-    /// Client connections per dedicated tenant's pool.
-    #[arg(long, env = "MANAGEMENT_DB_DEDICATED_POOL_SIZE", default_value_t = 4)]
-    pub db_dedicated_pool_size: u32,
-    /// Seconds a request waits for a database connection before a 503.
-    #[arg(long, env = "MANAGEMENT_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
-    pub db_acquire_timeout_secs: u64,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// MongoDB servers holding `config_db` (standard tenants) and dedicated tenants' databases.
     #[command(flatten)]
     pub mongo: MongoArgs,
@@ -78,19 +59,6 @@ impl Config {
         g.deadline = Duration::from_millis(self.schema_check_timeout_ms.max(1));
         g
     }
-
-    pub fn pg_settings(&self) -> PgSettings {
-        PgSettings {
-            host: self.db_host.clone(),
-            port: self.db_port,
-            database: self.db_name.clone(),
-            user: self.db_user.clone(),
-            password: self.db_password.clone(),
-            pool_size: self.db_pool_size,
-            dedicated_pool_size: self.db_dedicated_pool_size,
-            acquire_timeout: Duration::from_secs(self.db_acquire_timeout_secs),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -109,8 +77,8 @@ mod tests {
             "mongodb://localhost:27018",
         ])
         .expect("parses");
-        assert_eq!(c.db_name, "management_system_repository");
-        assert_eq!(c.db_port, 6432);
+        assert_eq!(c.db.db_name, "management_system_repository");
+        assert_eq!(c.db.db_port, 6432);
         assert_eq!(c.log_level, "INFO");
         assert_eq!(c.schema_gate().deadline, Duration::from_secs(2));
         assert!(c.schema_gate().per_tenant < c.schema_gate().concurrent);

@@ -84,7 +84,7 @@ prismicx_service_common::service_entry_points!(ManagementSystemRepo, connect: |c
 /// and the schema gate.
 async fn connect(config: &Config, tenancy: Tenancy) -> anyhow::Result<AppState> {
     Ok(AppState {
-        db: Arc::new(TenantDb::connect_lazy(config.pg_settings())),
+        db: Arc::new(TenantDb::connect_lazy(config.db.settings())),
         store: service::mongo_store(&config.mongo, MONGO, SERVICE).await?,
         tenancy,
         schemas: Arc::new(SchemaGate::new(config.schema_gate())),

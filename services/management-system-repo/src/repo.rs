@@ -4,7 +4,7 @@
 //! caller's retry can tell transient failures from permanent ones.
 
 use chrono::{DateTime, Utc};
-use prismicx_service_common::pg::{build_query_as, query, query_as, TenantTx};
+use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
 use prismicx_service_common::ApiError;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -127,11 +127,7 @@ pub async fn update_system(tx: &mut TenantTx, id: Uuid, s: &NewSystem) -> Result
 }
 
 pub async fn delete_system(tx: &mut TenantTx, id: Uuid) -> Result<bool, Fail> {
-    let r = query("DELETE FROM systems WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(rows::delete_by_id(tx, "systems", id).await?)
 }
 
 pub async fn list_systems(

@@ -7,7 +7,6 @@
 //! `{_id, revision: <If-Match>}`; when that matches nothing a concurrent writer won (412) or
 //! the task was deleted meanwhile (404). A refused request has changed nothing.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -16,7 +15,7 @@ use mongodb::bson::{doc, Bson, DateTime as BsonDate, Document};
 use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{created, with_etag, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
+use prismicx_service_common::tenancy::{Scoped, TenantPlacement};
 use prismicx_service_common::ApiError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -108,8 +107,7 @@ async fn store_next(
         (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_task(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateTask>,
 ) -> Result<Response, ApiError> {
     let task = body.into_task(tenant.id, domain::now())?;
@@ -129,8 +127,7 @@ pub async fn create_task(
         (status = 404, description = "The tenant has no such task", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_task(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let task = repo::get(&tasks(&state, &tenant), tenant.id, id)
@@ -156,8 +153,7 @@ pub async fn get_task(
         (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)),
     security(("api_key" = [])))]
 pub async fn update_task(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
     Json(body): Json<UpdateTask>,
@@ -191,8 +187,7 @@ pub async fn update_task(
         (status = 422, description = "`to` is missing or not a status", body = Problem)),
     security(("api_key" = [])))]
 pub async fn transition_task(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
     Json(body): Json<TransitionRequest>,
@@ -218,8 +213,7 @@ pub async fn transition_task(
         (status = 412, description = "The task changed since the If-Match revision; nothing was deleted", body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_task(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
@@ -417,8 +411,7 @@ fn split_list(values: &[String]) -> Vec<String> {
         (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_tasks(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Page<Task>>, ApiError> {
     let mut single: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();

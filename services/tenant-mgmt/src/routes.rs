@@ -19,7 +19,7 @@ use prismicx_service_common::extract::{
     created, no_content_if, with_etag, IfMatch, Json, Path, Query,
 };
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::{Tenant, TenantPlacement, TenantRecord, TenantSlug};
+use prismicx_service_common::tenancy::{Scoped, TenantPlacement, TenantRecord, TenantSlug};
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -151,8 +151,7 @@ pub async fn get_tenant(
     responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("api_key" = [])))]
 pub async fn own_tenant(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
 ) -> Result<Json<TenantView>, ApiError> {
     let doc = state.registry.get(&tenant.slug).await?;
     doc.as_ref()
@@ -174,8 +173,7 @@ fn key_not_found(id: Uuid) -> ApiError {
         (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_api_key(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateApiKey>,
 ) -> Result<Response, ApiError> {
@@ -225,8 +223,7 @@ pub async fn create_api_key(
     responses((status = 200, body = Page<ApiKeyView>), (status = 400, body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_api_keys(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ApiKeyView>>, ApiError> {
     reject_unknown(&params, &["limit", "cursor"])?;
@@ -245,8 +242,7 @@ pub async fn list_api_keys(
     responses((status = 200, body = ApiKeyView), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_api_key(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let doc = state
@@ -264,8 +260,7 @@ pub async fn get_api_key(
     responses((status = 204, description = "Revoked"), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn revoke_api_key(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if !state.keys.revoke(&tenant, id).await? {
@@ -306,8 +301,7 @@ fn setting_not_found(key: &str) -> ApiError {
     responses((status = 200, body = Page<Setting>), (status = 400, body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_settings(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<Setting>>, ApiError> {
     reject_unknown(&params, &["limit", "cursor"])?;
@@ -323,8 +317,7 @@ pub async fn list_settings(
         (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_setting(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     domain::validate_setting_key(&key)?;
@@ -345,8 +338,7 @@ pub async fn get_setting(
         (status = 413, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub async fn put_setting(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
     if_match: IfMatch,
     Json(body): Json<PutSetting>,
@@ -379,8 +371,7 @@ pub async fn put_setting(
     responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 412, body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_setting(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {

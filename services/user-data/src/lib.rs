@@ -61,6 +61,6 @@ async fn connect(config: &Config, tenancy: Tenancy) -> anyhow::Result<AppState> 
         let v = migrate_system(url.expose()).await?;
         tracing::info!(version = v, "system migrations applied");
     }
-    let db = Arc::new(TenantDb::connect_lazy(config.pg_settings()));
+    let db = Arc::new(TenantDb::connect_lazy(config.db.settings()));
     Ok(AppState { db, tenancy })
 }

@@ -3,7 +3,7 @@
 //! security scopes every statement. Shared tables are qualified with the system schema.
 
 use chrono::{DateTime, Utc};
-use prismicx_service_common::pg::{build_query_as, query, query_as, TenantTx};
+use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
 use prismicx_service_common::ApiError;
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
@@ -120,11 +120,7 @@ pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<Use
 }
 
 pub async fn delete_user(tx: &mut TenantTx, id: Uuid) -> Result<bool, ApiError> {
-    let r = query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(rows::delete_by_id(tx, "users", id).await?)
 }
 
 /// Filters of `GET /v1/users`.
@@ -209,11 +205,7 @@ pub async fn get_role(tx: &mut TenantTx, id: Uuid) -> Result<Option<Role>, ApiEr
 }
 
 pub async fn delete_role(tx: &mut TenantTx, id: Uuid) -> Result<bool, ApiError> {
-    let r = query("DELETE FROM roles WHERE id = $1")
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    Ok(r.rows_affected() == 1)
+    Ok(rows::delete_by_id(tx, "roles", id).await?)
 }
 
 pub async fn list_roles(

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, put};
@@ -13,7 +12,7 @@ use prismicx_service_common::auth::Principal;
 use prismicx_service_common::extract::{created, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page, PageQuery};
 use prismicx_service_common::pg::TenantTx;
-use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
 use serde_json::json;
 use uuid::Uuid;
@@ -108,8 +107,7 @@ fn role_not_found(id: Uuid) -> ApiError {
         (status = 422, description = "Invalid fields", body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn create_user(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateUser>,
 ) -> Result<Response, ApiError> {
@@ -126,8 +124,7 @@ pub async fn create_user(
     responses((status = 200, body = User), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get_user(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<User>, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
@@ -145,8 +142,7 @@ pub async fn get_user(
         (status = 409, body = prismicx_service_common::error::Problem), (status = 422, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn update_user(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateUser>,
@@ -184,8 +180,7 @@ pub async fn update_user(
     responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn delete_user(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
@@ -211,8 +206,7 @@ const MAX_ATTRIBUTE_FILTERS: usize = 5;
     responses((status = 200, body = Page<User>), (status = 400, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn list_users(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<User>>, ApiError> {
     let (limit, after) = pagination::page_params::<Cursor>(&params)?;
@@ -273,8 +267,7 @@ pub async fn list_users(
     responses((status = 200, body = Vec<Role>), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn user_roles(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<Role>>, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
@@ -292,8 +285,7 @@ pub async fn user_roles(
     responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn grant_role(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
@@ -319,8 +311,7 @@ pub async fn grant_role(
     responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn revoke_role(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
@@ -341,8 +332,7 @@ pub async fn revoke_role(
         (status = 422, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn create_role(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateRole>,
 ) -> Result<Response, ApiError> {
@@ -359,8 +349,7 @@ pub async fn create_role(
     responses((status = 200, body = Role), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get_role(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Role>, ApiError> {
     let mut tx = state.db.begin(&tenant).await?;
@@ -377,8 +366,7 @@ pub async fn get_role(
     responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn delete_role(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
@@ -392,8 +380,7 @@ pub async fn delete_role(
     responses((status = 200, body = Page<Role>), (status = 400, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn list_roles(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Role>>, ApiError> {
     let (limit, after) = q.page::<Cursor>()?;
@@ -422,8 +409,7 @@ pub struct AuditQuery {
     responses((status = 200, body = Page<AuditEvent>), (status = 400, body = prismicx_service_common::error::Problem)),
     security(("api_key" = [])))]
 pub async fn list_audit_events(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
     let limit = pagination::limit(q.limit)?;

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
@@ -20,7 +19,7 @@ use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{self, with_etag, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{Page, PageQuery};
 use prismicx_service_common::pg::TenantTx;
-use prismicx_service_common::tenancy::{Tenant, TenantPlacement};
+use prismicx_service_common::tenancy::{Scoped, TenantPlacement};
 use prismicx_service_common::ApiError;
 use serde_json::Value;
 use uuid::Uuid;
@@ -148,8 +147,7 @@ fn created(id: Uuid, c: Configuration) -> Response {
         (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn put_configuration(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
@@ -194,8 +192,7 @@ pub async fn put_configuration(
         (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn rollback(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
@@ -250,8 +247,7 @@ pub async fn rollback(
         (status = 404, description = "No such system in this tenant, or it has no configuration yet", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_latest(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     require_system(&state, &tenant, id).await?;
@@ -273,8 +269,7 @@ pub async fn get_latest(
         (status = 404, description = "No such system in this tenant, or no such version", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_version(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version)): Path<(Uuid, i64)>,
 ) -> Result<Response, ApiError> {
     require_system(&state, &tenant, id).await?;
@@ -297,8 +292,7 @@ pub async fn get_version(
         (status = 404, description = "No such system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_versions(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<ConfigurationSummary>>, ApiError> {
@@ -335,8 +329,7 @@ pub struct DiffQuery {
         (status = 404, description = "No such system in this tenant, or no such version", body = Problem)),
     security(("api_key" = [])))]
 pub async fn diff(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<DiffQuery>,
 ) -> Result<Json<ConfigurationDiff>, ApiError> {

@@ -1,12 +1,11 @@
 //! `/v1/systems/{id}/relations`: typed edges between two systems of the same tenant.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{created, no_content_if, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -35,8 +34,7 @@ fn unknown_target() -> ApiError {
         (status = 422, description = "Invalid fields; targetId names no system of this tenant, or the source itself", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_relation(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<CreateRelation>,
 ) -> Result<Response, ApiError> {
@@ -76,8 +74,7 @@ pub async fn create_relation(
         (status = 404, description = "No such relation at this system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_relation(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, relation_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<Relation>, ApiError> {
     let r = in_tenant_tx!(state, tenant, |tx| repo::get_relation(
@@ -99,8 +96,7 @@ pub async fn get_relation(
         (status = 404, description = "No such relation at this system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_relation(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, relation_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     let deleted = in_tenant_tx!(state, tenant, |tx| repo::delete_relation(
@@ -136,8 +132,7 @@ pub struct RelationQuery {
         (status = 404, description = "No such system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_relations(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<RelationQuery>,
 ) -> Result<Json<Page<Relation>>, ApiError> {

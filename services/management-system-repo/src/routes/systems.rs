@@ -1,13 +1,12 @@
 //! `/v1/systems`: create, read, list, update (optimistic concurrency with `If-Match`) and delete
 //! management systems.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{self, created, IfMatch, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -37,8 +36,7 @@ fn with_etag(status: StatusCode, system: System) -> Response {
         (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_system(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateSystem>,
 ) -> Result<Response, ApiError> {
     // Validation compiles the configSchema: on the blocking pool, before the transaction.
@@ -63,8 +61,7 @@ pub async fn create_system(
         (status = 404, description = "No such system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_system(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let system = in_tenant_tx!(state, tenant, |tx| repo::get_system(
@@ -94,8 +91,7 @@ pub async fn get_system(
         (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn update_system(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
     Json(body): Json<UpdateSystem>,
@@ -135,8 +131,7 @@ pub async fn update_system(
         (status = 503, description = "A database is unavailable; nothing of the system is lost except possibly part of its configurations, retry", body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_system(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     if_match: IfMatch,
 ) -> Result<StatusCode, ApiError> {
@@ -179,8 +174,7 @@ pub struct SystemQuery {
         (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_systems(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<SystemQuery>,
 ) -> Result<Json<Page<System>>, ApiError> {
     let (limit, after) = pagination::page::<Cursor>(q.limit, q.cursor.as_deref())?;

@@ -1,13 +1,12 @@
 //! `/v1/systems/{id}/versions`: a system's versions (semver-like strings, release notes,
 //! status draft → released ↔ deprecated).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{created, no_content_if, Json, Path, Query};
 use prismicx_service_common::pagination::{self, Page};
-use prismicx_service_common::tenancy::Tenant;
+use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
 use uuid::Uuid;
 
@@ -31,8 +30,7 @@ fn version_not_found(id: Uuid) -> ApiError {
         (status = 422, description = "Invalid fields", body = Problem)),
     security(("api_key" = [])))]
 pub async fn create_version(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Json(body): Json<CreateVersion>,
 ) -> Result<Response, ApiError> {
@@ -58,8 +56,7 @@ pub async fn create_version(
         (status = 404, description = "No such system or version in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn get_version(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<SystemVersion>, ApiError> {
     let v = in_tenant_tx!(state, tenant, |tx| repo::get_version(
@@ -82,8 +79,7 @@ pub async fn get_version(
         (status = 422, description = "Invalid fields or status transition", body = Problem)),
     security(("api_key" = [])))]
 pub async fn update_version(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
     Json(body): Json<UpdateVersion>,
 ) -> Result<Json<SystemVersion>, ApiError> {
@@ -107,8 +103,7 @@ pub async fn update_version(
         (status = 404, description = "No such system or version in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn delete_version(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
     let deleted = in_tenant_tx!(state, tenant, |tx| repo::delete_version(
@@ -140,8 +135,7 @@ pub struct VersionQuery {
         (status = 404, description = "No such system in this tenant", body = Problem)),
     security(("api_key" = [])))]
 pub async fn list_versions(
-    State(state): State<AppState>,
-    Tenant(tenant): Tenant,
+    Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
     Query(q): Query<VersionQuery>,
 ) -> Result<Json<Page<SystemVersion>>, ApiError> {
