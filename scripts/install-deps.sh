@@ -65,38 +65,34 @@ fi
 # Pinned: a new checkov release adds checks, and the chart test (charts/tests/tests/chart.rs) fails on
 # any finding not justified in charts/prismicx/checkov-skips.txt. Bump deliberately.
 CHART_TOOLS=(kubernetes-validate==1.37.0 checkov==3.3.30)
-chart_tools_missing=()
-for req in "${CHART_TOOLS[@]}"; do
-    name="${req%%==*}" version="${req##*==}"
-    compgen -G "$VENV/lib/python3*/site-packages/${name//-/_}-${version}.dist-info" >/dev/null \
-        || chart_tools_missing+=("$req")
-done
-if ((${#chart_tools_missing[@]})); then
-    [[ -x "$VENV/bin/python" ]] || logged python3 -m venv "$VENV"
-    logged "$VENV/bin/pip" install --quiet "${chart_tools_missing[@]}"
-    for bin in kubernetes-validate checkov; do
-        [[ -x "$VENV/bin/$bin" ]] || die "installed ${chart_tools_missing[*]} but $VENV/bin/$bin is missing"
+
+# pip_install_pinned VENV "BIN…" REQ…: installs the pinned requirements (name==version) that
+# the venv VENV (made when absent) lacks, then checks that each BIN is there.
+pip_install_pinned() {
+    local venv="$1" bins="$2" req name version bin
+    shift 2
+    local missing=()
+    for req in "$@"; do
+        name="${req%%==*}" version="${req##*==}"
+        compgen -G "$venv/lib/python3*/site-packages/${name//-/_}-${version}.dist-info" >/dev/null \
+            || missing+=("$req")
     done
-    echo "installed ${chart_tools_missing[*]} into $VENV"
-fi
+    ((${#missing[@]})) || return 0
+    [[ -x "$venv/bin/python" ]] || logged python3 -m venv "$venv"
+    logged "$venv/bin/pip" install --quiet "${missing[@]}"
+    for bin in $bins; do
+        [[ -x "$venv/bin/$bin" ]] || die "installed ${missing[*]} but $venv/bin/$bin is missing"
+    done
+    echo "installed ${missing[*]} into $venv"
+}
+pip_install_pinned "$VENV" "kubernetes-validate checkov" "${CHART_TOOLS[@]}"
 
 # --- API fuzzing: schemathesis, in a venv of its own ------------------------
 # Pinned (a new release adds checks; e2e/tests/fuzz.rs fails on any finding). Its own venv: it
 # needs pytest 9 and so packaging >= 24, which the pinned checkov above refuses.
 FUZZ_VENV="$TOOLS/schemathesis-venv"
 FUZZ_TOOLS=(schemathesis==4.32.5)
-fuzz_missing=()
-for req in "${FUZZ_TOOLS[@]}"; do
-    name="${req%%==*}" version="${req##*==}"
-    compgen -G "$FUZZ_VENV/lib/python3*/site-packages/${name//-/_}-${version}.dist-info" >/dev/null \
-        || fuzz_missing+=("$req")
-done
-if ((${#fuzz_missing[@]})); then
-    [[ -x "$FUZZ_VENV/bin/python" ]] || logged python3 -m venv "$FUZZ_VENV"
-    logged "$FUZZ_VENV/bin/pip" install --quiet "${fuzz_missing[@]}"
-    [[ -x "$FUZZ_VENV/bin/schemathesis" ]] || die "installed ${fuzz_missing[*]} but $FUZZ_VENV/bin/schemathesis is missing"
-    echo "installed ${fuzz_missing[*]} into $FUZZ_VENV"
-fi
+pip_install_pinned "$FUZZ_VENV" "schemathesis" "${FUZZ_TOOLS[@]}"
 
 # --- helm + kubectl (static binaries from the aws-cdk kubectl layer wheel) --
 if [[ ! -x "$BIN/helm" || ! -x "$BIN/kubectl" ]]; then

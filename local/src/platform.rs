@@ -322,32 +322,42 @@ impl Platform {
 
     /// Waits until the DatabaseService `name` reports `Available=True`.
     pub async fn wait_service_available(&self, name: &str, timeout: Duration) -> Result<()> {
-        let api: Api<DatabaseService> = Api::namespaced(self.client.clone(), NAMESPACE);
-        wait_condition(name, "Available", timeout, || async {
-            Ok(serde_json::to_value(api.get(name).await?)?)
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "DatabaseService {name} (logs in {})",
-                self.dir.join("logs").display()
-            )
-        })
+        let logs = format!("logs in {}", self.dir.join("logs").display());
+        self.wait_for::<DatabaseService>(name, "Available", timeout, &logs)
+            .await
     }
 
     /// Waits until the Tenant `name` reports `Ready=True`.
     pub async fn wait_tenant_ready(&self, name: &str, timeout: Duration) -> Result<()> {
-        let api: Api<Tenant> = Api::namespaced(self.client.clone(), NAMESPACE);
-        wait_condition(name, "Ready", timeout, || async {
+        let logs = format!(
+            "operator log: {}",
+            self.dir.join("logs/operator.log").display()
+        );
+        self.wait_for::<Tenant>(name, "Ready", timeout, &logs).await
+    }
+
+    /// Waits until the `K` named `name` reports `condition=True`; a timeout names the object
+    /// and where its logs are.
+    async fn wait_for<K>(
+        &self,
+        name: &str,
+        condition: &str,
+        timeout: Duration,
+        logs: &str,
+    ) -> Result<()>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + serde::Serialize,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), NAMESPACE);
+        wait_condition(name, condition, timeout, || async {
             Ok(serde_json::to_value(api.get(name).await?)?)
         })
         .await
-        .with_context(|| {
-            format!(
-                "Tenant {name} (operator log: {})",
-                self.dir.join("logs/operator.log").display()
-            )
-        })
+        .with_context(|| format!("{} {name} ({logs})", K::kind(&())))
     }
 
     /// Issues an API key for `tenant` through tenant-mgmt with the platform key.

@@ -101,6 +101,29 @@ impl std::fmt::Debug for Runner {
     }
 }
 
+/// A store kept in step with every object of `api` by a background watch (restarted with
+/// the default backoff when it fails).
+fn mirror<K>(api: Api<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while stream.next().await.is_some() {}
+    });
+    store
+}
+
 fn key_of(d: &Deployment) -> (String, String) {
     (d.namespace().unwrap_or_default(), d.name_any())
 }
@@ -114,34 +137,8 @@ fn hash_of(v: &impl serde::Serialize) -> String {
 impl Runner {
     /// Starts watching Deployments and Services; call [`Runner::run`] to act on them.
     pub fn new(client: Client, config: RunnerConfig) -> Self {
-        let (deployments, dw) = reflector::store();
-        let (services, sw) = reflector::store();
-        let d_stream = reflector::reflector(
-            dw,
-            watcher(
-                Api::<Deployment>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .applied_objects();
-        let s_stream = reflector::reflector(
-            sw,
-            watcher(
-                Api::<Service>::all(client.clone()),
-                watcher::Config::default(),
-            ),
-        )
-        .default_backoff()
-        .applied_objects();
-        tokio::spawn(async move {
-            let mut d = std::pin::pin!(d_stream);
-            while d.next().await.is_some() {}
-        });
-        tokio::spawn(async move {
-            let mut s = std::pin::pin!(s_stream);
-            while s.next().await.is_some() {}
-        });
+        let deployments = mirror(Api::<Deployment>::all(client.clone()));
+        let services = mirror(Api::<Service>::all(client.clone()));
         Runner {
             client,
             config,

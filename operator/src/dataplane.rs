@@ -65,34 +65,76 @@ impl std::fmt::Debug for DataPlane {
     }
 }
 
+/// The pool of `db` in `pools`, made on first use (lazily connecting, up to `max` connections,
+/// with `options`).
+async fn cached_pool(
+    pools: &Mutex<HashMap<String, PgPool>>,
+    db: &str,
+    max: u32,
+    options: impl FnOnce() -> PgConnectOptions,
+) -> PgPool {
+    pools
+        .lock()
+        .await
+        .entry(db.to_string())
+        .or_insert_with(|| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(15))
+                .idle_timeout(Duration::from_secs(60))
+                .connect_lazy_with(options())
+        })
+        .clone()
+}
+
 /// Everything [`DataPlane::connect`] needs; built from flags ([`DataArgs`]) or by tests.
 #[derive(Debug, Clone)]
 pub struct DataPlaneSettings {
+    /// The PostgreSQL superuser the operator provisions with.
     pub pg_admin: PgConnectOptions,
+    /// PgBouncer's admin console (`RELOAD`, `SHOW DATABASES`).
     pub pgbouncer_admin: PgConnectOptions,
+    /// The include file PgBouncer reads its `[databases]` from.
     pub pgbouncer_databases_file: PathBuf,
+    /// mongodb-system: the services' system databases and the tenant registry.
     pub mongo_system_uri: Secret<String>,
+    /// mongodb-tenant: dedicated tenants' databases and users.
     pub mongo_tenant_uri: Secret<String>,
+    /// Redis, for tenant lifecycle events.
     pub redis_url: Secret<String>,
+    /// Where the tenants and the deployed services reach the data servers.
     pub endpoints: Endpoints,
+    /// Pool size of a dedicated tenant whose spec names none.
     pub default_dedicated_pool_size: u32,
+}
+
+/// Connection options of `user` at `host:port`.
+fn login(host: &str, port: u16, user: &str, password: &Secret<String>) -> PgConnectOptions {
+    PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .username(user)
+        .password(password.expose())
 }
 
 impl DataPlaneSettings {
     pub fn from_args(a: &DataArgs) -> Self {
         DataPlaneSettings {
-            pg_admin: PgConnectOptions::new()
-                .host(&a.postgres_host)
-                .port(a.postgres_port)
-                .username(&a.postgres_admin_user)
-                .password(a.postgres_admin_password.expose())
-                .application_name("prismicx-operator"),
-            pgbouncer_admin: PgConnectOptions::new()
-                .host(&a.pgbouncer_host)
-                .port(a.pgbouncer_port)
-                .username(&a.pgbouncer_admin_user)
-                .password(a.pgbouncer_admin_password.expose())
-                .database("pgbouncer"),
+            pg_admin: login(
+                &a.postgres_host,
+                a.postgres_port,
+                &a.postgres_admin_user,
+                &a.postgres_admin_password,
+            )
+            .application_name("prismicx-operator"),
+            pgbouncer_admin: login(
+                &a.pgbouncer_host,
+                a.pgbouncer_port,
+                &a.pgbouncer_admin_user,
+                &a.pgbouncer_admin_password,
+            )
+            .database("pgbouncer"),
             pgbouncer_databases_file: a.pgbouncer_databases_file.clone(),
             mongo_system_uri: a.mongodb_system_uri.clone(),
             mongo_tenant_uri: a.mongodb_tenant_uri.clone(),
@@ -148,20 +190,7 @@ impl DataPlane {
 
     /// An administrative connection to `db` from that database's pool.
     pub async fn pg(&self, db: &str) -> Result<PoolConnection<Postgres>> {
-        let pool = {
-            let mut pools = self.pools.lock().await;
-            pools
-                .entry(db.to_string())
-                .or_insert_with(|| {
-                    PgPoolOptions::new()
-                        .max_connections(4)
-                        .min_connections(0)
-                        .acquire_timeout(Duration::from_secs(15))
-                        .idle_timeout(Duration::from_secs(60))
-                        .connect_lazy_with(self.pg_admin_options(db))
-                })
-                .clone()
-        };
+        let pool = cached_pool(&self.pools, db, 4, || self.pg_admin_options(db)).await;
         pool.acquire()
             .await
             .with_context(|| format!("connecting to PostgreSQL database {db}"))
@@ -172,25 +201,13 @@ impl DataPlane {
     /// settings, and unnamed statements). The probe's PgBouncer pool is the administrative
     /// role's, one per database, so probing every tenant adds no server connection per tenant.
     pub async fn pooled(&self, db: &str) -> Result<PoolConnection<Postgres>> {
-        let pool = {
-            let mut pools = self.pooler_pools.lock().await;
-            pools
-                .entry(db.to_string())
-                .or_insert_with(|| {
-                    let opts = self
-                        .pg_admin_options(db)
-                        .host(&self.endpoints.pooler_host)
-                        .port(self.endpoints.pooler_port)
-                        .statement_cache_capacity(0);
-                    PgPoolOptions::new()
-                        .max_connections(2)
-                        .min_connections(0)
-                        .acquire_timeout(Duration::from_secs(15))
-                        .idle_timeout(Duration::from_secs(60))
-                        .connect_lazy_with(opts)
-                })
-                .clone()
-        };
+        let pool = cached_pool(&self.pooler_pools, db, 2, || {
+            self.pg_admin_options(db)
+                .host(&self.endpoints.pooler_host)
+                .port(self.endpoints.pooler_port)
+                .statement_cache_capacity(0)
+        })
+        .await;
         pool.acquire()
             .await
             .with_context(|| format!("connecting to {db} through PgBouncer"))

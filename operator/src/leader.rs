@@ -50,18 +50,10 @@ pub struct LeaseSettings {
 }
 
 /// Takes part in the election for one Lease.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LeaderElector {
     api: Api<Lease>,
     settings: LeaseSettings,
-}
-
-impl std::fmt::Debug for LeaderElector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LeaderElector")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LeaderElector {

@@ -405,35 +405,24 @@ mod tests {
 
     #[test]
     fn tenant_states_are_all_set_and_missing_ones_reset_to_zero() {
+        /// The `prismicx_operator_tenants` gauge of each state in `text`.
+        fn assert_states(text: &str, expected: &[(&str, f64)]) {
+            for (state, value) in expected {
+                let series = format!("prismicx_operator_tenants{{state=\"{state}\"}}");
+                assert_eq!(sample(text, &series), Some(*value), "{series}");
+            }
+        }
         let metrics = Metrics::new();
         let counts = BTreeMap::from([("ready", 7), ("failed", 2), ("bogus", 99)]);
         metrics.set_tenants_by_state(&counts);
         let text = metrics.render();
-        assert_eq!(
-            sample(&text, "prismicx_operator_tenants{state=\"ready\"}"),
-            Some(7.0)
-        );
-        assert_eq!(
-            sample(&text, "prismicx_operator_tenants{state=\"failed\"}"),
-            Some(2.0)
-        );
-        assert_eq!(
-            sample(&text, "prismicx_operator_tenants{state=\"deleting\"}"),
-            Some(0.0)
-        );
+        assert_states(&text, &[("ready", 7.0), ("failed", 2.0), ("deleting", 0.0)]);
         assert!(!text.contains("bogus"), "unknown states are not exported");
 
         // A later scan without failed tenants brings the gauge back to 0.
         metrics.set_tenants_by_state(&BTreeMap::from([("ready", 9)]));
         let text = metrics.render();
-        assert_eq!(
-            sample(&text, "prismicx_operator_tenants{state=\"ready\"}"),
-            Some(9.0)
-        );
-        assert_eq!(
-            sample(&text, "prismicx_operator_tenants{state=\"failed\"}"),
-            Some(0.0)
-        );
+        assert_states(&text, &[("ready", 9.0), ("failed", 0.0)]);
     }
 
     #[test]

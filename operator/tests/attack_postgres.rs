@@ -15,7 +15,6 @@ use prismicx_store::pg::migrate::{self, LoginLimits};
 use prismicx_store::pg::{query_scalar, quote_ident};
 use prismicx_store::Secret as Hidden;
 use prismicx_tenancy::TenantSlug;
-use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use support::*;
 
@@ -44,10 +43,12 @@ async fn refused(conn: &mut PgConnection, sql: &str) -> String {
 
 /// Two provisioned tenants, A (the victim, with a user row and an audit row) and B.
 async fn two_tenants(env: &Env) -> (Tenant, Tenant) {
-    let a = create(env, "victim", json!({"services": ["user-data"]})).await;
-    let b = create(env, "attacker", json!({"services": ["user-data"]})).await;
-    let a = provision(env, &a.name_any()).await;
-    let b = provision(env, &b.name_any()).await;
+    let (a, b) = provisioned_pair(
+        env,
+        ("victim", user_data_spec()),
+        ("attacker", user_data_spec()),
+    )
+    .await;
     let mut victim = connect_uri(&secret_value(env, &a, "pooler-uri").await)
         .await
         .expect("A's credentials connect");
@@ -73,6 +74,21 @@ async fn two_tenants(env: &Env) -> (Tenant, Tenant) {
     .expect("an audit row of A");
     tx.commit().await.expect("commit");
     (a, b)
+}
+
+/// What most attacks start from: A and B ([`two_tenants`]) and A's data before the attack.
+struct Attack {
+    env: Env,
+    a: Tenant,
+    b: Tenant,
+    before: String,
+}
+
+async fn attack() -> Attack {
+    let env = env().await;
+    let (a, b) = two_tenants(&env).await;
+    let before = a_data(&a).await;
+    Attack { env, a, b, before }
 }
 
 /// Everything stored for A in its schema and the shared table, read as the superuser.
@@ -104,15 +120,6 @@ async fn tenant_b_cannot_read_tenant_a_id_or_namespace_from_the_catalogs() {
     let a_id = tenant_id(&a).to_string();
     let mut conn = as_b(&env, &b).await;
 
-    // Comments (the schema comment `prismicx tenant <uuid> namespace <ns>` of old).
-    let comments: i64 =
-        query_scalar("SELECT count(*) FROM pg_description WHERE description LIKE '%' || $1 || '%'")
-            .bind(&a_id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    assert_eq!(comments, 0, "a comment names a tenant");
-
     // Constraints: A's tables are pinned, by a CHECK whose definition names no tenant.
     let a_checks: Vec<String> = query_scalar(
         "SELECT pg_get_constraintdef(k.oid) FROM pg_constraint k \
@@ -125,23 +132,18 @@ async fn tenant_b_cannot_read_tenant_a_id_or_namespace_from_the_catalogs() {
     .await
     .unwrap();
     assert!(!a_checks.is_empty(), "A's tables carry the pinning CHECK");
-    let leaking: i64 = query_scalar(
-        "SELECT count(*) FROM pg_constraint WHERE pg_get_constraintdef(oid) LIKE '%' || $1 || '%'",
-    )
-    .bind(&a_id)
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(leaking, 0, "a constraint names A's id: {a_checks:?}");
 
-    // Functions: no body spells A's id out.
-    let bodies: i64 =
-        query_scalar("SELECT count(*) FROM pg_proc WHERE prosrc LIKE '%' || $1 || '%'")
-            .bind(&a_id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-    assert_eq!(bodies, 0);
+    // No catalog text spells A's id out: comments (the schema comment `prismicx tenant <uuid>
+    // namespace <ns>` of old), constraint definitions, function bodies.
+    let naming_a = [
+        ("a comment", "SELECT count(*) FROM pg_description WHERE description LIKE '%' || $1 || '%'"),
+        ("a constraint", "SELECT count(*) FROM pg_constraint WHERE pg_get_constraintdef(oid) LIKE '%' || $1 || '%'"),
+        ("a function body", "SELECT count(*) FROM pg_proc WHERE prosrc LIKE '%' || $1 || '%'"),
+    ];
+    for (what, sql) in naming_a {
+        let found = count_with(&mut conn, sql, &a_id).await;
+        assert_eq!(found, 0, "{what} names A's id (checks: {a_checks:?})");
+    }
 
     // Role defaults (A's login has `app.tenant_id = <A's id>` in this database): hidden, here
     // and in the databases every login may connect to.
@@ -197,9 +199,7 @@ async fn tenant_b_cannot_read_tenant_a_id_or_namespace_from_the_catalogs() {
 
 #[tokio::test]
 async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_tenant_a_schema() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let a_id = tenant_id(&a);
     let s = quote_ident(&schema_of(&a));
     let mut conn = as_b(&env, &b).await;
@@ -215,12 +215,11 @@ async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_tenant_a_schema() {
     }
     // Claiming A's id and A's schema as the search path changes nothing: the schema is not
     // usable, so its tables are not even found.
-    sqlx::raw_sql(&format!(
-        "SET app.tenant_id = '{a_id}'; SET search_path = {s}"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    exec(
+        &mut conn,
+        &format!("SET app.tenant_id = '{a_id}'; SET search_path = {s}"),
+    )
+    .await;
     for sql in attempts.iter().map(|q| q.replace(&format!("{s}."), "")) {
         assert_eq!(refused(&mut conn, &sql).await, "42P01", "{sql}");
     }
@@ -232,18 +231,15 @@ async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_tenant_a_schema() {
 
 #[tokio::test]
 async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_shared_tables() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     assert!(before.contains("victim-admin"), "A has an audit row");
     let a_id = tenant_id(&a);
     let mut conn = as_b(&env, &b).await;
-    sqlx::raw_sql(&format!(
-        "SET app.tenant_id = '{a_id}'; SET search_path = prismicx"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    exec(
+        &mut conn,
+        &format!("SET app.tenant_id = '{a_id}'; SET search_path = prismicx"),
+    )
+    .await;
     for table in ["prismicx.audit_events", "audit_events"] {
         for sql in [
             format!("SELECT * FROM {table}"),
@@ -262,17 +258,12 @@ async fn tenant_b_cannot_read_or_change_tenant_a_rows_in_shared_tables() {
 
 #[tokio::test]
 async fn tenant_b_cannot_insert_a_row_with_tenant_a_id_into_its_own_schema() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let a_id = tenant_id(&a);
     let mut conn = as_b(&env, &b).await;
     // With A's id as the session's tenant row-level security would let the row through; the
     // schema's CHECK still refuses it.
-    sqlx::raw_sql(&format!("SET app.tenant_id = '{a_id}'"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    exec(&mut conn, &format!("SET app.tenant_id = '{a_id}'")).await;
     let err = sqlx::raw_sql(&format!(
         "INSERT INTO users (tenant_id, email, display_name) VALUES ('{a_id}', 'forged@b.example', 'F')"
     ))
@@ -282,10 +273,7 @@ async fn tenant_b_cannot_insert_a_row_with_tenant_a_id_into_its_own_schema() {
     assert_eq!(sqlstate(&err), "23514", "{err}");
     assert!(err.to_string().contains(migrate::TENANT_ID_CHECK), "{err}");
     // With its own id as the session's tenant, row-level security refuses it first.
-    sqlx::raw_sql("RESET app.tenant_id")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    exec(&mut conn, "RESET app.tenant_id").await;
     assert_eq!(
         refused(
             &mut conn,
@@ -295,23 +283,22 @@ async fn tenant_b_cannot_insert_a_row_with_tenant_a_id_into_its_own_schema() {
         "42501"
     );
     let mut admin = admin("system_users").await;
-    let foreign: i64 = query_scalar(&format!(
-        "SELECT count(*) FROM {}.users WHERE tenant_id <> $1::uuid",
-        quote_ident(&schema_of(&b))
-    ))
-    .bind(tenant_id(&b).to_string())
-    .fetch_one(&mut admin)
-    .await
-    .unwrap();
+    let foreign = count_with(
+        &mut admin,
+        &format!(
+            "SELECT count(*) FROM {}.users WHERE tenant_id <> $1::uuid",
+            quote_ident(&schema_of(&b))
+        ),
+        &tenant_id(&b).to_string(),
+    )
+    .await;
     assert_eq!(foreign, 0);
     assert_eq!(a_data(&a).await, before);
 }
 
 #[tokio::test]
 async fn tenant_b_statement_running_past_its_timeout_is_cancelled() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let mut conn = as_b(&env, &b).await;
     // The platform's defaults hold for every new session of the login.
     let shown: (String, String, String) = prismicx_store::pg::query_as(
@@ -349,9 +336,7 @@ async fn tenant_b_statement_running_past_its_timeout_is_cancelled() {
 
 #[tokio::test]
 async fn tenant_b_cannot_open_more_connections_than_its_limit() {
-    let env = env().await;
-    let (a, b) = two_tenants(&env).await;
-    let before = a_data(&a).await;
+    let Attack { env, a, b, before } = attack().await;
     let mut admin = admin("system_users").await;
     let limit: i32 = query_scalar("SELECT rolconnlimit FROM pg_roles WHERE rolname = $1")
         .bind(login_of(&b))
@@ -381,7 +366,7 @@ async fn tenant_b_cannot_open_more_connections_than_its_limit() {
 #[tokio::test]
 async fn passwords_the_platform_sets_never_reach_the_server_log() {
     let env = env().await;
-    let t = provisioned(&env, "logged", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "logged", user_data_spec()).await;
     let name = t.name_any();
     let first = secret_value(&env, &t, "password").await;
 
@@ -452,19 +437,18 @@ async fn passwords_the_platform_sets_never_reach_the_server_log() {
 #[tokio::test]
 async fn changed_login_limits_are_drift_and_are_restored() {
     let env = env().await;
-    let t = provisioned(&env, "limits", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "limits", user_data_spec()).await;
     let name = t.name_any();
     let mut admin = admin("system_users").await;
-    sqlx::raw_sql(&format!(
-        "ALTER ROLE {l} SET statement_timeout = 0; ALTER ROLE {l} CONNECTION LIMIT -1",
-        l = quote_ident(&login_of(&t))
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
-    reconcile(&env, &name).await.expect("repairing reconcile");
-    let t = get(&env, &name).await;
-    let drifted = condition(&t, "Drifted").unwrap();
+    exec(
+        &mut admin,
+        &format!(
+            "ALTER ROLE {l} SET statement_timeout = 0; ALTER ROLE {l} CONNECTION LIMIT -1",
+            l = quote_ident(&login_of(&t))
+        ),
+    )
+    .await;
+    let drifted = drift_after_repair(&env, &name).await;
     assert_eq!(
         (drifted.status.as_str(), drifted.reason.as_str()),
         ("False", "Repaired"),
@@ -482,7 +466,7 @@ async fn changed_login_limits_are_drift_and_are_restored() {
 #[tokio::test]
 async fn an_installation_with_the_old_catalog_forms_is_rewritten_and_keeps_its_tenant() {
     let env = env().await;
-    let t = provisioned(&env, "oldform", json!({"services": ["user-data"]})).await;
+    let t = provisioned(&env, "oldform", user_data_spec()).await;
     let name = t.name_any();
     let id = tenant_id(&t);
     let schema = schema_of(&t);
@@ -490,17 +474,14 @@ async fn an_installation_with_the_old_catalog_forms_is_rewritten_and_keeps_its_t
     // What earlier versions left: the id in the schema comment and in a literal CHECK, and no
     // private registration.
     let mut admin = admin("system_users").await;
-    sqlx::raw_sql(&format!(
+    exec(&mut admin, &format!(
         "COMMENT ON SCHEMA {s} IS '{comment}'; \
          ALTER TABLE {s}.users DROP CONSTRAINT {c}, ADD CONSTRAINT {c} CHECK (tenant_id = '{id}'::uuid); \
          DELETE FROM prismicx_tenancy.tenant_schemas WHERE schema_name = '{schema}';",
         s = quote_ident(&schema),
         c = migrate::TENANT_ID_CHECK,
         comment = prismicx_operator::tenant::postgres::schema_comment(id, NS),
-    ))
-    .execute(&mut admin)
-    .await
-    .unwrap();
+    )).await;
     // The id is still found (from the comment) for a re-created Tenant.
     assert_eq!(
         prismicx_operator::tenant::postgres::retained_tenant_id(
@@ -513,9 +494,7 @@ async fn an_installation_with_the_old_catalog_forms_is_rewritten_and_keeps_its_t
         Some((id, NS.to_string()))
     );
 
-    reconcile(&env, &name).await.expect("repairing reconcile");
-    let t = get(&env, &name).await;
-    let drifted = condition(&t, "Drifted").unwrap();
+    let drifted = drift_after_repair(&env, &name).await;
     assert_eq!(drifted.reason, "Repaired", "{drifted:?}");
     let comment: Option<String> = query_scalar(
         "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1",

@@ -62,15 +62,9 @@ async fn users_in(db: &str, schema: &str) -> Vec<String> {
 #[tokio::test]
 async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_entry() {
     let env = env().await;
-    let victim = create(&env, "regv", json!({"services": ["tenant-mgmt"]})).await;
-    let victim = provision(&env, &victim.name_any()).await;
-    let attacker = create(
-        &env,
-        "rega",
-        json!({"tier": "dedicated", "services": ["tenant-mgmt"]}),
-    )
-    .await;
-    let attacker = provision(&env, &attacker.name_any()).await;
+    let victim = provisioned(&env, "regv", json!({"services": ["tenant-mgmt"]})).await;
+    let dedicated = json!({"tier": "dedicated", "services": ["tenant-mgmt"]});
+    let attacker = provisioned(&env, "rega", dedicated).await;
     let before = registry_entry(&victim.name_any())
         .await
         .expect("registered");
@@ -112,15 +106,9 @@ async fn dedicated_tenant_moving_back_cannot_rewrite_another_tenants_registry_en
 #[tokio::test]
 async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document() {
     let env = env().await;
-    let victim = create(&env, "docv", json!({"services": ["task-repo"]})).await;
-    let victim = provision(&env, &victim.name_any()).await;
-    let attacker = create(
-        &env,
-        "doca",
-        json!({"tier": "dedicated", "services": ["task-repo"]}),
-    )
-    .await;
-    let attacker = provision(&env, &attacker.name_any()).await;
+    let victim = provisioned(&env, "docv", json!({"services": ["task-repo"]})).await;
+    let dedicated = json!({"tier": "dedicated", "services": ["task-repo"]});
+    let attacker = provisioned(&env, "doca", dedicated).await;
     let m = mongo().await;
     let shared = m
         .database("task_repository")
@@ -190,13 +178,13 @@ async fn dedicated_tenant_moving_back_cannot_overwrite_another_tenants_document(
 #[tokio::test]
 async fn forged_status_tenant_id_of_another_tenant_is_refused_and_nothing_is_touched() {
     let env = env().await;
-    let victim = create(&env, "idv", json!({"services": ["user-data"]})).await;
-    let victim = provision(&env, &victim.name_any()).await;
+    let victim = provisioned(&env, "idv", user_data_spec()).await;
     let mut pg = connect_with_secret(&env, &victim, "pooler-uri").await;
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('v@victim.example', 'V')")
-        .execute(&mut pg)
-        .await
-        .unwrap();
+    exec(
+        &mut pg,
+        "INSERT INTO users (email, display_name) VALUES ('v@victim.example', 'V')",
+    )
+    .await;
 
     // A Tenant restored with a status naming the victim's id, before its first reconcile.
     let spec: TenantSpec =
@@ -247,10 +235,8 @@ async fn forged_status_tenant_id_of_another_tenant_is_refused_and_nothing_is_tou
 #[tokio::test]
 async fn rewriting_status_tenant_id_of_a_ready_tenant_is_refused_and_its_data_kept() {
     let env = env().await;
-    let victim = create(&env, "idv2", json!({"services": ["task-repo"]})).await;
-    let victim = provision(&env, &victim.name_any()).await;
-    let attacker = create(&env, "ida2", json!({"services": ["task-repo"]})).await;
-    let attacker = provision(&env, &attacker.name_any()).await;
+    let victim = provisioned(&env, "idv2", json!({"services": ["task-repo"]})).await;
+    let attacker = provisioned(&env, "ida2", json!({"services": ["task-repo"]})).await;
     let own_id = tenant_id(&attacker);
     forge_status_id(&env, &attacker.name_any(), tenant_id(&victim)).await;
     let err = reconcile_settled(&env, &attacker.name_any())
@@ -278,7 +264,7 @@ async fn rewriting_status_tenant_id_of_a_ready_tenant_is_refused_and_its_data_ke
 async fn two_namespaces_claiming_one_new_slug_at_once_only_one_wins() {
     let env = env().await;
     let name = prismicx_harness::unique_name("race");
-    let spec: TenantSpec = serde_json::from_value(json!({"services": ["user-data"]})).unwrap();
+    let spec: TenantSpec = serde_json::from_value(user_data_spec()).unwrap();
     let mut apis = Vec::new();
     for ns in ["team-a", "team-b"] {
         let api: kube::Api<Tenant> = kube::Api::namespaced(env.client.clone(), ns);
@@ -396,20 +382,18 @@ async fn a_slug_named_after_a_platform_user_gets_a_user_of_its_own() {
 #[tokio::test]
 async fn a_dedicated_tenants_mongodb_login_reaches_only_its_own_databases() {
     let env = env().await;
-    let a = create(
+    let (a, b) = provisioned_pair(
         &env,
-        "mla",
-        json!({"tier": "dedicated", "services": ["task-repo", "tenant-mgmt"]}),
+        (
+            "mla",
+            json!({"tier": "dedicated", "services": ["task-repo", "tenant-mgmt"]}),
+        ),
+        (
+            "mlb",
+            json!({"tier": "dedicated", "services": ["task-repo"]}),
+        ),
     )
     .await;
-    let b = create(
-        &env,
-        "mlb",
-        json!({"tier": "dedicated", "services": ["task-repo"]}),
-    )
-    .await;
-    let a = provision(&env, &a.name_any()).await;
-    let b = provision(&env, &b.name_any()).await;
     let b_db = format!("task_repository__{}", ident(&b.name_any()));
     let planted = doc! {"_id": "b-secret", "tenant_id": tenant_bson(tenant_id(&b)), "title": "b"};
     mongo_tenant()
@@ -530,13 +514,12 @@ async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants
             .await
             .expect("service users");
     }
-    let t = create(
+    let t = provisioned(
         &env,
         "svcd",
         json!({"tier": "dedicated", "services": ["task-repo", "category-repository"]}),
     )
     .await;
-    let t = provision(&env, &t.name_any()).await;
     let tasks_db = format!("task_repository__{}", ident(&t.name_any()));
     let categories_db = format!("category_repository__{}", ident(&t.name_any()));
     let roles = tenant_server_roles("task_repository_svc").await;
@@ -613,19 +596,13 @@ async fn a_services_mongodb_user_reaches_only_its_own_services_dedicated_tenants
 #[tokio::test]
 async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back() {
     let env = env().await;
-    let a = create(&env, "isa", json!({"services": ["user-data"]})).await;
-    let b = create(&env, "isb", json!({"services": ["user-data"]})).await;
-    let a = provision(&env, &a.name_any()).await;
-    let b = provision(&env, &b.name_any()).await;
+    let (a, b) = provisioned_pair(&env, ("isa", user_data_spec()), ("isb", user_data_spec())).await;
     let a_login = secret_value(&env, &a, "username").await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
     let mut c = admin("system_users").await;
-    sqlx::raw_sql(&format!(
+    exec(&mut c, &format!(
         "GRANT USAGE ON SCHEMA \"{b_schema}\" TO \"{a_login}\"; GRANT SELECT ON ALL TABLES IN SCHEMA \"{b_schema}\" TO \"{a_login}\""
-    ))
-    .execute(&mut c)
-    .await
-    .unwrap();
+    )).await;
 
     reconcile(&env, &a.name_any()).await.expect("repaired");
     let a = get(&env, &a.name_any()).await;
@@ -633,12 +610,7 @@ async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back(
     assert_eq!(iso.status, "True");
     assert_eq!(iso.reason, "Repaired", "{}", iso.message);
     assert!(iso.message.contains(&b_schema), "{}", iso.message);
-    let still: bool = query_scalar("SELECT has_schema_privilege($1, $2, 'USAGE')")
-        .bind(&a_login)
-        .bind(&b_schema)
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let still = schema_usage(&mut c, &a_login, &b_schema).await;
     assert!(!still, "the grant was taken back");
     let mut as_a = connect_with_secret(&env, &a, "pooler-uri").await;
     assert!(
@@ -662,20 +634,18 @@ async fn a_grant_on_another_tenants_schema_is_found_by_the_probe_and_taken_back(
 #[tokio::test]
 async fn a_mongodb_role_on_another_tenants_database_is_found_and_taken_back() {
     let env = env().await;
-    let a = create(
+    let (a, b) = provisioned_pair(
         &env,
-        "mra",
-        json!({"tier": "dedicated", "services": ["task-repo"]}),
+        (
+            "mra",
+            json!({"tier": "dedicated", "services": ["task-repo"]}),
+        ),
+        (
+            "mrb",
+            json!({"tier": "dedicated", "services": ["task-repo"]}),
+        ),
     )
     .await;
-    let b = create(
-        &env,
-        "mrb",
-        json!({"tier": "dedicated", "services": ["task-repo"]}),
-    )
-    .await;
-    let a = provision(&env, &a.name_any()).await;
-    let b = provision(&env, &b.name_any()).await;
     let a_user = secret_value(&env, &a, "username").await;
     let b_db = format!("task_repository__{}", ident(&b.name_any()));
     mongo_tenant()
@@ -710,18 +680,12 @@ async fn a_mongodb_role_on_another_tenants_database_is_found_and_taken_back() {
 #[tokio::test]
 async fn a_schema_opened_to_public_fails_the_neighbours_probe_until_its_owner_repairs_it() {
     let env = env().await;
-    let a = create(&env, "pua", json!({"services": ["user-data"]})).await;
-    let b = create(&env, "pub", json!({"services": ["user-data"]})).await;
-    let a = provision(&env, &a.name_any()).await;
-    let b = provision(&env, &b.name_any()).await;
+    let (a, b) = provisioned_pair(&env, ("pua", user_data_spec()), ("pub", user_data_spec())).await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
     let mut c = admin("system_users").await;
-    sqlx::raw_sql(&format!(
+    exec(&mut c, &format!(
         "GRANT USAGE ON SCHEMA \"{b_schema}\" TO PUBLIC; GRANT SELECT ON ALL TABLES IN SCHEMA \"{b_schema}\" TO PUBLIC"
-    ))
-    .execute(&mut c)
-    .await
-    .unwrap();
+    )).await;
 
     let err = reconcile(&env, &a.name_any())
         .await

@@ -174,6 +174,19 @@ async fn create(t: &T, name: &str, mut spec: serde_json::Value) -> DatabaseServi
         .expect("create databaseservice")
 }
 
+/// A DatabaseService `name` whose pods read `secret`, a database Secret of the test's own
+/// ([`own_database_secret`], made first), with the rest of `spec` as [`create`] takes it.
+async fn create_with_own_secret(
+    t: &T,
+    name: &str,
+    secret: &str,
+    mut spec: serde_json::Value,
+) -> DatabaseService {
+    own_database_secret(t, secret).await;
+    spec["databaseSecret"] = json!(secret);
+    create(t, name, spec).await
+}
+
 async fn patch_spec(t: &T, name: &str, spec: serde_json::Value) {
     t.dss
         .patch(
@@ -421,11 +434,11 @@ async fn every_service_gets_its_objects_ports_env_probes_and_owner() {
 #[tokio::test]
 async fn a_config_change_rolls_the_pods() {
     let t = setup().await;
-    own_database_secret(&t, "cat-db").await;
-    create(
+    create_with_own_secret(
         &t,
         "categories",
-        json!({"service": "category-repository", "databaseSecret": "cat-db"}),
+        "cat-db",
+        json!({"service": "category-repository"}),
     )
     .await;
     let kind = ServiceKind::CategoryRepository;
@@ -533,13 +546,7 @@ async fn objects_no_longer_wanted_are_removed_and_deletion_cascades() {
 async fn status_follows_the_deployment() {
     let t = setup().await;
     let kind = ServiceKind::VectorStore;
-    own_database_secret(&t, "vec-db").await;
-    create(
-        &t,
-        "vectors",
-        json!({"service": "vector-store", "databaseSecret": "vec-db"}),
-    )
-    .await;
+    create_with_own_secret(&t, "vectors", "vec-db", json!({"service": "vector-store"})).await;
     reconcile(&t, "vectors").await.expect("reconcile");
     let ds = get(&t, "vectors").await;
     assert_eq!(ds.status.as_ref().unwrap().ready_replicas, 0);
@@ -671,23 +678,13 @@ async fn postgres_services_get_their_database_schema_and_login_before_the_first_
             ),
             "{err}"
         );
-        assert!(t
-            .deployments
-            .get_opt(kind.k8s_name())
-            .await
-            .unwrap()
-            .is_none());
+        assert!(!has_deployment(&t, kind.k8s_name()).await);
         let ds = get(&t, kind.as_str()).await;
         assert_condition(&ds, "Degraded", "True", "PostgresFailed");
 
         reconcile(&t, kind.as_str()).await.expect("reconcile");
         reconcile(&t, kind.as_str()).await.expect("idempotent");
-        assert!(t
-            .deployments
-            .get_opt(kind.k8s_name())
-            .await
-            .unwrap()
-            .is_some());
+        assert!(has_deployment(&t, kind.k8s_name()).await);
         let ds = get(&t, kind.as_str()).await;
         assert_eq!(condition(&ds, "Degraded").0, "False");
 
@@ -837,13 +834,7 @@ async fn mongo_services_get_their_users() {
 #[tokio::test]
 async fn bad_specs_and_missing_secrets_are_reported_and_touch_nothing() {
     let t = setup().await;
-    own_database_secret(&t, "db").await;
-    create(
-        &t,
-        "dup",
-        json!({"service": "task-repo", "databaseSecret": "db", "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}),
-    )
-    .await;
+    create_with_own_secret(&t, "dup", "db", json!({"service": "task-repo", "env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]})).await;
     let err = reconcile(&t, "dup").await.unwrap_err();
     assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
     let ds = get(&t, "dup").await;

@@ -85,6 +85,11 @@ async fn spec_of(client: &kube::Client) -> Result<LeaseSpec, kube::Error> {
     Ok(lease.spec.unwrap_or_default())
 }
 
+/// Who holds the Lease now.
+async fn holder(client: &kube::Client) -> Result<Option<String>, kube::Error> {
+    Ok(spec_of(client).await?.holder_identity)
+}
+
 fn micros(t: &Option<MicroTime>) -> i64 {
     t.as_ref().expect("time is set").0.as_microsecond()
 }
@@ -161,10 +166,7 @@ async fn expired_lease_is_taken_over_and_transitions_increment() -> TestResult {
     // The old holder, coming back, finds the lease fresh under b and does not lead.
     let a = LeaderElector::new(client.clone(), settings("a"));
     assert!(!a.try_acquire_or_renew().await?);
-    assert_eq!(
-        spec_of(&client).await?.holder_identity.as_deref(),
-        Some("b")
-    );
+    assert_eq!(holder(&client).await?.as_deref(), Some("b"));
     Ok(())
 }
 
@@ -178,10 +180,7 @@ async fn release_lets_the_other_candidate_acquire_at_once() -> TestResult {
 
     // Releasing a lease someone else holds changes nothing.
     b.release().await?;
-    assert_eq!(
-        spec_of(&client).await?.holder_identity.as_deref(),
-        Some("a")
-    );
+    assert_eq!(holder(&client).await?.as_deref(), Some("a"));
 
     a.release().await?;
     assert_eq!(spec_of(&client).await?.holder_identity, None);
@@ -247,10 +246,7 @@ async fn takeover_that_loses_the_race_is_not_leader() -> TestResult {
 
     assert!(!b.try_acquire_or_renew().await?, "a 409 is 'not leader'");
     assert!(raced.load(Ordering::SeqCst));
-    assert_eq!(
-        spec_of(&client).await?.holder_identity.as_deref(),
-        Some("racer")
-    );
+    assert_eq!(holder(&client).await?.as_deref(), Some("racer"));
 
     // Next round b sees the racer's fresh lease and stays a follower.
     assert!(!b.try_acquire_or_renew().await?);
@@ -279,10 +275,7 @@ async fn create_that_loses_the_race_is_not_leader() -> TestResult {
 
     assert!(!a.try_acquire_or_renew().await?);
     assert!(raced.load(Ordering::SeqCst));
-    assert_eq!(
-        spec_of(&client).await?.holder_identity.as_deref(),
-        Some("racer")
-    );
+    assert_eq!(holder(&client).await?.as_deref(), Some("racer"));
     Ok(())
 }
 
@@ -329,10 +322,7 @@ async fn spawned_loop_publishes_leadership_and_releases_on_shutdown() -> TestRes
     let within = Duration::from_secs(5);
 
     tokio::time::timeout(within, leading.wait_for(|l| *l)).await??;
-    assert_eq!(
-        spec_of(&client).await?.holder_identity.as_deref(),
-        Some("a")
-    );
+    assert_eq!(holder(&client).await?.as_deref(), Some("a"));
 
     // A few failing rounds within the renew deadline (2/3 of the lease) keep the leadership…
     api_down.store(true, Ordering::SeqCst);

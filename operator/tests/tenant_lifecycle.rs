@@ -95,22 +95,14 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
         roles[0].as_document().unwrap().get_str("db").unwrap(),
         format!("task_repository__{}", ident(&name))
     );
-    let idx: Vec<String> = m
-        .database(&format!("task_repository__{}", ident(&name)))
-        .collection::<Document>("tasks")
-        .list_index_names()
-        .await
-        .unwrap();
+    let idx = index_names(&m, &format!("task_repository__{}", ident(&name)), "tasks").await;
     assert!(idx.contains(&"tasks_tenant_created".to_string()), "{idx:?}");
     let pooler = secret_value(&env, &t, "pooler-uri").await;
     assert!(pooler.ends_with(&format!("/{alias}")), "{pooler}");
     let mut conn = connect_uri(&pooler)
         .await
         .expect("connects through its own pool");
-    sqlx::raw_sql("SELECT count(*) FROM users")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    exec(&mut conn, "SELECT count(*) FROM users").await;
     assert!(secret_value(&env, &t, "mongodb-uri")
         .await
         .contains(&format!("task_repository__{}", ident(&name))));
@@ -120,19 +112,11 @@ async fn a_dedicated_tenant_gets_its_own_pool_database_and_user() {
 #[tokio::test]
 async fn standard_to_dedicated_and_back_keeps_every_row_and_document() {
     let env = env().await;
-    let t = provisioned(
-        &env,
-        "move",
-        json!({"services": ["user-data", "task-repo"]}),
-    )
-    .await;
+    let t = provisioned(&env, "move", standard_spec()).await;
     let name = t.name_any();
     let id = tenant_id(&t);
     let mut pg = connect_with_secret(&env, &t, "uri").await;
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('m1@example.com', 'M1'), ('m2@example.com', 'M2')")
-        .execute(&mut pg)
-        .await
-        .unwrap();
+    exec(&mut pg, "INSERT INTO users (email, display_name) VALUES ('m1@example.com', 'M1'), ('m2@example.com', 'M2')").await;
     pg.close().await.unwrap();
     let m = mongo().await;
     let mt = mongo_tenant().await;
@@ -266,15 +250,16 @@ async fn suspension_blocks_logins_and_resuming_restores_them() {
 #[tokio::test]
 async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds_it() {
     let env = env().await;
-    let t = provisioned(&env, "ret", json!({"services": ["user-data", "task-repo"]})).await;
+    let t = provisioned(&env, "ret", standard_spec()).await;
     let name = t.name_any();
     let id = tenant_id(&t);
     let uri = secret_value(&env, &t, "uri").await;
     let mut pg = connect_uri(&uri).await.unwrap();
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('keep@example.com', 'Keep')")
-        .execute(&mut pg)
-        .await
-        .unwrap();
+    exec(
+        &mut pg,
+        "INSERT INTO users (email, display_name) VALUES ('keep@example.com', 'Keep')",
+    )
+    .await;
     pg.close().await.unwrap();
 
     delete(&env, &name).await.expect("cleanup");
@@ -317,8 +302,7 @@ async fn deleting_with_retain_keeps_the_data_and_a_new_tenant_of_that_name_finds
         .delete(&name, &Default::default())
         .await
         .unwrap();
-    let spec: prismicx_operator_api::TenantSpec =
-        serde_json::from_value(json!({"services": ["user-data", "task-repo"]})).unwrap();
+    let spec: prismicx_operator_api::TenantSpec = serde_json::from_value(standard_spec()).unwrap();
     let mut again = prismicx_operator_api::Tenant::new(&name, spec);
     again.metadata.namespace = Some(NS.into());
     env.tenants
@@ -417,10 +401,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
     let alias = format!("system_users__{}", ident(&name));
 
     let mut c = admin("system_users").await;
-    sqlx::raw_sql(&format!("DROP POLICY tenant_isolation ON \"{schema}\".users; REVOKE USAGE ON SCHEMA \"{schema}\" FROM system_users_app"))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    exec(&mut c, &format!("DROP POLICY tenant_isolation ON \"{schema}\".users; REVOKE USAGE ON SCHEMA \"{schema}\" FROM system_users_app")).await;
     mongo_tenant()
         .await
         .database("admin")
@@ -440,9 +421,7 @@ async fn out_of_band_drift_is_detected_and_repaired() {
         std::fs::write(&path, kept.join("\n") + "\n").unwrap();
     }
 
-    reconcile(&env, &name).await.expect("repairing reconcile");
-    let t = get(&env, &name).await;
-    let drifted = condition(&t, "Drifted").unwrap();
+    let drifted = drift_after_repair(&env, &name).await;
     assert_eq!(
         (drifted.status.as_str(), drifted.reason.as_str()),
         ("False", "Repaired"),
@@ -455,13 +434,12 @@ async fn out_of_band_drift_is_detected_and_repaired() {
             drifted.message
         );
     }
-    let policies: i64 = query_scalar(
+    let policies = count_with(
+        &mut c,
         "SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND tablename = 'users'",
+        &schema,
     )
-    .bind(&schema)
-    .fetch_one(&mut c)
-    .await
-    .unwrap();
+    .await;
     assert_eq!(policies, 1, "policy restored");
     assert!(
         exists(
@@ -493,15 +471,13 @@ async fn out_of_band_drift_is_detected_and_repaired() {
 #[tokio::test]
 async fn credentials_reach_only_their_own_tenant() {
     let env = env().await;
-    let a = create(&env, "atk", json!({"services": ["user-data"]})).await;
-    let b = create(&env, "vic", json!({"services": ["user-data"]})).await;
-    let a = provision(&env, &a.name_any()).await;
-    let b = provision(&env, &b.name_any()).await;
+    let (a, b) = provisioned_pair(&env, ("atk", user_data_spec()), ("vic", user_data_spec())).await;
     let mut victim = connect_with_secret(&env, &b, "pooler-uri").await;
-    sqlx::raw_sql("INSERT INTO users (email, display_name) VALUES ('secret@victim.example', 'V')")
-        .execute(&mut victim)
-        .await
-        .unwrap();
+    exec(
+        &mut victim,
+        "INSERT INTO users (email, display_name) VALUES ('secret@victim.example', 'V')",
+    )
+    .await;
 
     let mut attacker = connect_with_secret(&env, &a, "uri").await;
     let b_schema = format!("tenant_{}", ident(&b.name_any()));
@@ -512,10 +488,7 @@ async fn credentials_reach_only_their_own_tenant() {
     assert!(err.to_string().contains("permission denied"), "{err}");
     // Claiming B's tenant id shows nothing and writes nothing in A's own schema.
     let b_id = tenant_id(&b).to_string();
-    sqlx::raw_sql(&format!("SET app.tenant_id = '{b_id}'"))
-        .execute(&mut attacker)
-        .await
-        .unwrap();
+    exec(&mut attacker, &format!("SET app.tenant_id = '{b_id}'")).await;
     let seen = count(&mut attacker, "SELECT count(*) FROM users").await;
     assert_eq!(seen, 0);
     let forged = sqlx::raw_sql(&format!("INSERT INTO users (tenant_id, email, display_name) VALUES ('{b_id}', 'x@example.com', 'X')"))
@@ -536,7 +509,7 @@ async fn credentials_reach_only_their_own_tenant() {
 #[tokio::test]
 async fn a_slug_owned_by_another_namespace_is_refused_and_left_alone() {
     let env = env().await;
-    let t = create(&env, "own", json!({"services": ["user-data"]})).await;
+    let t = create(&env, "own", user_data_spec()).await;
     let name = t.name_any();
     let owner = provision(&env, &name).await;
 

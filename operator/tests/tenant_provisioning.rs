@@ -5,7 +5,6 @@
 mod support;
 
 use kube::ResourceExt;
-use mongodb::bson::Document;
 use prismicx_operator::Step;
 use prismicx_store::pg::query_scalar;
 use serde_json::json;
@@ -57,25 +56,12 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
             scalar_bool(&mut c, "SELECT EXISTS (SELECT 1 FROM pg_namespace n JOIN pg_roles r ON r.oid = n.nspowner WHERE n.nspname = $1 AND r.rolname = n.nspname || '_owner' AND NOT r.rolcanlogin)", &schema).await,
             "{db}: schema owned by its NOLOGIN owner"
         );
-        let policies: i64 = query_scalar("SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND policyname = 'tenant_isolation'")
-            .bind(&schema)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let policies = count_with(&mut c, "SELECT count(*) FROM pg_policies WHERE schemaname = $1 AND policyname = 'tenant_isolation'", &schema).await;
         assert_eq!(policies, 3, "{db}: one policy per tenant table");
-        let forced: i64 = query_scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_migrations' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)")
-            .bind(&schema)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let forced = count_with(&mut c, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_migrations' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)", &schema).await;
         assert_eq!(forced, 0, "{db}: RLS enabled and forced everywhere");
         let app = format!("{db}_app");
-        let usage: bool = query_scalar("SELECT has_schema_privilege($1, $2, 'USAGE')")
-            .bind(&app)
-            .bind(&schema)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let usage = schema_usage(&mut c, &app, &schema).await;
         assert!(usage, "{db}: the services' app role may use the schema");
     }
     let mut c = admin("postgres").await;
@@ -83,12 +69,7 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
 
     // Standard: shared collections' indexes lead with tenant_id; no dedicated user or database.
     let m = mongo().await;
-    let idx: Vec<String> = m
-        .database("task_repository")
-        .collection::<Document>("tasks")
-        .list_index_names()
-        .await
-        .unwrap();
+    let idx = index_names(&m, "task_repository", "tasks").await;
     assert!(
         idx.contains(&"tasks_tenant_status_due".to_string()),
         "{idx:?}"
@@ -143,12 +124,7 @@ async fn a_standard_tenant_becomes_ready_with_every_object_in_the_catalogs() {
 #[tokio::test]
 async fn reconciling_again_changes_nothing() {
     let env = env().await;
-    let t = create(
-        &env,
-        "idem",
-        json!({"services": ["user-data", "task-repo"]}),
-    )
-    .await;
+    let t = create(&env, "idem", standard_spec()).await;
     let name = t.name_any();
     let first = provision(&env, &name).await;
     let pw = secret_value(&env, &first, "password").await;

@@ -9,13 +9,14 @@ fn check_dir(rel: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(rel);
-    let mut stale = Vec::new();
-    for (file, yaml) in prismicx_operator_api::crd_files() {
-        let on_disk = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
-        if on_disk != yaml {
-            stale.push(file);
-        }
-    }
+    let differs = |(file, yaml): &(String, String)| {
+        std::fs::read_to_string(dir.join(file)).unwrap_or_default() != *yaml
+    };
+    let stale: Vec<String> = prismicx_operator_api::crd_files()
+        .into_iter()
+        .filter(differs)
+        .map(|(file, _)| file)
+        .collect();
     assert!(
         stale.is_empty(),
         "{rel}/ is out of date for {stale:?}: run `make generate`"

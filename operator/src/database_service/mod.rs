@@ -1,20 +1,24 @@
 //! The DatabaseService reconciler: runs one of the six services as a Deployment with its
 //! Service, ServiceAccount, ConfigMap and database credentials.
 //!
-//! One reconcile is a pipeline; only `dereference`, `apply` and `status` touch the Kubernetes
-//! API, only `dependencies` touches the data servers, and everything in between is pure and
-//! unit-tested, one file each: [`plan`], [`config_hash`], [`resources`] (the object builders)
-//! and [`observe`] (status from the Deployment). The status and its Events go through the
-//! runner both reconcilers share ([`crate::pipeline::Run`]):
+//! One reconcile is a pipeline of steps, one file each, carried by a [`Deploy`]: only
+//! [`validate`], [`credentials`], [`apply`] and [`status`] touch the Kubernetes API, only
+//! [`dependencies`] touches the data servers, and what they compute is pure and unit-tested:
+//! [`plan`], [`config_hash`], [`resources`] (the object builders) and [`observe`] (status from
+//! the Deployment). The status and its Events go through the runner both reconcilers share
+//! ([`crate::pipeline::Run`]):
 //!
 //! ```text
-//! DatabaseService ──► validate + plan (pure: names, ConfigMap data, env, image)
-//!   ──► dereference: the Deployment (is it ours?), every Secret key the env references
-//!   ──► dependencies: the operator's database Secret (`<k8s-name>-db`), then the service
-//!       database, system schema and login role / MongoDB users ([`dependencies`])
-//!   ──► build: config hash, ConfigMap, ServiceAccount, Service, Deployment
-//!   ──► apply (server-side apply, field manager `prismicx-operator`, forced) + prune
-//!   ──► status (readyReplicas, Available/Progressing/Degraded, observedGeneration, configHash)
+//! DatabaseService ──► validate: platform namespace, plan (pure: names, ConfigMap data, env,
+//!       image), the Deployment of that name (is it ours?)
+//!   ──► credentials: every Secret key the env references, the operator's database Secret
+//!       (`<k8s-name>-db`)                                        secret step metrics
+//!   ──► dependencies: the service database, system schema and login role / MongoDB users
+//!                                                                postgres / mongo step metrics
+//!   ──► apply: config hash, ConfigMap, ServiceAccount, Service, Deployment (server-side apply,
+//!       field manager `prismicx-operator`, forced) + prune
+//!   ──► status: Deployed / ConfigChanged Event, readyReplicas, Available/Progressing/Degraded,
+//!       observedGeneration, configHash
 //! ```
 //!
 //! A failed step stops the pipeline, sets `Degraded=True` with the step's reason
@@ -73,36 +77,44 @@
 //!   missed its deadline, a ReplicaSet cannot create pods, the service is unavailable without
 //!   a rollout, or a reconcile step failed ([`observe::observe`]).
 
+pub mod apply;
 pub mod config_hash;
+pub mod credentials;
 pub mod dependencies;
 pub mod observe;
 pub mod plan;
 pub mod resources;
+pub mod status;
 #[cfg(test)]
 mod tests;
+pub mod validate;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Debug;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use prismicx_operator_api::DatabaseService;
-use serde::de::DeserializeOwned;
 
 use crate::conditions::{Cond, Reason, ServiceCondition};
 use crate::context::Context;
-use crate::error::{Error, Result, Step, StepContext};
-use crate::pipeline::{server_side_apply as apply, Run};
+use crate::error::{Error, Result};
+use crate::pipeline::Run;
+pub use apply::prune;
 use plan::{ServicePlan, Settings};
 use prismicx_store::Secret as Hidden;
 
 /// How often a reconciled DatabaseService is looked at again (status, referenced Secrets).
 pub const RESYNC: Duration = Duration::from_secs(60);
+
+/// The Secret keys the env references (Secret name, key), each with whether it is optional.
+pub type SecretRefs = BTreeMap<(String, String), bool>;
+/// The value of each referenced Secret key (`None`: optional and missing).
+pub type SecretValues = BTreeMap<(String, String), Option<Vec<u8>>>;
 
 /// What the DatabaseService controller shares: the operator's [`Context`] (the same one the
 /// Tenant controller uses) and the settings of the deployed services.
@@ -140,7 +152,8 @@ async fn reconcile_inner(ds: &DatabaseService, dctx: &DatabaseServiceContext) ->
 }
 
 /// The Kubernetes APIs of one namespace.
-struct Apis {
+#[derive(Debug)]
+pub struct Apis {
     deployments: Api<Deployment>,
     services: Api<Service>,
     accounts: Api<ServiceAccount>,
@@ -160,225 +173,55 @@ impl Apis {
     }
 }
 
+/// What one pass carries from step to step.
+pub struct Deploy<'a> {
+    pub ctx: &'a Context,
+    pub plan: ServicePlan,
+    apis: Apis,
+    /// The DatabaseService's uid (the owner whose objects are pruned).
+    pub owner_uid: Option<String>,
+    /// The Secret keys the env references.
+    pub refs: SecretRefs,
+    /// Their values, for the config hash (from the credentials step).
+    pub values: SecretValues,
+    /// The logins' password when the operator keeps the credentials (from the credentials step).
+    pub password: Option<Hidden<String>>,
+    /// What the dependencies step ensured (for the `Deployed` Event).
+    pub ensured: Vec<String>,
+}
+
+impl std::fmt::Debug for Deploy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deploy")
+            .field("plan", &self.plan)
+            .field("ensured", &self.ensured)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The steps in their order (see the module docs); the first failure stops the pass.
 async fn pipeline(
     ds: &DatabaseService,
     dctx: &DatabaseServiceContext,
     run: &mut Run<'_, DatabaseService>,
 ) -> Result<()> {
     let ctx = &dctx.ctx;
-    // Only the platform's namespace holds the platform's database credentials: anywhere else a
-    // namespace owner could read (or pre-create) the Secret whose password the service logins
-    // get. Refused before anything is read or written.
-    let ns = ds.namespace().unwrap_or_default();
-    if ns != dctx.settings.platform_namespace {
-        return Err(Error::Refused {
-            reason: Reason::OutsidePlatformNamespace,
-            message: format!(
-                "DatabaseServices run only in the platform namespace {}; this one is in {ns} \
-                 and nothing was created for it",
-                dctx.settings.platform_namespace
-            ),
-        });
-    }
-    // Validate and plan: nothing is touched for an invalid spec.
-    let plan = plan::plan(ds, &dctx.settings, &ctx.data.endpoints)?;
-    let apis = Apis::new(&ctx.client, &plan.namespace);
-
-    // Dereference.
-    let uid = ds.uid();
-    if let Some(existing) = apis.deployments.get_opt(&plan.name).await? {
-        if let Some(other) = existing
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true) && Some(&o.uid) != uid.as_ref())
-        {
-            return Err(Error::InvalidSpec(format!(
-                "Deployment {} is already controlled by {} {}; one DatabaseService per service and namespace",
-                plan.name, other.kind, other.name
-            )));
-        }
-    }
-    let refs = plan::secret_refs(&plan.env);
-    let own = plan
-        .operator_secret
-        .then_some(plan.database_secret.as_str());
-    let mut values = read_secrets(&apis.secrets, &refs, own).await?;
-
-    // Dependencies: the credentials first (durable before a role uses them), then the servers.
-    let password = if plan.operator_secret {
-        let credentials = ensure_credentials(ctx, &apis, &plan, &refs, &mut values);
-        Some(run.step(Step::Secret, credentials).await?)
-    } else {
-        None
+    let (plan, apis) = validate::step(ds, dctx).await?;
+    let mut d = Deploy {
+        ctx,
+        refs: plan::secret_refs(&plan.env),
+        plan,
+        apis,
+        owner_uid: ds.uid(),
+        values: SecretValues::new(),
+        password: None,
+        ensured: Vec::new(),
     };
-    let ensured = dependencies::ensure(ctx, plan.kind, password.as_ref()).await?;
-
-    // Build.
-    let hash = config_hash::config_hash(&plan.config, &plan.env, &values);
-    let config_map = resources::config_map(&plan);
-    let account = resources::service_account(&plan);
-    let service = resources::service(&plan);
-    let deployment = resources::deployment(&plan, &hash);
-
-    // Apply, then remove what is no longer wanted.
-    apply(&apis.config_maps, &config_map).await?;
-    apply(&apis.accounts, &account).await?;
-    apply(&apis.services, &service).await?;
-    let applied = apply(&apis.deployments, &deployment).await?;
-    prune_all(&apis, &plan, uid.as_deref()).await?;
-
-    // Status.
-    let event = match run.status.config_hash.as_deref() {
-        Some(old) if old == hash => None,
-        Some(old) => Some((
-            Reason::ConfigChanged,
-            format!(
-                "configuration changed ({} → {}); rolling out",
-                short(old),
-                short(&hash)
-            ),
-        )),
-        None => Some((
-            Reason::Deployed,
-            format!(
-                "deployed {} ({}); configuration {}",
-                plan.image,
-                ensured.join(", "),
-                short(&hash)
-            ),
-        )),
-    };
-    if let Some((reason, note)) = event {
-        run.event(false, reason, note);
-    }
-    let observed = observe::observe(Some(&applied), plan.replicas);
-    for c in observed.conditions {
-        run.set(c);
-    }
-    run.status.ready_replicas = observed.ready_replicas;
-    run.status.observed_generation = run.generation;
-    run.status.config_hash = Some(hash);
-    run.write().await
-}
-
-/// The operator's database Secret (`<k8s-name>-db`), with the password it already holds or a
-/// new one; the values the env reads from it join `values` (for the config hash). Returns the
-/// password for the logins.
-async fn ensure_credentials(
-    ctx: &Context,
-    apis: &Apis,
-    plan: &ServicePlan,
-    refs: &BTreeMap<(String, String), bool>,
-    values: &mut BTreeMap<(String, String), Option<Vec<u8>>>,
-) -> Result<Hidden<String>> {
-    ctx.check_fault(Step::Secret).step(Step::Secret)?;
-    let password =
-        match crate::tenant::secret::existing_password(&apis.secrets, &plan.database_secret).await?
-        {
-            Some(p) => p,
-            None => crate::tenant::secret::new_password(),
-        };
-    if let Some(secret) = resources::database_secret(plan, &ctx.data.endpoints, &password) {
-        let data = secret.data.clone().unwrap_or_default();
-        for ((name, key), _) in refs.iter().filter(|((n, _), _)| n == &plan.database_secret) {
-            values.insert(
-                (name.clone(), key.clone()),
-                data.get(key).map(|b| b.0.clone()),
-            );
-        }
-        apply(&apis.secrets, &secret).await?;
-    }
-    Ok(password)
-}
-
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
-/// The value of every referenced Secret key (`None`: optional and missing), except those of
-/// `skip` (the operator's own Secret, whose values the reconciler knows). A missing Secret or
-/// key that is not optional fails the `secret` step: the pods could not start without it.
-async fn read_secrets(
-    api: &Api<Secret>,
-    refs: &BTreeMap<(String, String), bool>,
-    skip: Option<&str>,
-) -> Result<BTreeMap<(String, String), Option<Vec<u8>>>> {
-    let names: BTreeSet<&str> = refs
-        .keys()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| Some(*n) != skip)
-        .collect();
-    let mut out = BTreeMap::new();
-    for name in names {
-        let found = api.get_opt(name).await?;
-        let data = found.as_ref().and_then(|s| s.data.clone());
-        for ((_, key), optional) in refs.iter().filter(|((n, _), _)| n == name) {
-            let value = data.as_ref().and_then(|d| d.get(key)).map(|b| b.0.clone());
-            if value.is_none() && !optional {
-                let what = if found.is_none() {
-                    format!("Secret {name} not found")
-                } else {
-                    format!("Secret {name} has no key {key}")
-                };
-                return Err(anyhow::anyhow!(what)).step(Step::Secret);
-            }
-            out.insert((name.to_string(), key.clone()), value);
-        }
-    }
-    Ok(out)
-}
-
-async fn prune_all(apis: &Apis, plan: &ServicePlan, owner_uid: Option<&str>) -> Result<()> {
-    let Some(uid) = owner_uid else {
-        return Ok(());
-    };
-    let selector = resources::owned_selector(&plan.instance);
-    let keep = [plan.name.as_str()];
-    prune(&apis.deployments, &selector, uid, &keep).await?;
-    prune(&apis.services, &selector, uid, &keep).await?;
-    prune(&apis.accounts, &selector, uid, &keep).await?;
-    prune(&apis.config_maps, &selector, uid, &keep).await?;
-    // The Secret the pods read stays, even a `spec.databaseSecret` naming the operator's own.
-    prune(
-        &apis.secrets,
-        &selector,
-        uid,
-        &[plan.database_secret.as_str()],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Deletes the objects matching `selector` that `owner_uid` controls and `keep` does not
-/// name; returns their names.
-pub async fn prune<K>(
-    api: &Api<K>,
-    selector: &str,
-    owner_uid: &str,
-    keep: &[&str],
-) -> Result<Vec<String>>
-where
-    K: Resource + Clone + Debug + DeserializeOwned,
-{
-    let mut removed = Vec::new();
-    for obj in api.list(&ListParams::default().labels(selector)).await? {
-        let name = obj.name_any();
-        let ours = obj
-            .owner_references()
-            .iter()
-            .any(|o| o.controller == Some(true) && o.uid == owner_uid);
-        if !ours || keep.contains(&name.as_str()) {
-            continue;
-        }
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        tracing::info!(object = %name, "removed an object the DatabaseService no longer wants");
-        removed.push(name);
-    }
-    Ok(removed)
+    // The credentials first (durable before a role uses them), then the servers.
+    credentials::step(run, &mut d).await?;
+    d.ensured = dependencies::ensure(ctx, d.plan.kind, d.password.as_ref()).await?;
+    let applied = apply::step(&d).await?;
+    status::step(run, &d, applied).await
 }
 
 impl Run<'_, DatabaseService> {

@@ -52,10 +52,14 @@ pub struct TenantPlan {
     /// The namespace of the Tenant object. Slugs are platform-wide, so the registry records
     /// which namespace owns each one.
     pub namespace: String,
+    /// The id the registry holds for the slug (nil while validating, before it is resolved).
     pub tenant_id: Uuid,
     pub tier: Tier,
+    /// `spec.suspended`: the login is disabled, the data kept.
     pub suspended: bool,
+    /// What deleting the Tenant does to its data (`Retain` / `Delete`).
     pub deletion_policy: DeletionPolicy,
+    /// `spec.displayName`, for the registry entry.
     pub display_name: Option<String>,
     /// The tenant's request budget (requests per second, burst); `None`: the platform default.
     pub rate_limit: Option<(u32, u32)>,

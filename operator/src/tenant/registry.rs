@@ -47,17 +47,10 @@ fn collection(dp: &DataPlane) -> mongodb::Collection<Document> {
     database(dp).collection(prismicx_tenancy::services::tenant_mgmt::REGISTRY_COLLECTION)
 }
 
-fn state_str(s: TenantState) -> &'static str {
-    match s {
-        TenantState::Provisioning => "provisioning",
-        TenantState::Active => "active",
-        TenantState::Suspended => "suspended",
-        TenantState::Deleting => "deleting",
-    }
-}
-
-fn kind_str(kind: TenantEventKind) -> String {
-    serde_json::to_value(kind)
+/// The name `value` has on the wire (its serde form: `active`, `provisioned`, …), as the
+/// services write it into the registry.
+fn wire_name(value: impl serde::Serialize) -> String {
+    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_default()
@@ -118,7 +111,7 @@ pub fn document(
         "tenant_id": tenant_bson(plan.tenant_id),
         "namespace": &plan.namespace,
         "tier": tier,
-        "state": state_str(state),
+        "state": wire_name(state),
         "display_name": plan.display_name.clone().map(Bson::String).unwrap_or(Bson::Null),
         "rate_limit": plan
             .rate_limit
@@ -169,7 +162,7 @@ pub async fn claim(
             "tenant_id": tenant_bson(id),
             "namespace": namespace,
             "tier": tier,
-            "state": state_str(TenantState::Provisioning),
+            "state": wire_name(TenantState::Provisioning),
             "created_at": now.clone(),
             "updated_at": now,
         })
@@ -252,7 +245,7 @@ pub async fn upsert(
     };
     let now = Bson::DateTime(mongodb::bson::DateTime::now());
     set.insert("updated_at", now.clone());
-    set.insert("event_pending", kind_str(kind));
+    set.insert("event_pending", wire_name(kind));
     // Filtered by the claim (slug, namespace, id): an entry claimed by anyone else makes the
     // upsert's insert fail on the unique `_id` rather than overwrite it.
     coll.update_one(
@@ -359,15 +352,29 @@ pub async fn step(p: &mut Provision<'_>) -> Result<()> {
         publish(dp, plan, kind).await?;
         event_published(dp, &plan.slug).await?;
     }
-    let message = format!(
-        "tenant_registry entry {} ({})",
-        plan.slug,
-        if plan.suspended {
-            "suspended"
-        } else {
-            "active"
-        }
-    );
+    let state = if plan.suspended {
+        "suspended"
+    } else {
+        "active"
+    };
+    let message = format!("tenant_registry entry {} ({state})", plan.slug);
     p.ready(TenantCondition::Registered, Reason::Registered, message);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_have_the_registry_names_the_services_read() {
+        for (state, name) in [
+            (TenantState::Provisioning, "provisioning"),
+            (TenantState::Active, "active"),
+            (TenantState::Suspended, "suspended"),
+            (TenantState::Deleting, "deleting"),
+        ] {
+            assert_eq!(wire_name(state), name);
+        }
+    }
 }

@@ -119,6 +119,16 @@ pub fn dedicated_spec() -> serde_json::Value {
     serde_json::json!({"tier": "dedicated", "services": ["user-data", "task-repo"]})
 }
 
+/// A standard tenant of user-data alone.
+pub fn user_data_spec() -> serde_json::Value {
+    serde_json::json!({"services": ["user-data"]})
+}
+
+/// The spec most tests use for a standard tenant: user-data and task-repo.
+pub fn standard_spec() -> serde_json::Value {
+    serde_json::json!({"services": ["user-data", "task-repo"]})
+}
+
 /// A Tenant made by [`create`] and reconciled until Ready ([`provision`]).
 pub async fn provisioned(env: &Env, prefix: &str, spec: serde_json::Value) -> Tenant {
     let t = create(env, prefix, spec).await;
@@ -138,6 +148,18 @@ pub async fn provision(env: &Env, name: &str) -> Tenant {
         "{name} did not become Ready: {:#?}",
         get(env, name).await.status
     );
+}
+
+/// Reconciles `name` once more (it must succeed) and returns its `Drifted` condition.
+pub async fn drift_after_repair(
+    env: &Env,
+    name: &str,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    reconcile(env, name).await.expect("repairing reconcile");
+    let t = get(env, name).await;
+    condition(&t, "Drifted")
+        .expect("a Drifted condition")
+        .clone()
 }
 
 /// Runs the finalizer's cleanup as the API server would after `kubectl delete`.
@@ -197,6 +219,33 @@ pub async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
         .expect("count query")
 }
 
+/// The `count(*)` (or any bigint) `sql` returns with `arg` bound to `$1`.
+pub async fn count_with(conn: &mut PgConnection, sql: &str, arg: &str) -> i64 {
+    prismicx_store::pg::query_scalar(sql)
+        .bind(arg)
+        .fetch_one(conn)
+        .await
+        .expect("count query")
+}
+
+/// Runs `sql` (one or more statements) on `conn`; a failure fails the test.
+pub async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sql)
+        .execute(conn)
+        .await
+        .expect("statement runs");
+}
+
+/// Whether `role` has USAGE on `schema`.
+pub async fn schema_usage(conn: &mut PgConnection, role: &str, schema: &str) -> bool {
+    prismicx_store::pg::query_scalar("SELECT has_schema_privilege($1, $2, 'USAGE')")
+        .bind(role)
+        .bind(schema)
+        .fetch_one(conn)
+        .await
+        .expect("has_schema_privilege")
+}
+
 pub async fn connect_uri(uri: &str) -> Result<PgConnection, sqlx::Error> {
     let opts = PgConnectOptions::from_str(uri)?.statement_cache_capacity(0);
     PgConnection::connect_with(&opts).await
@@ -226,6 +275,16 @@ pub async fn mongo_tenant() -> mongodb::Client {
 }
 
 /// The `usersInfo` reply for tenant `name`'s MongoDB user (`tenant_<slug>_login` in `admin`).
+/// The names of the indexes of `collection` in `db`.
+pub async fn index_names(client: &mongodb::Client, db: &str, collection: &str) -> Vec<String> {
+    client
+        .database(db)
+        .collection::<mongodb::bson::Document>(collection)
+        .list_index_names()
+        .await
+        .expect("listing indexes")
+}
+
 pub async fn users_info(name: &str) -> mongodb::bson::Document {
     mongo_tenant()
         .await
@@ -246,4 +305,18 @@ pub async fn registry_entry(name: &str) -> Option<mongodb::bson::Document> {
         .find_one(mongodb::bson::doc! {"_id": name})
         .await
         .expect("reading the registry")
+}
+
+/// Two Tenants made by [`create`] one after the other, then reconciled until Ready in the same
+/// order (so neither is provisioned before both exist).
+pub async fn provisioned_pair(
+    env: &Env,
+    a: (&str, serde_json::Value),
+    b: (&str, serde_json::Value),
+) -> (Tenant, Tenant) {
+    let a = create(env, a.0, a.1).await;
+    let b = create(env, b.0, b.1).await;
+    let a = provision(env, &a.name_any()).await;
+    let b = provision(env, &b.name_any()).await;
+    (a, b)
 }

@@ -205,7 +205,7 @@ impl CreateUser {
 
 impl UpdateUser {
     /// Applies the patch to `current`, validating every changed field.
-    pub fn apply(self, current: &User) -> Result<NewUser, ApiError> {
+    pub fn apply(&self, current: &User) -> Result<NewUser, ApiError> {
         let mut p = Problems::default();
         if self.email.is_none()
             && self.display_name.is_none()

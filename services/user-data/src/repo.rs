@@ -1,8 +1,11 @@
 //! SQL of the service. Every function takes a [`TenantTx`]: the tenant's transaction with
 //! `app.tenant_id` and `search_path` already set, so tenant tables are unqualified and row-level
-//! security scopes every statement. Shared tables are qualified with the system schema.
+//! security scopes every statement. Shared tables are qualified with the system schema. Errors
+//! are [`Fail`]: a database error kept as it is, so the handlers' retry can tell a transient one,
+//! or the API error a constraint means (409).
 
 use chrono::{DateTime, Utc};
+use prismicx_service_common::pg::retry::Fail;
 use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
 use prismicx_service_common::ApiError;
 use serde_json::Value;
@@ -36,14 +39,14 @@ fn push_keyset_page(
 }
 
 /// Maps a unique violation on a known constraint to a 409 naming the field.
-fn unique_to_conflict(e: sqlx::Error) -> ApiError {
+fn unique_to_conflict(e: sqlx::Error) -> Fail {
     if let sqlx::Error::Database(db) = &e {
         match db.constraint() {
             Some("users_tenant_email_key") => {
-                return ApiError::conflict("email", "a user with this email already exists")
+                return ApiError::conflict("email", "a user with this email already exists").into()
             }
             Some("roles_tenant_name_key") => {
-                return ApiError::conflict("name", "a role with this name already exists")
+                return ApiError::conflict("name", "a role with this name already exists").into()
             }
             _ => {}
         }
@@ -58,7 +61,7 @@ pub async fn audit(
     entity: &str,
     entity_id: Uuid,
     details: Value,
-) -> Result<(), ApiError> {
+) -> Result<(), Fail> {
     query(
         "INSERT INTO prismicx.audit_events (actor, action, entity, entity_id, details) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -73,7 +76,7 @@ pub async fn audit(
     Ok(())
 }
 
-pub async fn insert_user(tx: &mut TenantTx, u: &NewUser) -> Result<User, ApiError> {
+pub async fn insert_user(tx: &mut TenantTx, u: &NewUser) -> Result<User, Fail> {
     let sql = format!(
         "INSERT INTO users (email, display_name, status, attributes) VALUES ($1, $2, $3, $4) \
          RETURNING {USER_COLUMNS}"
@@ -88,11 +91,7 @@ pub async fn insert_user(tx: &mut TenantTx, u: &NewUser) -> Result<User, ApiErro
         .map_err(unique_to_conflict)
 }
 
-pub async fn get_user(
-    tx: &mut TenantTx,
-    id: Uuid,
-    for_update: bool,
-) -> Result<Option<User>, ApiError> {
+pub async fn get_user(tx: &mut TenantTx, id: Uuid, for_update: bool) -> Result<Option<User>, Fail> {
     let sql = format!(
         "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
         if for_update { " FOR UPDATE" } else { "" }
@@ -103,7 +102,7 @@ pub async fn get_user(
         .await?)
 }
 
-pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<User, ApiError> {
+pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<User, Fail> {
     let sql = format!(
         "UPDATE users SET email = $2, display_name = $3, status = $4, attributes = $5, \
          updated_at = clock_timestamp() WHERE id = $1 RETURNING {USER_COLUMNS}"
@@ -119,7 +118,7 @@ pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<Use
         .map_err(unique_to_conflict)
 }
 
-pub async fn delete_user(tx: &mut TenantTx, id: Uuid) -> Result<bool, ApiError> {
+pub async fn delete_user(tx: &mut TenantTx, id: Uuid) -> Result<bool, Fail> {
     Ok(rows::delete_by_id(tx, "users", id).await?)
 }
 
@@ -148,7 +147,7 @@ fn like_pattern(text: &str) -> String {
 }
 
 /// Up to `limit + 1` users in (created_at, id) order, so the caller knows whether more remain.
-pub async fn list_users(tx: &mut TenantTx, f: &UserFilter) -> Result<Vec<User>, ApiError> {
+pub async fn list_users(tx: &mut TenantTx, f: &UserFilter) -> Result<Vec<User>, Fail> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {USER_COLUMNS} FROM users u WHERE TRUE"));
     if let Some(s) = &f.status {
@@ -183,7 +182,7 @@ pub async fn list_users(tx: &mut TenantTx, f: &UserFilter) -> Result<Vec<User>, 
     Ok(build_query_as::<User>(&mut qb).fetch_all(tx.conn()).await?)
 }
 
-pub async fn insert_role(tx: &mut TenantTx, r: &NewRole) -> Result<Role, ApiError> {
+pub async fn insert_role(tx: &mut TenantTx, r: &NewRole) -> Result<Role, Fail> {
     let sql = format!(
         "INSERT INTO roles (name, description, permissions) VALUES ($1, $2, $3) RETURNING {ROLE_COLUMNS}"
     );
@@ -196,7 +195,7 @@ pub async fn insert_role(tx: &mut TenantTx, r: &NewRole) -> Result<Role, ApiErro
         .map_err(unique_to_conflict)
 }
 
-pub async fn get_role(tx: &mut TenantTx, id: Uuid) -> Result<Option<Role>, ApiError> {
+pub async fn get_role(tx: &mut TenantTx, id: Uuid) -> Result<Option<Role>, Fail> {
     let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE id = $1");
     Ok(query_as::<Role>(&sql)
         .bind(id)
@@ -204,7 +203,7 @@ pub async fn get_role(tx: &mut TenantTx, id: Uuid) -> Result<Option<Role>, ApiEr
         .await?)
 }
 
-pub async fn delete_role(tx: &mut TenantTx, id: Uuid) -> Result<bool, ApiError> {
+pub async fn delete_role(tx: &mut TenantTx, id: Uuid) -> Result<bool, Fail> {
     Ok(rows::delete_by_id(tx, "roles", id).await?)
 }
 
@@ -212,7 +211,7 @@ pub async fn list_roles(
     tx: &mut TenantTx,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
-) -> Result<Vec<Role>, ApiError> {
+) -> Result<Vec<Role>, Fail> {
     let mut qb: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("SELECT {ROLE_COLUMNS} FROM roles WHERE TRUE"));
     push_keyset_page(&mut qb, "created_at", "id", after, limit);
@@ -220,7 +219,7 @@ pub async fn list_roles(
 }
 
 /// Grants `role_id` to `user_id`; `false` when the user already had it.
-pub async fn grant_role(tx: &mut TenantTx, user_id: Uuid, role_id: Uuid) -> Result<bool, ApiError> {
+pub async fn grant_role(tx: &mut TenantTx, user_id: Uuid, role_id: Uuid) -> Result<bool, Fail> {
     let r = query(
         "INSERT INTO user_roles (user_id, role_id) VALUES ($1, $2) \
          ON CONFLICT (tenant_id, user_id, role_id) DO NOTHING",
@@ -232,11 +231,7 @@ pub async fn grant_role(tx: &mut TenantTx, user_id: Uuid, role_id: Uuid) -> Resu
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn revoke_role(
-    tx: &mut TenantTx,
-    user_id: Uuid,
-    role_id: Uuid,
-) -> Result<bool, ApiError> {
+pub async fn revoke_role(tx: &mut TenantTx, user_id: Uuid, role_id: Uuid) -> Result<bool, Fail> {
     let r = query("DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2")
         .bind(user_id)
         .bind(role_id)
@@ -245,7 +240,7 @@ pub async fn revoke_role(
     Ok(r.rows_affected() == 1)
 }
 
-pub async fn roles_of_user(tx: &mut TenantTx, user_id: Uuid) -> Result<Vec<Role>, ApiError> {
+pub async fn roles_of_user(tx: &mut TenantTx, user_id: Uuid) -> Result<Vec<Role>, Fail> {
     let sql = "SELECT r.id, r.tenant_id, r.name, r.description, r.permissions, r.created_at, r.updated_at \
                FROM roles r JOIN user_roles ur ON ur.role_id = r.id \
                WHERE ur.user_id = $1 ORDER BY r.name";
@@ -260,7 +255,7 @@ pub async fn list_audit(
     entity_id: Option<Uuid>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: u32,
-) -> Result<Vec<AuditEvent>, ApiError> {
+) -> Result<Vec<AuditEvent>, Fail> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
         "SELECT id, tenant_id, occurred_at, actor, action, entity, entity_id, details \
          FROM prismicx.audit_events WHERE TRUE",

@@ -1,5 +1,6 @@
-//! HTTP handlers: parse and validate the request, open the tenant's transaction, call `repo`,
-//! record the change in the audit trail in the same transaction, commit.
+//! HTTP handlers: parse and validate the request, then, in the tenant's transaction
+//! ([`in_tenant_tx!`]: run again from the start on a transient database error), call `repo` and
+//! record the change in the audit trail, commit.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,9 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use prismicx_service_common::auth::Principal;
 use prismicx_service_common::extract::{created, Json, Path, Query};
+use prismicx_service_common::in_tenant_tx;
 use prismicx_service_common::pagination::{self, Page, PageQuery};
+use prismicx_service_common::pg::retry::Fail;
 use prismicx_service_common::pg::TenantTx;
 use prismicx_service_common::tenancy::Scoped;
 use prismicx_service_common::ApiError;
@@ -45,48 +48,16 @@ fn actor(p: &Principal) -> &'static str {
     }
 }
 
-/// Records `action` on `entity` `id` in the audit trail and commits it with the change.
-async fn commit_audited(
-    mut tx: TenantTx,
+/// Records `action` on `entity` `id` in the audit trail, in the change's transaction.
+async fn audit(
+    tx: &mut TenantTx,
     principal: &Principal,
     action: &str,
     entity: &str,
     id: Uuid,
     details: serde_json::Value,
-) -> Result<(), ApiError> {
-    repo::audit(&mut tx, actor(principal), action, entity, id, details).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-/// Commits the creation of `entity` `id` (audited with `details`) and answers 201 with `body`
-/// and the `Location` `/v1/<entity>s/<id>`.
-async fn commit_created<T: serde::Serialize>(
-    tx: TenantTx,
-    principal: &Principal,
-    entity: &str,
-    id: Uuid,
-    details: serde_json::Value,
-    body: T,
-) -> Result<Response, ApiError> {
-    commit_audited(tx, principal, "create", entity, id, details).await?;
-    Ok(created(&format!("/v1/{entity}s/{id}"), Json(body)))
-}
-
-/// Commits the deletion of `entity` `id` (audited) and answers 204, or 404 when it was not
-/// `found` (nothing is committed).
-async fn commit_deleted(
-    tx: TenantTx,
-    principal: &Principal,
-    entity: &str,
-    id: Uuid,
-    found: bool,
-) -> Result<StatusCode, ApiError> {
-    if !found {
-        return Err(ApiError::not_found(entity, id));
-    }
-    commit_audited(tx, principal, "delete", entity, id, json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<(), Fail> {
+    repo::audit(tx, actor(principal), action, entity, id, details).await
 }
 
 type Cursor = (DateTime<Utc>, Uuid);
@@ -111,11 +82,14 @@ pub async fn create_user(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateUser>,
 ) -> Result<Response, ApiError> {
-    let new = body.validate()?;
-    let mut tx = state.db.begin(&tenant).await?;
-    let user = repo::insert_user(&mut tx, &new).await?;
-    let details = json!({"email": user.email});
-    commit_created(tx, &principal, "user", user.id, details, user).await
+    let (new, principal) = (&body.validate()?, &principal);
+    let user = in_tenant_tx!(state, tenant, |tx| {
+        let user = repo::insert_user(&mut tx, new).await?;
+        let details = json!({"email": user.email});
+        audit(&mut tx, principal, "create", "user", user.id, details).await?;
+        user
+    })?;
+    Ok(created(&format!("/v1/users/{}", user.id), Json(user)))
 }
 
 /// Get a user.
@@ -127,11 +101,11 @@ pub async fn get_user(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<User>, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    let user = repo::get_user(&mut tx, id, false)
-        .await?
-        .ok_or_else(|| user_not_found(id))?;
-    tx.commit().await?;
+    let user = in_tenant_tx!(state, tenant, |tx| {
+        repo::get_user(&mut tx, id, false)
+            .await?
+            .ok_or_else(|| user_not_found(id))?
+    })?;
     Ok(Json(user))
 }
 
@@ -147,10 +121,6 @@ pub async fn update_user(
     Path(id): Path<Uuid>,
     Json(body): Json<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    let current = repo::get_user(&mut tx, id, true)
-        .await?
-        .ok_or_else(|| user_not_found(id))?;
     let changed: Vec<&str> = [
         body.email.as_ref().map(|_| "email"),
         body.display_name.as_ref().map(|_| "displayName"),
@@ -160,17 +130,17 @@ pub async fn update_user(
     .into_iter()
     .flatten()
     .collect();
-    let next = body.apply(&current)?;
-    let user = repo::update_user(&mut tx, id, &next).await?;
-    commit_audited(
-        tx,
-        &principal,
-        "update",
-        "user",
-        id,
-        json!({"fields": changed}),
-    )
-    .await?;
+    let (body, principal, changed) = (&body, &principal, &changed);
+    let user = in_tenant_tx!(state, tenant, |tx| {
+        let current = repo::get_user(&mut tx, id, true)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        let next = body.apply(&current)?;
+        let user = repo::update_user(&mut tx, id, &next).await?;
+        let details = json!({"fields": changed});
+        audit(&mut tx, principal, "update", "user", id, details).await?;
+        user
+    })?;
     Ok(Json(user))
 }
 
@@ -184,9 +154,14 @@ pub async fn delete_user(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    let found = repo::delete_user(&mut tx, id).await?;
-    commit_deleted(tx, &principal, "user", id, found).await
+    let principal = &principal;
+    in_tenant_tx!(state, tenant, |tx| {
+        if !repo::delete_user(&mut tx, id).await? {
+            return Err(ApiError::not_found("user", id).into());
+        }
+        audit(&mut tx, principal, "delete", "user", id, json!({})).await?;
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 const USER_LIST_PARAMS: &[&str] = &["limit", "cursor", "status", "email", "role", "q"];
@@ -253,9 +228,9 @@ pub async fn list_users(
             filter.text = Some(q.trim().to_string());
         }
     }
-    let mut tx = state.db.begin(&tenant).await?;
-    let users = repo::list_users(&mut tx, &filter).await?;
-    tx.commit().await?;
+    let filter = &filter;
+    let users = in_tenant_tx!(state, tenant, |tx| repo::list_users(&mut tx, filter)
+        .await?)?;
     Ok(Json(Page::from_overfetch(users, filter.limit, |u| {
         (u.created_at, u.id)
     })))
@@ -270,12 +245,12 @@ pub async fn user_roles(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Vec<Role>>, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    repo::get_user(&mut tx, id, false)
-        .await?
-        .ok_or_else(|| user_not_found(id))?;
-    let roles = repo::roles_of_user(&mut tx, id).await?;
-    tx.commit().await?;
+    let roles = in_tenant_tx!(state, tenant, |tx| {
+        repo::get_user(&mut tx, id, false)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        repo::roles_of_user(&mut tx, id).await?
+    })?;
     Ok(Json(roles))
 }
 
@@ -289,19 +264,20 @@ pub async fn grant_role(
     Extension(principal): Extension<Principal>,
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    // Both must be visible to this tenant before the membership is written.
-    repo::get_user(&mut tx, id, true)
-        .await?
-        .ok_or_else(|| user_not_found(id))?;
-    repo::get_role(&mut tx, role_id)
-        .await?
-        .ok_or_else(|| role_not_found(role_id))?;
-    if repo::grant_role(&mut tx, id, role_id).await? {
-        let details = json!({"roleId": role_id});
-        repo::audit(&mut tx, actor(&principal), "grant", "user", id, details).await?;
-    }
-    tx.commit().await?;
+    let principal = &principal;
+    in_tenant_tx!(state, tenant, |tx| {
+        // Both must be visible to this tenant before the membership is written.
+        repo::get_user(&mut tx, id, true)
+            .await?
+            .ok_or_else(|| user_not_found(id))?;
+        repo::get_role(&mut tx, role_id)
+            .await?
+            .ok_or_else(|| role_not_found(role_id))?;
+        if repo::grant_role(&mut tx, id, role_id).await? {
+            let details = json!({"roleId": role_id});
+            audit(&mut tx, principal, "grant", "user", id, details).await?;
+        }
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,14 +291,16 @@ pub async fn revoke_role(
     Extension(principal): Extension<Principal>,
     Path((id, role_id)): Path<(Uuid, Uuid)>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    if !repo::revoke_role(&mut tx, id, role_id).await? {
-        return Err(ApiError::NotFound(format!(
-            "user {id} is not a member of role {role_id}"
-        )));
-    }
-    let details = json!({"roleId": role_id});
-    commit_audited(tx, &principal, "revoke", "user", id, details).await?;
+    let principal = &principal;
+    in_tenant_tx!(state, tenant, |tx| {
+        if !repo::revoke_role(&mut tx, id, role_id).await? {
+            return Err(
+                ApiError::NotFound(format!("user {id} is not a member of role {role_id}")).into(),
+            );
+        }
+        let details = json!({"roleId": role_id});
+        audit(&mut tx, principal, "revoke", "user", id, details).await?;
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -336,11 +314,14 @@ pub async fn create_role(
     Extension(principal): Extension<Principal>,
     Json(body): Json<CreateRole>,
 ) -> Result<Response, ApiError> {
-    let new = body.validate()?;
-    let mut tx = state.db.begin(&tenant).await?;
-    let role = repo::insert_role(&mut tx, &new).await?;
-    let details = json!({"name": role.name});
-    commit_created(tx, &principal, "role", role.id, details, role).await
+    let (new, principal) = (&body.validate()?, &principal);
+    let role = in_tenant_tx!(state, tenant, |tx| {
+        let role = repo::insert_role(&mut tx, new).await?;
+        let details = json!({"name": role.name});
+        audit(&mut tx, principal, "create", "role", role.id, details).await?;
+        role
+    })?;
+    Ok(created(&format!("/v1/roles/{}", role.id), Json(role)))
 }
 
 /// Get a role.
@@ -352,11 +333,11 @@ pub async fn get_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<Role>, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    let role = repo::get_role(&mut tx, id)
-        .await?
-        .ok_or_else(|| role_not_found(id))?;
-    tx.commit().await?;
+    let role = in_tenant_tx!(state, tenant, |tx| {
+        repo::get_role(&mut tx, id)
+            .await?
+            .ok_or_else(|| role_not_found(id))?
+    })?;
     Ok(Json(role))
 }
 
@@ -370,9 +351,14 @@ pub async fn delete_role(
     Extension(principal): Extension<Principal>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.db.begin(&tenant).await?;
-    let found = repo::delete_role(&mut tx, id).await?;
-    commit_deleted(tx, &principal, "role", id, found).await
+    let principal = &principal;
+    in_tenant_tx!(state, tenant, |tx| {
+        if !repo::delete_role(&mut tx, id).await? {
+            return Err(ApiError::not_found("role", id).into());
+        }
+        audit(&mut tx, principal, "delete", "role", id, json!({})).await?;
+    })?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// List roles.
@@ -384,9 +370,9 @@ pub async fn list_roles(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<Page<Role>>, ApiError> {
     let (limit, after) = q.page::<Cursor>()?;
-    let mut tx = state.db.begin(&tenant).await?;
-    let roles = repo::list_roles(&mut tx, after, limit).await?;
-    tx.commit().await?;
+    let roles = in_tenant_tx!(state, tenant, |tx| {
+        repo::list_roles(&mut tx, after, limit).await?
+    })?;
     Ok(Json(Page::from_overfetch(roles, limit, |r| {
         (r.created_at, r.id)
     })))
@@ -414,9 +400,10 @@ pub async fn list_audit_events(
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
     let limit = pagination::limit(q.limit)?;
     let after = pagination::cursor(q.cursor.as_deref())?;
-    let mut tx = state.db.begin(&tenant).await?;
-    let events = repo::list_audit(&mut tx, q.entity_id, after, limit).await?;
-    tx.commit().await?;
+    let entity = q.entity_id;
+    let events = in_tenant_tx!(state, tenant, |tx| {
+        repo::list_audit(&mut tx, entity, after, limit).await?
+    })?;
     Ok(Json(Page::from_overfetch(events, limit, |e| {
         (e.occurred_at, e.id)
     })))

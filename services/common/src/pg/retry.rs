@@ -74,6 +74,27 @@ where
         .map_err(ApiError::from)
 }
 
+/// Runs `$body` in the tenant's PostgreSQL transaction (`$tx`), commits, and runs it all again
+/// on a transient failure ([`retry_pg`]); the value of `$body` is the answer. The body sees
+/// only `$tx` and what the handler lent it by reference (or `Copy` values), since it may run
+/// more than once; `?` turns database and API errors into [`Fail`], and only database errors
+/// the retry policy calls transient run it again. Every PostgreSQL service's handlers go
+/// through it.
+#[macro_export]
+macro_rules! in_tenant_tx {
+    ($state:expr, $tenant:expr, |$tx:ident| $body:expr) => {{
+        let db = &$state.db;
+        let tenant = &$tenant;
+        $crate::pg::retry::retry_pg(move || async move {
+            let mut $tx = db.begin(tenant).await?;
+            let out = $body;
+            $tx.commit().await?;
+            Ok::<_, $crate::pg::retry::Fail>(out)
+        })
+        .await
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,24 +71,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Runs `$body` in the tenant's PostgreSQL transaction (`$tx`), commits, and runs it all again
-/// on a transient failure ([`prismicx_service_common::pg::retry::retry_pg`]). The body sees only `$tx` and what the
-/// handler lent it by reference (or `Copy` values); `?` turns database and API errors into
-/// [`prismicx_service_common::pg::retry::Fail`].
-macro_rules! in_tenant_tx {
-    ($state:expr, $tenant:expr, |$tx:ident| $body:expr) => {{
-        let db = &$state.db;
-        let tenant = &$tenant;
-        ::prismicx_service_common::pg::retry::retry_pg(move || async move {
-            let mut $tx = db.begin(tenant).await?;
-            let out = $body;
-            $tx.commit().await?;
-            Ok::<_, ::prismicx_service_common::pg::retry::Fail>(out)
-        })
-        .await
-    }};
-}
-pub(crate) use in_tenant_tx;
+pub(crate) use prismicx_service_common::in_tenant_tx;
 
 /// Who made a change (stored with configuration versions).
 pub(crate) fn actor(p: &Principal) -> &'static str {
