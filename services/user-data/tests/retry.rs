@@ -13,7 +13,7 @@ use prismicx_service_common::pg::query_scalar;
 use prismicx_service_common::pg::retry::ATTEMPTS;
 use serde_json::json;
 use sqlx::Connection;
-use support::spawn_app;
+use support::{spawn_app, TestApp};
 
 /// Makes inserts into tenant `schema`'s users fail with 40001 while the attempt counter is at
 /// most `failing`.
@@ -33,6 +33,16 @@ async fn fail_user_inserts(conn: &mut sqlx::PgConnection, schema: &str, failing:
     sqlx::raw_sql(&sql).execute(&mut *conn).await.unwrap();
 }
 
+/// The app, tenant 0's schema, and a superuser connection with which tenant 0's user inserts
+/// fail `failing` times.
+async fn failing_app(failing: u32) -> (TestApp, String, sqlx::PgConnection) {
+    let app = spawn_app().await;
+    let schema = app.tenant(0).pg_schema();
+    let mut admin = app.pg().admin().await;
+    fail_user_inserts(&mut admin, &schema, failing).await;
+    (app, schema, admin)
+}
+
 async fn attempts(conn: &mut sqlx::PgConnection, schema: &str) -> i64 {
     query_scalar(&format!("SELECT last_value FROM {schema}.attempts"))
         .fetch_one(&mut *conn)
@@ -49,18 +59,9 @@ async fn users(conn: &mut sqlx::PgConnection, schema: &str) -> i64 {
 
 #[tokio::test]
 async fn a_write_that_meets_a_transient_failure_is_run_again_and_lands_once() {
-    let app = spawn_app().await;
-    let schema = app.tenant(0).pg_schema();
-    let mut admin = app.pg().admin().await;
-    fail_user_inserts(&mut admin, &schema, 2).await;
-
-    let r = app
-        .post(
-            0,
-            "/v1/users",
-            json!({"email": "retry@example.com", "displayName": "R"}),
-        )
-        .await;
+    let (app, schema, mut admin) = failing_app(2).await;
+    let user = json!({"email": "retry@example.com", "displayName": "R"});
+    let r = app.post(0, "/v1/users", user).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(
         attempts(&mut admin, &schema).await,
@@ -84,18 +85,9 @@ async fn a_write_that_meets_a_transient_failure_is_run_again_and_lands_once() {
 
 #[tokio::test]
 async fn a_failure_that_persists_stops_after_the_policys_attempts_and_writes_nothing() {
-    let app = spawn_app().await;
-    let schema = app.tenant(0).pg_schema();
-    let mut admin = app.pg().admin().await;
-    fail_user_inserts(&mut admin, &schema, u32::MAX / 2).await;
-
-    let r = app
-        .post(
-            0,
-            "/v1/users",
-            json!({"email": "never@example.com", "displayName": "N"}),
-        )
-        .await;
+    let (app, schema, mut admin) = failing_app(u32::MAX / 2).await;
+    let user = json!({"email": "never@example.com", "displayName": "N"});
+    let r = app.post(0, "/v1/users", user).await;
     // A serialization failure that outlasts the attempts is the client's to retry.
     assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
     assert_eq!(r.headers["content-type"], "application/problem+json");
