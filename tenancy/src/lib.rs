@@ -7,6 +7,7 @@
 //! - [`names`]: the naming rule of every object the platform generates for a tenant or for
 //!   itself (schemas, roles, pool aliases, MongoDB users and databases, Secrets), and the proof
 //!   that no slug yields a platform name or another tenant's.
+//! - [`limits`]: per-tenant quotas a tenant's spec may set ([`VectorQuota`]).
 //! - [`layout`]: how a service declares what it keeps per tenant (SQL migrations, MongoDB
 //!   collections and indexes), and [`services`]: each service's declaration.
 //!
@@ -16,6 +17,7 @@
 //! layer) build on this crate; it depends on neither.
 
 pub mod layout;
+pub mod limits;
 pub mod names;
 pub mod services;
 pub mod tenant;
@@ -23,5 +25,6 @@ pub mod tenant;
 pub use layout::{
     CollectionLayout, IndexLayout, Migration, MongoLayout, PostgresLayout, ServiceSchema,
 };
+pub use limits::VectorQuota;
 pub use names::{dedicated_pool_alias, tenant_login_role, DatabaseRoles, SYSTEM_SCHEMA};
 pub use tenant::{TenantPlacement, TenantSlug, TenantState, Tier, TENANT_FIELD, TENANT_HEADER};

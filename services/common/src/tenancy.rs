@@ -47,6 +47,9 @@ pub struct TenantRecord {
     pub placement: TenantPlacement,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The tenant's vector-store quota when its spec sets one (absent: the service's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_quota: Option<prismicx_tenancy::VectorQuota>,
 }
 
 impl From<TenantPlacement> for TenantRecord {
@@ -54,6 +57,7 @@ impl From<TenantPlacement> for TenantRecord {
         TenantRecord {
             placement,
             rate_limit: None,
+            vector_quota: None,
         }
     }
 }

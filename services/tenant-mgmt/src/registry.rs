@@ -123,6 +123,7 @@ pub fn record_of(d: &Document) -> Option<TenantRecord> {
     Some(TenantRecord {
         placement: placement_of(d)?,
         rate_limit: rate_limit_of(d),
+        vector_quota: None,
     })
 }
 
