@@ -49,6 +49,7 @@ pub struct TenantRecord {
     pub rate_limit: Option<RateLimit>,
     /// The tenant's vector-store quota when its spec sets one (absent: the service's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub vector_quota: Option<prismicx_tenancy::VectorQuota>,
 }
 
