@@ -121,15 +121,18 @@ impl TenantLedger {
     }
 }
 
+/// A tenant's ledger, shared by the calls that lock it.
+type SharedLedger = Arc<Mutex<TenantLedger>>;
+
 /// Every tenant's ledger, created on first use.
 #[derive(Debug, Default)]
 pub(crate) struct Ledgers {
-    tenants: Mutex<HashMap<(Scope, Uuid), Arc<Mutex<TenantLedger>>>>,
+    tenants: Mutex<HashMap<(Scope, Uuid), SharedLedger>>,
 }
 
 /// A locked ledger.
 pub(crate) struct LedgerGuard {
-    ledger: Arc<Mutex<TenantLedger>>,
+    ledger: SharedLedger,
 }
 
 impl LedgerGuard {
