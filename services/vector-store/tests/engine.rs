@@ -43,6 +43,16 @@ fn key(scope: Scope, tenant: Uuid, collection: Uuid) -> CollectionKey {
     }
 }
 
+/// An engine in `dir` with one new collection of a new tenant.
+fn engine_with_collection(dir: &Path, spec: &CollectionSpec) -> (Engine, CollectionKey) {
+    let engine = Engine::open(config(dir)).unwrap();
+    let key = key(Scope::Shared, Uuid::new_v4(), Uuid::new_v4());
+    engine
+        .create_collection(&key, spec, &Quota::default())
+        .unwrap();
+    (engine, key)
+}
+
 fn random_points(seed: u64, n: usize, dim: usize) -> Vec<Point> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     (0..n)
@@ -169,11 +179,7 @@ fn an_acknowledged_write_survives_kill_9() {
 #[test]
 fn hnsw_recall_at_10_is_at_least_0_9_at_ef_64() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path())).unwrap();
-    let key = key(Scope::Shared, Uuid::new_v4(), Uuid::new_v4());
-    engine
-        .create_collection(&key, &spec(32, Metric::Cosine), &Quota::default())
-        .unwrap();
+    let (engine, key) = engine_with_collection(dir.path(), &spec(32, Metric::Cosine));
     for batch in random_points(1, 5000, 32).chunks(1000) {
         engine
             .upsert(&key, batch.to_vec(), &Quota::default())
@@ -428,11 +434,7 @@ fn a_tier_move_keeps_the_data() {
 #[test]
 fn scroll_pages_in_id_order_and_compaction_reclaims_holes() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(config(dir.path())).unwrap();
-    let k = key(Scope::Shared, Uuid::new_v4(), Uuid::new_v4());
-    engine
-        .create_collection(&k, &spec(4, Metric::Dot), &Quota::default())
-        .unwrap();
+    let (engine, k) = engine_with_collection(dir.path(), &spec(4, Metric::Dot));
     let mut points = random_points(12, 25, 4);
     points.reverse();
     engine.upsert(&k, points, &Quota::default()).unwrap();

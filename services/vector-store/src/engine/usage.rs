@@ -99,25 +99,31 @@ impl TenantLedger {
         let total = self.usage();
         let points = total.points - before.points + after.points;
         let bytes = total.bytes - before.bytes + after.bytes;
-        if let Some(limit) = quota.max_points {
-            if points > limit && after.points > before.points {
-                return Err(EngineError::Quota {
-                    what: "points",
-                    would_be: points,
-                    limit,
-                });
-            }
-        }
-        if let Some(limit) = quota.max_bytes {
-            if bytes > limit && after.bytes > before.bytes {
-                return Err(EngineError::Quota {
-                    what: "bytes",
-                    would_be: bytes,
-                    limit,
-                });
-            }
-        }
+        refuse_growth_past(
+            "points",
+            points,
+            quota.max_points,
+            after.points > before.points,
+        )?;
+        refuse_growth_past("bytes", bytes, quota.max_bytes, after.bytes > before.bytes)?;
         Ok(())
+    }
+}
+
+/// Refuses a measure that grows to `would_be` past its `limit`.
+fn refuse_growth_past(
+    what: &'static str,
+    would_be: u64,
+    limit: Option<u64>,
+    grows: bool,
+) -> Result<(), EngineError> {
+    match limit {
+        Some(limit) if grows && would_be > limit => Err(EngineError::Quota {
+            what,
+            would_be,
+            limit,
+        }),
+        _ => Ok(()),
     }
 }
 
