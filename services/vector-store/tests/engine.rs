@@ -45,11 +45,11 @@ fn key(scope: Scope, tenant: Uuid, collection: Uuid) -> CollectionKey {
 
 /// An engine in `dir` with one new collection of a new tenant.
 fn engine_with_collection(dir: &Path, spec: &CollectionSpec) -> (Engine, CollectionKey) {
-    let engine = Engine::open(config(dir)).unwrap();
+    let engine = Engine::open(config(dir)).expect("engine opens");
     let key = key(Scope::Shared, Uuid::new_v4(), Uuid::new_v4());
     engine
         .create_collection(&key, spec, &Quota::default())
-        .unwrap();
+        .expect("collection is created");
     (engine, key)
 }
 
