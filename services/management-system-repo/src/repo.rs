@@ -3,8 +3,8 @@
 //! security scopes every statement. Errors stay `sqlx::Error` (wrapped in [`Fail`]) so the
 //! caller's retry can tell transient failures from permanent ones.
 
-use chrono::{DateTime, Utc};
-use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
+use prismicx_service_common::pg::rows::{self, After};
+use prismicx_service_common::pg::{query, query_as, TenantTx};
 use prismicx_service_common::ApiError;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -19,20 +19,8 @@ const VERSION_COLUMNS: &str =
 const RELATION_COLUMNS: &str =
     "id, tenant_id, source_id, target_id, kind, description, created_at, updated_at";
 
-/// A keyset position: items strictly after (created_at, id).
-pub type After = Option<(DateTime<Utc>, Uuid)>;
-
-fn push_keyset_page(qb: &mut QueryBuilder<'_, Postgres>, after: After, limit: u32) {
-    if let Some((at, id)) = after {
-        qb.push(" AND (created_at, id) > (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-}
+/// The order of every list: oldest first.
+const CREATED: (&str, &str) = ("created_at", "id");
 
 /// Maps unique violations on known constraints to a 409 naming the field.
 fn conflict_on_unique(e: sqlx::Error) -> Fail {
@@ -141,10 +129,7 @@ pub async fn list_systems(
     if let Some(k) = kind {
         qb.push(" AND kind = ").push_bind(k.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<System>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }
 
 pub async fn insert_version(
@@ -226,10 +211,7 @@ pub async fn list_versions(
     if let Some(s) = status {
         qb.push(" AND status = ").push_bind(s.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<SystemVersion>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }
 
 pub async fn insert_relation(
@@ -315,8 +297,5 @@ pub async fn list_relations(
     if let Some(k) = kind {
         qb.push(" AND kind = ").push_bind(k.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<Relation>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }
