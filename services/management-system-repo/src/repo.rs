@@ -6,6 +6,8 @@
 use prismicx_service_common::pg::rows::{self, After};
 use prismicx_service_common::pg::{query, query_as, TenantTx};
 use prismicx_service_common::ApiError;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -45,18 +47,25 @@ fn conflict_on_unique(e: sqlx::Error) -> Fail {
     Fail::Db(e)
 }
 
-pub async fn insert_system(tx: &mut TenantTx, s: &NewSystem) -> Result<System, Fail> {
-    let sql = format!(
-        "INSERT INTO systems (name, kind, display_name, description, attributes, config_schema) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SYSTEM_COLUMNS}"
-    );
-    query_as::<System>(&sql)
-        .bind(&s.name)
+/// `q` with the system's writable fields bound next, in the order the insert and the update
+/// both list them: name, kind, display name, description, attributes, config schema.
+fn with_system_fields<'q>(q: SystemQuery<'q>, s: &'q NewSystem) -> SystemQuery<'q> {
+    q.bind(&s.name)
         .bind(&s.kind)
         .bind(&s.display_name)
         .bind(&s.description)
         .bind(&s.attributes)
         .bind(&s.config_schema)
+}
+
+type SystemQuery<'q> = QueryAs<'q, Postgres, System, PgArguments>;
+
+pub async fn insert_system(tx: &mut TenantTx, s: &NewSystem) -> Result<System, Fail> {
+    let sql = format!(
+        "INSERT INTO systems (name, kind, display_name, description, attributes, config_schema) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SYSTEM_COLUMNS}"
+    );
+    with_system_fields(query_as::<System>(&sql), s)
         .fetch_one(tx.conn())
         .await
         .map_err(conflict_on_unique)
@@ -101,14 +110,7 @@ pub async fn update_system(tx: &mut TenantTx, id: Uuid, s: &NewSystem) -> Result
          attributes = $6, config_schema = $7, revision = revision + 1, \
          updated_at = clock_timestamp() WHERE id = $1 RETURNING {SYSTEM_COLUMNS}"
     );
-    query_as::<System>(&sql)
-        .bind(id)
-        .bind(&s.name)
-        .bind(&s.kind)
-        .bind(&s.display_name)
-        .bind(&s.description)
-        .bind(&s.attributes)
-        .bind(&s.config_schema)
+    with_system_fields(query_as::<System>(&sql).bind(id), s)
         .fetch_one(tx.conn())
         .await
         .map_err(conflict_on_unique)

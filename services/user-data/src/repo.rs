@@ -9,6 +9,8 @@ use prismicx_service_common::pg::rows::{self, After};
 use prismicx_service_common::pg::{query, query_as, TenantTx};
 use prismicx_service_common::ApiError;
 use serde_json::Value;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -56,16 +58,23 @@ pub async fn audit(
     Ok(())
 }
 
+/// `q` with the user's writable fields bound next, in the order the insert and the update both
+/// list them: email, display name, status, attributes.
+fn with_user_fields<'q>(q: UserQuery<'q>, u: &'q NewUser) -> UserQuery<'q> {
+    q.bind(&u.email)
+        .bind(&u.display_name)
+        .bind(&u.status)
+        .bind(&u.attributes)
+}
+
+type UserQuery<'q> = QueryAs<'q, Postgres, User, PgArguments>;
+
 pub async fn insert_user(tx: &mut TenantTx, u: &NewUser) -> Result<User, Fail> {
     let sql = format!(
         "INSERT INTO users (email, display_name, status, attributes) VALUES ($1, $2, $3, $4) \
          RETURNING {USER_COLUMNS}"
     );
-    query_as::<User>(&sql)
-        .bind(&u.email)
-        .bind(&u.display_name)
-        .bind(&u.status)
-        .bind(&u.attributes)
+    with_user_fields(query_as::<User>(&sql), u)
         .fetch_one(tx.conn())
         .await
         .map_err(unique_to_conflict)
@@ -87,12 +96,7 @@ pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<Use
         "UPDATE users SET email = $2, display_name = $3, status = $4, attributes = $5, \
          updated_at = clock_timestamp() WHERE id = $1 RETURNING {USER_COLUMNS}"
     );
-    query_as::<User>(&sql)
-        .bind(id)
-        .bind(&u.email)
-        .bind(&u.display_name)
-        .bind(&u.status)
-        .bind(&u.attributes)
+    with_user_fields(query_as::<User>(&sql).bind(id), u)
         .fetch_one(tx.conn())
         .await
         .map_err(unique_to_conflict)
