@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::filter::MAX_PATH_BYTES;
 use super::index::VectorIndex;
 use super::layout::{self, WAL};
 use super::points::{quota_bytes, PointStore};
@@ -18,6 +19,8 @@ use super::{CollectionSpec, Durability, EngineError, Metric, Point};
 
 /// The longest id, in bytes.
 pub(crate) const MAX_ID_BYTES: usize = 256;
+/// The most payload fields a collection may index.
+pub(crate) const MAX_INDEXED_FIELDS: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct Collection {
@@ -55,6 +58,20 @@ pub(crate) fn validate_spec(spec: &CollectionSpec) -> Result<(), EngineError> {
     }
     if !(1..=10_000).contains(&spec.index.ef_search) {
         return invalid("ef_search must be between 1 and 10000");
+    }
+    if spec.indexed_fields.len() > MAX_INDEXED_FIELDS {
+        return invalid("at most 64 payload fields can be indexed");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for field in &spec.indexed_fields {
+        if field.is_empty() || field.len() > MAX_PATH_BYTES {
+            return Err(EngineError::Invalid(format!(
+                "an indexed field must have 1 to {MAX_PATH_BYTES} bytes"
+            )));
+        }
+        if !seen.insert(field.as_str()) {
+            return invalid("an indexed field is listed twice");
+        }
     }
     Ok(())
 }
@@ -94,7 +111,7 @@ impl Collection {
         spec: &CollectionSpec,
         durability: Durability,
     ) -> Result<Collection, EngineError> {
-        let store = PointStore::new(spec.dimension, spec.metric);
+        let store = PointStore::new(spec.dimension, spec.metric, &spec.indexed_fields);
         let index = VectorIndex::new(spec)?;
         let manifest = Manifest {
             format: 1,
@@ -288,7 +305,11 @@ impl Collection {
 
     /// Renumbers the live points densely, rebuilds the index from them, and checkpoints.
     pub(crate) fn compact(&mut self) -> Result<(), EngineError> {
-        let mut store = PointStore::new(self.spec.dimension, self.spec.metric);
+        let mut store = PointStore::new(
+            self.spec.dimension,
+            self.spec.metric,
+            &self.spec.indexed_fields,
+        );
         for (slot, point) in self.store.live() {
             let vector = self.store.vector(slot).to_vec();
             let bytes = point.bytes;
@@ -414,6 +435,21 @@ mod tests {
         assert_eq!(c.store.counts().points, 2);
         assert_eq!(c.store.counts().slots, 2);
         assert_eq!(c.index.size(), 2);
+    }
+
+    #[test]
+    fn indexed_fields_are_checked() {
+        let with_fields = |fields: &[&str]| CollectionSpec {
+            indexed_fields: fields.iter().map(|f| f.to_string()).collect(),
+            ..spec()
+        };
+        assert!(validate_spec(&with_fields(&["a", "b.c"])).is_ok());
+        assert!(validate_spec(&with_fields(&[""])).is_err());
+        assert!(validate_spec(&with_fields(&["a", "a"])).is_err());
+        assert!(validate_spec(&with_fields(&[&"x".repeat(MAX_PATH_BYTES + 1)])).is_err());
+        let many: Vec<String> = (0..=MAX_INDEXED_FIELDS).map(|i| format!("f{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(validate_spec(&with_fields(&many)).is_err());
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn decode_data(bytes: &[u8], spec: &CollectionSpec) -> Result<PointStore, Engine
         return Err(damaged());
     }
     let slots = r.u64()?;
-    let mut store = PointStore::new(dim, spec.metric);
+    let mut store = PointStore::new(dim, spec.metric, &spec.indexed_fields);
     for _ in 0..slots {
         match r.u8()? {
             0 => store.push_hole(),
