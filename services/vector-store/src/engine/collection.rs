@@ -6,6 +6,10 @@
 //! the log is touched; once a record is logged it is applied in memory, and if applying fails
 //! the collection is marked `broken` so the engine drops it and reloads it from disk (where the
 //! logged write replays).
+//!
+//! A snapshot whose index file is at least [`VIEW_MIN_BYTES`] opens with the index mapped
+//! read-only (`index.rs`); the first write (or a log replay, or a checkpoint) loads it into
+//! memory for writing first ([`Collection::ensure_writable`]), before anything is logged.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +23,8 @@ use super::{CollectionSpec, Durability, EngineError, Metric, Point};
 
 /// The longest id, in bytes.
 pub(crate) const MAX_ID_BYTES: usize = 256;
+/// Snapshot index files from this size on are mapped read-only until the first write.
+pub(crate) const VIEW_MIN_BYTES: u64 = 64 << 20;
 /// The most payload fields a collection may index.
 pub(crate) const MAX_INDEXED_FIELDS: usize = 64;
 
@@ -137,8 +143,17 @@ impl Collection {
 
     /// Loads a collection: snapshot, then the log records after it.
     pub(crate) fn open(dir: &Path, durability: Durability) -> Result<Collection, EngineError> {
+        Collection::open_viewing_from(dir, durability, VIEW_MIN_BYTES)
+    }
+
+    /// [`Collection::open`], mapping the snapshot's index read-only from `view_min_bytes` on.
+    fn open_viewing_from(
+        dir: &Path,
+        durability: Durability,
+        view_min_bytes: u64,
+    ) -> Result<Collection, EngineError> {
         let manifest = snapshot::read_manifest(dir)?;
-        let (store, mut index) = snapshot::read(dir, &manifest)?;
+        let (store, mut index) = snapshot::read(dir, &manifest, view_min_bytes)?;
         if index.size() != store.len() {
             index = rebuild_index(&manifest.spec, &store)?;
         }
@@ -161,6 +176,17 @@ impl Collection {
             collection.lsn = record.lsn;
         }
         Ok(collection)
+    }
+
+    /// Loads the index into memory for writing when it is a read-only view of the snapshot's
+    /// index file (which the current generation names, and which is still on disk: only a
+    /// checkpoint replaces it, and a checkpoint comes here first).
+    pub(crate) fn ensure_writable(&mut self) -> Result<(), EngineError> {
+        if self.index.is_view() {
+            let path = self.dir.join(layout::index_file(self.generation));
+            self.index = VectorIndex::load(&self.spec, layout::utf8(&path)?)?;
+        }
+        Ok(())
     }
 
     /// Validates a batch completely (nothing is written). Duplicate ids: the last one wins.
@@ -208,6 +234,7 @@ impl Collection {
         if written == 0 {
             return Ok(0);
         }
+        self.ensure_writable()?;
         let new_points = prepared
             .points
             .iter()
@@ -244,6 +271,7 @@ impl Collection {
     ) -> Result<u64, EngineError> {
         let n = ids.len() as u64;
         if n > 0 {
+            self.ensure_writable()?;
             self.log_and_apply(WalOp::Delete(ids), counts_after)?;
         }
         Ok(n)
@@ -266,6 +294,7 @@ impl Collection {
 
     /// Applies a (logged) write in memory.
     fn apply(&mut self, op: &WalOp) -> Result<(), EngineError> {
+        self.ensure_writable()?;
         match op {
             WalOp::Upsert(points) => {
                 for point in points {
@@ -291,6 +320,7 @@ impl Collection {
 
     /// Folds the log into a new snapshot and empties the log.
     pub(crate) fn checkpoint(&mut self) -> Result<(), EngineError> {
+        self.ensure_writable()?;
         let manifest = Manifest {
             format: 1,
             spec: self.spec.clone(),
@@ -435,6 +465,72 @@ mod tests {
         assert_eq!(c.store.counts().points, 2);
         assert_eq!(c.store.counts().slots, 2);
         assert_eq!(c.index.size(), 2);
+    }
+
+    fn nearest(c: &Collection, x: f32) -> u64 {
+        c.index.search(&[x, 0.0, 1.0], 1, 64, None).unwrap()[0].0
+    }
+
+    #[test]
+    fn a_viewed_index_answers_then_is_loaded_for_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
+        let points = (0..300)
+            .map(|i| point(&format!("p{i}"), i as f32))
+            .collect();
+        upsert(&mut c, points);
+        c.checkpoint().unwrap();
+        drop(c);
+        let reopen = |view_min_bytes| {
+            Collection::open_viewing_from(dir.path(), Durability::Relaxed, view_min_bytes).unwrap()
+        };
+        let loaded = reopen(u64::MAX);
+        assert!(!loaded.index.is_view(), "a small file is loaded");
+        let viewed = reopen(0);
+        assert!(
+            viewed.index.memory_usage() < loaded.index.memory_usage(),
+            "a view's pages are not on the heap"
+        );
+        drop((loaded, viewed));
+
+        let mut c = reopen(0);
+        assert!(c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_eq!(nearest(&c, 42.0), c.store.slot_of("p42").unwrap());
+        assert!(
+            c.index.insert(999, &[0.0, 0.0, 1.0]).is_err(),
+            "a view is read-only"
+        );
+        upsert(&mut c, vec![point("new", 1000.0)]);
+        assert!(!c.index.is_view());
+        assert_eq!(c.index.size(), 301);
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
+        drop(c);
+
+        // The log holds a write past the snapshot: its replay needs a writable index.
+        let mut c = reopen(0);
+        assert!(!c.index.is_view());
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
+        c.checkpoint().unwrap();
+        drop(c);
+
+        let mut c = reopen(0);
+        assert!(c.index.is_view());
+        let p42 = c.store.slot_of("p42").unwrap();
+        delete(&mut c, &["p42"]);
+        assert!(!c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_ne!(nearest(&c, 42.0), p42);
+        drop(c);
+
+        // A checkpoint of a viewed collection writes the same index again.
+        let mut c = reopen(0);
+        c.checkpoint().unwrap();
+        drop(c);
+        let c = reopen(0);
+        assert!(c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
     }
 
     #[test]

@@ -24,7 +24,10 @@
 //! commit), the directory fsynced, then the log emptied (`snapshot.rs`). Loading a collection
 //! (on first use) reads the snapshot and replays the log records with an LSN above the
 //! snapshot's. A torn or corrupt last record is truncated (it was never acknowledged); a bad
-//! record followed by more data fails the load with [`EngineError::Corrupt`].
+//! record followed by more data fails the load with [`EngineError::Corrupt`]. A snapshot index
+//! file of 64 MiB or more, with no log to replay, is mapped read-only (a usearch view) rather
+//! than copied to the heap; the collection's first write, or a checkpoint, loads it for writing
+//! first (`collection.rs`, `index.rs`).
 //!
 //! # Queries
 //! `planner.rs`: no filter → HNSW at the query's `ef` (exact scan when asked or below 256
@@ -39,8 +42,9 @@
 //! # Memory budget
 //! `budget.rs`: collections load on first use; after each call, least recently used ones (never
 //! the one just used, never one busy in another call) are checkpointed if needed and dropped
-//! from memory while the resident total (usearch's `memory_usage` plus vectors, payloads and
-//! maps) is above `memory_budget_bytes`.
+//! from memory while the resident total (usearch's `memory_usage` plus vectors, payloads, maps
+//! and the payload index) is above `memory_budget_bytes`. A viewed index's mapped pages are page
+//! cache, not counted.
 //!
 //! # Quota and usage
 //! `usage.rs`: a point counts for its vector bytes (4 a dimension) + its payload as compact
