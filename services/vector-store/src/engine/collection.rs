@@ -534,6 +534,29 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_index_file_fails_the_open_viewed_or_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
+        let points = (0..300)
+            .map(|i| point(&format!("p{i}"), i as f32))
+            .collect();
+        upsert(&mut c, points);
+        c.checkpoint().unwrap();
+        drop(c);
+        let path = dir.path().join(layout::index_file(2));
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in [len - 8, len / 2, 10] {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(cut).unwrap();
+            for view_min_bytes in [0, u64::MAX] {
+                let opened =
+                    Collection::open_viewing_from(dir.path(), Durability::Relaxed, view_min_bytes);
+                assert!(opened.is_err(), "cut at {cut}, view from {view_min_bytes}");
+            }
+        }
+    }
+
+    #[test]
     fn indexed_fields_are_checked() {
         let with_fields = |fields: &[&str]| CollectionSpec {
             indexed_fields: fields.iter().map(|f| f.to_string()).collect(),
