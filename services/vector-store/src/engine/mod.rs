@@ -8,6 +8,7 @@
 //! and no key is ever shared between two tenants, and no query walks another collection's index.
 
 pub mod filter;
+pub mod payload_index;
 
 use std::path::PathBuf;
 
