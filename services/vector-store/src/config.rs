@@ -42,7 +42,7 @@ pub struct Config {
     /// Largest accepted request body of this service (bytes), in place of `BODY_LIMIT_BYTES`:
     /// an upsert of 1000 points of 1536 dimensions is about 20 MB of JSON.
     #[arg(long, env = "VECTOR_STORE_BODY_LIMIT_BYTES", default_value_t = 32 * 1024 * 1024)]
-    pub body_limit_bytes: usize,
+    pub vector_store_body_limit_bytes: usize,
     /// Log level: INFO, DEBUG, WARNING, ERROR, or a tracing filter.
     #[arg(long, env = "VECTOR_STORE_LOG_LEVEL", default_value = "INFO")]
     pub log_level: String,

@@ -161,7 +161,7 @@ pub async fn connect(config: &Config, tenancy: Tenancy) -> anyhow::Result<AppSta
 /// Runs the service until SIGTERM or Ctrl-C (the body limit is `VECTOR_STORE_BODY_LIMIT_BYTES`).
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut common = config.common.clone();
-    common.body_limit_bytes = config.body_limit_bytes;
+    common.body_limit_bytes = config.vector_store_body_limit_bytes;
     service::run::<VectorStore, _, _>(&common, &config.log_level, |tenancy| {
         let config = config.clone();
         async move { connect(&config, tenancy).await }
