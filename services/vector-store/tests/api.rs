@@ -18,7 +18,10 @@ use uuid::Uuid;
 async fn a_collection_round_trips_through_every_route() {
     let (app, _dir) = spawn(1, &[]).await;
     let r = app.create(0, "docs", 4).await;
-    assert_eq!(r.header("location").as_deref(), Some("/v1/collections/docs"));
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some("/v1/collections/docs")
+    );
     assert_eq!(r.body["dimension"], 4);
     assert_eq!(r.body["metric"], "l2");
     assert_eq!(r.body["index"]["efSearch"], 64);
@@ -26,7 +29,10 @@ async fn a_collection_round_trips_through_every_route() {
     app.create(0, "other", 2).await;
     app.seed(0, "docs", 20, 4).await;
 
-    let r = app.get(0, "/v1/collections/docs").await.expect(StatusCode::OK, "get");
+    let r = app
+        .get(0, "/v1/collections/docs")
+        .await
+        .expect(StatusCode::OK, "get");
     assert_eq!(r.body["stats"]["points"], 20);
     assert_eq!(r.body["usage"]["collections"], 2);
     assert_eq!(r.body["usage"]["points"], 20);
@@ -89,11 +95,17 @@ async fn a_collection_round_trips_through_every_route() {
 
     // Count with a filter, scroll by both methods, delete by id and by filter.
     let r = app
-        .post(0, "/v1/collections/docs/points/count", json!({"filter": {"n": {"$lt": 5}}}))
+        .post(
+            0,
+            "/v1/collections/docs/points/count",
+            json!({"filter": {"n": {"$lt": 5}}}),
+        )
         .await
         .expect(StatusCode::OK, "count");
     assert_eq!(r.body["count"], 5);
-    let scrolled = app.all_pages(0, "/v1/collections/docs/points/scroll", 6).await;
+    let scrolled = app
+        .all_pages(0, "/v1/collections/docs/points/scroll", 6)
+        .await;
     assert_eq!(scrolled.len(), 20);
     let r = app
         .post(
@@ -115,12 +127,20 @@ async fn a_collection_round_trips_through_every_route() {
         .expect(StatusCode::OK, "scroll on");
     assert_eq!(r.body["items"].as_array().unwrap().len(), 7);
     let r = app
-        .post(0, "/v1/collections/docs/points/delete", json!({"ids": ["p0", "p1", "zz"]}))
+        .post(
+            0,
+            "/v1/collections/docs/points/delete",
+            json!({"ids": ["p0", "p1", "zz"]}),
+        )
         .await
         .expect(StatusCode::OK, "delete ids");
     assert_eq!(r.body["deleted"], 2);
     let r = app
-        .post(0, "/v1/collections/docs/points/delete", json!({"filter": {"even": true}}))
+        .post(
+            0,
+            "/v1/collections/docs/points/delete",
+            json!({"filter": {"even": true}}),
+        )
         .await
         .expect(StatusCode::OK, "delete filter");
     assert_eq!(r.body["deleted"], 9);
@@ -148,8 +168,16 @@ async fn a_collection_round_trips_through_every_route() {
         0,
         &[
             (Method::GET, "/v1/collections/docs", StatusCode::NOT_FOUND),
-            (Method::DELETE, "/v1/collections/docs", StatusCode::NOT_FOUND),
-            (Method::GET, "/v1/collections/docs/points/p3", StatusCode::NOT_FOUND),
+            (
+                Method::DELETE,
+                "/v1/collections/docs",
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Method::GET,
+                "/v1/collections/docs/points/p3",
+                StatusCode::NOT_FOUND,
+            ),
         ],
     )
     .await;
@@ -186,7 +214,10 @@ async fn invalid_requests_are_422s_naming_the_field_and_change_nothing() {
         ],
     )
     .await;
-    assert!(app.raw_docs(0).await.is_empty(), "a refused create stored metadata");
+    assert!(
+        app.raw_docs(0).await.is_empty(),
+        "a refused create stored metadata"
+    );
     app.create(0, "docs", 3).await;
     app.post(
         0,
@@ -214,7 +245,11 @@ async fn invalid_requests_are_422s_naming_the_field_and_change_nothing() {
             ),
             (json!({"points": []}), bad, &["points"]),
             (too_many, bad, &["points"]),
-            (json!({"points": [{"id": "a", "vector": ["x", 1, 2]}]}), bad, &["points[0].vector[0]"]),
+            (
+                json!({"points": [{"id": "a", "vector": ["x", 1, 2]}]}),
+                bad,
+                &["points[0].vector[0]"],
+            ),
         ],
     )
     .await;
@@ -238,10 +273,18 @@ async fn invalid_requests_are_422s_naming_the_field_and_change_nothing() {
     )
     .await;
     let r = app
-        .post(0, q, json!({"vector": [1, 2, 3], "filter": {"n": {"$gt": "x", "$bogus": 1}}}))
+        .post(
+            0,
+            q,
+            json!({"vector": [1, 2, 3], "filter": {"n": {"$gt": "x", "$bogus": 1}}}),
+        )
         .await;
     assert_eq!(r.status, bad, "{}", r.body);
-    assert!(r.error_fields().iter().all(|f| f.starts_with("filter")), "{}", r.body);
+    assert!(
+        r.error_fields().iter().all(|f| f.starts_with("filter")),
+        "{}",
+        r.body
+    );
     let r = app
         .post(
             0,
@@ -252,13 +295,19 @@ async fn invalid_requests_are_422s_naming_the_field_and_change_nothing() {
         .await;
     assert_eq!(r.status, bad, "{}", r.body);
     assert!(
-        r.error_fields().iter().all(|f| f.starts_with("queries[2].filter")),
+        r.error_fields()
+            .iter()
+            .all(|f| f.starts_with("queries[2].filter")),
         "{}",
         r.body
     );
-    app.post(0, "/v1/collections/docs/query/batch", json!({"queries": []}))
-        .await
-        .expect_fields(bad, &["queries"], "no queries");
+    app.post(
+        0,
+        "/v1/collections/docs/query/batch",
+        json!({"queries": []}),
+    )
+    .await
+    .expect_fields(bad, &["queries"], "no queries");
     app.expect_errors(
         0,
         Method::POST,
@@ -281,15 +330,31 @@ async fn a_quota_refusal_writes_nothing() {
         max_points: Some(5),
         max_bytes: None,
     };
-    let app = spawn_on(prismicx_harness::kit::test_tenants(1, &[]), dir.path(), quota).await;
+    let app = spawn_on(
+        prismicx_harness::kit::test_tenants(1, &[]),
+        dir.path(),
+        quota,
+    )
+    .await;
     app.create(0, "docs", 3).await;
     let r = app
-        .post(0, "/v1/collections", json!({"name": "more", "dimension": 3, "metric": "l2"}))
+        .post(
+            0,
+            "/v1/collections",
+            json!({"name": "more", "dimension": 3, "metric": "l2"}),
+        )
         .await
         .expect_problem(StatusCode::CONFLICT, "second collection");
-    assert_eq!(r.body["type"], "https://prismicx.io/problems/quota-exceeded");
+    assert_eq!(
+        r.body["type"],
+        "https://prismicx.io/problems/quota-exceeded"
+    );
     assert_eq!(r.error_fields(), ["quota.maxCollections"]);
-    assert_eq!(app.raw_docs(0).await.len(), 1, "the refused collection's metadata stayed");
+    assert_eq!(
+        app.raw_docs(0).await.len(),
+        1,
+        "the refused collection's metadata stayed"
+    );
     app.get(0, "/v1/collections/more")
         .await
         .expect(StatusCode::NOT_FOUND, "refused collection");
@@ -300,13 +365,17 @@ async fn a_quota_refusal_writes_nothing() {
         .await
         .expect(StatusCode::OK, "replacing stays within the quota");
     assert_eq!(r.body["upserted"], 3);
-    let batch = json!({"points": [{"id": "x1", "vector": [1, 0, 0]}, {"id": "x2", "vector": [0, 1, 0]}]});
+    let batch =
+        json!({"points": [{"id": "x1", "vector": [1, 0, 0]}, {"id": "x2", "vector": [0, 1, 0]}]});
     let r = app
         .put(0, "/v1/collections/docs/points", batch)
         .await
         .expect_problem(StatusCode::CONFLICT, "over the point quota");
     assert_eq!(r.error_fields(), ["quota.maxPoints"]);
-    assert!(r.body["detail"].as_str().unwrap().contains("nothing was written"));
+    assert!(r.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("nothing was written"));
     assert_eq!(app.count(0, "docs").await, 4);
     app.get(0, "/v1/collections/docs/points/x1")
         .await
@@ -323,7 +392,11 @@ async fn a_restart_over_the_same_data_directory_keeps_everything() {
         first.seed(t, "docs", 12, 4).await;
     }
     first
-        .post(0, "/v1/collections/docs/points/delete", json!({"ids": ["p2"]}))
+        .post(
+            0,
+            "/v1/collections/docs/points/delete",
+            json!({"ids": ["p2"]}),
+        )
         .await
         .expect(StatusCode::OK, "delete");
     drop(first);
@@ -381,11 +454,16 @@ async fn data_without_metadata_is_swept_once_older_than_a_minute() {
     assert_eq!(dropped, 1);
     let left = engine.collections_of(Scope::Shared, tenant.id).unwrap();
     assert!(left.contains(&young) && !left.contains(&old), "{left:?}");
-    assert_eq!(left.len(), 2, "the documented collection was swept: {left:?}");
+    assert_eq!(
+        left.len(),
+        2,
+        "the documented collection was swept: {left:?}"
+    );
     // The start-up sweep follows the same rule.
-    let dropped = garbage::sweep_at_start(&app.state.vectors, &app.state.store, &app.state.data_dir)
-        .await
-        .expect("start-up sweep");
+    let dropped =
+        garbage::sweep_at_start(&app.state.vectors, &app.state.store, &app.state.data_dir)
+            .await
+            .expect("start-up sweep");
     assert_eq!(dropped, 0);
     app.seed(0, "kept", 2, 2).await;
 }
@@ -402,7 +480,10 @@ async fn platform_routes_metrics_and_key_refusals() {
     let r = app.api.send(Call::new(Method::GET, "/metrics")).await;
     let text = r.body.as_str().expect("metrics text").to_string();
     assert!(text.contains("vector_queries_total{"), "{text}");
-    assert!(text.contains(r#"plan="index""#) || text.contains(r#"plan="exact_scan""#), "{text}");
+    assert!(
+        text.contains(r#"plan="index""#) || text.contains(r#"plan="exact_scan""#),
+        "{text}"
+    );
     assert!(text.contains("vector_resident_collections"), "{text}");
     let tenant = app.tenant(0).id().to_string();
     assert!(

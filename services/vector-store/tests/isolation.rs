@@ -25,15 +25,37 @@ async fn another_tenants_collection_is_not_found_on_every_route_and_stays_intact
         (
             Method::PUT,
             format!("{base}/points"),
-            Some(json!({"points": [{"id": "p0", "vector": [9, 9, 9], "payload": {"owned": true}}]})),
+            Some(
+                json!({"points": [{"id": "p0", "vector": [9, 9, 9], "payload": {"owned": true}}]}),
+            ),
         ),
         (Method::GET, format!("{base}/points/p0"), None),
-        (Method::POST, format!("{base}/points/delete"), Some(json!({"filter": {}}))),
-        (Method::POST, format!("{base}/points/delete"), Some(json!({"ids": ["p1"]}))),
-        (Method::POST, format!("{base}/points/count"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("{base}/points/delete"),
+            Some(json!({"filter": {}})),
+        ),
+        (
+            Method::POST,
+            format!("{base}/points/delete"),
+            Some(json!({"ids": ["p1"]})),
+        ),
+        (
+            Method::POST,
+            format!("{base}/points/count"),
+            Some(json!({})),
+        ),
         (Method::GET, format!("{base}/points/scroll"), None),
-        (Method::POST, format!("{base}/points/scroll"), Some(json!({}))),
-        (Method::POST, format!("{base}/query"), Some(json!({"vector": [1, 0, 0]}))),
+        (
+            Method::POST,
+            format!("{base}/points/scroll"),
+            Some(json!({})),
+        ),
+        (
+            Method::POST,
+            format!("{base}/query"),
+            Some(json!({"vector": [1, 0, 0]})),
+        ),
         (
             Method::POST,
             format!("{base}/query/batch"),
@@ -50,7 +72,10 @@ async fn another_tenants_collection_is_not_found_on_every_route_and_stays_intact
     assert_eq!(app.count(victim, "secrets").await, 6);
     let r = app.get(victim, "/v1/collections/secrets/points/p0").await;
     assert_eq!(r.body["payload"]["n"], 0, "{}", r.body);
-    assert_eq!(app.nearest(victim, "secrets", &vector(4, 3), 1).await, ["p4"]);
+    assert_eq!(
+        app.nearest(victim, "secrets", &vector(4, 3), 1).await,
+        ["p4"]
+    );
 }
 
 #[tokio::test]
@@ -59,7 +84,11 @@ async fn a_forged_tenant_header_with_a_tenant_key_is_refused() {
     app.create(0, "docs", 2).await;
     for (method, path, body) in [
         (Method::GET, "/v1/collections/docs", None),
-        (Method::POST, "/v1/collections/docs/points/count", Some(json!({}))),
+        (
+            Method::POST,
+            "/v1/collections/docs/points/count",
+            Some(json!({})),
+        ),
         (
             Method::PUT,
             "/v1/collections/docs/points",
@@ -78,7 +107,12 @@ async fn a_forged_tenant_header_with_a_tenant_key_is_refused() {
     assert_eq!(app.count(0, "docs").await, 0);
     // The platform key may name the tenant.
     let r = app
-        .platform(0, Method::POST, "/v1/collections/docs/points/count", Some(json!({})))
+        .platform(
+            0,
+            Method::POST,
+            "/v1/collections/docs/points/count",
+            Some(json!({})),
+        )
         .await
         .expect(StatusCode::OK, "platform key");
     assert_eq!(r.body["count"], 0);
@@ -88,9 +122,13 @@ async fn a_forged_tenant_header_with_a_tenant_key_is_refused() {
 async fn the_same_name_in_two_tenants_names_two_independent_collections() {
     let (app, _dir) = spawn(2, &[1]).await;
     app.create(0, "docs", 2).await;
-    app.post(1, "/v1/collections", json!({"name": "docs", "dimension": 5, "metric": "dot"}))
-        .await
-        .expect(StatusCode::CREATED, "the same name in another tenant");
+    app.post(
+        1,
+        "/v1/collections",
+        json!({"name": "docs", "dimension": 5, "metric": "dot"}),
+    )
+    .await
+    .expect(StatusCode::CREATED, "the same name in another tenant");
     app.seed(0, "docs", 4, 2).await;
     app.seed(1, "docs", 7, 5).await;
     assert_eq!(app.count(0, "docs").await, 4);
@@ -98,7 +136,10 @@ async fn the_same_name_in_two_tenants_names_two_independent_collections() {
     let a = app.get(0, "/v1/collections/docs").await;
     let b = app.get(1, "/v1/collections/docs").await;
     assert_ne!(a.body["id"], b.body["id"]);
-    assert_eq!((a.body["dimension"].clone(), b.body["dimension"].clone()), (json!(2), json!(5)));
+    assert_eq!(
+        (a.body["dimension"].clone(), b.body["dimension"].clone()),
+        (json!(2), json!(5))
+    );
     app.delete(0, "/v1/collections/docs")
         .await
         .expect(StatusCode::NO_CONTENT, "delete in tenant 0");
@@ -126,10 +167,25 @@ async fn a_dedicated_tenants_metadata_lands_in_its_own_database() {
     let standard = app.raw_docs(0).await;
     assert_eq!(standard.len(), 1);
     assert_eq!(standard[0].get_str("name").unwrap(), "shared-one");
-    for key in ["dimension", "metric", "index", "indexed_fields", "created_at", "_id"] {
-        assert!(standard[0].contains_key(key), "{key} missing: {:?}", standard[0]);
+    for key in [
+        "dimension",
+        "metric",
+        "index",
+        "indexed_fields",
+        "created_at",
+        "_id",
+    ] {
+        assert!(
+            standard[0].contains_key(key),
+            "{key} missing: {:?}",
+            standard[0]
+        );
     }
     // The engine keeps the dedicated tenant's files under dedicated/<tenant>/.
-    let dir = app.state.data_dir.join("dedicated").join(app.tenant(1).id().to_string());
+    let dir = app
+        .state
+        .data_dir
+        .join("dedicated")
+        .join(app.tenant(1).id().to_string());
     assert!(dir.is_dir(), "{} is missing", dir.display());
 }

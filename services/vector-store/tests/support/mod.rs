@@ -72,7 +72,10 @@ pub async fn spawn(n: usize, dedicated: &[usize]) -> (TestApp, tempfile::TempDir
 /// A deterministic vector of `dimension` values for point number `i`.
 pub fn vector(i: usize, dimension: usize) -> Vec<f32> {
     (0..dimension)
-        .map(|d| (((i * 31 + d * 7) % 17) as f32 - 8.0) / 8.0 + if d == i % dimension { 3.0 } else { 0.0 })
+        .map(|d| {
+            (((i * 31 + d * 7) % 17) as f32 - 8.0) / 8.0
+                + if d == i % dimension { 3.0 } else { 0.0 }
+        })
         .collect()
 }
 
@@ -103,7 +106,11 @@ impl TestApp {
     /// Upserts [`points`] `n` of `dimension` into `name` as tenant `t`.
     pub async fn seed(&self, t: usize, name: &str, n: usize, dimension: usize) {
         let r = self
-            .put(t, &format!("/v1/collections/{name}/points"), points(n, dimension))
+            .put(
+                t,
+                &format!("/v1/collections/{name}/points"),
+                points(n, dimension),
+            )
             .await
             .expect(StatusCode::OK, &format!("seed {name}"));
         assert_eq!(r.body["upserted"], n as u64);
@@ -112,7 +119,11 @@ impl TestApp {
     /// The number of points in `name` as tenant `t` sees it.
     pub async fn count(&self, t: usize, name: &str) -> u64 {
         let r = self
-            .post(t, &format!("/v1/collections/{name}/points/count"), json!({}))
+            .post(
+                t,
+                &format!("/v1/collections/{name}/points/count"),
+                json!({}),
+            )
             .await
             .expect(StatusCode::OK, "count");
         r.body["count"].as_u64().expect("count")
