@@ -383,6 +383,116 @@ async fn a_quota_refusal_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_tenants_own_quota_wins_and_unset_limits_take_the_default() {
+    let dir = support::data_dir();
+    let tenants = prismicx_harness::kit::test_tenants(1, &[]);
+    let own = VectorQuota {
+        max_points: Some(2),
+        ..VectorQuota::default()
+    };
+    let tenancy = support::tenancy_with_own_quota(&tenants, own);
+    let app = support::spawn_over(tenants, dir.path(), support::roomy(), tenancy).await;
+    app.create(0, "docs", 2).await;
+    let r = app.get(0, "/v1/collections/docs").await;
+    assert_eq!(r.body["quota"]["maxPoints"], 2, "{}", r.body);
+    assert_eq!(r.body["quota"]["maxCollections"], 100, "{}", r.body);
+    app.seed(0, "docs", 2, 2).await;
+    let r = app
+        .put(
+            0,
+            "/v1/collections/docs/points",
+            json!({"points": [{"id": "x", "vector": [1, 1]}]}),
+        )
+        .await
+        .expect_problem(StatusCode::CONFLICT, "over the tenant's own quota");
+    assert_eq!(r.error_fields(), ["quota.maxPoints"]);
+    assert_eq!(app.count(0, "docs").await, 2);
+}
+
+#[tokio::test]
+async fn a_deleted_tenants_data_goes_with_its_documents_and_stays_with_them() {
+    use prismicx_service_common::events::{EventHook, TenantEvent, TenantEventKind};
+    use prismicx_vector_store::garbage::SweepOnDelete;
+    let (app, _dir) = spawn(2, &[]).await;
+    let spec = CollectionSpec {
+        dimension: 2,
+        metric: Metric::Dot,
+        index: IndexParams::default(),
+        indexed_fields: vec![],
+    };
+    let engine = app.state.vectors.engine.clone();
+    let hook = SweepOnDelete {
+        vectors: app.state.vectors.clone(),
+        store: app.state.store.clone(),
+    };
+    // Both tenants' collections are older than a minute (ids of an hour ago) and documented;
+    // tenant 0 is deleted with `Delete` (its documents dropped), tenant 1 with `Retain`.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let since = hour_ago.duration_since(std::time::UNIX_EPOCH).unwrap();
+    for t in 0..2 {
+        app.create(t, "docs", 2).await;
+        let tenant = app.tenant(t).id();
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            since.as_secs(),
+            since.subsec_nanos(),
+        ));
+        let key = CollectionKey {
+            scope: Scope::Shared,
+            tenant,
+            collection: id,
+        };
+        engine
+            .create_collection(&key, &spec, &Quota::default())
+            .expect("an old collection");
+        let docs = prismicx_harness::kit::raw_database(prismicx_vector_store::MONGO, app.tenant(t))
+            .await
+            .collection::<mongodb::bson::Document>(prismicx_vector_store::COLLECTIONS);
+        let filter =
+            mongodb::bson::doc! {"tenant_id": prismicx_service_common::mongo::tenant_bson(tenant)};
+        // Give the tenant a documented collection of that old id, as if created then.
+        let doc = docs
+            .find_one(filter.clone())
+            .await
+            .unwrap()
+            .expect("metadata");
+        let mut old = doc.clone();
+        old.insert(
+            "_id",
+            mongodb::bson::Bson::Binary(mongodb::bson::Binary::from_uuid(
+                mongodb::bson::Uuid::from_bytes(*id.as_bytes()),
+            )),
+        );
+        old.insert("name", "old");
+        docs.insert_one(old)
+            .await
+            .expect("metadata of the old collection");
+        if t == 0 {
+            docs.delete_many(filter)
+                .await
+                .expect("the operator drops the documents");
+        }
+        let event = TenantEvent::new(
+            TenantEventKind::Deleted,
+            tenant,
+            app.tenant(t).placement.slug.clone(),
+        );
+        hook.on_event(&event).await;
+        let left = engine.collections_of(Scope::Shared, tenant).unwrap();
+        if t == 0 {
+            // The old collection went; the young one (a create that may be in flight) stayed.
+            assert!(!left.contains(&id), "{left:?}");
+            assert_eq!(left.len(), 1, "{left:?}");
+        } else {
+            assert!(left.contains(&id), "Retain keeps the data: {left:?}");
+            assert_eq!(left.len(), 2, "{left:?}");
+        }
+    }
+    // The kept tenant's collections still answer.
+    assert_eq!(app.count(1, "old").await, 0);
+}
+
+#[tokio::test]
 async fn a_restart_over_the_same_data_directory_keeps_everything() {
     let dir = support::data_dir();
     let tenants = prismicx_harness::kit::test_tenants(2, &[1]);

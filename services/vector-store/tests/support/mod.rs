@@ -6,11 +6,19 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use mongodb::bson::{doc, Document};
-use prismicx_harness::kit::{raw_find, Reply, ServiceApp, TestTenant};
+use prismicx_harness::kit::{
+    mongo_store, raw_find, registry_of, tenancy_of, Reply, ServiceApp, TestTenant, PLATFORM_KEY,
+};
 use prismicx_service_common::mongo::tenant_bson;
+use prismicx_service_common::tenancy::{
+    DirectoryError, StaticRegistry, Tenancy, TenantPlacement, TenantRecord, TenantResolver,
+    TenantSlug,
+};
 use prismicx_tenancy::VectorQuota;
 use prismicx_vector_store::engine::{Durability, Engine, EngineConfig};
 use prismicx_vector_store::{app, AppSettings, AppState, COLLECTIONS, MONGO};
@@ -37,23 +45,76 @@ pub fn data_dir() -> tempfile::TempDir {
 
 /// The application serving `tenants` over the engine in `dir`, with `quota` as the default.
 pub async fn spawn_on(tenants: Vec<TestTenant>, dir: &Path, quota: VectorQuota) -> TestApp {
+    let tenancy = tenancy_of(&tenants);
+    spawn_over(tenants, dir, quota, tenancy).await
+}
+
+/// [`spawn_on`], the tenants resolved and authenticated by `tenancy`.
+pub async fn spawn_over(
+    tenants: Vec<TestTenant>,
+    dir: &Path,
+    quota: VectorQuota,
+    tenancy: Tenancy,
+) -> TestApp {
     let dir: PathBuf = dir.to_path_buf();
-    let app = ServiceApp::on_mongo(MONGO, tenants, move |store, tenancy| {
-        let engine = Engine::open(EngineConfig {
-            data_dir: dir.clone(),
-            memory_budget_bytes: 64 * 1024 * 1024,
-            durability: Durability::Relaxed,
-            checkpoint_bytes: 1024 * 1024,
-        })
-        .expect("the engine opens");
-        let state = AppState::new(store, tenancy, engine, dir, quota);
-        let settings = AppSettings {
-            body_limit: 32 * 1024 * 1024,
-            ..AppSettings::default()
-        };
-        (app(state.clone(), settings), state)
+    let store = mongo_store(MONGO, &tenants).await;
+    let engine = Engine::open(EngineConfig {
+        data_dir: dir.clone(),
+        memory_budget_bytes: 64 * 1024 * 1024,
+        durability: Durability::Relaxed,
+        checkpoint_bytes: 1024 * 1024,
+    })
+    .expect("the engine opens");
+    let state = AppState::new(store, tenancy, engine, dir, quota);
+    let settings = AppSettings {
+        body_limit: 32 * 1024 * 1024,
+        ..AppSettings::default()
+    };
+    let router = app(state.clone(), settings);
+    TestApp(ServiceApp::new(router, tenants, state))
+}
+
+/// The kit's registry of `tenants`, each with its own vector quota `quota` in its record (as
+/// tenant-mgmt serves it from the Tenant's spec).
+#[derive(Debug)]
+pub struct WithOwnQuota {
+    pub registry: StaticRegistry,
+    pub quota: VectorQuota,
+}
+
+#[async_trait::async_trait]
+impl TenantResolver for WithOwnQuota {
+    async fn resolve(&self, slug: &TenantSlug) -> Result<Option<TenantPlacement>, DirectoryError> {
+        self.registry.resolve(slug).await
+    }
+
+    async fn resolve_record(
+        &self,
+        slug: &TenantSlug,
+    ) -> Result<Option<TenantRecord>, DirectoryError> {
+        Ok(self
+            .registry
+            .resolve(slug)
+            .await?
+            .map(|placement| TenantRecord {
+                vector_quota: Some(self.quota),
+                ..TenantRecord::from(placement)
+            }))
+    }
+}
+
+/// A [`Tenancy`] of `tenants` whose records carry their own `quota`.
+pub fn tenancy_with_own_quota(tenants: &[TestTenant], quota: VectorQuota) -> Tenancy {
+    let resolver = Arc::new(WithOwnQuota {
+        registry: registry_of(tenants),
+        quota,
     });
-    TestApp(app.await)
+    Tenancy::new(
+        &PLATFORM_KEY.into(),
+        Arc::new(registry_of(tenants)),
+        resolver,
+        Duration::from_secs(60),
+    )
 }
 
 /// `n` tenants (those in `dedicated` dedicated) and the application serving them over a fresh
