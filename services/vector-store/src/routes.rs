@@ -80,10 +80,11 @@ pub async fn create_collection(
         .insert(&state.store, &tenant, name, spec.clone())
         .await?;
     let created = v
-        .write(&tenant, &meta, move |e, key| {
+        .on(&tenant, &meta, move |e, key| {
             e.create_collection(key, &spec, &quota)
         })
         .await;
+    v.refresh_usage(&tenant).await;
     if let Err(refused) = created {
         // The document goes again; should that fail, the garbage rule has nothing to remove
         // (no engine data) and the name stays taken until the collection is deleted.
@@ -165,11 +166,12 @@ pub async fn delete_collection(
     let v = &state.vectors;
     // Engine data first, the document second: a crash in between leaves a document without
     // data, which the next delete removes (the engine's NotFound counts as done).
-    v.write(&tenant, &meta, |e, key| match e.drop_collection(key) {
+    v.on(&tenant, &meta, |e, key| match e.drop_collection(key) {
         Err(crate::engine::EngineError::NotFound) => Ok(()),
         other => other,
     })
     .await?;
+    v.refresh_usage(&tenant).await;
     let found = v.catalog.delete(&state.store, &tenant, &meta).await?;
     extract::no_content_if(found, || crate::catalog::not_found(&name))
 }
@@ -194,8 +196,9 @@ pub async fn upsert_points(
     let v = &state.vectors;
     let quota = engine_quota(v.quota(&state.tenancy, &tenant).await?);
     let upserted = v
-        .write(&tenant, &meta, move |e, key| e.upsert(key, points, &quota))
+        .on(&tenant, &meta, move |e, key| e.upsert(key, points, &quota))
         .await?;
+    v.refresh_usage(&tenant).await;
     Ok(Json(Upserted { upserted }))
 }
 
@@ -254,11 +257,12 @@ pub async fn delete_points(
     let deletion = body.validate()?;
     let deleted = state
         .vectors
-        .write(&tenant, &meta, move |e, key| match &deletion {
+        .on(&tenant, &meta, move |e, key| match &deletion {
             Deletion::Ids(ids) => e.delete_ids(key, ids),
             Deletion::Filter(f) => e.delete_filter(key, f),
         })
         .await?;
+    state.vectors.refresh_usage(&tenant).await;
     Ok(Json(Deleted { deleted }))
 }
 

@@ -105,30 +105,38 @@ fn gauge_value(n: u64) -> i64 {
 
 impl VectorMetrics {
     pub fn register(&self, m: &prismicx_service_common::metrics::Metrics) {
-        m.register(
-            "vector_resident_collections",
-            "Collections whose index is in memory",
-            self.resident_collections.clone(),
-        );
-        m.register(
-            "vector_resident_bytes",
-            "Bytes of the indexes in memory",
-            self.resident_bytes.clone(),
-        );
+        for (name, help, gauge) in [
+            (
+                "vector_resident_collections",
+                "Collections whose index is in memory",
+                &self.resident_collections,
+            ),
+            (
+                "vector_resident_bytes",
+                "Bytes of the indexes in memory",
+                &self.resident_bytes,
+            ),
+        ] {
+            m.register(name, help, gauge.clone());
+        }
+        for (name, help, family) in [
+            (
+                "vector_tenant_points",
+                "Points of a tenant across its collections (after its last write)",
+                &self.tenant_points,
+            ),
+            (
+                "vector_tenant_bytes",
+                "Bytes on disk of a tenant's collections (after its last write)",
+                &self.tenant_bytes,
+            ),
+        ] {
+            m.register(name, help, family.clone());
+        }
         m.register(
             "vector_queries",
             "Nearest-neighbour queries answered, by plan",
             self.queries.clone(),
-        );
-        m.register(
-            "vector_tenant_points",
-            "Points of a tenant across its collections (after its last write)",
-            self.tenant_points.clone(),
-        );
-        m.register(
-            "vector_tenant_bytes",
-            "Bytes on disk of a tenant's collections (after its last write)",
-            self.tenant_bytes.clone(),
         );
     }
 
@@ -213,23 +221,7 @@ impl Vectors {
             .await
     }
 
-    /// A write's call on collection `meta`, then the tenant's usage gauges.
-    pub async fn write<T, F>(
-        &self,
-        tenant: &TenantPlacement,
-        meta: &CollectionMeta,
-        call: F,
-    ) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Engine, &CollectionKey) -> Result<T, EngineError> + Send + 'static,
-    {
-        let out = self.on(tenant, meta, call).await?;
-        self.refresh_usage(tenant).await;
-        Ok(out)
-    }
-
-    /// Sets the tenant's usage gauges (a failure only leaves them as they were).
+    /// Sets the tenant's usage gauges, after a write (a failure only leaves them as they were).
     pub async fn refresh_usage(&self, tenant: &TenantPlacement) {
         let (scope, id) = (scope_of(tenant.tier), tenant.id);
         if let Ok(usage) = self
