@@ -146,6 +146,34 @@ async fn a_collection_round_trips_through_every_route() {
     assert_eq!(r.body["deleted"], 9);
     assert_eq!(app.count(0, "docs").await, 9);
 
+    // Ids are any strings: a UUID's text, or one that needs percent-encoding in the path.
+    let uuid = Uuid::new_v4().to_string();
+    app.put(
+        0,
+        "/v1/collections/docs/points",
+        json!({"points": [{"id": uuid, "vector": [1, 0, 0, 0]},
+                          {"id": "a/b c", "vector": [0, 1, 0, 0]}]}),
+    )
+    .await
+    .expect(StatusCode::OK, "string ids");
+    let r = app
+        .get(0, &format!("/v1/collections/docs/points/{uuid}"))
+        .await
+        .expect(StatusCode::OK, "a UUID id");
+    assert_eq!(r.body["payload"], json!({}));
+    let r = app
+        .get(0, "/v1/collections/docs/points/a%2Fb%20c")
+        .await
+        .expect(StatusCode::OK, "a percent-encoded id");
+    assert_eq!(r.body["id"], "a/b c");
+    app.post(
+        0,
+        "/v1/collections/docs/points/delete",
+        json!({"ids": [uuid, "a/b c"]}),
+    )
+    .await
+    .expect(StatusCode::OK, "delete string ids");
+
     // An upsert replaces by id.
     let r = app
         .put(
@@ -308,6 +336,16 @@ async fn invalid_requests_are_422s_naming_the_field_and_change_nothing() {
     )
     .await
     .expect_fields(bad, &["queries"], "no queries");
+    app.expect_bad_queries(
+        0,
+        "/v1/collections/docs/points/scroll",
+        &[
+            ("limit=0", "limit"),
+            ("cursor=%21%21", "cursor"),
+            ("bogus=1", "bogus"),
+        ],
+    )
+    .await;
     app.expect_errors(
         0,
         Method::POST,
