@@ -191,7 +191,7 @@ pub(super) enum Bound {
 }
 
 impl Filter {
-    /// Parses and validates a filter; every problem found is reported, each with its path under
+    /// Parses and validates a filter; every problem found is reported, in path order, each with its path under
     /// `root` (the request field the filter came in, e.g. `filter`).
     pub fn parse(root: &str, value: &Value) -> Result<Filter, Vec<FilterError>> {
         let mut parser = Parser::default();
@@ -211,6 +211,9 @@ impl Filter {
         if parser.errors.is_empty() {
             Ok(Filter { root: node })
         } else {
+            // In path order: a JSON object's key order depends on serde_json's features, and a
+            // client should get the same answer from every build.
+            parser.errors.sort_by(|a, b| a.field.cmp(&b.field));
             Err(parser.errors)
         }
     }
