@@ -33,6 +33,19 @@ pub struct TenantEvent {
     pub tenant_id: Uuid,
     pub slug: TenantSlug,
     pub at: DateTime<Utc>,
+    /// On `deleted`: whether the tenant's data was kept (`Retain`) or is to be removed
+    /// (`Delete`) — the services that keep data outside the databases (vector-store's files)
+    /// remove theirs on `deleted`. Absent on every other event, and from publishers that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataDisposition>,
+}
+
+/// What becomes of a deleted tenant's data (its `deletionPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DataDisposition {
+    Retained,
+    Deleted,
 }
 
 impl TenantEvent {
@@ -42,6 +55,15 @@ impl TenantEvent {
             tenant_id,
             slug,
             at: Utc::now(),
+            data: None,
+        }
+    }
+
+    /// The `deleted` event of a tenant whose data was kept or removed.
+    pub fn deleted(tenant_id: Uuid, slug: TenantSlug, data: DataDisposition) -> Self {
+        TenantEvent {
+            data: Some(data),
+            ..TenantEvent::new(TenantEventKind::Deleted, tenant_id, slug)
         }
     }
 }

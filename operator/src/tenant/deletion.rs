@@ -161,7 +161,7 @@ async fn cleanup_steps(t: &Tenant, ctx: &Context) -> Result<Option<bool>> {
         }
         registry::set_retained(&ctx.data, &plan, !drop).await?;
         registry::remove(&ctx.data, &slug).await?;
-        registry::publish(&ctx.data, &plan, TenantEventKind::Deleted).await?;
+        registry::publish_deleted(&ctx.data, &plan, drop).await?;
         anyhow::Ok(())
     }
     .await;

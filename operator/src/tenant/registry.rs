@@ -328,13 +328,33 @@ pub async fn remove(dp: &DataPlane, slug: &TenantSlug) -> Result<()> {
 
 /// Publishes a lifecycle event on Redis.
 pub async fn publish(dp: &DataPlane, plan: &TenantPlan, kind: TenantEventKind) -> Result<()> {
-    let mut conn = dp.redis().await?;
-    events::publish(
-        &mut conn,
+    send(
+        dp,
         &TenantEvent::new(kind, plan.tenant_id, plan.slug.clone()),
     )
     .await
-    .context("publishing the lifecycle event")?;
+}
+
+/// Publishes the `deleted` event, saying whether the tenant's data was kept or removed (the
+/// services that keep files remove theirs on `Deleted`).
+pub async fn publish_deleted(dp: &DataPlane, plan: &TenantPlan, removed: bool) -> Result<()> {
+    let data = if removed {
+        events::DataDisposition::Deleted
+    } else {
+        events::DataDisposition::Retained
+    };
+    send(
+        dp,
+        &TenantEvent::deleted(plan.tenant_id, plan.slug.clone(), data),
+    )
+    .await
+}
+
+async fn send(dp: &DataPlane, event: &TenantEvent) -> Result<()> {
+    let mut conn = dp.redis().await?;
+    events::publish(&mut conn, event)
+        .await
+        .context("publishing the lifecycle event")?;
     Ok(())
 }
 

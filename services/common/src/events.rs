@@ -18,7 +18,9 @@ use futures::StreamExt;
 use crate::config::Secret;
 use crate::tenancy::Tenancy;
 
-pub use prismicx_store::events::{publish, TenantEvent, TenantEventKind, TENANT_EVENTS_CHANNEL};
+pub use prismicx_store::events::{
+    publish, DataDisposition, TenantEvent, TenantEventKind, TENANT_EVENTS_CHANNEL,
+};
 
 /// What a service does with a lifecycle event besides dropping its caches.
 #[async_trait]

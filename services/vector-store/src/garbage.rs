@@ -18,7 +18,10 @@
 //!   tenant with none may have moved to `dedicated` while the service was down (its documents
 //!   are then in its own database, which the start-up cannot name without the slug), and is
 //!   swept on its first request instead;
-//! - on a tenant's `deleted` lifecycle event ([`SweepOnDelete`]), for both scopes.
+//! - on a tenant's `deleted` lifecycle event ([`SweepOnDelete`]): the operator's event says
+//!   what became of the data; `deleted` (policy `Delete`) removes all of the tenant's files in
+//!   both scopes, `retained` keeps them, and an event that does not say sweeps both scopes by
+//!   the rule above.
 //!
 //! The documents are always read after the engine's list, and a document that cannot be read
 //! (the database is unreachable, the service's grant on a dedicated database was revoked)
@@ -28,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use prismicx_service_common::events::{EventHook, TenantEvent, TenantEventKind};
+use prismicx_service_common::events::{DataDisposition, EventHook, TenantEvent, TenantEventKind};
 use prismicx_service_common::mongo::{MongoStore, TenantCollection};
 use prismicx_service_common::tenancy::{TenantPlacement, TenantState, Tier};
 use uuid::Uuid;
@@ -176,6 +179,37 @@ impl EventHook for SweepOnDelete {
         self.vectors.forget_tenant(event.tenant_id);
         if event.kind != TenantEventKind::Deleted {
             return;
+        }
+        match event.data {
+            // `Retain`: the tenant's documents and files stay for a later restore.
+            Some(DataDisposition::Retained) => return,
+            // `Delete`: the operator dropped the documents; the files go with them, whatever
+            // the sweep could still read (a dedicated tenant's database is gone).
+            Some(DataDisposition::Deleted) => {
+                let tenant = event.tenant_id;
+                let removed = self
+                    .vectors
+                    .run(move |engine| {
+                        for scope in [Scope::Shared, Scope::Dedicated] {
+                            engine
+                                .drop_tenant(scope, tenant)
+                                .map_err(|e| api_error(e, ""))?;
+                        }
+                        Ok(())
+                    })
+                    .await;
+                match removed {
+                    Ok(()) => {
+                        tracing::info!(tenant = %event.slug, "deleted tenant's vectors removed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %event.slug, error = ?e, "deleted tenant's vectors not removed")
+                    }
+                }
+                return;
+            }
+            // A publisher that does not say: only what has no document goes.
+            None => {}
         }
         for tier in [Tier::Standard, Tier::Dedicated] {
             let placement = TenantPlacement {

@@ -531,6 +531,61 @@ async fn a_deleted_tenants_data_goes_with_its_documents_and_stays_with_them() {
 }
 
 #[tokio::test]
+async fn the_deleted_event_says_whether_a_tenants_files_go_or_stay() {
+    use prismicx_service_common::events::{DataDisposition, EventHook, TenantEvent};
+    use prismicx_vector_store::garbage::SweepOnDelete;
+    // Tenant 0 is dedicated and deleted with `Delete`: its own database is gone, so no sweep
+    // could read its documents; the event says the data goes. Tenant 1 is deleted with
+    // `Retain` after its documents were (wrongly) lost: the event says the data stays.
+    let (app, _dir) = spawn(3, &[0]).await;
+    for t in 0..3 {
+        app.create(t, "docs", 4).await;
+        app.seed(t, "docs", 5, 4).await;
+    }
+    let engine = app.state.vectors.engine.clone();
+    let hook = SweepOnDelete {
+        vectors: app.state.vectors.clone(),
+        store: app.state.store.clone(),
+    };
+    let raw =
+        |t: usize| prismicx_harness::kit::raw_database(prismicx_vector_store::MONGO, app.tenant(t));
+    raw(0)
+        .await
+        .drop()
+        .await
+        .expect("the operator drops the dedicated database");
+    raw(1)
+        .await
+        .collection::<mongodb::bson::Document>(prismicx_vector_store::COLLECTIONS)
+        .delete_many(mongodb::bson::doc! {
+            "tenant_id": prismicx_service_common::mongo::tenant_bson(app.tenant(1).id())
+        })
+        .await
+        .expect("documents gone");
+    let deleted = |t: usize, data| {
+        TenantEvent::deleted(
+            app.tenant(t).id(),
+            app.tenant(t).placement.slug.clone(),
+            data,
+        )
+    };
+    hook.on_event(&deleted(0, DataDisposition::Deleted)).await;
+    hook.on_event(&deleted(1, DataDisposition::Retained)).await;
+    let on_disk = |t: usize, scope| engine.collections_of(scope, app.tenant(t).id()).unwrap();
+    assert!(
+        on_disk(0, Scope::Dedicated).is_empty(),
+        "Delete removes the files"
+    );
+    assert_eq!(on_disk(1, Scope::Shared).len(), 1, "Retain keeps the files");
+    assert_eq!(
+        on_disk(2, Scope::Shared).len(),
+        1,
+        "another tenant is untouched"
+    );
+    assert_eq!(app.count(2, "docs").await, 5);
+}
+
+#[tokio::test]
 async fn a_restart_over_the_same_data_directory_keeps_everything() {
     let dir = support::data_dir();
     let tenants = prismicx_harness::kit::test_tenants(2, &[1]);
