@@ -1106,6 +1106,7 @@ fn rbac_is_least_privilege_cluster_wide_or_namespaced() {
                         "configmaps",
                         "services",
                         "serviceaccounts",
+                        "persistentvolumeclaims",
                         "deployments",
                         "events",
                         "leases",
@@ -1156,7 +1157,13 @@ fn rbac_is_least_privilege_cluster_wide_or_namespaced() {
             .collect()
     };
     let cluster = grants(cluster_roles[0]);
-    for platform_only in ["deployments", "configmaps", "services", "serviceaccounts"] {
+    for platform_only in [
+        "deployments",
+        "configmaps",
+        "services",
+        "serviceaccounts",
+        "persistentvolumeclaims",
+    ] {
         assert!(
             !cluster.iter().any(|r| r == platform_only),
             "the ClusterRole grants {platform_only}"
