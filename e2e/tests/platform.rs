@@ -314,15 +314,9 @@ async fn changing_a_database_service_config_rolls_its_processes() {
         "DEBUG"
     };
 
-    let api: kube::Api<prismicx_operator_api::DatabaseService> =
-        kube::Api::namespaced(t.client().await.unwrap(), &t.namespace);
-    api.patch(
-        svc,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"spec": {"logLevel": level}})),
-    )
-    .await
-    .unwrap();
+    patch_database_service(t, svc, json!({"logLevel": level}))
+        .await
+        .unwrap();
     // The pod template changes (its config hash), and a fresh process serves: its request
     // counters start again from zero.
     eventually("the service rolled", Duration::from_secs(120), || async {
@@ -543,15 +537,9 @@ async fn the_vector_store_keeps_each_tenants_vectors_apart_and_across_a_restart(
         .unwrap_or_default();
     env.retain(|e| e["name"] != "E2E_RESTART");
     env.push(json!({"name": "E2E_RESTART", "value": unique("r")}));
-    let api: kube::Api<prismicx_operator_api::DatabaseService> =
-        kube::Api::namespaced(t.client().await.unwrap(), &t.namespace);
-    api.patch(
-        svc,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"spec": {"env": env}})),
-    )
-    .await
-    .unwrap();
+    patch_database_service(t, svc, json!({"env": env}))
+        .await
+        .unwrap();
     eventually(
         "vector-store restarted",
         Duration::from_secs(180),

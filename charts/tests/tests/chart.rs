@@ -1079,8 +1079,7 @@ fn the_vector_store_gets_its_volume_settings_and_quotas() {
         serde_json::json!({
             "durability": "relaxed",
             "memoryBudgetMb": 2048,
-            "maxCollections": 0,
-            "maxBytes": 10737418240_i64,
+            "defaultQuota": {"maxCollections": 0, "maxBytes": 10737418240_i64},
         })
     );
 

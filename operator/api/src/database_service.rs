@@ -10,6 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::tenant::VectorStoreLimitsSpec;
 use crate::ServiceKind;
 
 /// One of the platform's six services, deployed from this workspace's images.
@@ -125,19 +126,10 @@ pub struct VectorStoreSpec {
     /// `fsync` (default) or `relaxed` (`VECTOR_STORE_DURABILITY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durability: Option<Durability>,
-    /// Default collections per tenant (`VECTOR_STORE_MAX_COLLECTIONS`); a Tenant's
-    /// `spec.limits.vectorStore` overrides it.
+    /// The quota of a tenant without its own (`VECTOR_STORE_MAX_COLLECTIONS`, `_MAX_POINTS`,
+    /// `_MAX_BYTES`); a Tenant's `spec.limits.vectorStore` overrides each field it sets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("vectorStore.maxCollections must be at least 0"))]
-    pub max_collections: Option<i64>,
-    /// Default points per tenant (`VECTOR_STORE_MAX_POINTS`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("vectorStore.maxPoints must be at least 0"))]
-    pub max_points: Option<i64>,
-    /// Default bytes per tenant (`VECTOR_STORE_MAX_BYTES`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0").message("vectorStore.maxBytes must be at least 0"))]
-    pub max_bytes: Option<i64>,
+    pub default_quota: Option<VectorStoreLimitsSpec>,
 }
 
 fn one() -> i32 {
@@ -230,9 +222,12 @@ mod tests {
         let mut other_class = with_storage.clone();
         other_class["storage"]["storageClassName"] = "slow".into();
         assert!(svc(other_class).validate_cel_update(&stored).is_err());
-        let mut too_small = with_storage;
+        let mut too_small = with_storage.clone();
         too_small["vectorStore"]["memoryBudgetMb"] = 1.into();
         assert!(svc(too_small).validate_cel().is_err());
+        let mut too_many = with_storage;
+        too_many["vectorStore"]["defaultQuota"] = serde_json::json!({"maxCollections": 10001});
+        assert!(svc(too_many).validate_cel().is_err());
         let mut elsewhere = vectors;
         elsewhere["service"] = "user-data".into();
         elsewhere["storage"] = serde_json::json!({"size": "1Gi"});

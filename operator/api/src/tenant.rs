@@ -164,22 +164,23 @@ pub const MAX_VECTOR_POINTS: i64 = 10_000_000_000;
 /// Largest `limits.vectorStore.maxBytes` (16 TiB).
 pub const MAX_VECTOR_BYTES: i64 = 1 << 44;
 
-/// A tenant's vector-store quota. `0` allows nothing of that kind (the tenant keeps what it
-/// has but cannot add more).
+/// A vector-store quota: a Tenant's own (`spec.limits.vectorStore`) or the service's default
+/// (a DatabaseService's `spec.vectorStore.defaultQuota`). `0` allows nothing of that kind (the
+/// tenant keeps what it has but cannot add more).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VectorStoreLimitsSpec {
     /// Collections the tenant may have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("limits.vectorStore.maxCollections must be between 0 and 10000"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("maxCollections must be between 0 and 10000"))]
     pub max_collections: Option<i64>,
     /// Points (vectors) the tenant may store across its collections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000000000").message("limits.vectorStore.maxPoints must be between 0 and 10000000000"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000000000").message("maxPoints must be between 0 and 10000000000"))]
     pub max_points: Option<i64>,
     /// Bytes of vectors and payloads the tenant may store (at most 16 TiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self >= 0 && self <= 17592186044416").message("limits.vectorStore.maxBytes must be between 0 and 17592186044416 (16 TiB)"))]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 17592186044416").message("maxBytes must be between 0 and 17592186044416 (16 TiB)"))]
     pub max_bytes: Option<i64>,
 }
 

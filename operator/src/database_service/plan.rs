@@ -378,10 +378,11 @@ fn vector_store_config(
         Durability::Relaxed => "relaxed",
     };
     config.insert("VECTOR_STORE_DURABILITY".into(), durability.into());
+    let quota = own.default_quota.unwrap_or_default();
     for (var, value) in [
-        ("VECTOR_STORE_MAX_COLLECTIONS", own.max_collections),
-        ("VECTOR_STORE_MAX_POINTS", own.max_points),
-        ("VECTOR_STORE_MAX_BYTES", own.max_bytes),
+        ("VECTOR_STORE_MAX_COLLECTIONS", quota.max_collections),
+        ("VECTOR_STORE_MAX_POINTS", quota.max_points),
+        ("VECTOR_STORE_MAX_BYTES", quota.max_bytes),
     ] {
         if let Some(v) = value {
             config.insert(var.into(), v.to_string());

@@ -477,7 +477,7 @@ fn vector_store_settings_come_from_the_spec_or_the_memory_limit() {
     let own = plan_of(serde_json::json!({
         "service": "vector-store",
         "vectorStore": {"memoryBudgetMb": 700, "durability": "relaxed",
-                        "maxCollections": 5, "maxPoints": 100000, "maxBytes": 1073741824}
+                        "defaultQuota": {"maxCollections": 5, "maxPoints": 100000, "maxBytes": 1073741824}}
     }));
     assert_eq!(own.config["VECTOR_STORE_MEMORY_BUDGET_MB"], "700");
     assert_eq!(own.config["VECTOR_STORE_DURABILITY"], "relaxed");
