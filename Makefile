@@ -40,7 +40,7 @@ generate: ## Regenerate every generated file: CRDs and the chart's copies, API r
 	else echo "plantuml not installed (make deps): docs/diagrams/*.png not re-rendered"; fi
 
 IMAGE_BINARIES := prismicx-operator tenant-mgmt-service user-data-service task-repo-service \
-	category-repository-service management-system-repo
+	category-repository-service management-system-repo vector-store-service
 
 images-check: ## Build the release binaries the images copy (images/Dockerfile) and check they run
 	$(CARGO) build --release --locked $(addprefix --bin ,$(IMAGE_BINARIES))

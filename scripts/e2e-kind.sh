@@ -21,10 +21,11 @@ NS=prismicx
 RELEASE=prismicx
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 BINARIES=(prismicx-operator tenant-mgmt-service user-data-service task-repo-service
-          category-repository-service management-system-repo)
+          category-repository-service management-system-repo vector-store-service)
 # Service name, port, local port of the port-forward.
 SERVICES=("tenant-mgmt-service 8501 18501" "user-data-service 8502 18502" "task-repo-service 8503 18503"
-          "category-repository-service 8504 18504" "management-system-repo 8505 18505")
+          "category-repository-service 8504 18504" "management-system-repo 8505 18505"
+          "vector-store-service 8510 18510")
 
 for tool in docker kind; do
     command -v "$tool" >/dev/null || { echo "e2e-kind needs $tool on PATH" >&2; exit 1; }
@@ -49,7 +50,8 @@ for bin in "${BINARIES[@]}"; do
     kind load docker-image --name "$CLUSTER" "prismicx/$bin:$VERSION"
 done
 
-common=(--namespace "$NS" --set services.vectorStore.enabled=false --wait --timeout 15m)
+# kind's default StorageClass (local-path) provisions vector-store's claim.
+common=(--namespace "$NS" --wait --timeout 15m)
 "$HELM" install "$RELEASE" charts/prismicx --create-namespace "${common[@]}"
 "$HELM" upgrade "$RELEASE" charts/prismicx --reuse-values "${common[@]}"
 "$KUBECTL" -n "$NS" wait --for=condition=Available databaseservice --all --timeout=10m

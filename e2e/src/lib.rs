@@ -225,7 +225,22 @@ pub async fn create_tenant(t: &Target, name: &str, spec: Value) -> Result<()> {
 
 /// Merge-patches a Tenant's spec.
 pub async fn patch_tenant(t: &Target, name: &str, spec: Value) -> Result<()> {
-    let api: Api<Tenant> = Api::namespaced(t.client().await?, &t.namespace);
+    patch_spec::<Tenant>(t, name, spec).await
+}
+
+/// Merge-patches a DatabaseService's spec (a pod-template change rolls its service).
+pub async fn patch_database_service(t: &Target, name: &str, spec: Value) -> Result<()> {
+    patch_spec::<DatabaseService>(t, name, spec).await
+}
+
+async fn patch_spec<K>(t: &Target, name: &str, spec: Value) -> Result<()>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + k8s_openapi::serde::de::DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(t.client().await?, &t.namespace);
     api.patch(
         name,
         &PatchParams::default(),

@@ -314,15 +314,9 @@ async fn changing_a_database_service_config_rolls_its_processes() {
         "DEBUG"
     };
 
-    let api: kube::Api<prismicx_operator_api::DatabaseService> =
-        kube::Api::namespaced(t.client().await.unwrap(), &t.namespace);
-    api.patch(
-        svc,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(json!({"spec": {"logLevel": level}})),
-    )
-    .await
-    .unwrap();
+    patch_database_service(t, svc, json!({"logLevel": level}))
+        .await
+        .unwrap();
     // The pod template changes (its config hash), and a fresh process serves: its request
     // counters start again from zero.
     eventually("the service rolled", Duration::from_secs(120), || async {
@@ -436,6 +430,158 @@ async fn hostile_callers_are_refused_by_every_service_and_change_nothing() {
             "{}: the victim's resource changed",
             probe.service
         );
+    }
+    delete_tenant(t, &standard).await.unwrap();
+    delete_tenant(t, &dedicated).await.unwrap();
+}
+
+/// The ids a vector-store query answered, in rank order.
+fn hit_ids(reply: &Reply) -> Vec<String> {
+    reply.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_str().map(String::from))
+        .collect()
+}
+
+/// `POST <collection>/query` for the point nearest `[1, 0, 0]` whose payload has `lang`.
+async fn query_lang(base: &str, collection: &str, key: &str, lang: &str) -> Reply {
+    call(
+        reqwest::Method::POST,
+        &format!("{base}/v1/collections/{collection}/query"),
+        key,
+        None,
+        Some(json!({"vector": [1.0, 0.0, 0.0], "limit": 10, "filter": {"lang": lang}})),
+    )
+    .await
+    .unwrap()
+}
+
+/// vector-store-service in both tiers: a tenant creates a collection, upserts points and finds
+/// them with a filtered query; another tenant's key gets 404 for it (403 naming the owner);
+/// after the service restarts (its DatabaseService's pod template changes: a new process, or on
+/// kind a new pod on the same claim) the points are still there; deleting points and the
+/// collection removes them.
+#[tokio::test]
+async fn the_vector_store_keeps_each_tenants_vectors_apart_and_across_a_restart() {
+    let _s = serial();
+    let t = platform();
+    let svc = "vector-store-service";
+    let base = t.url(svc);
+    let post = reqwest::Method::POST;
+    let (standard, s_key) = ready_tenant(t, "vec-", "standard").await;
+    let (dedicated, d_key) = ready_tenant(t, "vecd-", "dedicated").await;
+    let tenants = [
+        (standard.as_str(), s_key.as_str(), unique("s")),
+        (dedicated.as_str(), d_key.as_str(), unique("d")),
+    ];
+    for (tenant, key, collection) in &tenants {
+        let created = call(
+            post.clone(),
+            &format!("{base}/v1/collections"),
+            key,
+            None,
+            Some(json!({"name": collection, "dimension": 3, "metric": "cosine"})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status, 201, "{tenant}: {}", created.body);
+        let upserted = call(
+            reqwest::Method::PUT,
+            &format!("{base}/v1/collections/{collection}/points"),
+            key,
+            None,
+            Some(json!({"points": [
+                {"id": "a", "vector": [1.0, 0.0, 0.0], "payload": {"lang": "en"}},
+                {"id": "b", "vector": [0.9, 0.1, 0.0], "payload": {"lang": "de"}},
+                {"id": "c", "vector": [0.0, 1.0, 0.0], "payload": {"lang": "de"}},
+            ]})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(upserted.status, 200, "{tenant}: {}", upserted.body);
+        let found = query_lang(&base, collection, key, "de").await;
+        assert_eq!(found.status, 200, "{tenant}: {}", found.body);
+        assert_eq!(hit_ids(&found), ["b", "c"], "{tenant}: {}", found.body);
+    }
+
+    // Each tenant's key against the other's collection, and naming the other tenant.
+    for ((_, _, collection), (_, attacker, _), (victim, _, _)) in [
+        (&tenants[0], &tenants[1], &tenants[0]),
+        (&tenants[1], &tenants[0], &tenants[1]),
+    ] {
+        let url = format!("{base}/v1/collections/{collection}");
+        assert_eq!(status_of(&url, attacker, None).await.unwrap(), 404, "{url}");
+        assert_eq!(
+            query_lang(&base, collection, attacker, "de").await.status,
+            404,
+            "another tenant's key queried {collection}"
+        );
+        assert_eq!(
+            status_of(&url, attacker, Some(victim)).await.unwrap(),
+            403,
+            "X-Tenant with another tenant's key"
+        );
+    }
+
+    // A restart: the pod template changes, a fresh process serves (its counters start again),
+    // and every point is still there.
+    let route = "/v1/collections/{name}/query";
+    let served_before = requests_of(&base, route).await.unwrap();
+    assert!(served_before >= 2, "{served_before} queries counted");
+    let before = database_service(t, svc).await.unwrap();
+    let mut env: Vec<serde_json::Value> = before["spec"]["env"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    env.retain(|e| e["name"] != "E2E_RESTART");
+    env.push(json!({"name": "E2E_RESTART", "value": unique("r")}));
+    patch_database_service(t, svc, json!({"env": env}))
+        .await
+        .unwrap();
+    eventually(
+        "vector-store restarted",
+        Duration::from_secs(180),
+        || async {
+            let ds = database_service(t, svc).await?;
+            let restarted = ds["status"]["configHash"] != before["status"]["configHash"]
+                && condition(&ds, "Available").is_some_and(|c| c.0 == "True")
+                && requests_of(&base, route).await? < served_before;
+            Ok(restarted.then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    for (tenant, key, collection) in &tenants {
+        let found = query_lang(&base, collection, key, "de").await;
+        assert_eq!(found.status, 200, "{tenant}: {}", found.body);
+        assert_eq!(hit_ids(&found), ["b", "c"], "{tenant} after the restart");
+    }
+
+    // Deleting a point, then the collection.
+    for (tenant, key, collection) in &tenants {
+        let deleted = call(
+            post.clone(),
+            &format!("{base}/v1/collections/{collection}/points/delete"),
+            key,
+            None,
+            Some(json!({"ids": ["b"]})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(deleted.status, 200, "{tenant}: {}", deleted.body);
+        assert_eq!(deleted.body["deleted"], 1, "{tenant}: {}", deleted.body);
+        assert_eq!(
+            hit_ids(&query_lang(&base, collection, key, "de").await),
+            ["c"]
+        );
+        let url = format!("{base}/v1/collections/{collection}");
+        let gone = call(reqwest::Method::DELETE, &url, key, None, None)
+            .await
+            .unwrap();
+        assert_eq!(gone.status, 204, "{tenant}: {}", gone.body);
+        assert_eq!(status_of(&url, key, None).await.unwrap(), 404);
     }
     delete_tenant(t, &standard).await.unwrap();
     delete_tenant(t, &dedicated).await.unwrap();

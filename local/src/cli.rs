@@ -43,6 +43,8 @@ enum Service {
     CategoryRepository(Box<prismicx_category_repository::Config>),
     #[command(name = "management-system-repo")]
     ManagementSystemRepo(Box<prismicx_management_system_repo::Config>),
+    #[command(name = "vector-store-service")]
+    VectorStore(Box<prismicx_vector_store::Config>),
 }
 
 /// Parses the command line and runs it.
@@ -63,6 +65,7 @@ pub fn main() -> anyhow::Result<()> {
             Service::ManagementSystemRepo(c) => {
                 rt.block_on(prismicx_management_system_repo::run(*c))
             }
+            Service::VectorStore(c) => rt.block_on(prismicx_vector_store::run(*c)),
         },
     }
 }

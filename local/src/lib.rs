@@ -27,7 +27,8 @@ pub use platform::{Platform, PlatformOptions, EXAMPLE_TENANTS, NAMESPACE, PLATFO
 /// Options of `prismicx-local up`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct UpArgs {
-    /// Add this to every port (5432, 6432, 6379, 27017, 6443, 8501–8505) when those are taken.
+    /// Add this to every port (5432, 6432, 6379, 27017, 6443, 8501–8505, 8510) when those are
+    /// taken.
     #[arg(long, default_value_t = 0)]
     pub port_offset: u16,
     /// Use free ports chosen at start-up instead of the platform's.
@@ -52,7 +53,7 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// An offset that puts the services' ports (8501–8505) on free ports.
+/// An offset that puts the services' ports (8501–8505, 8510) on free ports.
 fn free_service_offset() -> Result<u16> {
     for _ in 0..50 {
         let offset = 20000 + rand::random::<u16>() % 30000;
@@ -183,6 +184,21 @@ pub fn example_templates(urls: &std::collections::BTreeMap<&'static str, String>
         format!(
             "curl -s {}/v1/categories -H 'Authorization: Bearer {PLATFORM_KEY}' -H 'X-Tenant: demo-vip'",
             url("category-repository-service")
+        ),
+        format!(
+            "curl -s -X POST {}/v1/collections -H \"Authorization: Bearer $DEMO_KEY\" {json} \
+             -d '{{\"name\":\"docs\",\"dimension\":3,\"metric\":\"cosine\"}}'",
+            url("vector-store-service")
+        ),
+        format!(
+            "curl -s -X PUT {}/v1/collections/docs/points -H \"Authorization: Bearer $DEMO_KEY\" {json} \
+             -d '{{\"points\":[{{\"id\":\"a\",\"vector\":[1,0,0],\"payload\":{{\"lang\":\"en\"}}}},{{\"id\":\"b\",\"vector\":[0.9,0.1,0],\"payload\":{{\"lang\":\"de\"}}}}]}}'",
+            url("vector-store-service")
+        ),
+        format!(
+            "curl -s -X POST {}/v1/collections/docs/query -H \"Authorization: Bearer $DEMO_KEY\" {json} \
+             -d '{{\"vector\":[1,0,0],\"limit\":5,\"filter\":{{\"lang\":\"de\"}}}}'",
+            url("vector-store-service")
         ),
         format!("curl -s {}/openapi.json", url("task-repo-service")),
     ]);

@@ -42,14 +42,10 @@ pub const NAMESPACE: &str = "prismicx";
 /// The Secret holding the platform key, and its key.
 pub const API_KEY_SECRET: (&str, &str) = ("prismicx-platform", "api-key");
 
-/// The services that have a binary (vector-store-service has none yet).
-pub const SERVICES: &[ServiceKind] = &[
-    ServiceKind::TenantMgmt,
-    ServiceKind::UserData,
-    ServiceKind::TaskRepo,
-    ServiceKind::CategoryRepository,
-    ServiceKind::ManagementSystemRepo,
-];
+/// The services the platform runs: all six. vector-store-service keeps its vectors in the
+/// runner's directory for its claim's mount (under the platform's data directory), so they go
+/// with the platform on exit.
+pub const SERVICES: &[ServiceKind] = &ServiceKind::ALL;
 
 /// The example tenants: name and tier.
 pub const EXAMPLE_TENANTS: &[(&str, &str)] = &[("demo", "standard"), ("demo-vip", "dedicated")];

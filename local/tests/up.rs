@@ -1,6 +1,7 @@
 //! `make run` end to end: the launcher brings the platform up on free ports, every printed curl
 //! example succeeds exactly as printed (curl told to fail on HTTP errors through its config
-//! file), Ctrl-C stops everything and removes its files, and the README shows the same examples.
+//! file) — vector-store's filtered query finding only the point its filter names —, Ctrl-C
+//! stops everything and removes its files, and the README shows the same examples.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,8 +21,12 @@ fn printed_examples_work_and_ctrl_c_cleans_up() {
     let mut data_dir = None;
     let mut examples = Vec::new();
     let mut in_examples = false;
+    let mut vector_store_url = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("vector-store-service ") {
+            vector_store_url = Some(rest.trim().to_string());
+        }
         if let Some(rest) = line.trim().strip_prefix("data and logs") {
             data_dir = rest.split_whitespace().next().map(std::path::PathBuf::from);
         }
@@ -56,7 +61,34 @@ fn printed_examples_work_and_ctrl_c_cleans_up() {
         let body: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|_| panic!("`{example}` did not print JSON"));
         assert!(!body.is_null());
+        if example.contains("/v1/collections/docs/query") {
+            let ids: Vec<&str> = body["results"]
+                .as_array()
+                .unwrap_or_else(|| panic!("`{example}`: {body}"))
+                .iter()
+                .filter_map(|h| h["id"].as_str())
+                .collect();
+            assert_eq!(ids, ["b"], "the filter keeps only lang=de: {body}");
+        }
     }
+    assert!(
+        examples
+            .iter()
+            .any(|e| e.contains("/v1/collections/docs/query")),
+        "{examples:?}"
+    );
+    // vector-store-service runs with the others and answers its liveness probe.
+    let vector_store_url = vector_store_url.expect("the banner lists vector-store-service");
+    let health = Command::new("curl")
+        .args(["-s", "--fail", "--max-time", "20"])
+        .arg(format!("{vector_store_url}/healthz"))
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{vector_store_url}/healthz: {}",
+        String::from_utf8_lossy(&health.stderr)
+    );
 
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

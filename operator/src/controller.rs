@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
@@ -310,6 +312,10 @@ fn service_controller(
     )
     .owns(namespaced_or_all::<ConfigMap>(client, &platform), owned())
     .owns(namespaced_or_all::<Secret>(client, &platform), owned())
+    .owns(
+        namespaced_or_all::<PersistentVolumeClaim>(client, &platform),
+        owned(),
+    )
     .with_config(ControllerConfig::default().concurrency(args.concurrency))
     .graceful_shutdown_on(shutdown.wait())
 }

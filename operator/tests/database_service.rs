@@ -14,7 +14,9 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Probe, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, EnvVar, PersistentVolumeClaim, Probe, Secret, Service, ServiceAccount,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -60,6 +62,7 @@ struct T {
     accounts: Api<ServiceAccount>,
     config_maps: Api<ConfigMap>,
     secrets: Api<Secret>,
+    claims: Api<PersistentVolumeClaim>,
 }
 
 /// The DatabaseService's group, version and kind, for kube-fake-client's
@@ -133,6 +136,7 @@ async fn setup() -> T {
         accounts: Api::namespaced(client.clone(), &ns),
         config_maps: Api::namespaced(client.clone(), &ns),
         secrets: Api::namespaced(client.clone(), &ns),
+        claims: Api::namespaced(client.clone(), &ns),
         ns,
     };
     put_secret(&t, API_KEY_SECRET, &[("api-key", "key-1")]).await;
@@ -549,6 +553,25 @@ async fn status_follows_the_deployment() {
     create_with_own_secret(&t, "vectors", "vec-db", json!({"service": "vector-store"})).await;
     reconcile(&t, "vectors").await.expect("reconcile");
     let ds = get(&t, "vectors").await;
+    // Its data directory is a claim the DatabaseService owns, mounted by a Recreate Deployment.
+    let claim = t
+        .claims
+        .get("vector-store-service-data")
+        .await
+        .expect("the data claim");
+    assert_eq!(
+        claim.owner_references()[0].uid,
+        ds.uid().unwrap_or_default()
+    );
+    assert_eq!(
+        deployment(&t, kind)
+            .await
+            .spec
+            .and_then(|s| s.strategy)
+            .and_then(|s| s.type_)
+            .as_deref(),
+        Some("Recreate")
+    );
     assert_eq!(ds.status.as_ref().unwrap().ready_replicas, 0);
     assert_eq!(condition(&ds, "Available").0, "False");
     assert_condition(&ds, "Progressing", "True", "RollingOut");

@@ -612,13 +612,26 @@ async fn a_tenants_rate_limit_reaches_the_registry_as_tenant_mgmt_serves_it() {
     let t = provisioned(
         &env,
         "rl",
-        json!({"services": ["user-data"], "rateLimit": {"requestsPerSecond": 5, "burst": 10}}),
+        json!({
+            "services": ["user-data"],
+            "rateLimit": {"requestsPerSecond": 5, "burst": 10},
+            "limits": {"vectorStore": {"maxCollections": 2, "maxPoints": 1000}},
+        }),
     )
     .await;
     let name = t.name_any();
     let reg = registry_entry(&name).await.unwrap();
     let limit = prismicx_tenant_mgmt::registry::rate_limit_of(&reg).expect("a rate limit");
     assert_eq!((limit.rps, limit.burst), (5.0, 10));
+    let record = prismicx_tenant_mgmt::registry::record_of(&reg).expect("a record");
+    assert_eq!(
+        record.vector_quota,
+        Some(prismicx_tenancy::VectorQuota {
+            max_collections: Some(2),
+            max_points: Some(1000),
+            max_bytes: None,
+        })
+    );
 
     // Changed: the entry follows (and the services get an `updated` event to drop caches).
     patch_spec(
@@ -633,8 +646,10 @@ async fn a_tenants_rate_limit_reaches_the_registry_as_tenant_mgmt_serves_it() {
     assert_eq!((limit.rps, limit.burst), (50.0, 80));
 
     // Removed: the platform default applies.
-    patch_spec(&env, &name, json!({"rateLimit": null})).await;
+    patch_spec(&env, &name, json!({"rateLimit": null, "limits": null})).await;
     provision(&env, &name).await;
     let reg = registry_entry(&name).await.unwrap();
     assert!(prismicx_tenant_mgmt::registry::rate_limit_of(&reg).is_none());
+    let record = prismicx_tenant_mgmt::registry::record_of(&reg).expect("a record");
+    assert_eq!(record.vector_quota, None);
 }

@@ -1032,6 +1032,69 @@ fn disabling_task_repo_removes_its_database_service() {
 }
 
 #[test]
+fn the_vector_store_gets_its_volume_settings_and_quotas() {
+    let docs = &render("default").docs;
+    let vectors =
+        named(docs, "DatabaseService", "vector-store-service").expect("the vector-store service");
+    let spec = &vectors["spec"];
+    assert_eq!(spec["service"], "vector-store");
+    assert_eq!(spec["replicas"], 1);
+    assert_eq!(spec["storage"], serde_json::json!({"size": "10Gi"}));
+    // Unset: the operator derives the budget from the memory limit; the service's own quotas.
+    assert_eq!(
+        spec["vectorStore"],
+        serde_json::json!({"durability": "fsync"})
+    );
+    for other in of_kind(docs, "DatabaseService") {
+        if other["spec"]["service"] != "vector-store" {
+            assert!(other["spec"]["storage"].is_null(), "{other}");
+            assert!(other["spec"]["vectorStore"].is_null(), "{other}");
+        }
+    }
+
+    let docs = render_docs(
+        "vector-store-settings",
+        &[
+            "--set",
+            "services.vectorStore.persistence.size=50Gi",
+            "--set",
+            "services.vectorStore.persistence.storageClass=fast-ssd",
+            "--set",
+            "services.vectorStore.memoryBudgetMb=2048",
+            "--set",
+            "services.vectorStore.durability=relaxed",
+            "--set",
+            "services.vectorStore.quotas.maxCollections=0",
+            "--set",
+            "services.vectorStore.quotas.maxBytes=10737418240",
+        ],
+    );
+    let spec = &named(&docs, "DatabaseService", "vector-store-service").expect("rendered")["spec"];
+    assert_eq!(
+        spec["storage"],
+        serde_json::json!({"size": "50Gi", "storageClassName": "fast-ssd"})
+    );
+    assert_eq!(
+        spec["vectorStore"],
+        serde_json::json!({
+            "durability": "relaxed",
+            "memoryBudgetMb": 2048,
+            "defaultQuota": {"maxCollections": 0, "maxBytes": 10737418240_i64},
+        })
+    );
+
+    // One writer of the data directory: the values refuse a second replica, as the CRD does.
+    for bad in [
+        "services.vectorStore.replicas=2",
+        "services.vectorStore.durability=sometimes",
+        "services.vectorStore.quotas.maxPoints=-1",
+    ] {
+        let out = template(&["--set", bad]);
+        assert!(!out.status.success(), "{bad} rendered");
+    }
+}
+
+#[test]
 fn external_databases_render_no_statefulset_and_use_the_given_secrets() {
     let docs = &render("external-databases-values").docs;
     assert!(
@@ -1106,6 +1169,7 @@ fn rbac_is_least_privilege_cluster_wide_or_namespaced() {
                         "configmaps",
                         "services",
                         "serviceaccounts",
+                        "persistentvolumeclaims",
                         "deployments",
                         "events",
                         "leases",
@@ -1156,7 +1220,13 @@ fn rbac_is_least_privilege_cluster_wide_or_namespaced() {
             .collect()
     };
     let cluster = grants(cluster_roles[0]);
-    for platform_only in ["deployments", "configmaps", "services", "serviceaccounts"] {
+    for platform_only in [
+        "deployments",
+        "configmaps",
+        "services",
+        "serviceaccounts",
+        "persistentvolumeclaims",
+    ] {
         assert!(
             !cluster.iter().any(|r| r == platform_only),
             "the ClusterRole grants {platform_only}"

@@ -6,7 +6,8 @@
 //! recorder, Lease leader election) and for `kubectl get/apply/delete`:
 //!
 //! - discovery (`/version`, `/api`, `/apis`, per group and version);
-//! - built-in resources (namespaces, secrets, configmaps, services, serviceaccounts, events,
+//! - built-in resources (namespaces, secrets, configmaps, services, serviceaccounts,
+//!   persistentvolumeclaims (stored only), events,
 //!   pods (stored only), deployments, leases, events.k8s.io events, CRDs) and custom resources
 //!   from CRDs (loaded at start or created through the API), with schema pruning, defaulting
 //!   and validation;

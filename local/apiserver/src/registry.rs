@@ -207,6 +207,9 @@ pub fn builtins() -> Vec<ResourceDef> {
             .with_status()
             .columns(&SERVICE_COLUMNS),
         builtin("", "v1", "ServiceAccount", "serviceaccounts").short(&["sa"]),
+        builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+            .short(&["pvc"])
+            .with_status(),
         builtin("", "v1", "Event", "events")
             .short(&["ev"])
             .columns(&[event_type, event_reason, ("Message", "string", ".message")]),

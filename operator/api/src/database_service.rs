@@ -4,11 +4,13 @@
 // `printcolumn(name = …, type_ = …)` repeats keys by design; clippy reads them as duplicates.
 #![allow(clippy::duplicated_attributes)]
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::tenant::VectorStoreLimitsSpec;
 use crate::ServiceKind;
 
 /// One of the platform's six services, deployed from this workspace's images.
@@ -33,6 +35,8 @@ use crate::ServiceKind;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("self.service != 'vector-store' || self.replicas <= 1").message("vector-store runs at most one replica: one writer owns its data directory"))]
+#[x_kube(validation = Rule::new("(!has(self.storage) && !has(self.vectorStore)) || self.service == 'vector-store'").message("spec.storage and spec.vectorStore apply only to the vector-store service"))]
 #[serde(rename_all = "camelCase")]
 pub struct DatabaseServiceSpec {
     /// Which service this is. Fixed at creation.
@@ -43,7 +47,7 @@ pub struct DatabaseServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 
-    /// Pods to run.
+    /// Pods to run (vector-store: 0 or 1, since one process owns its data directory).
     #[serde(default = "one")]
     #[x_kube(validation = Rule::new("self >= 0 && self <= 50").message("replicas must be between 0 and 50"))]
     pub replicas: i32,
@@ -69,6 +73,63 @@ pub struct DatabaseServiceSpec {
     /// Extra environment variables (overriding the operator's for the same name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+
+    /// vector-store only: the PersistentVolumeClaim holding its vectors and indexes (default:
+    /// 10Gi of the cluster's default StorageClass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+
+    /// vector-store only: its memory budget, durability and default tenant quotas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_store: Option<VectorStoreSpec>,
+}
+
+/// The size of the vector-store's volume when `spec.storage.size` is unset.
+pub const DEFAULT_STORAGE_SIZE: &str = "10Gi";
+
+/// A service's persistent volume (a ReadWriteOnce PersistentVolumeClaim the DatabaseService
+/// owns: deleting the DatabaseService deletes the claim, and the StorageClass's reclaim policy
+/// decides what happens to the volume).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Requested capacity (default `10Gi`). It can grow when the StorageClass allows volume
+    /// expansion; it never shrinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
+    /// The claim's StorageClass; unset: the cluster's default. Fixed once the claim exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("spec.storage.storageClassName cannot change once set"))]
+    pub storage_class_name: Option<String>,
+}
+
+/// How vector-store makes writes durable (`VECTOR_STORE_DURABILITY`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every acknowledged write is on disk (fsync before the answer).
+    #[default]
+    Fsync,
+    /// Writes reach the disk shortly after the answer; a crash may lose the last ones.
+    Relaxed,
+}
+
+/// vector-store's own settings; each unset field takes the service's default.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorStoreSpec {
+    /// Memory for indexes in MiB (`VECTOR_STORE_MEMORY_BUDGET_MB`); unset: three quarters of
+    /// the container's memory limit, or 1024 without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 16 && self <= 1048576").message("vectorStore.memoryBudgetMb must be between 16 and 1048576"))]
+    pub memory_budget_mb: Option<i64>,
+    /// `fsync` (default) or `relaxed` (`VECTOR_STORE_DURABILITY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<Durability>,
+    /// The quota of a tenant without its own (`VECTOR_STORE_MAX_COLLECTIONS`, `_MAX_POINTS`,
+    /// `_MAX_BYTES`); a Tenant's `spec.limits.vectorStore` overrides each field it sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_quota: Option<VectorStoreLimitsSpec>,
 }
 
 fn one() -> i32 {
@@ -143,5 +204,33 @@ mod tests {
         let mut c = base;
         c["replicas"] = 51.into();
         assert!(svc(c).validate_cel().is_err());
+    }
+
+    #[test]
+    fn vector_store_runs_one_replica_and_only_it_has_storage() {
+        let vectors = serde_json::json!({"service": "vector-store", "apiKeySecret": {"name": "platform", "key": "api-key"}});
+        assert!(svc(vectors.clone()).validate_cel().is_ok());
+        let mut two = vectors.clone();
+        two["replicas"] = 2.into();
+        assert!(svc(two).validate_cel().is_err());
+        let mut with_storage = vectors.clone();
+        with_storage["storage"] = serde_json::json!({"size": "20Gi", "storageClassName": "fast"});
+        with_storage["vectorStore"] =
+            serde_json::json!({"memoryBudgetMb": 512, "durability": "relaxed"});
+        let stored = svc(with_storage.clone());
+        assert!(stored.validate_cel().is_ok());
+        let mut other_class = with_storage.clone();
+        other_class["storage"]["storageClassName"] = "slow".into();
+        assert!(svc(other_class).validate_cel_update(&stored).is_err());
+        let mut too_small = with_storage.clone();
+        too_small["vectorStore"]["memoryBudgetMb"] = 1.into();
+        assert!(svc(too_small).validate_cel().is_err());
+        let mut too_many = with_storage;
+        too_many["vectorStore"]["defaultQuota"] = serde_json::json!({"maxCollections": 10001});
+        assert!(svc(too_many).validate_cel().is_err());
+        let mut elsewhere = vectors;
+        elsewhere["service"] = "user-data".into();
+        elsewhere["storage"] = serde_json::json!({"size": "1Gi"});
+        assert!(svc(elsewhere).validate_cel().is_err());
     }
 }

@@ -74,6 +74,10 @@ pub struct TenantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitSpec>,
 
+    /// Per-service limits of the tenant; unset: the platform defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsSpec>,
+
     /// A human-readable name shown in the registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.size() <= 200").message("displayName is at most 200 characters"))]
@@ -90,6 +94,7 @@ impl Default for TenantSpec {
             suspended: false,
             pool: None,
             rate_limit: None,
+            limits: None,
             display_name: None,
         }
     }
@@ -139,6 +144,44 @@ pub struct RateLimitSpec {
     /// Requests allowed at once above the sustained rate (the bucket's size).
     #[x_kube(validation = Rule::new("self >= 1 && self <= 1000000").message("rateLimit.burst must be between 1 and 1000000"))]
     pub burst: i32,
+}
+
+/// Per-service limits of a tenant.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitsSpec {
+    /// The tenant's quota in vector-store-service; a field left out takes the service's
+    /// default (`VECTOR_STORE_MAX_COLLECTIONS` / `_MAX_POINTS` / `_MAX_BYTES`). A write that
+    /// would exceed it is refused with `429` and the tenant's existing data is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_store: Option<VectorStoreLimitsSpec>,
+}
+
+/// Largest `limits.vectorStore.maxCollections`.
+pub const MAX_VECTOR_COLLECTIONS: i64 = 10_000;
+/// Largest `limits.vectorStore.maxPoints` (ten billion).
+pub const MAX_VECTOR_POINTS: i64 = 10_000_000_000;
+/// Largest `limits.vectorStore.maxBytes` (16 TiB).
+pub const MAX_VECTOR_BYTES: i64 = 1 << 44;
+
+/// A vector-store quota: a Tenant's own (`spec.limits.vectorStore`) or the service's default
+/// (a DatabaseService's `spec.vectorStore.defaultQuota`). `0` allows nothing of that kind (the
+/// tenant keeps what it has but cannot add more).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorStoreLimitsSpec {
+    /// Collections the tenant may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000").message("maxCollections must be between 0 and 10000"))]
+    pub max_collections: Option<i64>,
+    /// Points (vectors) the tenant may store across its collections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 10000000000").message("maxPoints must be between 0 and 10000000000"))]
+    pub max_points: Option<i64>,
+    /// Bytes of vectors and payloads the tenant may store (at most 16 TiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 17592186044416").message("maxBytes must be between 0 and 17592186044416 (16 TiB)"))]
+    pub max_bytes: Option<i64>,
 }
 
 /// What the operator observed and did.
@@ -221,6 +264,36 @@ mod tests {
         assert!(tenant("a", s.clone()).validate_cel().is_ok());
         s.pool = Some(PoolSpec { size: 0 });
         assert!(tenant("a", s).validate_cel().is_err());
+    }
+
+    #[test]
+    fn vector_store_limits_are_bounded() {
+        let with = |limits: serde_json::Value| {
+            let spec: TenantSpec =
+                serde_json::from_value(serde_json::json!({"limits": {"vectorStore": limits}}))
+                    .unwrap();
+            tenant("a", spec)
+        };
+        let ok = with(
+            serde_json::json!({"maxCollections": 0, "maxPoints": MAX_VECTOR_POINTS, "maxBytes": MAX_VECTOR_BYTES}),
+        );
+        assert!(ok.validate_cel().is_ok());
+        assert_eq!(
+            ok.spec
+                .limits
+                .and_then(|l| l.vector_store)
+                .and_then(|v| v.max_points),
+            Some(MAX_VECTOR_POINTS)
+        );
+        assert!(with(serde_json::json!({})).validate_cel().is_ok());
+        for bad in [
+            serde_json::json!({"maxCollections": -1}),
+            serde_json::json!({"maxCollections": MAX_VECTOR_COLLECTIONS + 1}),
+            serde_json::json!({"maxPoints": MAX_VECTOR_POINTS + 1}),
+            serde_json::json!({"maxBytes": MAX_VECTOR_BYTES + 1}),
+        ] {
+            assert!(with(bad.clone()).validate_cel().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The apply step: the config hash and the four objects of the plan (ConfigMap,
-//! ServiceAccount, Service, Deployment), server-side applied in that order (field manager
-//! `prismicx-operator`, forced), then [`prune`] of what the DatabaseService owns and the plan
-//! no longer names. Runs after the dependencies, so the first rollout never starts against a
-//! database that does not exist.
+//! The apply step: the config hash and the objects of the plan (ConfigMap, ServiceAccount,
+//! Service, vector-store's PersistentVolumeClaim, Deployment), server-side applied in that
+//! order (field manager `prismicx-operator`, forced), then [`prune`] of what the
+//! DatabaseService owns and the plan no longer names. Runs after the dependencies, so the first
+//! rollout never starts against a database that does not exist. A claim is never pruned: only
+//! the DatabaseService's deletion removes it (and the data on it).
 
 use std::fmt::Debug;
 
@@ -36,6 +37,9 @@ pub async fn step(d: &Deploy<'_>) -> Result<Applied> {
     apply(&d.apis.config_maps, &config_map).await?;
     apply(&d.apis.accounts, &account).await?;
     apply(&d.apis.services, &service).await?;
+    if let Some(claim) = resources::volume_claim(plan) {
+        apply(&d.apis.claims, &claim).await?;
+    }
     let deployment = apply(&d.apis.deployments, &deployment).await?;
     prune_all(d).await?;
     Ok(Applied { deployment, hash })

@@ -15,8 +15,9 @@
 //!       (`<k8s-name>-db`)                                        secret step metrics
 //!   ──► dependencies: the service database, system schema and login role / MongoDB users
 //!                                                                postgres / mongo step metrics
-//!   ──► apply: config hash, ConfigMap, ServiceAccount, Service, Deployment (server-side apply,
-//!       field manager `prismicx-operator`, forced) + prune
+//!   ──► apply: config hash, ConfigMap, ServiceAccount, Service, PersistentVolumeClaim
+//!       (vector-store), Deployment (server-side apply, field manager `prismicx-operator`,
+//!       forced) + prune
 //!   ──► status: Deployed / ConfigChanged Event, readyReplicas, Available/Progressing/Degraded,
 //!       observedGeneration, configHash
 //! ```
@@ -43,7 +44,10 @@
 //!   `HOST=0.0.0.0`, `PORT`, `<PREFIX>_LOG_LEVEL` (from `spec.logLevel`), `LOG_FORMAT=json`,
 //!   `TENANT_MGMT_URL=http://tenant-mgmt-service:8501` (not for tenant-mgmt), `REDIS_URL`
 //!   (operator flag `--services-redis-url`), `<DB>_DB_HOST/PORT/NAME` (PgBouncer, from the
-//!   operator's `--pgbouncer-host/-port`) and vector-store's `VECTOR_STORE_DATA_DIR`. Secrets
+//!   operator's `--pgbouncer-host/-port`) and vector-store's `VECTOR_STORE_DATA_DIR`,
+//!   `VECTOR_STORE_MEMORY_BUDGET_MB` (`spec.vectorStore.memoryBudgetMb`, else three quarters of
+//!   the memory limit, else 1024), `VECTOR_STORE_DURABILITY` (`fsync` unless the spec says
+//!   `relaxed`) and the `VECTOR_STORE_MAX_*` default quotas the spec sets. Secrets
 //!   only as `secretKeyRef`s in `env`: `API_KEY` (`spec.apiKeySecret`), `<DB>_DB_USER/PASSWORD`
 //!   (keys `username`, `password`), `MONGODB_URI` / `MONGODB_TENANT_URI` (keys `mongodb-uri`,
 //!   `mongodb-tenant-uri`), and `REDIS_URL` when `--services-redis-secret` names a Secret (for a
@@ -63,15 +67,22 @@
 //!   unowned Secret (the API key) rolls the pods within [`RESYNC`].
 //! - Pods: liveness `GET /healthz`, readiness `GET /readyz` on the `http` port; non-root (uid
 //!   65532), read-only root filesystem, no privilege escalation, all capabilities dropped,
-//!   seccomp `RuntimeDefault`, no ServiceAccount token; an emptyDir at `/tmp`; vector-store
-//!   keeps vectors in an emptyDir at `/var/lib/prismicx/vectors` (lost with the pod: a
-//!   PersistentVolumeClaim is future work). Resources default to requests 50m/64Mi, limits
+//!   seccomp `RuntimeDefault`, no ServiceAccount token; an emptyDir at `/tmp`. vector-store
+//!   keeps vectors on a ReadWriteOnce PersistentVolumeClaim `vector-store-service-data`
+//!   (`spec.storage.size`, default 10Gi; `spec.storage.storageClassName`, default the
+//!   cluster's) mounted at `/var/lib/prismicx/vectors` (group-writable through `fsGroup`); it
+//!   runs at most one replica (more is `InvalidSpec`: one writer owns the data directory) with
+//!   the `Recreate` strategy, so the old pod releases the volume before the new one starts.
+//!   Resources default to requests 50m/64Mi, limits
 //!   500m/256Mi. Image: `spec.image`, else `<--image-registry>/<k8s name>:<--image-tag>` (e.g. `prismicx/user-data-service:0.1.0`).
 //! - Ownership and removal: every object carries a controller reference to the
 //!   DatabaseService, so deleting it removes them (Kubernetes' garbage collector); objects the
 //!   DatabaseService owns that the plan no longer names are deleted ([`prune`]). `replicas: 0`
 //!   keeps every object with no pod. Databases, roles and users stay when a DatabaseService
-//!   goes (the data is the platform's); a new one resets the login's password.
+//!   goes (the data is the platform's); a new one resets the login's password. vector-store's
+//!   claim is never pruned, but it is owned like the rest: deleting the DatabaseService deletes
+//!   the claim, and its StorageClass's `reclaimPolicy` decides the volume's fate (`Delete`, the
+//!   default of dynamic provisioning, erases the vectors; use a `Retain` class to keep them).
 //! - Status: Available mirrors the Deployment's (True with `ScaledToZero` at 0 replicas),
 //!   Progressing is True while a rollout is under way, Degraded is True when the rollout
 //!   missed its deadline, a ReplicaSet cannot create pods, the service is unavailable without
@@ -94,7 +105,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount,
+};
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::ResourceExt;
@@ -159,6 +172,7 @@ pub struct Apis {
     accounts: Api<ServiceAccount>,
     config_maps: Api<ConfigMap>,
     secrets: Api<Secret>,
+    claims: Api<PersistentVolumeClaim>,
 }
 
 impl Apis {
@@ -169,6 +183,7 @@ impl Apis {
             accounts: Api::namespaced(client.clone(), ns),
             config_maps: Api::namespaced(client.clone(), ns),
             secrets: Api::namespaced(client.clone(), ns),
+            claims: Api::namespaced(client.clone(), ns),
         }
     }
 }

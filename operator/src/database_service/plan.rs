@@ -10,17 +10,30 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ResourceRequirements, Sec
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
-use prismicx_operator_api::database_service::LogLevel;
+use prismicx_operator_api::database_service::{Durability, LogLevel, DEFAULT_STORAGE_SIZE};
 use prismicx_operator_api::{DatabaseService, ServiceKind};
 
 use crate::config::OperatorArgs;
 use crate::dataplane::Endpoints;
 use crate::error::Error;
 
-/// Where vector-store keeps its vectors and indexes (an emptyDir for now).
+/// Where vector-store keeps its vectors and indexes (its PersistentVolumeClaim's mount).
 pub const VECTOR_DATA_DIR: &str = "/var/lib/prismicx/vectors";
 /// The variable that tells vector-store [`VECTOR_DATA_DIR`].
 pub const VECTOR_DATA_DIR_VAR: &str = "VECTOR_STORE_DATA_DIR";
+/// vector-store's memory budget when neither `spec.vectorStore.memoryBudgetMb` nor a memory
+/// limit says otherwise (the service's own default).
+pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 1024;
+
+/// A service's persistent volume: the claim's name, size and StorageClass.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumePlan {
+    /// `<k8s name>-data` (`vector-store-service-data`).
+    pub claim: String,
+    pub size: Quantity,
+    /// `None`: the cluster's default StorageClass.
+    pub storage_class: Option<String>,
+}
 
 /// Where the services' `REDIS_URL` comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +119,9 @@ pub struct ServicePlan {
     /// The container's `env`: secret references, then `spec.env` in its order.
     pub env: Vec<EnvVar>,
     pub resources: ResourceRequirements,
+    /// The PersistentVolumeClaim of a service with data on disk (vector-store); such a service
+    /// runs at most one pod, replaced with the `Recreate` strategy (the volume is ReadWriteOnce).
+    pub volume: Option<VolumePlan>,
 }
 
 /// The name of the Secret the operator creates for a service's database credentials.
@@ -159,6 +175,39 @@ pub fn validate(ds: &DatabaseService) -> Result<(), Error> {
     if spec.image.as_deref().is_some_and(|i| i.trim().is_empty()) {
         return Err(Error::InvalidSpec(
             "spec.image is empty; remove it to use the default image".into(),
+        ));
+    }
+    if spec.service == ServiceKind::VectorStore && spec.replicas > 1 {
+        return Err(Error::InvalidSpec(format!(
+            "spec.replicas: vector-store runs at most one replica (one writer owns its data \
+             directory), not {}",
+            spec.replicas
+        )));
+    }
+    if spec.service != ServiceKind::VectorStore
+        && (spec.storage.is_some() || spec.vector_store.is_some())
+    {
+        return Err(Error::InvalidSpec(
+            "spec.storage and spec.vectorStore apply only to the vector-store service".into(),
+        ));
+    }
+    if let Some(size) = spec.storage.as_ref().and_then(|s| s.size.as_ref()) {
+        if quantity_bytes(size).is_none_or(|b| b == 0) {
+            return Err(Error::InvalidSpec(format!(
+                "spec.storage.size: {:?} is not a positive quantity (e.g. 10Gi)",
+                size.0
+            )));
+        }
+    }
+    if spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.storage_class_name.as_deref())
+        == Some("")
+    {
+        return Err(Error::InvalidSpec(
+            "spec.storage.storageClassName is empty; remove it to use the default StorageClass"
+                .into(),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -218,8 +267,10 @@ pub fn plan(
             ),
         );
     }
+    let resources = spec.resources.clone().unwrap_or_else(default_resources);
+    let volume = (kind == ServiceKind::VectorStore).then(|| vector_store_volume(ds));
     if kind == ServiceKind::VectorStore {
-        config.insert(VECTOR_DATA_DIR_VAR.into(), VECTOR_DATA_DIR.into());
+        vector_store_config(ds, &resources, &mut config);
     }
     env.push(secret_ref(
         "API_KEY",
@@ -285,8 +336,100 @@ pub fn plan(
         operator_secret,
         config,
         env,
-        resources: spec.resources.clone().unwrap_or_else(default_resources),
+        resources,
+        volume,
     })
+}
+
+/// The name of a service's PersistentVolumeClaim: `<k8s name>-data`.
+pub fn volume_claim_name(kind: ServiceKind) -> String {
+    format!("{}-data", kind.k8s_name())
+}
+
+fn vector_store_volume(ds: &DatabaseService) -> VolumePlan {
+    let storage = ds.spec.storage.clone().unwrap_or_default();
+    VolumePlan {
+        claim: volume_claim_name(ds.spec.service),
+        size: storage
+            .size
+            .unwrap_or_else(|| Quantity(DEFAULT_STORAGE_SIZE.into())),
+        storage_class: storage.storage_class_name,
+    }
+}
+
+/// vector-store's settings in the ConfigMap: its data directory, memory budget (the spec's,
+/// else three quarters of the memory limit, else [`DEFAULT_MEMORY_BUDGET_MB`]), durability and
+/// the default tenant quotas the spec sets.
+fn vector_store_config(
+    ds: &DatabaseService,
+    resources: &ResourceRequirements,
+    config: &mut BTreeMap<String, String>,
+) {
+    let own = ds.spec.vector_store.clone().unwrap_or_default();
+    config.insert(VECTOR_DATA_DIR_VAR.into(), VECTOR_DATA_DIR.into());
+    let budget = own
+        .memory_budget_mb
+        .and_then(|mb| u64::try_from(mb).ok())
+        .or_else(|| memory_limit_mib(resources).map(|mib| (mib * 3 / 4).max(16)))
+        .unwrap_or(DEFAULT_MEMORY_BUDGET_MB);
+    config.insert("VECTOR_STORE_MEMORY_BUDGET_MB".into(), budget.to_string());
+    let durability = match own.durability.unwrap_or_default() {
+        Durability::Fsync => "fsync",
+        Durability::Relaxed => "relaxed",
+    };
+    config.insert("VECTOR_STORE_DURABILITY".into(), durability.into());
+    let quota = own.default_quota.unwrap_or_default();
+    for (var, value) in [
+        ("VECTOR_STORE_MAX_COLLECTIONS", quota.max_collections),
+        ("VECTOR_STORE_MAX_POINTS", quota.max_points),
+        ("VECTOR_STORE_MAX_BYTES", quota.max_bytes),
+    ] {
+        if let Some(v) = value {
+            config.insert(var.into(), v.to_string());
+        }
+    }
+}
+
+/// The container's memory limit in MiB, when it has one that parses.
+fn memory_limit_mib(resources: &ResourceRequirements) -> Option<u64> {
+    let limit = resources.limits.as_ref()?.get("memory")?;
+    quantity_bytes(limit).map(|b| b / (1024 * 1024))
+}
+
+/// The whole bytes a Kubernetes quantity names (`10Gi`, `1.5Gi`, `512M`, `1073741824`); `None`
+/// for what is not a non-negative number with a binary or decimal suffix (exponents and milli
+/// units are not sizes anyone writes for memory or disks).
+pub fn quantity_bytes(q: &Quantity) -> Option<u64> {
+    let s = q.0.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let factor: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "Ti" => 1 << 40,
+        "Pi" => 1 << 50,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "T" => 1_000_000_000_000,
+        "P" => 1_000_000_000_000_000,
+        _ => return None,
+    };
+    match number.split_once('.') {
+        None => number.parse::<u64>().ok()?.checked_mul(factor),
+        Some((whole, fraction)) => {
+            if whole.is_empty() && fraction.is_empty() {
+                return None;
+            }
+            let value: f64 = number.parse().ok()?;
+            let bytes = (value * factor as f64).floor();
+            (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+        }
+    }
 }
 
 /// Requests 50m CPU / 64Mi, limits 500m CPU / 256Mi: what one replica of a service needs at rest

@@ -1,25 +1,27 @@
 //! The objects a DatabaseService owns, built from its plan (pure): ConfigMap, ServiceAccount,
-//! Service, Deployment and the operator's database Secret, each with the same labels and a
-//! controller reference to the DatabaseService.
+//! Service, Deployment, the operator's database Secret and, for vector-store, its
+//! PersistentVolumeClaim, each with the same labels and a controller reference to the
+//! DatabaseService.
 //!
 //! ```text
 //! ServicePlan (+ config hash) ──► config_map, service_account, service, deployment
+//! ServicePlan ──► volume_claim (vector-store: its data directory)
 //! ServicePlan + Endpoints + password ──► database_secret
 //! ```
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapEnvSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    EnvFromSource, HTTPGetAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
     SeccompProfile, Secret, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
-    Volume, VolumeMount,
+    Volume, VolumeMount, VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::ObjectMeta;
-use prismicx_operator_api::ServiceKind;
 use prismicx_store::Secret as Hidden;
 
 use super::plan::{service_user, ServicePlan, VECTOR_DATA_DIR};
@@ -160,14 +162,17 @@ pub fn deployment(plan: &ServicePlan, hash: &str) -> Deployment {
         mount_path: "/tmp".into(),
         ..Default::default()
     }];
-    if plan.kind == ServiceKind::VectorStore {
+    if let Some(volume) = &plan.volume {
         volumes.push(Volume {
-            name: "vectors".into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            name: "data".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: volume.claim.clone(),
+                read_only: None,
+            }),
             ..Default::default()
         });
         mounts.push(VolumeMount {
-            name: "vectors".into(),
+            name: "data".into(),
             mount_path: VECTOR_DATA_DIR.into(),
             ..Default::default()
         });
@@ -202,6 +207,11 @@ pub fn deployment(plan: &ServicePlan, hash: &str) -> Deployment {
         metadata: meta(plan, &plan.name),
         spec: Some(DeploymentSpec {
             replicas: Some(plan.replicas),
+            // A ReadWriteOnce volume has one writer: the old pod goes before the new one starts.
+            strategy: plan.volume.as_ref().map(|_| DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            }),
             selector: LabelSelector {
                 match_labels: Some(selector_labels(plan)),
                 match_expressions: None,
@@ -238,6 +248,29 @@ pub fn deployment(plan: &ServicePlan, hash: &str) -> Deployment {
         }),
         ..Default::default()
     }
+}
+
+/// The service's PersistentVolumeClaim (ReadWriteOnce, the plan's size and StorageClass), or
+/// `None` for a service without data on disk. Owned by the DatabaseService like every other
+/// object: deleting the DatabaseService deletes the claim.
+pub fn volume_claim(plan: &ServicePlan) -> Option<PersistentVolumeClaim> {
+    let volume = plan.volume.as_ref()?;
+    Some(PersistentVolumeClaim {
+        metadata: meta(plan, &volume.claim),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: volume.storage_class.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    volume.size.clone(),
+                )])),
+                limits: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
 }
 
 /// `host:port` split for a Secret's `host`/`port` keys (MongoDB's default port when absent).

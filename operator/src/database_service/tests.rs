@@ -398,6 +398,157 @@ fn vector_store_gets_a_data_directory_and_spec_resources_win() {
 }
 
 #[test]
+fn vector_store_keeps_its_data_on_an_owned_claim_with_one_pod_recreated() {
+    let p = plan_of(serde_json::json!({"service": "vector-store"}));
+    let claim = volume_claim(&p).expect("vector-store has a claim");
+    assert_eq!(
+        claim.metadata.name.as_deref(),
+        Some("vector-store-service-data")
+    );
+    let owner = &claim.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.uid.as_str(), owner.controller),
+        ("uid-1", Some(true))
+    );
+    let spec = claim.spec.unwrap();
+    assert_eq!(spec.access_modes, Some(vec!["ReadWriteOnce".to_string()]));
+    assert_eq!(spec.storage_class_name, None);
+    assert_eq!(
+        spec.resources.unwrap().requests.unwrap()["storage"],
+        Quantity("10Gi".into())
+    );
+    let d = deployment(&p, "h").spec.unwrap();
+    assert_eq!(
+        d.strategy.and_then(|s| s.type_).as_deref(),
+        Some("Recreate")
+    );
+    let pod = d.template.spec.unwrap();
+    let data = pod
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.persistent_volume_claim.is_some())
+        .expect("the claim is mounted");
+    assert_eq!(
+        data.persistent_volume_claim.unwrap().claim_name,
+        "vector-store-service-data"
+    );
+    assert!(pod.containers[0]
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|m| m.name == data.name && m.mount_path == VECTOR_DATA_DIR));
+
+    let sized = plan_of(serde_json::json!({
+        "service": "vector-store",
+        "storage": {"size": "50Gi", "storageClassName": "fast-ssd"}
+    }));
+    let spec = volume_claim(&sized).unwrap().spec.unwrap();
+    assert_eq!(spec.storage_class_name.as_deref(), Some("fast-ssd"));
+    assert_eq!(
+        spec.resources.unwrap().requests.unwrap()["storage"],
+        Quantity("50Gi".into())
+    );
+
+    // Other services keep no data on disk: no claim, the default rolling update.
+    let other = plan_of(serde_json::json!({"service": "user-data"}));
+    assert!(volume_claim(&other).is_none());
+    assert!(deployment(&other, "h").spec.unwrap().strategy.is_none());
+}
+
+#[test]
+fn vector_store_settings_come_from_the_spec_or_the_memory_limit() {
+    let p = plan_of(serde_json::json!({"service": "vector-store"}));
+    // The default limit is 256Mi: three quarters of it.
+    assert_eq!(p.config["VECTOR_STORE_MEMORY_BUDGET_MB"], "192");
+    assert_eq!(p.config["VECTOR_STORE_DURABILITY"], "fsync");
+    assert!(!p.config.contains_key("VECTOR_STORE_MAX_POINTS"));
+    let no_limit = plan_of(serde_json::json!({
+        "service": "vector-store",
+        "resources": {"requests": {"memory": "1Gi"}}
+    }));
+    assert_eq!(no_limit.config["VECTOR_STORE_MEMORY_BUDGET_MB"], "1024");
+    let from_limit = plan_of(serde_json::json!({
+        "service": "vector-store",
+        "resources": {"limits": {"memory": "4Gi"}}
+    }));
+    assert_eq!(from_limit.config["VECTOR_STORE_MEMORY_BUDGET_MB"], "3072");
+    let own = plan_of(serde_json::json!({
+        "service": "vector-store",
+        "vectorStore": {"memoryBudgetMb": 700, "durability": "relaxed",
+                        "defaultQuota": {"maxCollections": 5, "maxPoints": 100000, "maxBytes": 1073741824}}
+    }));
+    assert_eq!(own.config["VECTOR_STORE_MEMORY_BUDGET_MB"], "700");
+    assert_eq!(own.config["VECTOR_STORE_DURABILITY"], "relaxed");
+    assert_eq!(own.config["VECTOR_STORE_MAX_COLLECTIONS"], "5");
+    assert_eq!(own.config["VECTOR_STORE_MAX_POINTS"], "100000");
+    assert_eq!(own.config["VECTOR_STORE_MAX_BYTES"], "1073741824");
+    assert_eq!(own.config[VECTOR_DATA_DIR_VAR], VECTOR_DATA_DIR);
+    assert_eq!(
+        secret_of(&own, "MONGODB_URI"),
+        Some(("vector-store-service-db", "mongodb-uri"))
+    );
+    assert_eq!(
+        secret_of(&own, "MONGODB_TENANT_URI"),
+        Some(("vector-store-service-db", "mongodb-tenant-uri"))
+    );
+}
+
+#[test]
+fn vector_store_refuses_more_than_one_replica_and_bad_storage() {
+    for (spec, field) in [
+        (
+            serde_json::json!({"service": "vector-store", "replicas": 2}),
+            "spec.replicas",
+        ),
+        (
+            serde_json::json!({"service": "vector-store", "storage": {"size": "lots"}}),
+            "spec.storage.size",
+        ),
+        (
+            serde_json::json!({"service": "vector-store", "storage": {"size": "0"}}),
+            "spec.storage.size",
+        ),
+        (
+            serde_json::json!({"service": "vector-store", "storage": {"storageClassName": ""}}),
+            "spec.storage.storageClassName",
+        ),
+        (
+            serde_json::json!({"service": "task-repo", "storage": {"size": "1Gi"}}),
+            "spec.storage",
+        ),
+    ] {
+        match plan(&ds(spec), &settings(), &endpoints()) {
+            Err(Error::InvalidSpec(msg)) => assert!(msg.starts_with(field), "{msg}"),
+            other => panic!("{field}: expected InvalidSpec, got {other:?}"),
+        }
+    }
+    assert!(plan(
+        &ds(serde_json::json!({"service": "vector-store", "replicas": 1})),
+        &settings(),
+        &endpoints()
+    )
+    .is_ok());
+}
+
+#[test]
+fn quantities_are_read_in_bytes() {
+    for (q, bytes) in [
+        ("10Gi", Some(10u64 << 30)),
+        ("512M", Some(512_000_000)),
+        ("1073741824", Some(1 << 30)),
+        ("1.5Gi", Some(3 << 29)),
+        ("1.2.3Gi", None),
+        ("10Xi", None),
+        ("lots", None),
+        ("", None),
+    ] {
+        assert_eq!(quantity_bytes(&Quantity(q.into())), bytes, "{q}");
+    }
+}
+
+#[test]
 fn settings_come_from_the_operator_flags() {
     let args = OperatorArgs::for_test(&[]);
     assert!(

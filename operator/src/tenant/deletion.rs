@@ -43,6 +43,7 @@ fn cleanup_plan(t: &Tenant, id: Uuid, ctx: &Context) -> Result<TenantPlan> {
             }
             fixed.spec.display_name = None;
             fixed.spec.rate_limit = None;
+            fixed.spec.limits = None;
             plan::plan(
                 &fixed,
                 id,

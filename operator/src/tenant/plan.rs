@@ -2,6 +2,9 @@
 //! needs on the data servers — names of schemas, roles, pools, databases and users — and the
 //! operator rules the CRD's CEL cannot express. No I/O: unit-tested below.
 
+use prismicx_operator_api::tenant::{
+    VectorStoreLimitsSpec, MAX_VECTOR_BYTES, MAX_VECTOR_COLLECTIONS, MAX_VECTOR_POINTS,
+};
 use prismicx_operator_api::{DeletionPolicy, ServiceKind, Tenant, Tier};
 use prismicx_store::mongo::MongoLayout;
 use prismicx_store::pg::dedicated_pool_alias;
@@ -63,6 +66,9 @@ pub struct TenantPlan {
     pub display_name: Option<String>,
     /// The tenant's request budget (requests per second, burst); `None`: the platform default.
     pub rate_limit: Option<(u32, u32)>,
+    /// `spec.limits.vectorStore`: the tenant's vector-store quota; `None`: the service's
+    /// defaults (so are its unset fields).
+    pub vector_quota: Option<tenancy::VectorQuota>,
     pub services: Vec<ServiceKind>,
     pub postgres: Vec<PgPlan>,
     pub mongo: Vec<MongoPlan>,
@@ -154,6 +160,10 @@ pub fn plan(
         }
         Some(r) => Some((r.requests_per_second.unsigned_abs(), r.burst.unsigned_abs())),
     };
+    let vector_quota = match spec.limits.as_ref().and_then(|l| l.vector_store.as_ref()) {
+        None => None,
+        Some(limits) => Some(vector_quota(limits)?),
+    };
     if let Some(d) = &spec.display_name {
         if d.chars().count() > 200 {
             return Err(Error::InvalidSpec(
@@ -207,9 +217,35 @@ pub fn plan(
         deletion_policy: spec.deletion_policy,
         display_name: spec.display_name.clone(),
         rate_limit,
+        vector_quota,
         services,
         postgres,
         mongo,
+    })
+}
+
+/// `spec.limits.vectorStore` as the registry's quota, each field checked against the CRD's bounds.
+fn vector_quota(limits: &VectorStoreLimitsSpec) -> Result<tenancy::VectorQuota, Error> {
+    let bounded = |field: &str, value: Option<i64>, max: i64| match value {
+        None => Ok(None),
+        Some(v) => u64::try_from(v)
+            .ok()
+            .filter(|_| v <= max)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::InvalidSpec(format!(
+                    "spec.limits.vectorStore.{field}: {v} is outside 0..={max}"
+                ))
+            }),
+    };
+    Ok(tenancy::VectorQuota {
+        max_collections: bounded(
+            "maxCollections",
+            limits.max_collections,
+            MAX_VECTOR_COLLECTIONS,
+        )?,
+        max_points: bounded("maxPoints", limits.max_points, MAX_VECTOR_POINTS)?,
+        max_bytes: bounded("maxBytes", limits.max_bytes, MAX_VECTOR_BYTES)?,
     })
 }
 
@@ -334,6 +370,20 @@ mod tests {
                 ),
                 "spec.rateLimit.burst",
             ),
+            (
+                tenant(
+                    "a",
+                    serde_json::json!({"limits": {"vectorStore": {"maxCollections": -1}}}),
+                ),
+                "spec.limits.vectorStore.maxCollections",
+            ),
+            (
+                tenant(
+                    "a",
+                    serde_json::json!({"limits": {"vectorStore": {"maxBytes": MAX_VECTOR_BYTES + 1}}}),
+                ),
+                "spec.limits.vectorStore.maxBytes",
+            ),
         ];
         for (t, field) in cases {
             match plan(&t, id(), &cat, 10) {
@@ -344,5 +394,38 @@ mod tests {
         let mut t = tenant("a", serde_json::json!({"tier": "dedicated"}));
         t.spec.pool = Some(PoolSpec { size: 201 });
         assert!(plan(&t, id(), &cat, 10).is_err());
+    }
+
+    #[test]
+    fn the_vector_store_quota_is_carried_with_unset_fields_left_to_the_service() {
+        let cat = Catalog::platform();
+        let none = plan(&tenant("a", serde_json::json!({})), id(), &cat, 10).unwrap();
+        assert_eq!(none.vector_quota, None);
+        let empty_limits = plan(
+            &tenant("a", serde_json::json!({"limits": {}})),
+            id(),
+            &cat,
+            10,
+        )
+        .unwrap();
+        assert_eq!(empty_limits.vector_quota, None);
+        let some = plan(
+            &tenant(
+                "a",
+                serde_json::json!({"limits": {"vectorStore": {"maxCollections": 3, "maxPoints": 0}}}),
+            ),
+            id(),
+            &cat,
+            10,
+        )
+        .unwrap();
+        assert_eq!(
+            some.vector_quota,
+            Some(tenancy::VectorQuota {
+                max_collections: Some(3),
+                max_points: Some(0),
+                max_bytes: None,
+            })
+        );
     }
 }

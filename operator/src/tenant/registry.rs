@@ -117,9 +117,26 @@ pub fn document(
             .rate_limit
             .map(|(rps, burst)| Bson::Document(doc! { "rps": i64::from(rps), "burst": i64::from(burst) }))
             .unwrap_or(Bson::Null),
+        "vector_quota": plan.vector_quota.map(vector_quota_document).unwrap_or(Bson::Null),
         "services": services,
         "placement": { "postgres": postgres, "mongo": mongo },
     }
+}
+
+/// A vector-store quota in the registry: `{max_collections, max_points, max_bytes}` as 64-bit
+/// integers, an unset field left out (the service's default applies to it).
+fn vector_quota_document(quota: prismicx_tenancy::VectorQuota) -> Bson {
+    let mut d = Document::new();
+    for (key, value) in [
+        ("max_collections", quota.max_collections),
+        ("max_points", quota.max_points),
+        ("max_bytes", quota.max_bytes),
+    ] {
+        if let Some(v) = value.and_then(|v| i64::try_from(v).ok()) {
+            d.insert(key, v);
+        }
+    }
+    Bson::Document(d)
 }
 
 /// The outcome of [`claim`].
@@ -225,6 +242,7 @@ pub async fn upsert(
             "display_name",
             "namespace",
             "rate_limit",
+            "vector_quota",
         ]
         .iter()
         .all(|k| b.get(k) == set.get(k))
@@ -396,5 +414,46 @@ mod tests {
         ] {
             assert_eq!(wire_name(state), name);
         }
+    }
+
+    fn planned(spec: serde_json::Value) -> TenantPlan {
+        let spec: prismicx_operator_api::TenantSpec = serde_json::from_value(spec).unwrap();
+        let mut tenant = prismicx_operator_api::Tenant::new("acme", spec);
+        tenant.metadata.namespace = Some("default".into());
+        super::super::plan::plan(
+            &tenant,
+            Uuid::from_u128(7),
+            &crate::catalog::Catalog::platform(),
+            10,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_vector_quota_is_written_beside_the_rate_limit_with_unset_fields_left_out() {
+        let versions = BTreeMap::new();
+        let with = document(
+            &planned(serde_json::json!({
+                "rateLimit": {"requestsPerSecond": 5, "burst": 10},
+                "limits": {"vectorStore": {"maxCollections": 4, "maxBytes": 1048576}},
+            })),
+            TenantState::Active,
+            &versions,
+        );
+        assert_eq!(
+            with.get_document("vector_quota").unwrap(),
+            &doc! { "max_collections": 4_i64, "max_bytes": 1_048_576_i64 }
+        );
+        assert_eq!(
+            with.get_document("rate_limit").unwrap(),
+            &doc! { "rps": 5_i64, "burst": 10_i64 }
+        );
+        let without = document(
+            &planned(serde_json::json!({})),
+            TenantState::Active,
+            &versions,
+        );
+        // Null, not absent: `$set` clears a quota the spec no longer has.
+        assert_eq!(without.get("vector_quota"), Some(&Bson::Null));
     }
 }

@@ -5,10 +5,11 @@
 //! The operator owns the registry documents (one per tenant, `_id` = slug, fields in snake_case:
 //! `tenant_id` as a BSON UUID, `tier`, `state`, `namespace`, `display_name`, `services`,
 //! `placement`, `created_at`, `updated_at`, and optionally `rate_limit: {rps, burst}`, the
-//! tenant's own request budget); tenant-mgmt only reads them. A document it cannot read (a
-//! missing or malformed `tenant_id`, an unknown tier or state) resolves to no tenant and is
-//! logged, so a damaged entry fails closed; a malformed `rate_limit` is logged and ignored (the
-//! platform default applies).
+//! tenant's own request budget, and `vector_quota: {max_collections, max_points, max_bytes}`,
+//! its vector-store quota, any field optional); tenant-mgmt only reads them. A document it
+//! cannot read (a missing or malformed `tenant_id`, an unknown tier or state) resolves to no
+//! tenant and is logged, so a damaged entry fails closed; a malformed `rate_limit` or
+//! `vector_quota` is logged and ignored (the platform default applies).
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -118,12 +119,41 @@ pub fn rate_limit_of(d: &Document) -> Option<RateLimit> {
     limit
 }
 
-/// The placement and rate limit a registry document describes, when it is well-formed.
+/// The tenant's own vector-store quota, when its document has a well-formed `vector_quota`: a
+/// document whose fields present are non-negative integers (an absent field takes the service's
+/// default). Anything else is logged and ignored, so the service's defaults apply.
+pub fn vector_quota_of(d: &Document) -> Option<prismicx_tenancy::VectorQuota> {
+    let value = d.get("vector_quota").filter(|v| !matches!(v, Bson::Null))?;
+    let quota = (|| {
+        let q = value.as_document()?;
+        let count = |k: &str| match q.get(k) {
+            None | Some(Bson::Null) => Some(None),
+            Some(Bson::Int32(v)) => u64::try_from(*v).ok().map(Some),
+            Some(Bson::Int64(v)) => u64::try_from(*v).ok().map(Some),
+            _ => None,
+        };
+        Some(prismicx_tenancy::VectorQuota {
+            max_collections: count("max_collections")?,
+            max_points: count("max_points")?,
+            max_bytes: count("max_bytes")?,
+        })
+    })();
+    if quota.is_none() {
+        tracing::warn!(
+            slug = d.get_str("_id").unwrap_or("?"),
+            "registry entry has a malformed vector_quota; the service defaults apply"
+        );
+    }
+    quota
+}
+
+/// The placement, rate limit and vector-store quota a registry document describes, when it is
+/// well-formed.
 pub fn record_of(d: &Document) -> Option<TenantRecord> {
     Some(TenantRecord {
         placement: placement_of(d)?,
         rate_limit: rate_limit_of(d),
-        vector_quota: None,
+        vector_quota: vector_quota_of(d),
     })
 }
 
@@ -288,5 +318,34 @@ mod tests {
             assert_eq!(rate_limit_of(&with(bad.clone())), None, "{bad}");
         }
         assert_eq!(rate_limit_of(&doc! { "_id": "acme" }), None);
+    }
+
+    #[test]
+    fn a_vector_quota_is_read_when_well_formed_and_ignored_otherwise() {
+        let with = |q: Bson| doc! { "_id": "acme", "vector_quota": q };
+        assert_eq!(
+            vector_quota_of(&with(Bson::Document(
+                doc! { "max_collections": 3_i32, "max_points": 1000_i64 }
+            ))),
+            Some(prismicx_tenancy::VectorQuota {
+                max_collections: Some(3),
+                max_points: Some(1000),
+                max_bytes: None,
+            })
+        );
+        assert_eq!(
+            vector_quota_of(&with(Bson::Document(doc! {}))),
+            Some(prismicx_tenancy::VectorQuota::default())
+        );
+        for bad in [
+            Bson::Document(doc! { "max_points": -1_i64 }),
+            Bson::Document(doc! { "max_bytes": "1GiB" }),
+            Bson::Document(doc! { "max_collections": 2.5 }),
+            Bson::String("10 collections".into()),
+        ] {
+            assert_eq!(vector_quota_of(&with(bad.clone())), None, "{bad}");
+        }
+        assert_eq!(vector_quota_of(&with(Bson::Null)), None);
+        assert_eq!(vector_quota_of(&doc! { "_id": "acme" }), None);
     }
 }

@@ -198,8 +198,28 @@ async fn the_internal_directory_answers_the_platform_key_only() {
     assert_eq!(r.str("id"), b.id().to_string());
     assert_eq!(r.str("tier"), "dedicated");
     assert_eq!(r.str("state"), "active");
+    assert!(r.body.get("vectorQuota").is_none(), "{}", r.body);
     let r = t.get(0, &path).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    // The operator's `vector_quota` (from `spec.limits.vectorStore`) reaches the services.
+    t.store
+        .system_database()
+        .collection::<mongodb::bson::Document>(prismicx_tenant_mgmt::REGISTRY_COLLECTION)
+        .update_one(
+            mongodb::bson::doc! { "_id": b.slug() },
+            mongodb::bson::doc! { "$set": { "vector_quota": { "max_collections": 2_i64, "max_points": 100_i64 } } },
+        )
+        .await
+        .unwrap();
+    let r = t.api.get_with(PLATFORM_KEY, &path).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["vectorQuota"],
+        json!({"maxCollections": 2, "maxPoints": 100}),
+        "{}",
+        r.body
+    );
 
     let verify = |digest: String| {
         Call::new(Method::POST, "/internal/v1/api-keys/verify")
