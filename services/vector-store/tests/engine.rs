@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use prismicx_vector_store::engine::{
     CollectionKey, CollectionSpec, Durability, Engine, EngineConfig, EngineError, Filter,
-    IndexParams, IndexState, Metric, Plan, Point, Query, Quota, Scope,
+    IndexParams, IndexState, Metric, Plan, Point, Query, Quota, Scope, AUTO_COMPACT_MIN_HOLES,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -474,6 +474,44 @@ fn scroll_pages_in_id_order_and_compaction_reclaims_holes() {
         .collections_of(Scope::Shared, k.tenant)
         .unwrap()
         .is_empty());
+}
+
+#[test]
+fn deletes_compact_on_their_own_past_the_hole_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, k) = engine_with_collection(dir.path(), &spec(4, Metric::L2));
+    let n = 2 * AUTO_COMPACT_MIN_HOLES as usize;
+    engine
+        .upsert(&k, random_points(21, n, 4), &Quota::default())
+        .unwrap();
+    // A few holes stay until there are enough of them.
+    let few: Vec<String> = (0..10).map(|i| format!("p{i:05}")).collect();
+    engine.delete_ids(&k, &few).unwrap();
+    assert_eq!(engine.stats(&k).unwrap().deleted_pending, 10);
+    let many: Vec<String> = (10..AUTO_COMPACT_MIN_HOLES as usize)
+        .map(|i| format!("p{i:05}"))
+        .collect();
+    engine.delete_ids(&k, &many).unwrap();
+    let stats = engine.stats(&k).unwrap();
+    assert_eq!(stats.deleted_pending, 0, "{stats:?}");
+    assert_eq!(stats.points, n as u64 - AUTO_COMPACT_MIN_HOLES);
+    // The compacted collection answers exactly, in memory and after a reopen.
+    let survivor = random_points(21, n, 4).pop().unwrap();
+    let top = |engine: &Engine| {
+        let (hits, _) = engine
+            .query(&k, &query(survivor.vector.clone(), 1))
+            .unwrap();
+        hits[0].id.clone()
+    };
+    assert_eq!(top(&engine), survivor.id);
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    assert_eq!(top(&engine), survivor.id);
+    assert_eq!(
+        engine.count(&k, None).unwrap(),
+        n as u64 - AUTO_COMPACT_MIN_HOLES
+    );
+    assert!(engine.get(&k, &few, false).unwrap().is_empty());
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! collection's counts after the write), fsyncs it under [`Durability::Fsync`], and applies it
 //! in memory: the id → slot map, the contiguous vectors and the usearch index (`wal.rs`,
 //! `collection.rs`). Deleted points leave the index and the maps at once; their slots stay as
-//! holes (`deleted_pending`) until `compact` renumbers the live points and rebuilds the index.
+//! holes (`deleted_pending`) until `compact` renumbers the live points and rebuilds the index
+//! (a delete runs it once the holes pass [`AUTO_COMPACT_MIN_HOLES`] and a quarter of the slots).
 //!
 //! # Snapshots and recovery
 //! Past `checkpoint_bytes` of log (and before an eviction) the collection is written as a new
@@ -170,6 +171,10 @@ pub struct Query {
     /// Exact scan instead of the index.
     pub exact: bool,
 }
+
+/// Deletes compact a collection on their own once it has this many holes and they are a
+/// quarter of its slots.
+pub const AUTO_COMPACT_MIN_HOLES: u64 = 1024;
 
 /// The largest k of a query.
 pub const MAX_LIMIT: usize = 1000;
@@ -434,6 +439,19 @@ impl Engine {
     /// Folds the log into a snapshot once it is past `checkpoint_bytes`. The caller holds the
     /// tenant's ledger lock. A failed checkpoint leaves the previous snapshot and the whole log
     /// in force, so the write that triggered it stays acknowledged; the next write retries.
+    /// Compacts a collection whose holes passed [`AUTO_COMPACT_MIN_HOLES`] and a quarter of its
+    /// slots: deleted points' space comes back without anyone asking. A failure leaves the
+    /// collection as it was (the log still holds every write).
+    fn maybe_compact(&self, collection: &mut collection::Collection) {
+        let counts = collection.store.counts();
+        let holes = counts.slots.saturating_sub(counts.points);
+        if holes >= AUTO_COMPACT_MIN_HOLES && holes * 4 >= counts.slots {
+            if let Err(e) = collection.compact() {
+                tracing::warn!(error = %e, "compaction failed; the holes stay until the next one");
+            }
+        }
+    }
+
     fn maybe_checkpoint(&self, collection: &mut collection::Collection) {
         if collection.wal_bytes() > self.config.checkpoint_bytes {
             let _ = collection.checkpoint();
@@ -613,6 +631,7 @@ impl Engine {
                 ledger.set(key.collection, after);
             }
             let deleted = deleted?;
+            self.maybe_compact(collection);
             self.maybe_checkpoint(collection);
             Ok(deleted)
         })
