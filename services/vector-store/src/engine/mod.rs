@@ -1,15 +1,70 @@
 //! The vector engine: per-(tenant, collection) approximate indexes, durable on disk.
 //!
-//! SKELETON: the types and the API are the contract between the engine and the HTTP service;
-//! the bodies are being written (each `todo!` goes before this lands).
+//! # Layout
+//! Under the data directory, `shared/<tenant_id>/<collection_id>/` for `standard` tenants and
+//! `dedicated/<tenant_id>/<collection_id>/` for `dedicated` ones (see `layout.rs`). No path and
+//! no key is ever shared between two tenants, and no query walks another collection's index.
+//! A collection directory holds `manifest.json` (spec, snapshot generation, LSN, counts), the
+//! snapshot's `data-<gen>.bin` (ids, payloads, vectors) and `index-<gen>.usearch` (the HNSW
+//! graph), and `wal.log`. Collections are created under a hidden name and renamed into place;
+//! removals rename to a hidden trash name first.
 //!
-//! Layout on disk, under the data directory: `shared/<tenant_id>/<collection_id>/` for
-//! `standard` tenants and `dedicated/<tenant_id>/<collection_id>/` for `dedicated` ones. No path
-//! and no key is ever shared between two tenants, and no query walks another collection's index.
+//! # Writes and the log
+//! `upsert` validates the whole batch (dimension, finite values, payload an object, id of 1 to
+//! 256 bytes; duplicate ids in one batch: the last one wins) and the tenant's quota before
+//! anything is written, then appends one log record (length, CRC32, LSN, the points, and the
+//! collection's counts after the write), fsyncs it under [`Durability::Fsync`], and applies it
+//! in memory: the id → slot map, the contiguous vectors and the usearch index (`wal.rs`,
+//! `collection.rs`). Deleted points leave the index and the maps at once; their slots stay as
+//! holes (`deleted_pending`) until `compact` renumbers the live points and rebuilds the index.
+//!
+//! # Snapshots and recovery
+//! Past `checkpoint_bytes` of log (and before an eviction) the collection is written as a new
+//! snapshot generation: files under temporary names, fsynced, renamed, the manifest last (the
+//! commit), the directory fsynced, then the log emptied (`snapshot.rs`). Loading a collection
+//! (on first use) reads the snapshot and replays the log records with an LSN above the
+//! snapshot's. A torn or corrupt last record is truncated (it was never acknowledged); a bad
+//! record followed by more data fails the load with [`EngineError::Corrupt`].
+//!
+//! # Queries
+//! `planner.rs`: no filter → HNSW at the query's `ef` (exact scan when asked or below 256
+//! points); a filter → the matching points are found by scanning payloads; up to
+//! `max(1000, 4·k, 2 % of the points)` matches are scanned exactly, more go through usearch's
+//! filtered search, falling back to the exact scan when it returns fewer than `min(k, matches)`.
+//! Scores: cosine similarity and inner product (higher first), Euclidean distance (lower first).
+//!
+//! # Memory budget
+//! `budget.rs`: collections load on first use; after each call, least recently used ones (never
+//! the one just used, never one busy in another call) are checkpointed if needed and dropped
+//! from memory while the resident total (usearch's `memory_usage` plus vectors, payloads and
+//! maps) is above `memory_budget_bytes`.
+//!
+//! # Quota and usage
+//! `usage.rs`: a point counts for its vector bytes (4 a dimension) + its payload as compact
+//! JSON + its id. `max_points`/`max_bytes` cover a tenant's collections in one scope,
+//! `max_collections` is checked at creation. A per-tenant ledger (counts per collection, read
+//! from the last log record or the manifest, so no index is loaded) is locked from the check
+//! to the log append, so concurrent batches cannot both pass.
+//!
+//! # Concurrency
+//! [`Engine`] is `Send + Sync`. Each collection is behind a `RwLock` (queries share it, writes
+//! and eviction take it exclusively); the map of collections is locked only to look one up;
+//! lock order is collection, then tenant ledger.
 
+mod budget;
+mod codec;
+mod collection;
 pub mod filter;
+mod index;
+mod layout;
+mod planner;
+mod points;
+mod snapshot;
+mod usage;
+mod wal;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -218,102 +273,523 @@ pub enum EngineError {
     Corrupt(String),
 }
 
+/// Upper bound of a query's `ef`.
+pub const MAX_EF: usize = 10_000;
+
 /// The engine: every tenant's collections of one service instance.
 #[derive(Debug)]
 pub struct Engine {
-    _config: EngineConfig,
+    config: EngineConfig,
+    registry: budget::Registry,
+    ledgers: usage::Ledgers,
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn other_scope(scope: Scope) -> Scope {
+    match scope {
+        Scope::Shared => Scope::Dedicated,
+        Scope::Dedicated => Scope::Shared,
+    }
 }
 
 impl Engine {
-    pub fn open(_config: EngineConfig) -> Result<Engine, EngineError> {
-        todo!("engine")
+    pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
+        for scope in [Scope::Shared, Scope::Dedicated] {
+            std::fs::create_dir_all(layout::scope_dir(&config.data_dir, scope))?;
+        }
+        layout::fsync_dir(&config.data_dir)?;
+        Ok(Engine {
+            config,
+            registry: budget::Registry::default(),
+            ledgers: usage::Ledgers::default(),
+        })
     }
+
+    fn dir(&self, key: &CollectionKey) -> PathBuf {
+        layout::collection_dir(&self.config.data_dir, key)
+    }
+
+    fn tenant_dir(&self, scope: Scope, tenant: Uuid) -> PathBuf {
+        layout::tenant_dir(&self.config.data_dir, scope, tenant)
+    }
+
+    /// Loads a collection into `state` when it is on disk only.
+    fn load_into(
+        &self,
+        key: &CollectionKey,
+        state: &mut Option<collection::Collection>,
+    ) -> Result<(), EngineError> {
+        if state.is_none() {
+            let dir = self.dir(key);
+            if !dir.join(layout::MANIFEST).is_file() {
+                return Err(EngineError::NotFound);
+            }
+            *state = Some(collection::Collection::open(&dir, self.config.durability)?);
+        }
+        Ok(())
+    }
+
+    /// Runs a read under the collection's shared lock, loading it first when needed.
+    fn read<R>(
+        &self,
+        key: &CollectionKey,
+        f: impl FnOnce(&collection::Collection) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        let handle = self.registry.handle(key);
+        let guard = loop {
+            let guard = read_lock(&handle.state);
+            if guard.is_some() {
+                break guard;
+            }
+            drop(guard);
+            let mut state = write_lock(&handle.state);
+            if let Err(e) = self.load_into(key, &mut state) {
+                drop(state);
+                if matches!(e, EngineError::NotFound) {
+                    self.registry.forget(key, &handle);
+                }
+                return Err(e);
+            }
+            handle.note(state.as_ref(), self.registry.tick());
+        };
+        let result = match guard.as_ref() {
+            Some(collection) => f(collection),
+            None => Err(EngineError::NotFound),
+        };
+        handle.note(guard.as_ref(), self.registry.tick());
+        drop(guard);
+        self.enforce_budget(key);
+        result
+    }
+
+    /// Runs a write under the collection's exclusive lock, loading it first when needed.
+    fn write<R>(
+        &self,
+        key: &CollectionKey,
+        f: impl FnOnce(&mut collection::Collection) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        let handle = self.registry.handle(key);
+        let mut state = write_lock(&handle.state);
+        if let Err(e) = self.load_into(key, &mut state) {
+            drop(state);
+            if matches!(e, EngineError::NotFound) {
+                self.registry.forget(key, &handle);
+            }
+            return Err(e);
+        }
+        let result = match state.as_mut() {
+            Some(collection) => f(collection),
+            None => Err(EngineError::NotFound),
+        };
+        if state.as_ref().is_some_and(|c| c.broken) {
+            *state = None; // reloaded from disk on next use
+        }
+        handle.note(state.as_ref(), self.registry.tick());
+        drop(state);
+        self.enforce_budget(key);
+        result
+    }
+
+    fn enforce_budget(&self, keep: &CollectionKey) {
+        self.registry
+            .enforce(self.config.memory_budget_bytes, keep, |key, state| {
+                let Some(collection) = state.as_mut() else {
+                    return true;
+                };
+                if collection.wal_bytes() == 0 {
+                    return true;
+                }
+                let ledger = self.ledgers.of(key.scope, key.tenant);
+                let _ledger = ledger.lock();
+                collection.checkpoint().is_ok()
+            });
+    }
+
+    /// Folds the log into a snapshot once it is past `checkpoint_bytes`. The caller holds the
+    /// tenant's ledger lock. A failed checkpoint leaves the previous snapshot and the whole log
+    /// in force, so the write that triggered it stays acknowledged; the next write retries.
+    fn maybe_checkpoint(&self, collection: &mut collection::Collection) {
+        if collection.wal_bytes() > self.config.checkpoint_bytes {
+            let _ = collection.checkpoint();
+        }
+    }
+
     pub fn create_collection(
         &self,
-        _key: &CollectionKey,
-        _spec: &CollectionSpec,
-        _quota: &Quota,
+        key: &CollectionKey,
+        spec: &CollectionSpec,
+        quota: &Quota,
     ) -> Result<(), EngineError> {
-        todo!("engine")
+        collection::validate_spec(spec)?;
+        let tenant_dir = self.tenant_dir(key.scope, key.tenant);
+        let ledger = self.ledgers.of(key.scope, key.tenant);
+        let mut ledger = ledger.lock();
+        ledger.ensure_loaded(&tenant_dir)?;
+        let dir = self.dir(key);
+        if dir.exists() {
+            return Err(EngineError::Exists);
+        }
+        ledger.check_new_collection(quota)?;
+        if !tenant_dir.exists() {
+            std::fs::create_dir_all(&tenant_dir)?;
+            layout::fsync_dir(&layout::scope_dir(&self.config.data_dir, key.scope))?;
+        }
+        let building = layout::creating_name(&dir);
+        std::fs::create_dir(&building)?;
+        let built = collection::Collection::create(&building, spec, self.config.durability)
+            .map(|c| c.store.counts())
+            .and_then(|counts| {
+                layout::rename_durably(&building, &dir)?;
+                Ok(counts)
+            });
+        match built {
+            Ok(counts) => {
+                ledger.set(key.collection, counts);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&building);
+                Err(e)
+            }
+        }
     }
-    pub fn drop_collection(&self, _key: &CollectionKey) -> Result<(), EngineError> {
-        todo!("engine")
+
+    /// Takes a collection out of memory without a checkpoint (it is being removed or moved).
+    fn unload(&self, key: &CollectionKey) {
+        let handle = self.registry.handle(key);
+        let mut state = write_lock(&handle.state);
+        *state = None;
+        handle.note(None, 0);
+        drop(state);
+        self.registry.forget(key, &handle);
     }
+
+    fn unload_tenant(&self, scope: Scope, tenant: Uuid) {
+        for (key, _) in self
+            .registry
+            .select(|k| k.scope == scope && k.tenant == tenant)
+        {
+            self.unload(&key);
+        }
+    }
+
+    pub fn drop_collection(&self, key: &CollectionKey) -> Result<(), EngineError> {
+        self.unload(key);
+        let ledger = self.ledgers.of(key.scope, key.tenant);
+        let mut ledger = ledger.lock();
+        let removed = layout::remove_tree(&self.dir(key))?;
+        ledger.remove(key.collection);
+        if removed {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound)
+        }
+    }
+
     /// Removes every collection of a tenant in a scope.
-    pub fn drop_tenant(&self, _scope: Scope, _tenant: Uuid) -> Result<(), EngineError> {
-        todo!("engine")
+    pub fn drop_tenant(&self, scope: Scope, tenant: Uuid) -> Result<(), EngineError> {
+        self.unload_tenant(scope, tenant);
+        let ledger = self.ledgers.of(scope, tenant);
+        let mut ledger = ledger.lock();
+        layout::remove_tree(&self.tenant_dir(scope, tenant))?;
+        ledger.invalidate();
+        Ok(())
     }
+
     /// Moves a tenant's collections to `to` when they are in the other scope (a tier move).
-    pub fn ensure_scope(&self, _tenant: Uuid, _to: Scope) -> Result<(), EngineError> {
-        todo!("engine")
+    /// When the tenant has directories in both scopes, each collection of the other scope is
+    /// moved; one present in both is [`EngineError::Exists`].
+    pub fn ensure_scope(&self, tenant: Uuid, to: Scope) -> Result<(), EngineError> {
+        let from = other_scope(to);
+        let source = self.tenant_dir(from, tenant);
+        if !source.exists() {
+            return Ok(());
+        }
+        self.unload_tenant(from, tenant);
+        // Both ledgers, always Shared first, so opposite moves cannot deadlock.
+        let shared = self.ledgers.of(Scope::Shared, tenant);
+        let dedicated = self.ledgers.of(Scope::Dedicated, tenant);
+        let mut shared = shared.lock();
+        let mut dedicated = dedicated.lock();
+        let target = self.tenant_dir(to, tenant);
+        let moved = if !target.exists() {
+            layout::rename_durably(&source, &target).map_err(EngineError::from)
+        } else {
+            self.move_collections(&source, &target)
+        };
+        shared.invalidate();
+        dedicated.invalidate();
+        moved
     }
+
+    fn move_collections(&self, source: &Path, target: &Path) -> Result<(), EngineError> {
+        for collection in layout::list_collections(source)? {
+            let name = collection.to_string();
+            if target.join(&name).exists() {
+                return Err(EngineError::Exists);
+            }
+            layout::rename_durably(&source.join(&name), &target.join(&name))?;
+        }
+        if layout::list_collections(source)?.is_empty() {
+            layout::remove_tree(source)?;
+        }
+        Ok(())
+    }
+
     /// The tenant collections present on disk.
-    pub fn collections_of(&self, _scope: Scope, _tenant: Uuid) -> Result<Vec<Uuid>, EngineError> {
-        todo!("engine")
+    pub fn collections_of(&self, scope: Scope, tenant: Uuid) -> Result<Vec<Uuid>, EngineError> {
+        let ledger = self.ledgers.of(scope, tenant);
+        let _ledger = ledger.lock();
+        Ok(layout::list_collections(&self.tenant_dir(scope, tenant))?)
     }
-    /// Inserts or replaces points by id; durable when it returns. All or nothing.
+
+    /// Inserts or replaces points by id; durable when it returns. All or nothing. Duplicate ids
+    /// in one batch: the last one wins. Returns the points written (distinct ids).
     pub fn upsert(
         &self,
-        _key: &CollectionKey,
-        _points: Vec<Point>,
-        _quota: &Quota,
+        key: &CollectionKey,
+        points: Vec<Point>,
+        quota: &Quota,
     ) -> Result<u64, EngineError> {
-        todo!("engine")
+        let tenant_dir = self.tenant_dir(key.scope, key.tenant);
+        self.write(key, |collection| {
+            let prepared = collection.prepare_upsert(points)?;
+            let after = prepared.counts_after;
+            let ledger = self.ledgers.of(key.scope, key.tenant);
+            let mut ledger = ledger.lock();
+            ledger.ensure_loaded(&tenant_dir)?;
+            ledger.check_write(quota, key.collection, after)?;
+            let written = collection.commit_upsert(prepared);
+            if written.is_ok() || collection.broken {
+                ledger.set(key.collection, after);
+            }
+            let written = written?;
+            self.maybe_checkpoint(collection);
+            Ok(written)
+        })
     }
-    pub fn delete_ids(&self, _key: &CollectionKey, _ids: &[String]) -> Result<u64, EngineError> {
-        todo!("engine")
-    }
-    pub fn delete_filter(
+
+    fn delete_where(
         &self,
-        _key: &CollectionKey,
-        _filter: &Filter,
+        key: &CollectionKey,
+        select: impl FnOnce(&collection::Collection) -> Vec<String>,
     ) -> Result<u64, EngineError> {
-        todo!("engine")
+        self.write(key, |collection| {
+            let ids = select(collection);
+            let (present, after) = collection.prepare_delete(&ids);
+            if present.is_empty() {
+                return Ok(0);
+            }
+            let ledger = self.ledgers.of(key.scope, key.tenant);
+            let mut ledger = ledger.lock();
+            let deleted = collection.commit_delete(present, after);
+            if deleted.is_ok() || collection.broken {
+                ledger.set(key.collection, after);
+            }
+            let deleted = deleted?;
+            self.maybe_checkpoint(collection);
+            Ok(deleted)
+        })
     }
+
+    /// Deletes points by id (absent ids are ignored); returns how many were deleted.
+    pub fn delete_ids(&self, key: &CollectionKey, ids: &[String]) -> Result<u64, EngineError> {
+        self.delete_where(key, |_| ids.to_vec())
+    }
+
+    /// Deletes the points whose payload matches; returns how many were deleted.
+    pub fn delete_filter(&self, key: &CollectionKey, filter: &Filter) -> Result<u64, EngineError> {
+        self.delete_where(key, |collection| {
+            collection
+                .store
+                .live()
+                .filter(|(_, point)| filter.matches(&point.payload))
+                .map(|(_, point)| point.id.clone())
+                .collect()
+        })
+    }
+
+    /// The points with these ids, in the order asked (absent ids are left out).
     pub fn get(
         &self,
-        _key: &CollectionKey,
-        _ids: &[String],
-        _with_vector: bool,
+        key: &CollectionKey,
+        ids: &[String],
+        with_vector: bool,
     ) -> Result<Vec<Record>, EngineError> {
-        todo!("engine")
+        self.read(key, |collection| {
+            let store = &collection.store;
+            Ok(ids
+                .iter()
+                .filter_map(|id| store.slot_of(id))
+                .filter_map(|slot| record(collection, slot, with_vector))
+                .collect())
+        })
     }
-    pub fn count(
-        &self,
-        _key: &CollectionKey,
-        _filter: Option<&Filter>,
-    ) -> Result<u64, EngineError> {
-        todo!("engine")
+
+    pub fn count(&self, key: &CollectionKey, filter: Option<&Filter>) -> Result<u64, EngineError> {
+        self.read(key, |collection| {
+            let store = &collection.store;
+            Ok(match filter {
+                None => store.len() as u64,
+                Some(filter) => store
+                    .live()
+                    .filter(|(_, point)| filter.matches(&point.payload))
+                    .count() as u64,
+            })
+        })
     }
+
     /// Points in id order after `after`, and the cursor of the next page when more remain.
     pub fn scroll(
         &self,
-        _key: &CollectionKey,
-        _after: Option<&str>,
-        _limit: usize,
-        _filter: Option<&Filter>,
-        _with_vector: bool,
+        key: &CollectionKey,
+        after: Option<&str>,
+        limit: usize,
+        filter: Option<&Filter>,
+        with_vector: bool,
     ) -> Result<(Vec<Record>, Option<String>), EngineError> {
-        todo!("engine")
+        if limit == 0 {
+            return Err(EngineError::Invalid("limit must be at least 1".into()));
+        }
+        self.read(key, |collection| {
+            let store = &collection.store;
+            let mut page = Vec::with_capacity(limit.min(1024));
+            let mut more = false;
+            for (_, slot) in store.ids_after(after) {
+                let Some(point) = store.slot(slot) else {
+                    continue;
+                };
+                if filter.is_some_and(|f| !f.matches(&point.payload)) {
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.extend(record(collection, slot, with_vector));
+            }
+            let cursor = if more {
+                page.last().map(|r: &Record| r.id.clone())
+            } else {
+                None
+            };
+            Ok((page, cursor))
+        })
     }
+
+    /// The `limit` nearest points, best first, and how they were found.
     pub fn query(
         &self,
-        _key: &CollectionKey,
-        _query: &Query,
+        key: &CollectionKey,
+        query: &Query,
     ) -> Result<(Vec<Hit>, Plan), EngineError> {
-        todo!("engine")
+        if query.limit == 0 || query.limit > MAX_LIMIT {
+            return Err(EngineError::Invalid(format!(
+                "limit must be between 1 and {MAX_LIMIT}"
+            )));
+        }
+        if query.ef.is_some_and(|ef| ef == 0 || ef > MAX_EF) {
+            return Err(EngineError::Invalid(format!(
+                "ef must be between 1 and {MAX_EF}"
+            )));
+        }
+        self.read(key, |collection| {
+            collection::validate_vector(&collection.spec, &query.vector)?;
+            let matches = query
+                .filter
+                .as_ref()
+                .map(|f| move |p: &serde_json::Value| f.matches(p));
+            let search = planner::Search {
+                vector: &query.vector,
+                k: query.limit,
+                ef: query.ef.unwrap_or(collection.spec.index.ef_search),
+                exact: query.exact,
+                predicate: matches.as_ref().map(|m| m as planner::Predicate<'_>),
+            };
+            let (scored, plan) = planner::run(collection, &search)?;
+            let store = &collection.store;
+            let hits = scored
+                .into_iter()
+                .filter_map(|(slot, score)| {
+                    let point = store.slot(slot)?;
+                    Some(Hit {
+                        id: point.id.clone(),
+                        score,
+                        payload: query.with_payload.then(|| point.payload.clone()),
+                        vector: query.with_vector.then(|| store.vector(slot).to_vec()),
+                    })
+                })
+                .collect();
+            Ok((hits, plan))
+        })
     }
-    pub fn stats(&self, _key: &CollectionKey) -> Result<CollectionStats, EngineError> {
-        todo!("engine")
+
+    /// A collection's size; a collection on disk is not loaded for it.
+    pub fn stats(&self, key: &CollectionKey) -> Result<CollectionStats, EngineError> {
+        let handle = self.registry.handle(key);
+        let state = read_lock(&handle.state);
+        if let Some(collection) = state.as_ref() {
+            let counts = collection.store.counts();
+            return Ok(CollectionStats {
+                points: counts.points,
+                bytes_on_disk: collection.disk_bytes()?,
+                bytes_in_memory: collection.memory_bytes(),
+                index_state: IndexState::Resident,
+                deleted_pending: counts.slots - counts.points,
+            });
+        }
+        drop(state);
+        let dir = self.dir(key);
+        if !dir.join(layout::MANIFEST).is_file() {
+            self.registry.forget(key, &handle);
+            return Err(EngineError::NotFound);
+        }
+        let counts = collection::counts_on_disk(&dir)?;
+        Ok(CollectionStats {
+            points: counts.points,
+            bytes_on_disk: layout::dir_bytes(&dir)?,
+            bytes_in_memory: 0,
+            index_state: IndexState::OnDisk,
+            deleted_pending: counts.slots.saturating_sub(counts.points),
+        })
     }
-    pub fn usage(&self, _scope: Scope, _tenant: Uuid) -> Result<Usage, EngineError> {
-        todo!("engine")
+
+    /// What a tenant uses in a scope, from the ledger (no collection is loaded for it).
+    pub fn usage(&self, scope: Scope, tenant: Uuid) -> Result<Usage, EngineError> {
+        let ledger = self.ledgers.of(scope, tenant);
+        let mut ledger = ledger.lock();
+        ledger.ensure_loaded(&self.tenant_dir(scope, tenant))?;
+        Ok(ledger.usage())
     }
+
     /// Rebuilds a collection's index without its deleted points.
-    pub fn compact(&self, _key: &CollectionKey) -> Result<(), EngineError> {
-        todo!("engine")
+    pub fn compact(&self, key: &CollectionKey) -> Result<(), EngineError> {
+        self.write(key, |collection| {
+            let ledger = self.ledgers.of(key.scope, key.tenant);
+            let mut ledger = ledger.lock();
+            collection.compact()?;
+            ledger.set(key.collection, collection.store.counts());
+            Ok(())
+        })
     }
+
     pub fn resident(&self) -> Resident {
-        todo!("engine")
+        self.registry.resident()
     }
+}
+
+fn record(collection: &collection::Collection, slot: u64, with_vector: bool) -> Option<Record> {
+    let point = collection.store.slot(slot)?;
+    Some(Record {
+        id: point.id.clone(),
+        payload: point.payload.clone(),
+        vector: with_vector.then(|| collection.store.vector(slot).to_vec()),
+    })
 }
