@@ -1,14 +1,95 @@
 //! The payload filter language: a small set of MongoDB query operators over a point's JSON
 //! payload (`$eq $ne $in $nin $gt $gte $lt $lte $exists $and $or $not`).
 //!
-//! SKELETON: being written.
+//! Data flow: a request's filter document goes through [`Filter::parse`] once, which validates
+//! it (collecting every problem as a [`FilterError`] with the path of the offending part under
+//! the request field, e.g. `filter.$and[1].price.$gt`) and turns it into a tree of [`Node`]s
+//! whose field paths are already split into segments and whose literals are already typed. The
+//! engine then calls [`Filter::matches`] for every point it considers; matching walks the tree
+//! and looks values up in the payload in place: it allocates nothing and never converts the
+//! payload. When a collection has indexed fields, the engine first asks
+//! [`Filter::candidates`](super::payload_index) for the ids that may match (see
+//! `payload_index.rs`).
+//!
+//! # The language
+//!
+//! A filter is a JSON object. Each key is one condition and all of them must hold:
+//! - `"field": value` is `{"field": {"$eq": value}}`;
+//! - `"field": {"$op": operand, ...}` applies operators to the field (all must hold):
+//!   `$eq`, `$ne` (any JSON value), `$gt`, `$gte`, `$lt`, `$lte` (a number or a string),
+//!   `$in`, `$nin` (an array of JSON values), `$exists` (a boolean), `$not` (an object of
+//!   field operators, itself non-empty);
+//! - `"$and": [filter, ...]`, `"$or": [filter, ...]` (non-empty arrays of filters) and
+//!   `"$not": filter` combine filters, at the top level and nested in one another.
+//!
+//! `{}` matches every payload. A field's value that is an object without any `$` key is a
+//! literal (`{"meta": {"a": 1}}` is equality with that object); an object mixing `$` keys and
+//! other keys is refused.
+//!
+//! # Field paths
+//!
+//! `a.b.c` walks nested objects. As in MongoDB, an array met along the path is walked
+//! element-wise: `items.sku` reaches the `sku` of every object in the array `items` (elements
+//! that are not objects contribute nothing), and a segment that is a decimal number also
+//! reaches that element of an array (`items.0.sku`). A path can thus reach several values; a
+//! path that reaches none is *missing*. A path segment may not be empty or start with `$`.
+//!
+//! # Semantics (a field's reached values, each possibly an array)
+//!
+//! - `$eq v`: some reached value equals `v`, or is an array with an element equal to `v`.
+//!   Equality is deep for arrays and objects (key order is irrelevant); numbers compare by
+//!   value, so `1`, `1.0` and `1e0` are equal; integers compare exactly as integers (so
+//!   `9007199254740993` differs from `9007199254740992` although both are the same `f64`),
+//!   and an integer compares with a float exactly (no rounding of either). Strings compare
+//!   by bytes, booleans only with booleans, null only with null.
+//! - `$eq null` also matches a missing field (MongoDB). A path that reaches some values but
+//!   not through every array element (`a.b` over `[{"b": 1}, {}]`) is *not* missing: it
+//!   matches `$eq null` only if some reached value is null. (MongoDB would match it.)
+//! - `$in [..]`: `$eq` holds for one of the values (so `null` in the list matches missing).
+//! - `$ne v` is exactly `not $eq v`, `$nin [..]` exactly `not $in [..]`; both therefore
+//!   match a missing field, and an array field only when no element matches.
+//! - `$gt $gte $lt $lte`: some reached value, or some element of a reached array, is of the
+//!   operand's kind (number with number, string with string) and compares as asked. Values
+//!   of another kind never match, in either direction (`{"$lt": 5}` does not match `"a"`,
+//!   nor null, nor a missing field). Nested arrays are not searched.
+//! - `$exists true`: the path reaches at least one value (null counts as a value);
+//!   `$exists false`: it reaches none.
+//! - `$not {ops}` on a field: the operators do not all hold (so it matches missing fields,
+//!   as in MongoDB); `$not filter` at the filter level: the filter does not match.
+//!
+//! # Limits (each breach is a [`FilterError`])
+//!
+//! - depth: the filter document nests at most [`MAX_DEPTH`] JSON containers (the filter's own
+//!   object is level 1; `{"$and": [{"a": {"$in": [1]}}]}` reaches level 5), literals included;
+//! - nodes: at most [`MAX_NODES`] conditions, counting one per logical operator (`$and`,
+//!   `$or`, `$not`), one per field operator and one per implicit equality; the error is
+//!   reported once, on the root;
+//! - `$in` / `$nin`: at most [`MAX_IN_VALUES`] values;
+//! - field paths: at most [`MAX_PATH_BYTES`] bytes;
+//! - strings anywhere in literals: at most [`MAX_STRING_BYTES`] bytes.
+//!
+//! JSON has no NaN nor infinities, so every number in a filter or a payload is finite.
+
+use std::cmp::Ordering;
 
 use serde::Serialize;
+use serde_json::{Map, Number, Value};
+
+/// The deepest JSON nesting of a filter document (its own object is level 1).
+pub const MAX_DEPTH: usize = 16;
+/// The most conditions a filter may hold.
+pub const MAX_NODES: usize = 256;
+/// The most values of one `$in` / `$nin`.
+pub const MAX_IN_VALUES: usize = 1024;
+/// The longest field path, in bytes.
+pub const MAX_PATH_BYTES: usize = 256;
+/// The longest string literal, in bytes.
+pub const MAX_STRING_BYTES: usize = 4096;
 
 /// A parsed, validated filter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
-    _private: (),
+    pub(super) root: Node,
 }
 
 /// Why a filter was refused: the path of the offending part (`filter.$and[1].price.$gt`) and
@@ -19,14 +100,772 @@ pub struct FilterError {
     pub message: String,
 }
 
+/// One filter expression.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Node {
+    /// Every child matches (`[]`: always).
+    And(Vec<Node>),
+    /// Some child matches.
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Field {
+        path: FieldPath,
+        condition: Condition,
+    },
+}
+
+/// A field path, split once at parse time.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct FieldPath {
+    /// The path as written (`a.b.c`); the payload index is keyed by it.
+    pub(super) text: String,
+    pub(super) segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Segment {
+    name: String,
+    /// `Some(n)` when the segment is a decimal number: it also reaches element `n` of an array.
+    index: Option<usize>,
+}
+
+/// What must hold of one field.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Condition {
+    Eq(Literal),
+    Ne(Literal),
+    In(LiteralSet),
+    Nin(LiteralSet),
+    Range(RangeOp, Bound),
+    Exists(bool),
+    /// The inner condition does not hold.
+    Not(Box<Condition>),
+    /// Every inner condition holds (several operators on one field).
+    All(Vec<Condition>),
+}
+
+/// A filter's value, typed once.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Literal {
+    Null,
+    Bool(bool),
+    Number(Num),
+    String(String),
+    /// An array or an object: deep equality.
+    Composite(Value),
+}
+
+/// A JSON number, exact: integers (`i64` or `u64`) as `i128`, the others as `f64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+/// The values of an `$in` / `$nin`, arranged for lookups without allocation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(super) struct LiteralSet {
+    pub(super) null: bool,
+    pub(super) bools: [bool; 2],
+    /// Sorted by [`compare_numbers`], without duplicates.
+    pub(super) numbers: Vec<Num>,
+    /// Sorted by bytes, without duplicates.
+    pub(super) strings: Vec<String>,
+    pub(super) composites: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RangeOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// The operand of a range operator.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Bound {
+    Number(Num),
+    String(String),
+}
+
 impl Filter {
     /// Parses and validates a filter; every problem found is reported, each with its path under
     /// `root` (the request field the filter came in, e.g. `filter`).
-    pub fn parse(_root: &str, _value: &serde_json::Value) -> Result<Filter, Vec<FilterError>> {
-        todo!("filter")
+    pub fn parse(root: &str, value: &Value) -> Result<Filter, Vec<FilterError>> {
+        let mut parser = Parser::default();
+        let node = parser.filter(root, value, 1);
+        if parser.nodes > MAX_NODES {
+            parser.errors.insert(
+                0,
+                FilterError {
+                    field: root.to_owned(),
+                    message: format!(
+                        "the filter has {} conditions, at most {MAX_NODES} are allowed",
+                        parser.nodes
+                    ),
+                },
+            );
+        }
+        if parser.errors.is_empty() {
+            Ok(Filter { root: node })
+        } else {
+            Err(parser.errors)
+        }
     }
+
+    /// A filter that matches every payload (the empty filter `{}`).
+    pub fn match_all() -> Filter {
+        Filter {
+            root: Node::And(Vec::new()),
+        }
+    }
+
     /// Whether a payload matches.
-    pub fn matches(&self, _payload: &serde_json::Value) -> bool {
-        todo!("filter")
+    pub fn matches(&self, payload: &Value) -> bool {
+        self.root.matches(payload)
+    }
+}
+
+impl FieldPath {
+    /// Splits a (valid) dotted path into its segments.
+    pub(super) fn new(text: &str) -> FieldPath {
+        let segments = text
+            .split('.')
+            .map(|name| Segment {
+                name: name.to_owned(),
+                index: if name.bytes().all(|b| b.is_ascii_digit()) {
+                    name.parse().ok()
+                } else {
+                    None
+                },
+            })
+            .collect();
+        FieldPath {
+            text: text.to_owned(),
+            segments,
+        }
+    }
+}
+
+impl Node {
+    fn matches(&self, payload: &Value) -> bool {
+        match self {
+            Node::And(children) => children.iter().all(|child| child.matches(payload)),
+            Node::Or(children) => children.iter().any(|child| child.matches(payload)),
+            Node::Not(inner) => !inner.matches(payload),
+            Node::Field { path, condition } => condition.holds(payload, &path.segments),
+        }
+    }
+}
+
+impl Condition {
+    fn holds(&self, payload: &Value, segments: &[Segment]) -> bool {
+        match self {
+            Condition::Eq(literal) => equality_holds(payload, segments, literal),
+            Condition::Ne(literal) => !equality_holds(payload, segments, literal),
+            Condition::In(set) => membership_holds(payload, segments, set),
+            Condition::Nin(set) => !membership_holds(payload, segments, set),
+            Condition::Range(op, bound) => any_value(payload, segments, &mut |value| {
+                value_or_element(value, |candidate| {
+                    op.accepts(compare_with_bound(candidate, bound))
+                })
+            }),
+            Condition::Exists(wanted) => any_value(payload, segments, &mut |_| true) == *wanted,
+            Condition::Not(inner) => !inner.holds(payload, segments),
+            Condition::All(conditions) => conditions
+                .iter()
+                .all(|condition| condition.holds(payload, segments)),
+        }
+    }
+}
+
+fn equality_holds(payload: &Value, segments: &[Segment], literal: &Literal) -> bool {
+    let mut reached = false;
+    let found = any_value(payload, segments, &mut |value| {
+        reached = true;
+        value_or_element(value, |candidate| literal.equals(candidate))
+    });
+    found || (!reached && *literal == Literal::Null)
+}
+
+fn membership_holds(payload: &Value, segments: &[Segment], set: &LiteralSet) -> bool {
+    let mut reached = false;
+    let found = any_value(payload, segments, &mut |value| {
+        reached = true;
+        value_or_element(value, |candidate| set.contains(candidate))
+    });
+    found || (!reached && set.null)
+}
+
+/// Whether `test` holds of `value` or, when `value` is an array, of one of its elements.
+fn value_or_element(value: &Value, mut test: impl FnMut(&Value) -> bool) -> bool {
+    if test(value) {
+        return true;
+    }
+    match value {
+        Value::Array(items) => items.iter().any(test),
+        _ => false,
+    }
+}
+
+/// Walks `segments` from `value` (see "Field paths" in the module doc) and tells whether
+/// `test` holds of one of the values reached; stops at the first that does.
+pub(super) fn any_value<'v>(
+    value: &'v Value,
+    segments: &[Segment],
+    test: &mut impl FnMut(&'v Value) -> bool,
+) -> bool {
+    let Some((first, rest)) = segments.split_first() else {
+        return test(value);
+    };
+    match value {
+        Value::Object(map) => map
+            .get(first.name.as_str())
+            .is_some_and(|child| any_value(child, rest, test)),
+        Value::Array(items) => {
+            if let Some(item) = first.index.and_then(|index| items.get(index)) {
+                if any_value(item, rest, test) {
+                    return true;
+                }
+            }
+            items
+                .iter()
+                .any(|item| item.is_object() && any_value(item, rest, test))
+        }
+        _ => false,
+    }
+}
+
+impl Literal {
+    fn from_value(value: &Value) -> Literal {
+        match value {
+            Value::Null => Literal::Null,
+            Value::Bool(b) => Literal::Bool(*b),
+            Value::Number(n) => Literal::Number(Num::from_json(n)),
+            Value::String(s) => Literal::String(s.clone()),
+            Value::Array(_) | Value::Object(_) => Literal::Composite(value.clone()),
+        }
+    }
+
+    /// Whether a payload value equals this literal.
+    fn equals(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Literal::Null, Value::Null) => true,
+            (Literal::Bool(a), Value::Bool(b)) => a == b,
+            (Literal::Number(a), Value::Number(b)) => {
+                compare_numbers(*a, Num::from_json(b)) == Some(Ordering::Equal)
+            }
+            (Literal::String(a), Value::String(b)) => a == b,
+            (Literal::Composite(a), b) => json_equal(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl LiteralSet {
+    fn insert(&mut self, literal: Literal) {
+        match literal {
+            Literal::Null => self.null = true,
+            Literal::Bool(b) => self.bools[usize::from(b)] = true,
+            Literal::Number(n) => self.numbers.push(n),
+            Literal::String(s) => self.strings.push(s),
+            Literal::Composite(v) => self.composites.push(v),
+        }
+    }
+
+    fn finish(&mut self) {
+        self.numbers
+            .sort_by(|a, b| compare_numbers(*a, *b).unwrap_or(Ordering::Equal));
+        self.numbers
+            .dedup_by(|a, b| compare_numbers(*a, *b) == Some(Ordering::Equal));
+        self.strings.sort_unstable();
+        self.strings.dedup();
+    }
+
+    /// Whether a payload value equals one of the set's values.
+    fn contains(&self, value: &Value) -> bool {
+        match value {
+            Value::Null => self.null,
+            Value::Bool(b) => self.bools[usize::from(*b)],
+            Value::Number(n) => {
+                let n = Num::from_json(n);
+                self.numbers
+                    .binary_search_by(|probe| compare_numbers(*probe, n).unwrap_or(Ordering::Less))
+                    .is_ok()
+            }
+            Value::String(s) => self
+                .strings
+                .binary_search_by(|probe| probe.as_str().cmp(s.as_str()))
+                .is_ok(),
+            Value::Array(_) | Value::Object(_) => self
+                .composites
+                .iter()
+                .any(|composite| json_equal(composite, value)),
+        }
+    }
+}
+
+impl Num {
+    pub(super) fn from_json(n: &Number) -> Num {
+        if let Some(i) = n.as_i64() {
+            Num::Int(i128::from(i))
+        } else if let Some(u) = n.as_u64() {
+            Num::Int(i128::from(u))
+        } else {
+            Num::Float(n.as_f64().unwrap_or(f64::NAN))
+        }
+    }
+
+    /// The nearest `f64` (exact for floats; monotone for integers).
+    pub(super) fn to_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+}
+
+/// Compares two numbers exactly (`None` only for NaN, which JSON cannot carry).
+pub(super) fn compare_numbers(a: Num, b: Num) -> Option<Ordering> {
+    match (a, b) {
+        (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+        (Num::Float(a), Num::Float(b)) => a.partial_cmp(&b),
+        (Num::Int(a), Num::Float(b)) => compare_int_float(a, b),
+        (Num::Float(a), Num::Int(b)) => compare_int_float(b, a).map(Ordering::reverse),
+    }
+}
+
+/// `int` against `float` without rounding either: compare with the float's integral part
+/// (exact: every float beyond 2^53 is an integer, `as` saturates beyond i128), then with its
+/// fraction.
+fn compare_int_float(int: i128, float: f64) -> Option<Ordering> {
+    if float.is_nan() {
+        return None;
+    }
+    let integral = float.trunc();
+    match int.cmp(&(integral as i128)) {
+        Ordering::Equal => 0.0_f64.partial_cmp(&(float - integral)),
+        other => Some(other),
+    }
+}
+
+fn compare_with_bound(value: &Value, bound: &Bound) -> Option<Ordering> {
+    match (value, bound) {
+        (Value::Number(n), Bound::Number(b)) => compare_numbers(Num::from_json(n), *b),
+        (Value::String(s), Bound::String(b)) => Some(s.as_bytes().cmp(b.as_bytes())),
+        _ => None,
+    }
+}
+
+impl RangeOp {
+    /// Whether `value <op> bound` holds, given `value`'s ordering against the bound.
+    fn accepts(self, ordering: Option<Ordering>) -> bool {
+        match (self, ordering) {
+            (_, None) => false,
+            (RangeOp::Gt, Some(o)) => o == Ordering::Greater,
+            (RangeOp::Gte, Some(o)) => o != Ordering::Less,
+            (RangeOp::Lt, Some(o)) => o == Ordering::Less,
+            (RangeOp::Lte, Some(o)) => o != Ordering::Greater,
+        }
+    }
+}
+
+/// Deep JSON equality with numbers compared by value (`1 == 1.0`).
+fn json_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            compare_numbers(Num::from_json(x), Num::from_json(y)) == Some(Ordering::Equal)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, p)| y.get(key).is_some_and(|q| json_equal(p, q)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Turns a filter document into [`Node`]s, collecting every problem.
+#[derive(Default)]
+struct Parser {
+    errors: Vec<FilterError>,
+    nodes: usize,
+}
+
+impl Parser {
+    fn error(&mut self, path: &str, message: impl Into<String>) {
+        self.errors.push(FilterError {
+            field: path.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// Whether a container at `depth` is within the limit (reports it otherwise).
+    fn depth_ok(&mut self, path: &str, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            self.error(
+                path,
+                format!("the filter nests deeper than {MAX_DEPTH} levels"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// A filter object (the root, an element of `$and`/`$or`, the operand of `$not`).
+    fn filter(&mut self, path: &str, value: &Value, depth: usize) -> Node {
+        let Value::Object(map) = value else {
+            self.error(
+                path,
+                format!("a filter is a JSON object, not {}", kind(value)),
+            );
+            return Node::And(Vec::new());
+        };
+        if !self.depth_ok(path, depth) {
+            return Node::And(Vec::new());
+        }
+        let mut conditions = Vec::with_capacity(map.len());
+        for (key, operand) in map {
+            let key_path = format!("{path}.{key}");
+            match key.as_str() {
+                "$and" | "$or" => {
+                    self.nodes += 1;
+                    let children = self.filter_list(&key_path, key, operand, depth + 1);
+                    conditions.push(if key == "$and" {
+                        Node::And(children)
+                    } else {
+                        Node::Or(children)
+                    });
+                }
+                "$not" => {
+                    self.nodes += 1;
+                    let inner = self.filter(&key_path, operand, depth + 1);
+                    conditions.push(Node::Not(Box::new(inner)));
+                }
+                operator if operator.starts_with('$') => {
+                    let message = if FIELD_OPERATORS.contains(&operator) {
+                        format!(
+                            "`{operator}` applies to a field: {{\"field\": {{\"{operator}\": …}}}}"
+                        )
+                    } else {
+                        format!(
+                            "unknown operator `{operator}` (a filter combines fields with $and, $or and $not)"
+                        )
+                    };
+                    self.error(&key_path, message);
+                }
+                field => {
+                    let path = self.field_path(&key_path, field);
+                    let condition = self.field_condition(&key_path, operand, depth + 1);
+                    if let Some(path) = path {
+                        conditions.push(Node::Field { path, condition });
+                    }
+                }
+            }
+        }
+        if conditions.len() == 1 {
+            conditions.pop().unwrap_or(Node::And(Vec::new()))
+        } else {
+            Node::And(conditions)
+        }
+    }
+
+    /// The operand of `$and` / `$or`: a non-empty array of filters.
+    fn filter_list(
+        &mut self,
+        path: &str,
+        operator: &str,
+        value: &Value,
+        depth: usize,
+    ) -> Vec<Node> {
+        match value {
+            Value::Array(items) if !items.is_empty() => {
+                if !self.depth_ok(path, depth) {
+                    return Vec::new();
+                }
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.filter(&format!("{path}[{i}]"), item, depth + 1))
+                    .collect()
+            }
+            _ => {
+                self.error(
+                    path,
+                    format!(
+                        "`{operator}` takes a non-empty array of filters, not {}",
+                        kind_or_empty(value)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn field_path(&mut self, path: &str, field: &str) -> Option<FieldPath> {
+        if field.is_empty() {
+            self.error(path, "empty field name");
+            return None;
+        }
+        if field.len() > MAX_PATH_BYTES {
+            self.error(
+                path,
+                format!(
+                    "the field path is {} bytes long, at most {MAX_PATH_BYTES} are allowed",
+                    field.len()
+                ),
+            );
+            return None;
+        }
+        if field.split('.').any(str::is_empty) {
+            self.error(
+                path,
+                format!("the field path `{field}` has an empty segment"),
+            );
+            return None;
+        }
+        if field.split('.').any(|name| name.starts_with('$')) {
+            self.error(
+                path,
+                format!("the field path `{field}` has a segment starting with `$`"),
+            );
+            return None;
+        }
+        Some(FieldPath::new(field))
+    }
+
+    /// The value of a field key: a literal (implicit `$eq`) or an object of operators.
+    fn field_condition(&mut self, path: &str, value: &Value, depth: usize) -> Condition {
+        match value {
+            Value::Object(map) if map.keys().any(|key| key.starts_with('$')) => {
+                self.operators(path, map, depth)
+            }
+            _ => {
+                self.nodes += 1;
+                Condition::Eq(self.literal(path, value, depth))
+            }
+        }
+    }
+
+    /// An object of field operators (all of them must hold).
+    fn operators(&mut self, path: &str, map: &Map<String, Value>, depth: usize) -> Condition {
+        if !self.depth_ok(path, depth) {
+            return Condition::All(Vec::new());
+        }
+        if let Some(plain) = map.keys().find(|key| !key.starts_with('$')) {
+            self.error(
+                path,
+                format!(
+                    "the object mixes operators with the field `{plain}`; nest fields in the path (`a.b`) or compare with the object through $eq"
+                ),
+            );
+            return Condition::All(Vec::new());
+        }
+        let mut conditions: Vec<Condition> = map
+            .iter()
+            .filter_map(|(operator, operand)| {
+                self.operator(&format!("{path}.{operator}"), operator, operand, depth + 1)
+            })
+            .collect();
+        if conditions.len() == 1 {
+            conditions.pop().unwrap_or(Condition::All(Vec::new()))
+        } else {
+            Condition::All(conditions)
+        }
+    }
+
+    fn operator(
+        &mut self,
+        path: &str,
+        operator: &str,
+        operand: &Value,
+        depth: usize,
+    ) -> Option<Condition> {
+        self.nodes += 1;
+        let condition = match operator {
+            "$eq" => Condition::Eq(self.literal(path, operand, depth)),
+            "$ne" => Condition::Ne(self.literal(path, operand, depth)),
+            "$gt" | "$gte" | "$lt" | "$lte" => {
+                let op = match operator {
+                    "$gt" => RangeOp::Gt,
+                    "$gte" => RangeOp::Gte,
+                    "$lt" => RangeOp::Lt,
+                    _ => RangeOp::Lte,
+                };
+                let bound = match operand {
+                    Value::Number(n) => Bound::Number(Num::from_json(n)),
+                    Value::String(s) => {
+                        self.string_ok(path, s);
+                        Bound::String(s.clone())
+                    }
+                    other => {
+                        self.error(
+                            path,
+                            format!(
+                                "`{operator}` compares with a number or a string, not {}",
+                                kind(other)
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                Condition::Range(op, bound)
+            }
+            "$in" | "$nin" => {
+                let set = self.literal_set(path, operator, operand, depth)?;
+                if operator == "$in" {
+                    Condition::In(set)
+                } else {
+                    Condition::Nin(set)
+                }
+            }
+            "$exists" => match operand {
+                Value::Bool(b) => Condition::Exists(*b),
+                other => {
+                    self.error(
+                        path,
+                        format!("`$exists` takes true or false, not {}", kind(other)),
+                    );
+                    return None;
+                }
+            },
+            "$not" => match operand {
+                Value::Object(map)
+                    if !map.is_empty() && map.keys().all(|key| key.starts_with('$')) =>
+                {
+                    Condition::Not(Box::new(self.operators(path, map, depth)))
+                }
+                other => {
+                    self.error(
+                        path,
+                        format!(
+                            "`$not` on a field takes a non-empty object of operators (`{{\"$not\": {{\"$gt\": 5}}}}`), not {}",
+                            kind_or_empty(other)
+                        ),
+                    );
+                    return None;
+                }
+            },
+            "$and" | "$or" => {
+                self.error(
+                    path,
+                    format!(
+                        "`{operator}` combines filters, not a field's operators: {{\"{operator}\": [{{\"field\": …}}, …]}}"
+                    ),
+                );
+                return None;
+            }
+            unknown => {
+                self.error(path, format!("unknown operator `{unknown}`"));
+                return None;
+            }
+        };
+        Some(condition)
+    }
+
+    fn literal_set(
+        &mut self,
+        path: &str,
+        operator: &str,
+        operand: &Value,
+        depth: usize,
+    ) -> Option<LiteralSet> {
+        let Value::Array(items) = operand else {
+            self.error(
+                path,
+                format!(
+                    "`{operator}` takes an array of values, not {}",
+                    kind(operand)
+                ),
+            );
+            return None;
+        };
+        if items.len() > MAX_IN_VALUES {
+            self.error(
+                path,
+                format!(
+                    "`{operator}` has {} values, at most {MAX_IN_VALUES} are allowed",
+                    items.len()
+                ),
+            );
+            return None;
+        }
+        if !self.depth_ok(path, depth) {
+            return None;
+        }
+        let mut set = LiteralSet::default();
+        for (i, item) in items.iter().enumerate() {
+            set.insert(self.literal(&format!("{path}[{i}]"), item, depth + 1));
+        }
+        set.finish();
+        Some(set)
+    }
+
+    /// A literal value: checks its strings' lengths and its depth.
+    fn literal(&mut self, path: &str, value: &Value, depth: usize) -> Literal {
+        self.check_literal(path, value, depth);
+        Literal::from_value(value)
+    }
+
+    fn check_literal(&mut self, path: &str, value: &Value, depth: usize) {
+        match value {
+            Value::String(s) => self.string_ok(path, s),
+            Value::Array(items) => {
+                if self.depth_ok(path, depth) {
+                    for (i, item) in items.iter().enumerate() {
+                        self.check_literal(&format!("{path}[{i}]"), item, depth + 1);
+                    }
+                }
+            }
+            Value::Object(map) => {
+                if self.depth_ok(path, depth) {
+                    for (key, item) in map {
+                        self.check_literal(&format!("{path}.{key}"), item, depth + 1);
+                    }
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    fn string_ok(&mut self, path: &str, s: &str) {
+        if s.len() > MAX_STRING_BYTES {
+            self.error(
+                path,
+                format!(
+                    "the string is {} bytes long, at most {MAX_STRING_BYTES} are allowed",
+                    s.len()
+                ),
+            );
+        }
+    }
+}
+
+/// The operators that apply to a field (refused at the filter level).
+const FIELD_OPERATORS: &[&str] = &[
+    "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists",
+];
+
+/// A JSON value's kind, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn kind_or_empty(value: &Value) -> &'static str {
+    match value {
+        Value::Array(items) if items.is_empty() => "an empty array",
+        Value::Object(map) if map.is_empty() => "an empty object",
+        other => kind(other),
     }
 }

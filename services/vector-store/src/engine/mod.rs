@@ -57,6 +57,7 @@ mod collection;
 pub mod filter;
 mod index;
 mod layout;
+pub mod payload_index;
 mod planner;
 mod points;
 mod snapshot;
