@@ -286,18 +286,22 @@ impl Curve {
         })
     }
 
-    /// QPS at `recall`, interpolated on the curve ordered by recall; `None` when no ef reaches it.
-    fn qps_at(&self, recall: f64) -> Option<f64> {
+    /// QPS at `recall`, interpolated on the curve ordered by recall, and whether even the
+    /// smallest ef is above that recall (then the fastest ef's QPS); `None` when no ef reaches it.
+    fn qps_at(&self, recall: f64) -> Option<(f64, bool)> {
         let mut pts: Vec<&CurvePoint> = self.points.iter().collect();
         pts.sort_by(|a, b| a.recall.total_cmp(&b.recall));
         let above = pts.iter().position(|p| p.recall >= recall)?;
         if above == 0 {
-            // Every ef reaches it: the fastest of them (ordinarily the smallest ef).
-            return pts.iter().map(|p| p.qps).reduce(f64::max);
+            return pts
+                .iter()
+                .map(|p| p.qps)
+                .reduce(f64::max)
+                .map(|q| (q, true));
         }
         let (lo, hi) = (pts[above - 1], pts[above]);
         let t = (recall - lo.recall) / (hi.recall - lo.recall);
-        Some(lo.qps + t * (hi.qps - lo.qps))
+        Some((lo.qps + t * (hi.qps - lo.qps), false))
     }
 }
 
@@ -524,19 +528,27 @@ fn print_comparison(curves: &[Curve], engine_extra: &Built, resident_bytes: u64)
     }
     println!(" engine / faiss | engine / hnswlib |");
     println!("|---|{}---|---|", "---|".repeat(curves.len()));
-    let fmt = |v: Option<f64>| v.map_or("not reached".to_string(), |q| format!("{q:.0}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => format!("{:.2}", a / b),
+    let fmt = |v: Option<(f64, bool)>| match v {
+        Some((q, false)) => format!("{q:.0}"),
+        Some((q, true)) => format!("{q:.0}*"),
+        None => "not reached".to_string(),
+    };
+    let ratio = |a: Option<(f64, bool)>, b: Option<(f64, bool)>| match (a, b) {
+        (Some((a, _)), Some((b, _))) => format!("{:.2}", a / b),
         _ => "–".into(),
     };
     for r in RECALL_TARGETS {
-        let at: Vec<Option<f64>> = curves.iter().map(|c| c.qps_at(r)).collect();
+        let at: Vec<Option<(f64, bool)>> = curves.iter().map(|c| c.qps_at(r)).collect();
         print!("| {r:.2} |");
         for q in &at {
             print!(" {} |", fmt(*q));
         }
         println!(" {} | {} |", ratio(at[0], at[1]), ratio(at[0], at[2]));
     }
+    println!(
+        "\n\\* even ef {} is above this recall: the QPS of the fastest ef",
+        EFS[0]
+    );
     println!("\n### Build (M = 16, efConstruction = 200) and memory\n");
     println!("| library | build s | memory MiB |");
     println!("|---|---|---|");
