@@ -13,8 +13,11 @@
 //!    batches of 1,000 with relaxed durability, each point with the payload `{"bucket": i % 100}`
 //!    (`bucket` an indexed field). Build time is the wall time of the upserts; memory is the
 //!    engine's own account (`stats`, `resident`) and the growth of the process's RSS.
-//! 3. Queries, one thread, k = 10, at ef 10, 16, 20, 32, 40, 64, 128, 256: each ef's QPS is the
-//!    best of 3 passes over the queries (one `query` call per query); recall@10 is
+//! 3. Queries, one thread, k = 10, at ef 10, 16, 20, 32, 40, 64, 128, 256, one `query` call per
+//!    query: each ef's QPS is the best of 3 passes over the queries, both per second of wall
+//!    time and per second of the querying thread's CPU time (`/proc/thread-self/schedstat`; the
+//!    peers: Python's `process_time`). The machine is shared, so the CPU-time figure is the one
+//!    that compares; the wall figure shows what the load left. Recall@10 is
 //!    |found ∩ exact| / 10, averaged.
 //! 4. Peers: `ann_peers.py run` builds faiss `IndexHNSWFlat` and hnswlib with M = 16,
 //!    efConstruction = 200, one thread, and runs the same queries as one batch per ef (best of 3).
@@ -257,9 +260,13 @@ struct CurvePoint {
     #[serde(default)]
     version: String,
     ef: usize,
+    /// Queries per second of wall time.
     qps: f64,
+    /// Queries per second of the querying thread's (process's) CPU time.
+    cpu_qps: f64,
     recall: f64,
     build_s: f64,
+    build_cpu_s: f64,
     memory_bytes: u64,
 }
 
@@ -268,6 +275,7 @@ struct Curve {
     library: String,
     points: Vec<CurvePoint>,
     build_s: f64,
+    build_cpu_s: f64,
     memory_bytes: u64,
 }
 
@@ -281,6 +289,7 @@ impl Curve {
                 format!("{} {}", first.library, first.version)
             },
             build_s: first.build_s,
+            build_cpu_s: first.build_cpu_s,
             memory_bytes: first.memory_bytes,
             points,
         })
@@ -288,20 +297,20 @@ impl Curve {
 
     /// QPS at `recall`, interpolated on the curve ordered by recall, and whether even the
     /// smallest ef is above that recall (then the fastest ef's QPS); `None` when no ef reaches it.
-    fn qps_at(&self, recall: f64) -> Option<(f64, bool)> {
+    fn qps_at(&self, recall: f64, qps: fn(&CurvePoint) -> f64) -> Option<(f64, bool)> {
         let mut pts: Vec<&CurvePoint> = self.points.iter().collect();
         pts.sort_by(|a, b| a.recall.total_cmp(&b.recall));
         let above = pts.iter().position(|p| p.recall >= recall)?;
         if above == 0 {
             return pts
                 .iter()
-                .map(|p| p.qps)
+                .map(|p| qps(p))
                 .reduce(f64::max)
                 .map(|q| (q, true));
         }
         let (lo, hi) = (pts[above - 1], pts[above]);
         let t = (recall - lo.recall) / (hi.recall - lo.recall);
-        Some((lo.qps + t * (hi.qps - lo.qps), false))
+        Some((qps(lo) + t * (qps(hi) - qps(lo)), false))
     }
 }
 
@@ -355,6 +364,14 @@ fn process_usage() -> (u64, Duration) {
     (rss_kib * 1024, Duration::from_millis(ticks * 10))
 }
 
+/// The CPU time the calling thread has run (the kernel's per-thread schedstat, in ns).
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -379,20 +396,30 @@ fn query(vector: &[f32], ef: usize, filter: Option<Filter>) -> Query {
     }
 }
 
-/// Runs every query `REPEATS` times; the best pass's QPS, the recall against `truth` (the ids
-/// expected per query) and the plans the engine chose.
+/// What a set of queries measured.
+struct Measured {
+    qps: f64,
+    cpu_qps: f64,
+    recall: f64,
+    plans: Vec<&'static str>,
+}
+
+/// Runs every query `REPEATS` times: the best pass's QPS (wall and CPU time of this thread, each
+/// the best of the passes), the recall against `truth` (the ids expected per query) and the
+/// plans the engine chose.
 fn timed_queries(
     engine: &Engine,
     key: &CollectionKey,
     queries: &[Query],
     truth: &[Vec<usize>],
-) -> Result<(f64, f64, HashSet<String>)> {
+) -> Result<Measured> {
     let mut best = Duration::MAX;
+    let mut best_cpu = Duration::MAX;
     let mut found = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
     for _ in 0..REPEATS {
         found.clear();
-        let start = Instant::now();
+        let (start, start_cpu) = (Instant::now(), thread_cpu());
         for q in queries {
             let (hits, plan) = engine.query(key, q)?;
             found.push(hits);
@@ -401,6 +428,7 @@ fn timed_queries(
             }
         }
         best = best.min(start.elapsed());
+        best_cpu = best_cpu.min(thread_cpu().saturating_sub(start_cpu));
     }
     let mut hit_count = 0usize;
     let mut expected = 0usize;
@@ -413,13 +441,13 @@ fn timed_queries(
             .count();
         expected += want.len();
     }
-    let recall = hit_count as f64 / expected.max(1) as f64;
-    let plan_names = plans.iter().map(|p| plan_name(*p).to_string()).collect();
-    Ok((
-        queries.len() as f64 / best.as_secs_f64(),
-        recall,
-        plan_names,
-    ))
+    let n = queries.len() as f64;
+    Ok(Measured {
+        qps: n / best.as_secs_f64(),
+        cpu_qps: n / best_cpu.as_secs_f64().max(1e-9),
+        recall: hit_count as f64 / expected.max(1) as f64,
+        plans: plans.into_iter().map(plan_name).collect(),
+    })
 }
 
 fn plan_name(plan: Plan) -> &'static str {
@@ -440,14 +468,16 @@ struct Built {
 fn build_and_query(engine: &Engine, data: &Data) -> Result<(Built, Curve)> {
     let key = new_key();
     engine.create_collection(&key, &bench_spec(data.dim, &["bucket"]), &Quota::default())?;
-    let (rss_before, cpu_before) = process_usage();
+    let (rss_before, process_cpu_before) = process_usage();
+    let cpu_before = thread_cpu();
     let start = Instant::now();
     for chunk in (0..data.n_base()).collect::<Vec<_>>().chunks(BUILD_BATCH) {
         let points = chunk.iter().map(|&i| data.point(i)).collect();
         engine.upsert(&key, points, &Quota::default())?;
     }
     let build = start.elapsed();
-    let (rss_after, cpu_after) = process_usage();
+    let build_cpu = thread_cpu().saturating_sub(cpu_before);
+    let (rss_after, process_cpu_after) = process_usage();
     let stats = engine.stats(&key)?;
     let truth: Vec<Vec<usize>> = (0..data.n_queries())
         .map(|q| {
@@ -462,21 +492,26 @@ fn build_and_query(engine: &Engine, data: &Data) -> Result<(Built, Curve)> {
         let queries: Vec<Query> = (0..data.n_queries())
             .map(|q| query(data.query_vector(q), ef, None))
             .collect();
-        let (qps, recall, plans) = timed_queries(engine, &key, &queries, &truth)?;
-        eprintln!("engine ef {ef}: {qps:.0} QPS, recall {recall:.4}, plans {plans:?}");
+        let m = timed_queries(engine, &key, &queries, &truth)?;
+        eprintln!(
+            "engine ef {ef}: {:.0} QPS ({:.0} per CPU second), recall {:.4}, plans {:?}",
+            m.qps, m.cpu_qps, m.recall, m.plans
+        );
         points.push(CurvePoint {
             library: "engine".into(),
             version: String::new(),
             ef,
-            qps,
-            recall,
+            qps: m.qps,
+            cpu_qps: m.cpu_qps,
+            recall: m.recall,
             build_s: build.as_secs_f64(),
+            build_cpu_s: build_cpu.as_secs_f64(),
             memory_bytes: stats.bytes_in_memory,
         });
     }
     let built = Built {
         key,
-        build_cpu: cpu_after.saturating_sub(cpu_before),
+        build_cpu: process_cpu_after.saturating_sub(process_cpu_before),
         rss_growth: rss_after.saturating_sub(rss_before),
     };
     Ok((built, Curve::from_points(points)?))
@@ -504,30 +539,23 @@ fn peer_curve(tools: &Tools, settings: &Settings, library: &str) -> Result<Curve
 }
 
 fn print_comparison(curves: &[Curve], engine_extra: &Built, resident_bytes: u64) {
-    println!("\n### Recall@10 and QPS per ef (one thread, k = 10)\n");
+    println!("\n### Recall@10 and QPS per ef (one thread, k = 10; QPS per CPU second / per wall second)\n");
     print!("| ef |");
     for c in curves {
-        print!(" {} recall | {} QPS |", c.library, c.library);
+        print!(" {0} recall | {0} QPS CPU | {0} QPS wall |", c.library);
     }
     println!();
-    println!("|---|{}", "---|---|".repeat(curves.len()));
+    println!("|---|{}", "---|---|---|".repeat(curves.len()));
     for (row, ef) in EFS.iter().enumerate() {
         print!("| {ef} |");
         for c in curves {
             match c.points.get(row) {
-                Some(p) => print!(" {:.4} | {:.0} |", p.recall, p.qps),
-                None => print!(" – | – |"),
+                Some(p) => print!(" {:.4} | {:.0} | {:.0} |", p.recall, p.cpu_qps, p.qps),
+                None => print!(" – | – | – |"),
             }
         }
         println!();
     }
-    println!("\n### QPS at a recall@10 (interpolated)\n");
-    print!("| recall |");
-    for c in curves {
-        print!(" {} |", c.library);
-    }
-    println!(" engine / faiss | engine / hnswlib |");
-    println!("|---|{}---|---|", "---|".repeat(curves.len()));
     let fmt = |v: Option<(f64, bool)>| match v {
         Some((q, false)) => format!("{q:.0}"),
         Some((q, true)) => format!("{q:.0}*"),
@@ -537,36 +565,47 @@ fn print_comparison(curves: &[Curve], engine_extra: &Built, resident_bytes: u64)
         (Some((a, _)), Some((b, _))) => format!("{:.2}", a / b),
         _ => "–".into(),
     };
-    for r in RECALL_TARGETS {
-        let at: Vec<Option<(f64, bool)>> = curves.iter().map(|c| c.qps_at(r)).collect();
-        print!("| {r:.2} |");
-        for q in &at {
-            print!(" {} |", fmt(*q));
+    let per_cpu: fn(&CurvePoint) -> f64 = |p| p.cpu_qps;
+    let per_wall: fn(&CurvePoint) -> f64 = |p| p.qps;
+    for (name, qps) in [("CPU", per_cpu), ("wall", per_wall)] {
+        println!("\n### QPS per {name} second at a recall@10 (interpolated)\n");
+        print!("| recall |");
+        for c in curves {
+            print!(" {} |", c.library);
         }
-        println!(" {} | {} |", ratio(at[0], at[1]), ratio(at[0], at[2]));
+        println!(" engine / faiss | engine / hnswlib |");
+        println!("|---|{}---|---|", "---|".repeat(curves.len()));
+        for r in RECALL_TARGETS {
+            let at: Vec<Option<(f64, bool)>> = curves.iter().map(|c| c.qps_at(r, qps)).collect();
+            print!("| {r:.2} |");
+            for q in &at {
+                print!(" {} |", fmt(*q));
+            }
+            println!(" {} | {} |", ratio(at[0], at[1]), ratio(at[0], at[2]));
+        }
     }
     println!(
         "\n\\* even ef {} is above this recall: the QPS of the fastest ef",
         EFS[0]
     );
     println!("\n### Build (M = 16, efConstruction = 200) and memory\n");
-    println!("| library | build s | memory MiB |");
-    println!("|---|---|---|");
+    println!("| library | build s (wall) | build s (CPU) | memory MiB |");
+    println!("|---|---|---|---|");
     for c in curves {
         println!(
-            "| {} | {:.1} | {:.1} |",
+            "| {} | {:.1} | {:.1} | {:.1} |",
             c.library,
             c.build_s,
+            c.build_cpu_s,
             mib(c.memory_bytes)
         );
     }
     println!(
-        "\nengine build: CPU {:.1} s for {:.1} s wall (CPU/wall {:.2}: threads used); memory above \
-         is the engine's stats().bytes_in_memory; resident() {:.1} MiB; process RSS grew {:.1} MiB \
-         (peers: RSS growth of their process over the build)",
+        "\nengine: build CPU {:.1} s of the whole process (all threads) for {:.1} s wall; memory \
+         above is the engine's stats().bytes_in_memory; resident() {:.1} MiB; process RSS grew \
+         {:.1} MiB over the build (peers: RSS growth of their process over the build)",
         engine_extra.build_cpu.as_secs_f64(),
         curves[0].build_s,
-        engine_extra.build_cpu.as_secs_f64() / curves[0].build_s.max(1e-9),
         mib(resident_bytes),
         mib(engine_extra.rss_growth),
     );
@@ -577,8 +616,8 @@ fn filtered(engine: &Engine, key: &CollectionKey, data: &Data, settings: &Settin
         "\n### Filtered search ({} queries, payload bucket = i % 100, indexed)\n",
         settings.filtered_queries
     );
-    println!("| filter | selectivity | ef | recall@10 | QPS | plan |");
-    println!("|---|---|---|---|---|---|");
+    println!("| filter | selectivity | ef | recall@10 | QPS CPU | QPS wall | plan |");
+    println!("|---|---|---|---|---|---|---|");
     for below in [1usize, 50] {
         let filter_json = json!({ "bucket": { "$lt": below } });
         let filter = Filter::parse("filter", &filter_json)
@@ -590,19 +629,21 @@ fn filtered(engine: &Engine, key: &CollectionKey, data: &Data, settings: &Settin
         efs.push(None);
         for ef in efs {
             let queries: Vec<Query> = (0..settings.filtered_queries)
-                .map(|q| {
-                    let mut qq = query(data.query_vector(q), ef.unwrap_or(0), Some(filter.clone()));
-                    qq.ef = ef;
-                    qq.exact = ef.is_none();
-                    qq
+                .map(|q| Query {
+                    ef,
+                    exact: ef.is_none(),
+                    ..query(data.query_vector(q), 0, Some(filter.clone()))
                 })
                 .collect();
-            let (qps, recall, plans) = timed_queries(engine, key, &queries, &truth)?;
-            let mut plans: Vec<String> = plans.into_iter().collect();
+            let m = timed_queries(engine, key, &queries, &truth)?;
+            let mut plans = m.plans.clone();
             plans.sort();
             println!(
-                "| `{filter_json}` | {below} % | {} | {recall:.4} | {qps:.0} | {} |",
+                "| `{filter_json}` | {below} % | {} | {:.4} | {:.0} | {:.0} | {} |",
                 ef.map_or("exact".to_string(), |e| e.to_string()),
+                m.recall,
+                m.cpu_qps,
+                m.qps,
                 plans.join(", ")
             );
         }
@@ -762,9 +803,15 @@ fn write_plot(curves: &[Curve], tools: &Tools, settings: &Settings, title: &str)
     let points: Vec<serde_json::Value> = curves
         .iter()
         .flat_map(|c| {
-            c.points.iter().map(
-                |p| json!({ "library": c.library, "ef": p.ef, "qps": p.qps, "recall": p.recall }),
-            )
+            c.points.iter().map(|p| {
+                json!({
+                    "library": c.library,
+                    "ef": p.ef,
+                    "qps": p.qps,
+                    "cpu_qps": p.cpu_qps,
+                    "recall": p.recall,
+                })
+            })
         })
         .collect();
     std::fs::write(
