@@ -337,6 +337,24 @@ impl Engine {
         Ok(())
     }
 
+    /// The collection's exclusive lock, with the collection loaded. A collection that is not
+    /// on disk is [`EngineError::NotFound`] and its handle is forgotten.
+    fn loaded<'h>(
+        &self,
+        key: &CollectionKey,
+        handle: &'h std::sync::Arc<budget::Handle>,
+    ) -> Result<RwLockWriteGuard<'h, Option<collection::Collection>>, EngineError> {
+        let mut state = write_lock(&handle.state);
+        if let Err(e) = self.load_into(key, &mut state) {
+            drop(state);
+            if matches!(e, EngineError::NotFound) {
+                self.registry.forget(key, handle);
+            }
+            return Err(e);
+        }
+        Ok(state)
+    }
+
     /// Runs a read under the collection's shared lock, loading it first when needed.
     fn read<R>(
         &self,
@@ -350,14 +368,7 @@ impl Engine {
                 break guard;
             }
             drop(guard);
-            let mut state = write_lock(&handle.state);
-            if let Err(e) = self.load_into(key, &mut state) {
-                drop(state);
-                if matches!(e, EngineError::NotFound) {
-                    self.registry.forget(key, &handle);
-                }
-                return Err(e);
-            }
+            let state = self.loaded(key, &handle)?;
             handle.note(state.as_ref(), self.registry.tick());
         };
         let result = match guard.as_ref() {
@@ -377,14 +388,7 @@ impl Engine {
         f: impl FnOnce(&mut collection::Collection) -> Result<R, EngineError>,
     ) -> Result<R, EngineError> {
         let handle = self.registry.handle(key);
-        let mut state = write_lock(&handle.state);
-        if let Err(e) = self.load_into(key, &mut state) {
-            drop(state);
-            if matches!(e, EngineError::NotFound) {
-                self.registry.forget(key, &handle);
-            }
-            return Err(e);
-        }
+        let mut state = self.loaded(key, &handle)?;
         let result = match state.as_mut() {
             Some(collection) => f(collection),
             None => Err(EngineError::NotFound),

@@ -153,6 +153,16 @@ mod tests {
         (dir, c)
     }
 
+    fn top_10<'a>(query: &'a [f32], predicate: Predicate<'a>) -> Search<'a> {
+        Search {
+            vector: query,
+            k: 10,
+            ef: 64,
+            exact: false,
+            predicate: Some(predicate),
+        }
+    }
+
     #[test]
     fn exact_scores_agree_with_the_index_for_each_metric() {
         for metric in [Metric::Cosine, Metric::L2, Metric::Dot] {
@@ -176,14 +186,7 @@ mod tests {
         let query = vec![0.0; 8];
         // 1 % of the points match.
         let predicate = |p: &serde_json::Value| p["group"] == json!(42);
-        let search = Search {
-            vector: &query,
-            k: 10,
-            ef: 64,
-            exact: false,
-            predicate: Some(&predicate),
-        };
-        let (hits, plan) = run(&c, &search).unwrap();
+        let (hits, plan) = run(&c, &top_10(&query, &predicate)).unwrap();
         assert_eq!(plan, Plan::ExactScan);
         let matching = c
             .store
@@ -200,13 +203,7 @@ mod tests {
         let (_dir, c) = filled(Metric::Cosine, 3000, 8);
         let query = vec![0.5; 8];
         let predicate = |p: &serde_json::Value| p["group"].as_u64().is_some_and(|g| g < 50);
-        let search = Search {
-            vector: &query,
-            k: 10,
-            ef: 64,
-            exact: false,
-            predicate: Some(&predicate),
-        };
+        let search = top_10(&query, &predicate);
         let (hits, plan) = run(&c, &search).unwrap();
         assert_eq!(plan, Plan::FilteredIndex);
         assert_eq!(hits.len(), 10);

@@ -41,41 +41,32 @@ pub(crate) struct PointStore {
     counted_bytes: u64,
 }
 
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight independent accumulators let the loop vectorise without fast-math.
+/// Sums `term(a[i], b[i])` over two equal-length slices. Eight independent accumulators let
+/// the loop vectorise without fast-math.
+#[inline(always)]
+fn sum_of(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let chunks_a = a.chunks_exact(8);
     let chunks_b = b.chunks_exact(8);
     let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
     for (x, y) in chunks_a.zip(chunks_b) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += term(x[i], y[i]);
         }
     }
     let mut sum: f32 = acc.iter().sum();
     for (x, y) in rest_a.iter().zip(rest_b) {
-        sum += x * y;
+        sum += term(*x, *y);
     }
     sum
 }
 
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    sum_of(a, b, |x, y| x * y)
+}
+
 pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let (rest_a, rest_b) = (chunks_a.remainder(), chunks_b.remainder());
-    for (x, y) in chunks_a.zip(chunks_b) {
-        for i in 0..8 {
-            let d = x[i] - y[i];
-            acc[i] += d * d;
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (x, y) in rest_a.iter().zip(rest_b) {
-        let d = x - y;
-        sum += d * d;
-    }
-    sum
+    sum_of(a, b, |x, y| (x - y) * (x - y))
 }
 
 impl PointStore {

@@ -99,37 +99,46 @@ impl TenantLedger {
         let total = self.usage();
         let points = total.points - before.points + after.points;
         let bytes = total.bytes - before.bytes + after.bytes;
-        if let Some(limit) = quota.max_points {
-            if points > limit && after.points > before.points {
-                return Err(EngineError::Quota {
-                    what: "points",
-                    would_be: points,
-                    limit,
-                });
-            }
-        }
-        if let Some(limit) = quota.max_bytes {
-            if bytes > limit && after.bytes > before.bytes {
-                return Err(EngineError::Quota {
-                    what: "bytes",
-                    would_be: bytes,
-                    limit,
-                });
-            }
-        }
+        refuse_growth_past(
+            "points",
+            points,
+            quota.max_points,
+            after.points > before.points,
+        )?;
+        refuse_growth_past("bytes", bytes, quota.max_bytes, after.bytes > before.bytes)?;
         Ok(())
     }
 }
 
+/// Refuses a measure that grows to `would_be` past its `limit`.
+fn refuse_growth_past(
+    what: &'static str,
+    would_be: u64,
+    limit: Option<u64>,
+    grows: bool,
+) -> Result<(), EngineError> {
+    match limit {
+        Some(limit) if grows && would_be > limit => Err(EngineError::Quota {
+            what,
+            would_be,
+            limit,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A tenant's ledger, shared by the calls that lock it.
+type SharedLedger = Arc<Mutex<TenantLedger>>;
+
 /// Every tenant's ledger, created on first use.
 #[derive(Debug, Default)]
 pub(crate) struct Ledgers {
-    tenants: Mutex<HashMap<(Scope, Uuid), Arc<Mutex<TenantLedger>>>>,
+    tenants: Mutex<HashMap<(Scope, Uuid), SharedLedger>>,
 }
 
 /// A locked ledger.
 pub(crate) struct LedgerGuard {
-    ledger: Arc<Mutex<TenantLedger>>,
+    ledger: SharedLedger,
 }
 
 impl LedgerGuard {

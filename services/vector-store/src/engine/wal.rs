@@ -62,13 +62,17 @@ pub(crate) struct Wal {
 
 fn encode(record: &WalRecord) -> Vec<u8> {
     let mut body = Vec::new();
+    let (kind, items) = match &record.op {
+        WalOp::Upsert(points) => (KIND_UPSERT, points.len()),
+        WalOp::Delete(ids) => (KIND_DELETE, ids.len()),
+    };
+    put_u8(&mut body, kind);
+    put_u64(&mut body, record.counts.points);
+    put_u64(&mut body, record.counts.bytes);
+    put_u64(&mut body, record.counts.slots);
+    put_u32(&mut body, items as u32);
     match &record.op {
         WalOp::Upsert(points) => {
-            put_u8(&mut body, KIND_UPSERT);
-            put_u64(&mut body, record.counts.points);
-            put_u64(&mut body, record.counts.bytes);
-            put_u64(&mut body, record.counts.slots);
-            put_u32(&mut body, points.len() as u32);
             for point in points {
                 put_bytes(&mut body, point.id.as_bytes());
                 put_u32(&mut body, point.vector.len() as u32);
@@ -77,11 +81,6 @@ fn encode(record: &WalRecord) -> Vec<u8> {
             }
         }
         WalOp::Delete(ids) => {
-            put_u8(&mut body, KIND_DELETE);
-            put_u64(&mut body, record.counts.points);
-            put_u64(&mut body, record.counts.bytes);
-            put_u64(&mut body, record.counts.slots);
-            put_u32(&mut body, ids.len() as u32);
             for id in ids {
                 put_bytes(&mut body, id.as_bytes());
             }
@@ -313,15 +312,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_torn_tail_is_truncated() {
+    /// A log holding upserts of `a` then `b`, and the length of the first record.
+    fn two_records() -> (tempfile::TempDir, std::path::PathBuf, u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.log");
         let (mut wal, _) = Wal::open(&path, Durability::Fsync).unwrap();
         wal.append(&upsert(1, "a")).unwrap();
-        let good = wal.len();
+        let first = wal.len();
         wal.append(&upsert(2, "b")).unwrap();
-        drop(wal);
+        (dir, path, first)
+    }
+
+    #[test]
+    fn a_torn_tail_is_truncated() {
+        let (_dir, path, good) = two_records();
         // Cut the second record in half.
         let full = std::fs::metadata(&path).unwrap().len();
         let file = OpenOptions::new().write(true).open(&path).unwrap();
@@ -339,13 +343,8 @@ mod tests {
 
     #[test]
     fn a_bad_checksum_at_the_tail_is_torn_but_in_the_middle_is_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wal.log");
-        let (mut wal, _) = Wal::open(&path, Durability::Relaxed).unwrap();
-        wal.append(&upsert(1, "a")).unwrap();
-        let first = wal.len() as usize;
-        wal.append(&upsert(2, "b")).unwrap();
-        drop(wal);
+        let (_dir, path, first) = two_records();
+        let first = first as usize;
         let clean = std::fs::read(&path).unwrap();
 
         let mut tail_flipped = clean.clone();
