@@ -32,7 +32,8 @@
 //! element-wise: `items.sku` reaches the `sku` of every object in the array `items` (elements
 //! that are not objects contribute nothing), and a segment that is a decimal number also
 //! reaches that element of an array (`items.0.sku`). A path can thus reach several values; a
-//! path that reaches none is *missing*. A path segment may not be empty or start with `$`.
+//! path that reaches none is *missing*. A path segment may not be empty or start with `$`. A
+//! payload that is not an object has no fields (every path is missing).
 //!
 //! # Semantics (a field's reached values, each possibly an array)
 //!
@@ -309,9 +310,18 @@ fn value_or_element(value: &Value, mut test: impl FnMut(&Value) -> bool) -> bool
     }
 }
 
-/// Walks `segments` from `value` (see "Field paths" in the module doc) and tells whether
-/// `test` holds of one of the values reached; stops at the first that does.
+/// Walks `segments` from a payload (see "Field paths" in the module doc) and tells whether
+/// `test` holds of one of the values reached; stops at the first that does. A payload that is
+/// not an object holds no field.
 pub(super) fn any_value<'v>(
+    payload: &'v Value,
+    segments: &[Segment],
+    test: &mut impl FnMut(&'v Value) -> bool,
+) -> bool {
+    payload.is_object() && walk(payload, segments, test)
+}
+
+fn walk<'v>(
     value: &'v Value,
     segments: &[Segment],
     test: &mut impl FnMut(&'v Value) -> bool,
@@ -322,16 +332,16 @@ pub(super) fn any_value<'v>(
     match value {
         Value::Object(map) => map
             .get(first.name.as_str())
-            .is_some_and(|child| any_value(child, rest, test)),
+            .is_some_and(|child| walk(child, rest, test)),
         Value::Array(items) => {
             if let Some(item) = first.index.and_then(|index| items.get(index)) {
-                if any_value(item, rest, test) {
+                if walk(item, rest, test) {
                     return true;
                 }
             }
             items
                 .iter()
-                .any(|item| item.is_object() && any_value(item, rest, test))
+                .any(|item| item.is_object() && walk(item, segments, test))
         }
         _ => false,
     }
@@ -867,5 +877,596 @@ fn kind_or_empty(value: &Value) -> &'static str {
         Value::Array(items) if items.is_empty() => "an empty array",
         Value::Object(map) if map.is_empty() => "an empty object",
         other => kind(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn parsed(filter: Value) -> Filter {
+        Filter::parse("filter", &filter).unwrap_or_else(|errors| panic!("{filter}: {errors:?}"))
+    }
+
+    fn matches(filter: Value, payload: Value) -> bool {
+        parsed(filter).matches(&payload)
+    }
+
+    /// The paths of the errors, in order.
+    fn error_fields(filter: Value) -> Vec<String> {
+        match Filter::parse("filter", &filter) {
+            Ok(_) => panic!("{filter} was accepted"),
+            Err(errors) => errors.into_iter().map(|error| error.field).collect(),
+        }
+    }
+
+    fn single_error(filter: Value) -> FilterError {
+        let mut errors = Filter::parse("filter", &filter).expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.remove(0)
+    }
+
+    #[test]
+    fn implicit_and_explicit_equality() {
+        let payload = json!({"color": "red", "size": 3, "ok": true, "none": null});
+        assert!(matches(json!({"color": "red"}), payload.clone()));
+        assert!(matches(json!({"color": {"$eq": "red"}}), payload.clone()));
+        assert!(!matches(json!({"color": "blue"}), payload.clone()));
+        assert!(matches(json!({"size": 3}), payload.clone()));
+        assert!(matches(json!({"size": 3.0}), payload.clone()));
+        assert!(!matches(json!({"size": "3"}), payload.clone()));
+        assert!(matches(json!({"ok": true}), payload.clone()));
+        assert!(!matches(json!({"ok": 1}), payload.clone()));
+        assert!(matches(json!({"none": null}), payload.clone()));
+        assert!(!matches(json!({"none": false}), payload));
+    }
+
+    #[test]
+    fn equality_with_objects_and_arrays_is_deep() {
+        let payload = json!({"meta": {"a": 1, "b": [1, 2]}, "pair": [1, 2]});
+        assert!(matches(
+            json!({"meta": {"b": [1.0, 2], "a": 1}}),
+            payload.clone()
+        ));
+        assert!(!matches(json!({"meta": {"a": 1}}), payload.clone()));
+        assert!(matches(json!({"pair": [1, 2]}), payload.clone()));
+        assert!(!matches(json!({"pair": [2, 1]}), payload.clone()));
+        assert!(matches(json!({"pair": {"$eq": [1, 2]}}), payload.clone()));
+        assert!(matches(json!({"pair": {"$ne": [2, 1]}}), payload.clone()));
+        assert!(matches(
+            json!({"pair": {"$in": [[1, 2], 7]}}),
+            payload.clone()
+        ));
+        assert!(!matches(
+            json!({"pair": {"$in": [[2, 1]]}}),
+            payload.clone()
+        ));
+        // An element that is itself an array matches an array literal.
+        assert!(matches(json!({"m": [1, 2]}), json!({"m": [[1, 2], 3]})));
+        assert!(matches(json!({"empty": {}}), json!({"empty": {}})));
+    }
+
+    #[test]
+    fn not_equal_matches_missing_and_other_values() {
+        assert!(matches(json!({"a": {"$ne": 1}}), json!({"a": 2})));
+        assert!(matches(json!({"a": {"$ne": 1}}), json!({})));
+        assert!(matches(json!({"a": {"$ne": 1}}), json!({"a": "1"})));
+        assert!(!matches(json!({"a": {"$ne": 1}}), json!({"a": 1.0})));
+    }
+
+    #[test]
+    fn numeric_ranges() {
+        let p = json!({"price": 10});
+        assert!(matches(json!({"price": {"$gt": 9}}), p.clone()));
+        assert!(!matches(json!({"price": {"$gt": 10}}), p.clone()));
+        assert!(matches(json!({"price": {"$gte": 10}}), p.clone()));
+        assert!(matches(json!({"price": {"$gte": 9.5}}), p.clone()));
+        assert!(!matches(json!({"price": {"$gte": 10.5}}), p.clone()));
+        assert!(matches(json!({"price": {"$lt": 10.000001}}), p.clone()));
+        assert!(!matches(json!({"price": {"$lt": 10}}), p.clone()));
+        assert!(matches(json!({"price": {"$lte": 10.0}}), p.clone()));
+        assert!(!matches(json!({"price": {"$lte": 9}}), p.clone()));
+        assert!(matches(json!({"price": {"$gt": -1e300}}), p.clone()));
+        assert!(matches(json!({"price": {"$gt": 5, "$lt": 11}}), p.clone()));
+        assert!(!matches(json!({"price": {"$gt": 5, "$lt": 10}}), p));
+        assert!(matches(json!({"x": {"$lt": 0}}), json!({"x": -0.5})));
+        assert!(matches(json!({"x": {"$gte": 0}}), json!({"x": -0.0})));
+        assert!(matches(
+            json!({"x": {"$gt": 9_223_372_036_854_775_807_i64}}),
+            json!({"x": u64::MAX})
+        ));
+    }
+
+    #[test]
+    fn integers_beyond_f64_precision_compare_exactly() {
+        let big = 9_007_199_254_740_993_i64; // 2^53 + 1: its f64 is 2^53
+        let p = json!({"n": big});
+        assert!(matches(json!({"n": big}), p.clone()));
+        assert!(!matches(json!({"n": big - 1}), p.clone()));
+        assert!(!matches(
+            json!({"n": 9_007_199_254_740_992.0_f64}),
+            p.clone()
+        ));
+        assert!(matches(json!({"n": {"$gt": big - 1}}), p.clone()));
+        assert!(matches(
+            json!({"n": {"$gt": 9_007_199_254_740_992.0_f64}}),
+            p.clone()
+        ));
+        assert!(!matches(json!({"n": {"$lt": big}}), p));
+        assert!(matches(
+            json!({"n": 9_007_199_254_740_992_i64}),
+            json!({"n": 9_007_199_254_740_992.0_f64})
+        ));
+        assert!(matches(
+            json!({"n": {"$in": [1, u64::MAX]}}),
+            json!({"n": u64::MAX})
+        ));
+        assert!(!matches(
+            json!({"n": {"$in": [1, u64::MAX - 1]}}),
+            json!({"n": u64::MAX})
+        ));
+    }
+
+    #[test]
+    fn string_ranges_compare_bytes() {
+        let p = json!({"name": "banana"});
+        assert!(matches(json!({"name": {"$gt": "apple"}}), p.clone()));
+        assert!(matches(json!({"name": {"$gte": "banana"}}), p.clone()));
+        assert!(!matches(json!({"name": {"$gt": "banana"}}), p.clone()));
+        assert!(matches(json!({"name": {"$lt": "banana!"}}), p.clone()));
+        assert!(matches(json!({"name": {"$lt": "c"}}), p.clone()));
+        assert!(!matches(json!({"name": {"$lte": "B"}}), p));
+        // Byte order: every upper-case letter sorts before every lower-case one.
+        assert!(matches(json!({"w": {"$lt": "a"}}), json!({"w": "Z"})));
+        assert!(matches(json!({"w": {"$gt": "z"}}), json!({"w": "é"})));
+    }
+
+    #[test]
+    fn mixed_types_never_match_ranges() {
+        for payload in [
+            json!({"v": "10"}),
+            json!({"v": true}),
+            json!({"v": null}),
+            json!({"v": {"a": 1}}),
+            json!({}),
+        ] {
+            for op in ["$gt", "$gte", "$lt", "$lte"] {
+                assert!(
+                    !matches(json!({"v": {op: 5}}), payload.clone()),
+                    "{op} {payload}"
+                );
+            }
+        }
+        for payload in [
+            json!({"v": 10}),
+            json!({"v": false}),
+            json!({"v": null}),
+            json!({}),
+        ] {
+            for op in ["$gt", "$gte", "$lt", "$lte"] {
+                assert!(
+                    !matches(json!({"v": {op: "a"}}), payload.clone()),
+                    "{op} {payload}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn in_and_not_in() {
+        let f = json!({"tag": {"$in": ["a", "b", 3, true]}});
+        assert!(matches(f.clone(), json!({"tag": "a"})));
+        assert!(matches(f.clone(), json!({"tag": 3.0})));
+        assert!(matches(f.clone(), json!({"tag": true})));
+        assert!(!matches(f.clone(), json!({"tag": false})));
+        assert!(!matches(f.clone(), json!({"tag": "c"})));
+        assert!(!matches(f.clone(), json!({})));
+        assert!(!matches(f.clone(), json!({"tag": null})));
+        assert!(matches(f, json!({"tag": ["x", "b"]})));
+        assert!(!matches(json!({"tag": {"$in": []}}), json!({"tag": "a"})));
+
+        let nin = json!({"tag": {"$nin": ["a", "b"]}});
+        assert!(matches(nin.clone(), json!({"tag": "c"})));
+        assert!(matches(nin.clone(), json!({})));
+        assert!(!matches(nin.clone(), json!({"tag": "a"})));
+        assert!(!matches(nin.clone(), json!({"tag": ["c", "b"]})));
+        assert!(matches(nin, json!({"tag": ["c", "d"]})));
+        assert!(matches(json!({"tag": {"$nin": []}}), json!({"tag": "a"})));
+    }
+
+    #[test]
+    fn null_in_a_set_matches_missing() {
+        let f = json!({"tag": {"$in": [null, "a"]}});
+        assert!(matches(f.clone(), json!({})));
+        assert!(matches(f.clone(), json!({"tag": null})));
+        assert!(matches(f.clone(), json!({"tag": [1, null]})));
+        assert!(!matches(f, json!({"tag": "b"})));
+        assert!(!matches(json!({"tag": {"$nin": [null]}}), json!({})));
+        assert!(matches(json!({"tag": {"$nin": [null]}}), json!({"tag": 0})));
+    }
+
+    #[test]
+    fn exists() {
+        assert!(matches(json!({"a": {"$exists": true}}), json!({"a": 0})));
+        assert!(matches(json!({"a": {"$exists": true}}), json!({"a": null})));
+        assert!(!matches(json!({"a": {"$exists": true}}), json!({"b": 0})));
+        assert!(matches(json!({"a": {"$exists": false}}), json!({"b": 0})));
+        assert!(!matches(json!({"a": {"$exists": false}}), json!({"a": []})));
+        assert!(matches(
+            json!({"a.b": {"$exists": true}}),
+            json!({"a": {"b": false}})
+        ));
+        assert!(!matches(json!({"a.b": {"$exists": true}}), json!({"a": 5})));
+        assert!(matches(
+            json!({"a.b": {"$exists": true}}),
+            json!({"a": [{}, {"b": 1}]})
+        ));
+        assert!(!matches(
+            json!({"a.b": {"$exists": true}}),
+            json!({"a": [1, 2]})
+        ));
+    }
+
+    #[test]
+    fn null_matches_null_and_missing() {
+        assert!(matches(json!({"a": null}), json!({"a": null})));
+        assert!(matches(json!({"a": null}), json!({})));
+        assert!(matches(json!({"a": {"$eq": null}}), json!({"b": 1})));
+        assert!(matches(json!({"a": null}), json!({"a": [1, null]})));
+        assert!(!matches(json!({"a": null}), json!({"a": 0})));
+        assert!(!matches(json!({"a": null}), json!({"a": [1]})));
+        assert!(matches(json!({"a.b": null}), json!({"a": 1})));
+        assert!(!matches(json!({"a": {"$ne": null}}), json!({})));
+        assert!(matches(json!({"a": {"$ne": null}}), json!({"a": false})));
+        // Reached through some array elements only: not missing (see the module doc).
+        assert!(!matches(json!({"a.b": null}), json!({"a": [{"b": 1}, {}]})));
+    }
+
+    #[test]
+    fn arrays_match_by_element() {
+        let p = json!({"tags": ["red", "green"], "scores": [3, 8], "nested": [[5]]});
+        assert!(matches(json!({"tags": "red"}), p.clone()));
+        assert!(matches(json!({"tags": "green"}), p.clone()));
+        assert!(!matches(json!({"tags": "blue"}), p.clone()));
+        assert!(!matches(json!({"tags": {"$ne": "red"}}), p.clone()));
+        assert!(matches(json!({"tags": {"$ne": "blue"}}), p.clone()));
+        assert!(matches(json!({"scores": {"$gt": 7}}), p.clone()));
+        assert!(!matches(json!({"scores": {"$gt": 8}}), p.clone()));
+        assert!(matches(json!({"scores": {"$lt": 4}}), p.clone()));
+        // Each operator may hold through a different element (MongoDB).
+        assert!(matches(json!({"scores": {"$gt": 5, "$lt": 4}}), p.clone()));
+        assert!(matches(json!({"scores": {"$not": {"$gt": 10}}}), p.clone()));
+        assert!(!matches(json!({"nested": {"$gt": 1}}), p.clone()));
+        assert!(!matches(json!({"nested": 5}), p.clone()));
+        assert!(matches(json!({"nested": [5]}), p.clone()));
+        assert!(!matches(json!({"tags": {"$exists": false}}), p));
+        assert!(!matches(json!({"tags": "red"}), json!({"tags": []})));
+        assert!(matches(
+            json!({"tags": {"$ne": "red"}}),
+            json!({"tags": []})
+        ));
+    }
+
+    #[test]
+    fn dotted_paths_walk_objects_and_arrays() {
+        let p = json!({
+            "a": {"b": {"c": 7}},
+            "items": [{"sku": "x1", "qty": 2}, {"sku": "x2", "qty": 5}, 9],
+            "grid": [[1, 2], [3]],
+            "0": "key zero",
+        });
+        assert!(matches(json!({"a.b.c": 7}), p.clone()));
+        assert!(matches(json!({"a.b": {"c": 7}}), p.clone()));
+        assert!(!matches(json!({"a.b.c.d": 7}), p.clone()));
+        assert!(!matches(json!({"a.x.c": 7}), p.clone()));
+        assert!(matches(json!({"a.x.c": {"$exists": false}}), p.clone()));
+        assert!(matches(json!({"items.sku": "x2"}), p.clone()));
+        assert!(matches(json!({"items.qty": {"$gte": 5}}), p.clone()));
+        assert!(!matches(json!({"items.qty": {"$gt": 5}}), p.clone()));
+        assert!(matches(json!({"items.1.sku": "x2"}), p.clone()));
+        assert!(!matches(json!({"items.0.sku": "x2"}), p.clone()));
+        assert!(matches(json!({"items.2": 9}), p.clone()));
+        assert!(!matches(json!({"items.7": 9}), p.clone()));
+        assert!(matches(json!({"grid.1": [3]}), p.clone()));
+        assert!(matches(json!({"grid.0": 2}), p.clone()));
+        assert!(matches(json!({"0": "key zero"}), p.clone()));
+        assert!(!matches(json!({"a.b.c": 7}), json!({"a": "b"})));
+        assert!(!matches(json!({"a": 1}), json!([{"a": 1}])));
+        assert!(!matches(json!({"a": 1}), json!("a")));
+    }
+
+    #[test]
+    fn logical_operators() {
+        let p = json!({"a": 1, "b": "x"});
+        assert!(matches(json!({"a": 1, "b": "x"}), p.clone()));
+        assert!(!matches(json!({"a": 1, "b": "y"}), p.clone()));
+        assert!(matches(json!({"$and": [{"a": 1}, {"b": "x"}]}), p.clone()));
+        assert!(!matches(json!({"$and": [{"a": 1}, {"b": "y"}]}), p.clone()));
+        assert!(matches(json!({"$or": [{"a": 2}, {"b": "x"}]}), p.clone()));
+        assert!(!matches(json!({"$or": [{"a": 2}, {"b": "y"}]}), p.clone()));
+        assert!(matches(json!({"$not": {"a": 2}}), p.clone()));
+        assert!(!matches(json!({"$not": {"a": 1, "b": "x"}}), p.clone()));
+        assert!(matches(json!({"$not": {"a": 1, "b": "y"}}), p.clone()));
+        assert!(matches(json!({"$not": {"c": 1}}), p.clone()));
+        assert!(matches(
+            json!({"$or": [{"$and": [{"a": 1}, {"$not": {"b": "x"}}]}, {"$and": [{"a": {"$lt": 5}}, {"b": {"$in": ["x"]}}]}]}),
+            p.clone()
+        ));
+        assert!(!matches(
+            json!({"a": 1, "$or": [{"b": "y"}, {"c": 1}]}),
+            p.clone()
+        ));
+        assert!(matches(json!({"a": {"$not": {"$gt": 5}}}), p.clone()));
+        assert!(!matches(
+            json!({"a": {"$not": {"$gt": 0, "$lt": 5}}}),
+            p.clone()
+        ));
+        assert!(matches(
+            json!({"a": {"$not": {"$gt": 0, "$lt": 1}}}),
+            p.clone()
+        ));
+        assert!(matches(json!({"c": {"$not": {"$gt": 5}}}), p.clone()));
+        assert!(matches(json!({"a": {"$not": {"$not": {"$eq": 1}}}}), p));
+    }
+
+    #[test]
+    fn the_empty_filter_matches_everything() {
+        assert!(matches(json!({}), json!({})));
+        assert!(matches(json!({}), json!({"a": 1})));
+        assert!(Filter::match_all().matches(&json!({"a": 1})));
+        assert_eq!(parsed(json!({})), Filter::match_all());
+    }
+
+    #[test]
+    fn a_filter_is_an_object() {
+        let error = single_error(json!([{"a": 1}]));
+        assert_eq!(error.field, "filter");
+        assert!(error.message.contains("object"), "{}", error.message);
+        assert_eq!(error_fields(json!("a")), ["filter"]);
+        assert_eq!(
+            error_fields(json!({"$and": [{"a": 1}, 5]})),
+            ["filter.$and[1]"]
+        );
+        assert_eq!(error_fields(json!({"$not": null})), ["filter.$not"]);
+    }
+
+    #[test]
+    fn unknown_and_misplaced_operators() {
+        let error = single_error(json!({"$nor": [{"a": 1}]}));
+        assert_eq!(error.field, "filter.$nor");
+        assert!(
+            error.message.contains("unknown operator `$nor`"),
+            "{}",
+            error.message
+        );
+        let error = single_error(json!({"$eq": 1}));
+        assert_eq!(error.field, "filter.$eq");
+        assert!(
+            error.message.contains("applies to a field"),
+            "{}",
+            error.message
+        );
+        let error = single_error(json!({"price": {"$regex": "a"}}));
+        assert_eq!(error.field, "filter.price.$regex");
+        assert!(
+            error.message.contains("unknown operator"),
+            "{}",
+            error.message
+        );
+        assert_eq!(
+            error_fields(json!({"price": {"$and": [{"$gt": 1}]}})),
+            ["filter.price.$and"]
+        );
+        assert_eq!(
+            error_fields(json!({"$and": [{"a": 1}, {"price": {"$or": []}}]})),
+            ["filter.$and[1].price.$or"]
+        );
+    }
+
+    #[test]
+    fn operands_of_the_wrong_type() {
+        let error = single_error(json!({"tags": {"$in": "a"}}));
+        assert_eq!(error.field, "filter.tags.$in");
+        assert!(error.message.contains("array"), "{}", error.message);
+        assert_eq!(
+            error_fields(json!({"tags": {"$nin": {"a": 1}}})),
+            ["filter.tags.$nin"]
+        );
+        let error = single_error(json!({"a": {"$exists": 1}}));
+        assert_eq!(error.field, "filter.a.$exists");
+        assert!(error.message.contains("true or false"), "{}", error.message);
+        for operand in [json!({}), json!([1]), json!(null), json!(true)] {
+            let error = single_error(json!({"$and": [{"a": 1}, {"price": {"$gt": operand}}]}));
+            assert_eq!(error.field, "filter.$and[1].price.$gt", "{operand}");
+            assert!(
+                error.message.contains("a number or a string"),
+                "{}",
+                error.message
+            );
+        }
+        for op in ["$gte", "$lt", "$lte"] {
+            assert_eq!(
+                error_fields(json!({"p": {op: null}})),
+                [format!("filter.p.{op}")]
+            );
+        }
+        for operand in [json!([]), json!({}), json!({"a": 1}), json!(1)] {
+            let error = single_error(json!({"$and": operand.clone()}));
+            assert_eq!(error.field, "filter.$and", "{operand}");
+            assert!(
+                error.message.contains("non-empty array"),
+                "{}",
+                error.message
+            );
+            assert_eq!(error_fields(json!({"$or": operand})), ["filter.$or"]);
+        }
+        for operand in [
+            json!({}),
+            json!(5),
+            json!({"$gt": 1, "x": 2}),
+            json!({"x": 1}),
+        ] {
+            assert_eq!(
+                error_fields(json!({"a": {"$not": operand.clone()}})),
+                ["filter.a.$not"],
+                "{operand}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_field_names() {
+        let error = single_error(json!({"": 1}));
+        assert_eq!(error.field, "filter.");
+        assert_eq!(error.message, "empty field name");
+        assert_eq!(error_fields(json!({"a..b": 1})), ["filter.a..b"]);
+        assert_eq!(error_fields(json!({".a": 1})), ["filter..a"]);
+        assert_eq!(error_fields(json!({"a.": 1})), ["filter.a."]);
+        let error = single_error(json!({"a.$b": 1}));
+        assert_eq!(error.field, "filter.a.$b");
+        assert!(
+            error.message.contains("starting with `$`"),
+            "{}",
+            error.message
+        );
+        let error = single_error(json!({"a": {"$gt": 1, "b": 2}}));
+        assert_eq!(error.field, "filter.a");
+        assert!(
+            error.message.contains("mixes operators"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let fields = error_fields(json!({
+            "$and": [
+                {"a": {"$in": 1}},
+                {"b": {"$gt": [1]}, "": 2},
+                {"c": {"$exists": "yes", "$bogus": 1}},
+            ],
+            "$or": [],
+            "d.$e": {"$lt": null},
+        }));
+        assert_eq!(
+            fields,
+            [
+                "filter.$and[0].a.$in",
+                "filter.$and[1].",
+                "filter.$and[1].b.$gt",
+                "filter.$and[2].c.$bogus",
+                "filter.$and[2].c.$exists",
+                "filter.$or",
+                "filter.d.$e",
+                "filter.d.$e.$lt",
+            ]
+        );
+    }
+
+    fn nested_nots(levels: usize) -> Value {
+        (0..levels).fold(json!({"a": 1}), |inner, _| json!({"$not": inner}))
+    }
+
+    #[test]
+    fn depth_limit() {
+        // The innermost object of n nested `$not`s is at level n + 1.
+        assert!(Filter::parse("filter", &nested_nots(MAX_DEPTH - 1)).is_ok());
+        let error = single_error(nested_nots(MAX_DEPTH));
+        assert_eq!(error.field, format!("filter{}", ".$not".repeat(MAX_DEPTH)));
+        assert!(
+            error.message.contains("deeper than 16"),
+            "{}",
+            error.message
+        );
+        // Literals count too: the root (1), the field's object value (2..).
+        let deep_literal = (0..MAX_DEPTH - 1).fold(json!(1), |inner, _| json!([inner]));
+        assert!(Filter::parse("filter", &json!({"a": deep_literal})).is_ok());
+        let too_deep = json!({"a": [deep_literal]});
+        let error = single_error(too_deep);
+        assert_eq!(
+            error.field,
+            format!("filter.a{}", "[0]".repeat(MAX_DEPTH - 1))
+        );
+    }
+
+    fn conjunction(conditions: usize) -> Value {
+        let children: Vec<Value> = (0..conditions).map(|i| json!({"a": i})).collect();
+        json!({"$and": children})
+    }
+
+    #[test]
+    fn node_limit() {
+        // `$and` is a condition too.
+        assert!(Filter::parse("filter", &conjunction(MAX_NODES - 1)).is_ok());
+        let error = single_error(conjunction(MAX_NODES));
+        assert_eq!(error.field, "filter");
+        assert!(
+            error.message.contains("257 conditions"),
+            "{}",
+            error.message
+        );
+        let operators = json!({"a": {"$gt": 1, "$lt": 2, "$not": {"$eq": 3, "$ne": 4}}});
+        let mut parser = Parser::default();
+        parser.filter("filter", &operators, 1);
+        assert_eq!(parser.nodes, 5);
+    }
+
+    #[test]
+    fn in_limit() {
+        let values: Vec<Value> = (0..MAX_IN_VALUES).map(|i| json!(i)).collect();
+        let f = parsed(json!({"tags": {"$in": values.clone()}}));
+        assert!(f.matches(&json!({"tags": 1023})));
+        assert!(!f.matches(&json!({"tags": 1024})));
+        let mut too_many = values;
+        too_many.push(json!("one more"));
+        let error = single_error(json!({"tags": {"$nin": too_many}}));
+        assert_eq!(error.field, "filter.tags.$nin");
+        assert!(error.message.contains("1025 values"), "{}", error.message);
+    }
+
+    #[test]
+    fn path_length_limit() {
+        let longest = "a".repeat(MAX_PATH_BYTES);
+        assert!(matches(json!({&longest: 1}), json!({&longest: 1})));
+        let too_long = format!("b.{longest}");
+        let error = single_error(json!({&too_long: 1}));
+        assert_eq!(error.field, format!("filter.{too_long}"));
+        assert!(error.message.contains("258 bytes"), "{}", error.message);
+    }
+
+    #[test]
+    fn string_length_limit() {
+        let longest = "s".repeat(MAX_STRING_BYTES);
+        assert!(matches(
+            json!({"name": &longest}),
+            json!({"name": &longest})
+        ));
+        let too_long = "é".repeat(MAX_STRING_BYTES / 2 + 1);
+        let cases = [
+            (json!({"name": &too_long}), "filter.name"),
+            (json!({"name": {"$ne": &too_long}}), "filter.name.$ne"),
+            (json!({"name": {"$gt": &too_long}}), "filter.name.$gt"),
+            (
+                json!({"name": {"$in": ["a", "b", &too_long]}}),
+                "filter.name.$in[2]",
+            ),
+            (json!({"meta": {"a": [&too_long]}}), "filter.meta.a[0]"),
+        ];
+        for (filter, field) in cases {
+            let error = single_error(filter);
+            assert_eq!(error.field, field);
+            assert!(error.message.contains("4098 bytes"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn errors_are_serialized_as_field_and_message() {
+        let error = single_error(json!({"a": {"$exists": 1}}));
+        let value = serde_json::to_value(&error).expect("serializes");
+        assert_eq!(value["field"], "filter.a.$exists");
+        assert!(value["message"].is_string());
     }
 }

@@ -28,8 +28,7 @@
 //!   `None`, since those match values that are not indexed or missing fields);
 //! - `$gt $gte $lt $lte` with a number: the ids with a number in the range; the range is taken
 //!   inclusive on the `f64` bounds, because integers beyond 2^53 share an `f64` with their
-//!   neighbours (rounding is monotone, so no match is lost; `matches` settles the bounds).
-//!   Several range operators on one field scan one intersected range;
+//!   neighbours (rounding is monotone, so no match is lost; `matches` settles the bounds);
 //! - several operators on one field, and `$and` (or several keys): the intersection of the
 //!   parts that have an answer (`None` when none has);
 //! - `$or`: the union, if every branch has an answer, else `None`;
@@ -229,28 +228,15 @@ impl FieldIndex {
             Condition::Eq(literal) => self.equal_ids(literal),
             Condition::In(set) => self.set_ids(set),
             Condition::Range(op, Bound::Number(n)) => {
-                let mut range = NumberRange::default();
-                range.narrow(*op, *n);
-                Some(self.range_ids(range))
+                Some(self.range_ids(NumberRange::of(*op, *n)))
             }
-            Condition::All(conditions) => {
-                let mut range = NumberRange::default();
-                let mut ranged = false;
-                let mut others = Vec::new();
-                for condition in conditions {
-                    match condition {
-                        Condition::Range(op, Bound::Number(n)) => {
-                            range.narrow(*op, *n);
-                            ranged = true;
-                        }
-                        other => others.push(self.condition_candidates(other)),
-                    }
-                }
-                if ranged {
-                    others.push(Some(self.range_ids(range)));
-                }
-                intersect_answers(others.into_iter())
-            }
+            // Each operator separately: over an array, different elements may satisfy
+            // different operators, so the ranges of `$gt` and `$lt` must not be merged.
+            Condition::All(conditions) => intersect_answers(
+                conditions
+                    .iter()
+                    .map(|condition| self.condition_candidates(condition)),
+            ),
             Condition::Range(_, Bound::String(_))
             | Condition::Ne(_)
             | Condition::Nin(_)
@@ -292,20 +278,9 @@ impl FieldIndex {
     }
 
     fn range_ids(&self, range: NumberRange) -> Vec<u64> {
-        let lower = range
-            .lower
-            .map_or(Limit::Unbounded, |f| Limit::Included(OrderedF64::new(f)));
-        let upper = range
-            .upper
-            .map_or(Limit::Unbounded, |f| Limit::Included(OrderedF64::new(f)));
-        if let (Some(lower), Some(upper)) = (range.lower, range.upper) {
-            if lower > upper {
-                return Vec::new();
-            }
-        }
         let mut ids: Vec<u64> = self
             .numbers
-            .range((lower, upper))
+            .range((range.lower, range.upper))
             .flat_map(|(_, ids)| ids.iter().copied())
             .collect();
         ids.sort_unstable();
@@ -314,23 +289,25 @@ impl FieldIndex {
     }
 }
 
-/// Inclusive `f64` bounds of the numbers a field's range operators accept.
-#[derive(Debug, Clone, Copy, Default)]
+/// The inclusive `f64` bounds of the numbers a range operator accepts (one side unbounded).
+#[derive(Debug, Clone, Copy)]
 struct NumberRange {
-    lower: Option<f64>,
-    upper: Option<f64>,
+    lower: Limit<OrderedF64>,
+    upper: Limit<OrderedF64>,
 }
 
 impl NumberRange {
-    fn narrow(&mut self, op: RangeOp, bound: Num) {
-        let bound = bound.to_f64();
+    fn of(op: RangeOp, bound: Num) -> NumberRange {
+        let bound = Limit::Included(OrderedF64::new(bound.to_f64()));
         match op {
-            RangeOp::Gt | RangeOp::Gte => {
-                self.lower = Some(self.lower.map_or(bound, |lower| lower.max(bound)));
-            }
-            RangeOp::Lt | RangeOp::Lte => {
-                self.upper = Some(self.upper.map_or(bound, |upper| upper.min(bound)));
-            }
+            RangeOp::Gt | RangeOp::Gte => NumberRange {
+                lower: bound,
+                upper: Limit::Unbounded,
+            },
+            RangeOp::Lt | RangeOp::Lte => NumberRange {
+                lower: Limit::Unbounded,
+                upper: bound,
+            },
         }
     }
 }
@@ -399,4 +376,380 @@ fn merge_union(a: &[u64], b: &[u64]) -> Vec<u64> {
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Map};
+
+    use super::*;
+
+    fn parsed(filter: Value) -> Filter {
+        Filter::parse("filter", &filter).unwrap_or_else(|errors| panic!("{filter}: {errors:?}"))
+    }
+
+    fn index_of(fields: &[&str], payloads: &[Value]) -> PayloadIndex {
+        let fields: Vec<String> = fields.iter().map(|f| (*f).to_owned()).collect();
+        let mut index = PayloadIndex::new(&fields);
+        for (id, payload) in payloads.iter().enumerate() {
+            index.insert(id as u64, payload);
+        }
+        index
+    }
+
+    fn sample() -> (Vec<Value>, PayloadIndex) {
+        let payloads = vec![
+            json!({"color": "red", "price": 10, "tags": ["a", "b"], "meta": {"rank": 1}}),
+            json!({"color": "blue", "price": 10.0, "tags": ["b"], "meta": {"rank": 2.5}}),
+            json!({"color": "red", "price": 25.5, "tags": [], "meta": [{"rank": 3}, {"rank": 9}]}),
+            json!({"price": "cheap", "tags": "a", "other": 1}),
+            json!({"color": null, "price": [1, 30], "flag": true}),
+            json!({"color": ["green", "red"], "price": -0.0, "flag": false}),
+        ];
+        let index = index_of(&["color", "price", "tags", "meta.rank", "flag"], &payloads);
+        (payloads, index)
+    }
+
+    fn candidates(index: &PayloadIndex, filter: Value) -> Option<Vec<u64>> {
+        parsed(filter).candidates(index)
+    }
+
+    #[test]
+    fn equality_and_sets_from_the_hash_map() {
+        let (_, index) = sample();
+        assert_eq!(
+            candidates(&index, json!({"color": "red"})),
+            Some(vec![0, 2, 5])
+        );
+        assert_eq!(
+            candidates(&index, json!({"color": {"$eq": "blue"}})),
+            Some(vec![1])
+        );
+        assert_eq!(candidates(&index, json!({"color": "purple"})), Some(vec![]));
+        // 10 and 10.0 share a key; -0.0 is 0.
+        assert_eq!(candidates(&index, json!({"price": 10.0})), Some(vec![0, 1]));
+        assert_eq!(candidates(&index, json!({"price": 0})), Some(vec![5]));
+        assert_eq!(candidates(&index, json!({"price": "cheap"})), Some(vec![3]));
+        assert_eq!(candidates(&index, json!({"tags": "a"})), Some(vec![0, 3]));
+        assert_eq!(candidates(&index, json!({"meta.rank": 9})), Some(vec![2]));
+        assert_eq!(candidates(&index, json!({"flag": false})), Some(vec![5]));
+        assert_eq!(
+            candidates(&index, json!({"color": {"$in": ["blue", "green", 7]}})),
+            Some(vec![1, 5])
+        );
+        assert_eq!(
+            candidates(&index, json!({"flag": {"$in": [true, false]}})),
+            Some(vec![4, 5])
+        );
+    }
+
+    #[test]
+    fn numeric_ranges_from_the_ordered_map() {
+        let (_, index) = sample();
+        assert_eq!(
+            candidates(&index, json!({"price": {"$gt": 10}})),
+            Some(vec![0, 1, 2, 4])
+        );
+        assert_eq!(
+            candidates(&index, json!({"price": {"$lt": 5}})),
+            Some(vec![4, 5])
+        );
+        assert_eq!(
+            candidates(&index, json!({"price": {"$gte": 20, "$lte": 26}})),
+            Some(vec![2, 4])
+        );
+        assert_eq!(
+            candidates(&index, json!({"price": {"$gt": 40, "$lt": 2}})),
+            Some(vec![])
+        );
+        // Over an array each operator may hold through another element: [1, 30].
+        assert_eq!(
+            candidates(&index, json!({"price": {"$gt": 20, "$lt": 5}})),
+            Some(vec![4])
+        );
+        assert_eq!(
+            candidates(&index, json!({"meta.rank": {"$gte": 2}})),
+            Some(vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn ranges_are_inclusive_on_rounded_bounds() {
+        let big = 9_007_199_254_740_993_i64; // its f64 is 2^53
+        let payloads = [json!({"n": big}), json!({"n": big - 1})];
+        let index = index_of(&["n"], &payloads);
+        let filter = parsed(json!({"n": {"$gt": big - 1}}));
+        let found = filter.candidates(&index).expect("answered");
+        assert!(found.contains(&0));
+        assert!(filter.matches(&payloads[0]) && !filter.matches(&payloads[1]));
+        assert_eq!(candidates(&index, json!({"n": big})), Some(vec![0]));
+    }
+
+    #[test]
+    fn conjunctions_intersect_and_disjunctions_unite() {
+        let (_, index) = sample();
+        assert_eq!(
+            candidates(&index, json!({"color": "red", "price": {"$lt": 20}})),
+            Some(vec![0, 5])
+        );
+        // An unindexed conjunct leaves the indexed one to answer.
+        assert_eq!(
+            candidates(&index, json!({"$and": [{"color": "red"}, {"other": 1}]})),
+            Some(vec![0, 2, 5])
+        );
+        assert_eq!(
+            candidates(&index, json!({"$or": [{"color": "blue"}, {"tags": "a"}]})),
+            Some(vec![0, 1, 3])
+        );
+        assert_eq!(
+            candidates(&index, json!({"$or": [{"color": "blue"}, {"other": 1}]})),
+            None
+        );
+        assert_eq!(
+            candidates(&index, json!({"color": {"$in": ["red"], "$ne": "blue"}})),
+            Some(vec![0, 2, 5])
+        );
+    }
+
+    #[test]
+    fn what_needs_a_scan() {
+        let (_, index) = sample();
+        for filter in [
+            json!({}),
+            json!({"other": 1}),
+            json!({"color": null}),
+            json!({"color": {"$ne": "red"}}),
+            json!({"color": {"$nin": ["red"]}}),
+            json!({"color": {"$exists": true}}),
+            json!({"color": {"$not": {"$eq": "red"}}}),
+            json!({"$not": {"color": "red"}}),
+            json!({"color": {"$in": ["red", null]}}),
+            json!({"color": {"$in": [["red"]]}}),
+            json!({"tags": ["a", "b"]}),
+            json!({"color": {"$gt": "a"}}),
+        ] {
+            assert_eq!(candidates(&index, filter.clone()), None, "{filter}");
+        }
+    }
+
+    #[test]
+    fn removal_forgets_the_point() {
+        let (payloads, mut index) = sample();
+        index.remove(0, &payloads[0]);
+        index.remove(2, &payloads[2]);
+        assert_eq!(candidates(&index, json!({"color": "red"})), Some(vec![5]));
+        assert_eq!(
+            candidates(&index, json!({"price": {"$gt": 20}})),
+            Some(vec![4])
+        );
+        assert_eq!(
+            candidates(&index, json!({"meta.rank": {"$gte": 0}})),
+            Some(vec![1])
+        );
+        index.remove(1, &payloads[1]);
+        assert!(index.fields["meta.rank"].equal.is_empty());
+        assert!(index.fields["meta.rank"].numbers.is_empty());
+        assert!(index.is_indexed("meta.rank") && !index.is_indexed("other"));
+    }
+
+    /// splitmix64: a small seeded generator, enough for reproducible random cases.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<T: Clone>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len())].clone()
+        }
+    }
+
+    fn scalar(rng: &mut Rng) -> Value {
+        let big = 9_007_199_254_740_992_i64;
+        rng.pick(&[
+            json!(0),
+            json!(1),
+            json!(1.0),
+            json!(-0.0),
+            json!(2.5),
+            json!(-3),
+            json!(7),
+            json!(big),
+            json!(big + 1),
+            json!(big as f64),
+            json!("a"),
+            json!("b"),
+            json!("ab"),
+            json!("1"),
+            json!(true),
+            json!(false),
+            json!(null),
+        ])
+    }
+
+    fn value(rng: &mut Rng) -> Value {
+        match rng.below(6) {
+            0 => json!([scalar(rng), scalar(rng)]),
+            1 => json!([[scalar(rng)]]),
+            _ => scalar(rng),
+        }
+    }
+
+    fn payload(rng: &mut Rng) -> Value {
+        let mut map = Map::new();
+        for field in ["n", "s", "u"] {
+            if rng.below(5) != 0 {
+                map.insert(field.to_owned(), value(rng));
+            }
+        }
+        match rng.below(4) {
+            0 => {}
+            1 => {
+                map.insert("o".to_owned(), json!({"x": value(rng)}));
+            }
+            2 => {
+                map.insert(
+                    "o".to_owned(),
+                    json!([{"x": value(rng)}, {"x": scalar(rng)}, 4]),
+                );
+            }
+            _ => {
+                map.insert("o".to_owned(), value(rng));
+            }
+        }
+        Value::Object(map)
+    }
+
+    fn range_operand(rng: &mut Rng) -> Value {
+        loop {
+            let v = scalar(rng);
+            if v.is_number() || v.is_string() {
+                return v;
+            }
+        }
+    }
+
+    fn field_filter(rng: &mut Rng) -> Value {
+        let field = rng.pick(&["n", "s", "u", "o.x", "o.0.x", "o"]);
+        let ops = ["$gt", "$gte", "$lt", "$lte"];
+        let condition = match rng.below(11) {
+            0 => value(rng),
+            1 => json!({"$eq": scalar(rng)}),
+            2 => json!({"$ne": scalar(rng)}),
+            3 => json!({rng.pick(&ops): range_operand(rng)}),
+            4 => json!({"$gt": range_operand(rng), "$lt": range_operand(rng)}),
+            5 => json!({"$in": (0..rng.below(4)).map(|_| scalar(rng)).collect::<Vec<_>>()}),
+            6 => json!({"$nin": [scalar(rng), scalar(rng)]}),
+            7 => json!({"$exists": rng.below(2) == 0}),
+            8 => json!({"$not": {rng.pick(&ops): range_operand(rng)}}),
+            9 => json!({"$in": [scalar(rng)], rng.pick(&ops): range_operand(rng)}),
+            _ => json!({rng.pick(&ops): range_operand(rng), "$eq": scalar(rng)}),
+        };
+        json!({ field: condition })
+    }
+
+    fn filter(rng: &mut Rng, depth: usize) -> Value {
+        if depth == 0 {
+            return field_filter(rng);
+        }
+        match rng.below(6) {
+            0 => {
+                json!({"$and": (0..1 + rng.below(3)).map(|_| filter(rng, depth - 1)).collect::<Vec<_>>()})
+            }
+            1 => {
+                json!({"$or": (0..1 + rng.below(3)).map(|_| filter(rng, depth - 1)).collect::<Vec<_>>()})
+            }
+            2 => json!({"$not": filter(rng, depth - 1)}),
+            3 => {
+                let mut both = Map::new();
+                for part in [field_filter(rng), field_filter(rng)] {
+                    if let Value::Object(part) = part {
+                        both.extend(part);
+                    }
+                }
+                Value::Object(both)
+            }
+            _ => field_filter(rng),
+        }
+    }
+
+    /// Checks that the candidates are sorted, unique, among `live` and a superset of the
+    /// matches; returns whether the index answered.
+    fn check(index: &PayloadIndex, filter: &Filter, payloads: &[Value], live: &[bool]) -> bool {
+        let Some(found) = filter.candidates(index) else {
+            return false;
+        };
+        assert!(
+            found.windows(2).all(|w| w[0] < w[1]),
+            "{filter:?}: {found:?}"
+        );
+        assert!(
+            found.iter().all(|id| live[*id as usize]),
+            "{filter:?}: {found:?}"
+        );
+        for (id, payload) in payloads.iter().enumerate() {
+            if live[id] && filter.matches(payload) {
+                assert!(
+                    found.binary_search(&(id as u64)).is_ok(),
+                    "{filter:?} matches {payload} (id {id}) but the candidates {found:?} miss it"
+                );
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn candidates_cover_every_match_on_random_payloads() {
+        let mut rng = Rng(0x5EED_F11E);
+        let payloads: Vec<Value> = (0..300).map(|_| payload(&mut rng)).collect();
+        let fields = ["n", "s", "o.x", "o.0.x", "o"].map(String::from);
+        let mut index = PayloadIndex::new(&fields);
+        for (id, payload) in payloads.iter().enumerate() {
+            index.insert(id as u64, payload);
+        }
+        let mut live = vec![true; payloads.len()];
+        let filters: Vec<(Value, Filter)> = (0..400)
+            .map(|_| {
+                let value = filter(&mut rng, 3);
+                let parsed = parsed(value.clone());
+                (value, parsed)
+            })
+            .collect();
+        let answered = filters
+            .iter()
+            .filter(|(_, filter)| check(&index, filter, &payloads, &live))
+            .count();
+        assert!(
+            answered > 100,
+            "only {answered} filters were answered by the index"
+        );
+
+        for (id, payload) in payloads.iter().enumerate() {
+            if rng.below(2) == 0 {
+                index.remove(id as u64, payload);
+                live[id] = false;
+            }
+        }
+        for (_, filter) in &filters {
+            check(&index, filter, &payloads, &live);
+        }
+        for (id, payload) in payloads.iter().enumerate() {
+            if live[id] {
+                index.remove(id as u64, payload);
+            }
+        }
+        assert!(index
+            .fields
+            .values()
+            .all(|field| field.equal.is_empty() && field.numbers.is_empty()));
+    }
 }
