@@ -128,6 +128,10 @@ pub enum ApiError {
     },
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
+    /// A write that would take the tenant past one of its quotas: 409, type `quota-exceeded`,
+    /// the quota named as the field. Nothing was written.
+    #[error("quota exceeded: {detail}")]
+    QuotaExceeded { detail: String, field: String },
     /// A conditional write sent without its precondition (`If-Match`); the header is named.
     #[error("precondition required: {detail}")]
     PreconditionRequired { detail: String, field: String },
@@ -185,6 +189,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::QuotaExceeded { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -204,6 +209,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not-found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PreconditionFailed(_) => "precondition-failed",
+            ApiError::QuotaExceeded { .. } => "quota-exceeded",
             ApiError::PreconditionRequired { .. } => "precondition-required",
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
@@ -225,7 +231,8 @@ impl ApiError {
                     .map(|f| FieldError::new(f.clone(), detail.clone()))
                     .collect(),
             ),
-            ApiError::PreconditionRequired { detail, field } => (
+            ApiError::PreconditionRequired { detail, field }
+            | ApiError::QuotaExceeded { detail, field } => (
                 Some(detail.clone()),
                 vec![FieldError::new(field.clone(), detail.clone())],
             ),

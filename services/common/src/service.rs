@@ -36,6 +36,13 @@ pub trait ServiceState: Clone + Send + Sync + 'static {
     fn close(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+    /// Registers the service's own metrics in the registry `/metrics` serves.
+    fn register_metrics(&self, _metrics: &crate::metrics::Metrics) {}
+    /// What the service does with tenant lifecycle events besides dropping the tenancy's
+    /// caches (handed to the one subscriber [`run`] starts).
+    fn event_hook(&self) -> Option<Arc<dyn events::EventHook>> {
+        None
+    }
 }
 
 /// Handlers take the [`Tenant`](crate::tenancy::Tenant) extractor over any service's state.
@@ -63,13 +70,15 @@ pub trait Service {
 pub fn app<S: Service>(state: S::State, settings: AppSettings) -> axum::Router {
     let tenancy = state.tenancy().clone();
     let readiness = state.readiness();
-    application(
+    let registering = state.clone();
+    application_with_metrics(
         S::NAME,
         S::openapi(),
         S::routes().with_state(state),
         &tenancy,
         readiness,
         settings,
+        |metrics| registering.register_metrics(metrics),
     )
 }
 
@@ -86,7 +95,8 @@ pub async fn serve<S: Service>(
 }
 
 /// Runs service `S` until SIGTERM or Ctrl-C: process start-up, the tenant directory and its
-/// lifecycle events from `common`, the state `connect` builds over the tenancy, then [`serve`].
+/// lifecycle events from `common` (with the state's [`ServiceState::event_hook`]), the state
+/// `connect` builds over the tenancy, then [`serve`].
 pub async fn run<S, F, Fut>(common: &CommonArgs, log_level: &str, connect: F) -> anyhow::Result<()>
 where
     S: Service,
@@ -96,8 +106,8 @@ where
     init_process(log_level, &common.log_format);
     let tenancy = tenancy(common)?;
     let mut settings = AppSettings::from_args(common);
-    settings.extra_readiness = lifecycle(common, &tenancy)?;
-    let state = connect(tenancy).await?;
+    let state = connect(tenancy.clone()).await?;
+    settings.extra_readiness = lifecycle_with(common, &tenancy, state.event_hook())?;
     let addr = listen_addr(common, S::DEFAULT_PORT)?;
     serve::<S>(state, settings, addr).await
 }
@@ -265,14 +275,37 @@ pub fn application(
     openapi: serde_json::Value,
     router: axum::Router,
     tenancy: &Tenancy,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    settings: AppSettings,
+) -> axum::Router {
+    application_with_metrics(
+        service,
+        openapi,
+        router,
+        tenancy,
+        readiness,
+        settings,
+        |_| {},
+    )
+}
+
+/// [`application`], with `register` adding the service's own metrics to the registry.
+pub fn application_with_metrics(
+    service: &'static str,
+    openapi: serde_json::Value,
+    router: axum::Router,
+    tenancy: &Tenancy,
     mut readiness: Vec<Arc<dyn ReadinessCheck>>,
     settings: AppSettings,
+    register: impl FnOnce(&crate::metrics::Metrics),
 ) -> axum::Router {
     readiness.extend(settings.extra_readiness);
     let name: Arc<str> = settings.service_name.as_deref().unwrap_or(service).into();
+    let metrics = crate::metrics::Metrics::new(&name);
+    register(&metrics);
     let shell = crate::http::Shell {
         tenancy: tenancy.clone(),
-        metrics: crate::metrics::Metrics::new(&name),
+        metrics,
         readiness,
         openapi,
         request_timeout: settings.request_timeout,

@@ -79,6 +79,12 @@ pub fn services() -> Vec<ServiceDocs> {
                 prismicx_management_system_repo::migrations::SCHEMA,
             )),
         },
+        ServiceDocs {
+            name: prismicx_vector_store::SERVICE,
+            openapi: prismicx_vector_store::openapi::document,
+            mongo: Some(prismicx_vector_store::MONGO),
+            postgres: None,
+        },
     ]
 }
 
