@@ -796,6 +796,208 @@ fn many_tenants(settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+/// How many points the service section ingests and queries through HTTP.
+fn service_points(settings: &Settings) -> usize {
+    (settings.base / 3).max(2_000)
+}
+
+/// The process's CPU time (all threads).
+fn process_cpu() -> Duration {
+    process_usage().1
+}
+
+/// One `wrk` run against `url` with `lua`: requests/s and the latency line (p50, p99).
+fn wrk(lua: &Path, url: &str, threads: u32, connections: u32, secs: u32) -> Result<(f64, String)> {
+    let out = Command::new("wrk")
+        .args([
+            format!("-t{threads}"),
+            format!("-c{connections}"),
+            format!("-d{secs}s"),
+            "--latency".into(),
+            "-s".into(),
+        ])
+        .arg(lua)
+        .arg(url)
+        .output()
+        .context("running wrk (make deps installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() || text.contains("Non-2xx") || text.contains("error") {
+        bail!(
+            "wrk failed or the service answered errors:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rate = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no rate in wrk output:\n{text}"))?;
+    let latency = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("50%") || l.starts_with("99%"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((rate, latency))
+}
+
+/// The HTTP service in this process on a loopback port (metadata in the harness's MongoDB, the
+/// engine in a temporary directory with fsync durability, the service's default): ingest
+/// through `PUT …/points`, then query throughput through `POST …/query` with `wrk`, against the
+/// same engine called in process.
+fn service_http(data: &Data, settings: &Settings) -> Result<()> {
+    use prismicx_harness::kit::{mongo_store, tenancy_of, test_tenants};
+    use prismicx_tenancy::VectorQuota;
+    use prismicx_vector_store::{app, AppSettings, AppState, MONGO};
+
+    const EFS_HTTP: [usize; 2] = [16, 64];
+    const BODIES: usize = 200;
+    const SECONDS: u32 = 10;
+    let n = service_points(settings).min(data.n_base());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let tenants = test_tenants(1, &[]);
+    let tenant = tenants[0].clone();
+    let (state, port) = rt.block_on(async {
+        let store = mongo_store(MONGO, &tenants).await;
+        let engine = open_engine(dir.path(), Durability::Fsync, 8 << 30)?;
+        let quota = VectorQuota {
+            max_collections: None,
+            max_points: None,
+            max_bytes: None,
+        };
+        let state = AppState::new(
+            store,
+            tenancy_of(&tenants),
+            engine,
+            dir.path().to_path_buf(),
+            quota,
+        );
+        let settings = AppSettings {
+            body_limit: 64 << 20,
+            ..AppSettings::default()
+        };
+        let router = app(state.clone(), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        anyhow::Ok((state, port))
+    })?;
+    let base_url = format!("http://127.0.0.1:{port}");
+    let auth = format!("Bearer {}", tenant.key);
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let req = client
+            .request(method, format!("{base_url}{path}"))
+            .header("authorization", &auth)
+            .json(&body);
+        rt.block_on(async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if !status.is_success() {
+                bail!("{path}: {status} {text}");
+            }
+            anyhow::Ok(serde_json::from_str::<serde_json::Value>(&text)?)
+        })
+    };
+    let created = call(
+        reqwest::Method::POST,
+        "/v1/collections",
+        json!({ "name": "fmnist", "dimension": data.dim, "metric": "l2",
+                "index": { "m": 16, "efConstruction": 200 }, "indexedFields": ["bucket"] }),
+    )?;
+    let collection: Uuid = created["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .context("the created collection has no id")?;
+    let key = CollectionKey {
+        scope: Scope::Shared,
+        tenant: tenant.placement.id,
+        collection,
+    };
+
+    let ids: Vec<usize> = (0..n).collect();
+    let (start, cpu_start) = (Instant::now(), process_cpu());
+    for chunk in ids.chunks(INGEST_BATCH) {
+        let points: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|&i| json!({ "id": i.to_string(), "vector": data.base_vector(i), "payload": { "bucket": i % 100 } }))
+            .collect();
+        call(
+            reqwest::Method::PUT,
+            "/v1/collections/fmnist/points",
+            json!({ "points": points }),
+        )?;
+    }
+    let ingest_rate = n as f64 / start.elapsed().as_secs_f64();
+    let ingest_cpu = process_cpu().saturating_sub(cpu_start);
+
+    // The same queries, as request bodies for wrk (pixel values are integers).
+    let scratch = tempfile::tempdir()?;
+    let engine = &state.vectors.engine;
+    println!(
+        "\n### Service over HTTP against the engine in process ({n} points, one tenant, \
+         fsync durability; wrk on the same 2 cores)\n"
+    );
+    println!(
+        "ingest through `PUT /v1/collections/{{name}}/points` (batches of {INGEST_BATCH}): \
+         {ingest_rate:.0} points/s ({:.0} per CPU second of this process, client included)\n",
+        n as f64 / ingest_cpu.as_secs_f64().max(1e-9)
+    );
+    println!("| ef | engine in process QPS (CPU / wall, one thread) | service wrk -t1 -c1 req/s | latency | service wrk -t2 -c8 req/s | latency | service req per CPU second (-c8) | service / engine (CPU) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for ef in EFS_HTTP {
+        let queries: Vec<Query> = (0..data.n_queries())
+            .map(|q| query(data.query_vector(q), ef, None))
+            .collect();
+        let in_process = timed_queries(engine, &key, &queries, &[])?;
+        let bodies: Vec<String> = (0..BODIES.min(data.n_queries()))
+            .map(|q| {
+                let v: Vec<i64> = data.query_vector(q).iter().map(|x| *x as i64).collect();
+                json!({ "vector": v, "limit": K, "ef": ef, "withPayload": false }).to_string()
+            })
+            .collect();
+        let lua = scratch.path().join(format!("query-{ef}.lua"));
+        let mut script = format!(
+            "wrk.method = \"POST\"\nwrk.headers[\"Authorization\"] = \"{auth}\"\n\
+             wrk.headers[\"Content-Type\"] = \"application/json\"\nlocal bodies = {{\n"
+        );
+        for b in &bodies {
+            script.push_str(&format!("  [[{b}]],\n"));
+        }
+        script.push_str(
+            "}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  \
+             return wrk.format(nil, \"/v1/collections/fmnist/query\", nil, bodies[(i % #bodies) + 1])\nend\n\
+             response = function(status, headers, body)\n  \
+             if status ~= 200 then error(\"status \" .. status) end\nend\n",
+        );
+        std::fs::write(&lua, script)?;
+        wrk(&lua, &base_url, 1, 1, 2)?; // warm-up
+        let (single, single_latency) = wrk(&lua, &base_url, 1, 1, SECONDS)?;
+        let cpu_before = process_cpu();
+        let t = Instant::now();
+        let (parallel, parallel_latency) = wrk(&lua, &base_url, 2, 8, SECONDS)?;
+        let wall = t.elapsed().as_secs_f64();
+        let per_cpu = parallel * wall
+            / process_cpu()
+                .saturating_sub(cpu_before)
+                .as_secs_f64()
+                .max(1e-9);
+        println!(
+            "| {ef} | {:.0} / {:.0} | {single:.0} | {single_latency} | {parallel:.0} | {parallel_latency} | {per_cpu:.0} | {:.2} |",
+            in_process.cpu_qps,
+            in_process.qps,
+            per_cpu / in_process.cpu_qps
+        );
+    }
+    drop(rt);
+    Ok(())
+}
+
 fn write_plot(curves: &[Curve], tools: &Tools, settings: &Settings, title: &str) -> Result<()> {
     std::fs::create_dir_all(&settings.out_dir)?;
     let json_path = settings.out_dir.join("vector-store-recall-qps.json");
@@ -873,6 +1075,7 @@ fn main() -> Result<()> {
     filtered(&engine, &built.key, &data, &settings)?;
     drop(engine);
     ingest(&data, &settings)?;
+    service_http(&data, &settings)?;
     many_tenants(&settings)?;
     Ok(())
 }
