@@ -474,3 +474,44 @@ fn scroll_pages_in_id_order_and_compaction_reclaims_holes() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn queries_with_different_ef_run_side_by_side() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Engine>();
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, key) = engine_with_collection(dir.path(), &spec(8, Metric::L2));
+    engine
+        .upsert(&key, random_points(13, 2000, 8), &Quota::default())
+        .unwrap();
+    let probes = random_points(14, 20, 8);
+    std::thread::scope(|s| {
+        for (t, ef) in [16, 64, 128, 64, 300, 16].into_iter().enumerate() {
+            let (engine, probes) = (&engine, &probes);
+            s.spawn(move || {
+                for p in probes.iter().skip(t) {
+                    let mut q = query(p.vector.clone(), 10);
+                    q.ef = Some(ef);
+                    let (hits, plan) = engine.query(&key, &q).unwrap();
+                    assert_eq!(plan, Plan::Index);
+                    assert_eq!(hits.len(), 10);
+                    assert!(hits.windows(2).all(|w| w[0].score <= w[1].score));
+                }
+            });
+        }
+    });
+    let mut bad = query(vec![0.0; 8], 10);
+    bad.ef = Some(0);
+    assert!(matches!(
+        engine.query(&key, &bad),
+        Err(EngineError::Invalid(_))
+    ));
+    assert!(matches!(
+        engine.query(&key, &query(vec![0.0; 8], 0)),
+        Err(EngineError::Invalid(_))
+    ));
+    assert!(matches!(
+        engine.query(&key, &query(vec![f32::INFINITY; 8], 3)),
+        Err(EngineError::NotFinite)
+    ));
+}

@@ -115,6 +115,21 @@ pub(crate) fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+fn is_hidden_leftover(name: &str) -> bool {
+    name.starts_with(TRASH_PREFIX) || name.starts_with(CREATING_PREFIX)
+}
+
+/// Removes hidden leftovers (interrupted creations and removals) directly under `dir`.
+pub(crate) fn sweep_hidden(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_hidden_leftover(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// The collections (directories named by a UUID) under a tenant directory; sweeps hidden
 /// leftovers of interrupted creations and removals. Missing directory: none.
 pub(crate) fn list_collections(tenant_dir: &Path) -> io::Result<Vec<Uuid>> {
@@ -127,7 +142,7 @@ pub(crate) fn list_collections(tenant_dir: &Path) -> io::Result<Vec<Uuid>> {
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(TRASH_PREFIX) || name.starts_with(CREATING_PREFIX) {
+        if is_hidden_leftover(&name) {
             let _ = std::fs::remove_dir_all(entry.path());
             continue;
         }
@@ -177,5 +192,9 @@ mod tests {
         assert!(remove_tree(&tenant.join(live.to_string())).unwrap());
         assert!(!remove_tree(&tenant.join(live.to_string())).unwrap());
         assert!(list_collections(&tenant).unwrap().is_empty());
+        std::fs::create_dir_all(root.path().join(".trash-t-3")).unwrap();
+        sweep_hidden(root.path()).unwrap();
+        assert!(!root.path().join(".trash-t-3").exists());
+        assert!(tenant.exists());
     }
 }

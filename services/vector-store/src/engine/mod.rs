@@ -301,9 +301,13 @@ fn other_scope(scope: Scope) -> Scope {
 }
 
 impl Engine {
+    /// Opens the data directory (creating its scope directories); collections load on first
+    /// use. Leftovers of tenant removals interrupted by a crash are swept.
     pub fn open(config: EngineConfig) -> Result<Engine, EngineError> {
         for scope in [Scope::Shared, Scope::Dedicated] {
-            std::fs::create_dir_all(layout::scope_dir(&config.data_dir, scope))?;
+            let dir = layout::scope_dir(&config.data_dir, scope);
+            std::fs::create_dir_all(&dir)?;
+            layout::sweep_hidden(&dir)?;
         }
         layout::fsync_dir(&config.data_dir)?;
         Ok(Engine {
@@ -362,21 +366,23 @@ impl Engine {
         f: impl FnOnce(&collection::Collection) -> Result<R, EngineError>,
     ) -> Result<R, EngineError> {
         let handle = self.registry.handle(key);
-        let guard = loop {
-            let guard = read_lock(&handle.state);
-            if guard.is_some() {
-                break guard;
-            }
-            drop(guard);
-            let state = self.loaded(key, &handle)?;
-            handle.note(state.as_ref(), self.registry.tick());
-        };
-        let result = match guard.as_ref() {
+        let shared = read_lock(&handle.state);
+        if let Some(collection) = shared.as_ref() {
+            let result = f(collection);
+            handle.note(Some(collection), self.registry.tick());
+            drop(shared);
+            self.enforce_budget(key);
+            return result;
+        }
+        drop(shared);
+        // Not resident: load it, and answer under the lock that loaded it.
+        let state = self.loaded(key, &handle)?;
+        let result = match state.as_ref() {
             Some(collection) => f(collection),
             None => Err(EngineError::NotFound),
         };
-        handle.note(guard.as_ref(), self.registry.tick());
-        drop(guard);
+        handle.note(state.as_ref(), self.registry.tick());
+        drop(state);
         self.enforce_budget(key);
         result
     }

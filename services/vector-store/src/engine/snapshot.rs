@@ -9,8 +9,8 @@
 //! ```
 //!
 //! Writing a snapshot of generation `g`: the data and index files are written under temporary
-//! names, fsynced and renamed; then the manifest naming `g` is written the same way and the
-//! directory fsynced. The manifest's rename is the commit point: a crash before it leaves the
+//! names, fsynced and renamed, and the directory fsynced; then the manifest naming `g` is
+//! written the same way and the directory fsynced again. The manifest's rename is the commit point: a crash before it leaves the
 //! previous generation in force (its files are untouched); files of other generations are
 //! removed afterwards. The caller empties the log only after the commit.
 
@@ -143,6 +143,8 @@ pub(crate) fn write(
     index.save(layout::utf8(&index_tmp)?)?;
     layout::fsync_file(&index_tmp)?;
     std::fs::rename(&index_tmp, dir.join(&index_name))?;
+    // The files the manifest will name must be in place before the manifest is.
+    layout::fsync_dir(dir)?;
     let manifest_json = serde_json::to_vec_pretty(manifest)
         .map_err(|e| EngineError::Invalid(format!("manifest: {e}")))?;
     write_file_durably(dir, MANIFEST, &manifest_json)?;

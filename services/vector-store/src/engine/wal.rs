@@ -60,7 +60,7 @@ pub(crate) struct Wal {
     durability: Durability,
 }
 
-fn encode(record: &WalRecord) -> Vec<u8> {
+fn encode(record: &WalRecord) -> Result<Vec<u8>, EngineError> {
     let mut body = Vec::new();
     let (kind, items) = match &record.op {
         WalOp::Upsert(points) => (KIND_UPSERT, points.len()),
@@ -86,12 +86,14 @@ fn encode(record: &WalRecord) -> Vec<u8> {
             }
         }
     }
+    let len = u32::try_from(body.len())
+        .map_err(|_| EngineError::Invalid("a batch must encode to less than 4 GiB".into()))?;
     let mut out = Vec::with_capacity(HEADER + body.len());
-    put_u32(&mut out, body.len() as u32);
+    put_u32(&mut out, len);
     put_u32(&mut out, checksum(record.lsn, &body));
     put_u64(&mut out, record.lsn);
     out.extend_from_slice(&body);
-    out
+    Ok(out)
 }
 
 fn checksum(lsn: u64, body: &[u8]) -> u32 {
@@ -237,7 +239,7 @@ impl Wal {
 
     /// Appends one record; durable on return under [`Durability::Fsync`].
     pub(crate) fn append(&mut self, record: &WalRecord) -> Result<(), EngineError> {
-        let bytes = encode(record);
+        let bytes = encode(record)?;
         let result = self
             .file
             .write_all(&bytes)
