@@ -29,7 +29,7 @@ pub const MAX_FIELD_LEN: usize = 128;
 pub const MAX_BATCH: usize = 1000;
 /// Most queries in one batch.
 pub const MAX_QUERIES: usize = 64;
-/// Longest point id.
+/// Longest point id, in bytes of UTF-8 (the engine's limit).
 pub const MAX_ID_LEN: usize = 256;
 /// Bounds of the HNSW parameters.
 pub const M_RANGE: (usize, usize) = (4, 64);
@@ -281,7 +281,7 @@ pub struct CollectionDetail {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointIn {
-    /// Unique in the collection: any string of 1 to 256 characters (a UUID's text, say).
+    /// Unique in the collection: any string of 1 to 256 bytes of UTF-8 (a UUID's text, say).
     pub id: String,
     pub vector: Vec<f64>,
     /// A JSON object (default `{}`).
@@ -300,8 +300,8 @@ pub struct UpsertPoints {
 
 /// Checks a point id.
 pub fn check_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.chars().count() > MAX_ID_LEN {
-        Err(format!("must be 1 to {MAX_ID_LEN} characters"))
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        Err(format!("must be 1 to {MAX_ID_LEN} bytes of UTF-8"))
     } else {
         Ok(())
     }

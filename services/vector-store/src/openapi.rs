@@ -39,7 +39,8 @@ pub fn document() -> serde_json::Value {
     use prismicx_service_common::openapi::ApiDocument;
     use serde_json::json;
     let range = |lo: usize, hi: usize| json!({ "minimum": lo, "maximum": hi });
-    let id = json!({ "minLength": 1, "maxLength": MAX_ID_LEN });
+    // 256 bytes of UTF-8 hold any 64 characters.
+    let id = json!({ "minLength": 1, "maxLength": MAX_ID_LEN / 4 });
     let name =
         json!({ "pattern": "^[a-z][a-z0-9_-]{0,63}$", "minLength": 1, "maxLength": MAX_NAME_LEN });
     let name_pointer = |path: &str, method: &str| {
