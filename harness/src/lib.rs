@@ -135,16 +135,16 @@ impl Servers {
             )
         });
         let postgres = pg?;
-        guardian.watch_pid(postgres.pid());
+        guardian.watch_pid(postgres.process.pid());
         let redis = redis?;
-        guardian.watch_pid(redis.pid());
+        guardian.watch_pid(redis.process.pid());
         let mongo_system = mongo_system?;
-        guardian.watch_pid(mongo_system.pid());
+        guardian.watch_pid(mongo_system.process.pid());
         let mongo_tenant = mongo_tenant?;
-        guardian.watch_pid(mongo_tenant.pid());
+        guardian.watch_pid(mongo_tenant.process.pid());
         let pgbouncer =
             PgBouncer::start(&pgb_bin, &dir.join("pgbouncer"), ports.pgbouncer, &postgres)?;
-        guardian.watch_pid(pgbouncer.pid());
+        guardian.watch_pid(pgbouncer.process.pid());
         Ok(Servers {
             postgres,
             pgbouncer,

@@ -27,7 +27,8 @@ pub struct Mongo {
     port: u16,
     kind: &'static str,
     admin_password: String,
-    process: ServerProcess,
+    /// The running server (its pid is watched by the harness guardian).
+    pub(crate) process: ServerProcess,
 }
 
 impl Mongo {
@@ -99,10 +100,6 @@ impl Mongo {
     /// handshake; for tests that check exactly that).
     pub fn anonymous_uri(&self) -> String {
         format!("mongodb://127.0.0.1:{}/?directConnection=true", self.port)
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn stop(&self) {

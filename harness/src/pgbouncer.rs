@@ -35,7 +35,8 @@ pub struct PgBouncer {
     databases_file: PathBuf,
     server_port: u16,
     aliases: Mutex<BTreeMap<String, PoolAlias>>,
-    process: ServerProcess,
+    /// The running server (its pid is watched by the harness guardian).
+    pub(crate) process: ServerProcess,
 }
 
 impl PgBouncer {
@@ -149,10 +150,6 @@ impl PgBouncer {
             .into_iter()
             .map(|(name, db)| (name, db.pool_size))
             .collect())
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn stop(&self) {

@@ -18,7 +18,8 @@ pub struct Postgres {
     port: u16,
     password: String,
     socket_dir: PathBuf,
-    process: ServerProcess,
+    /// The running server (its pid is watched by the harness guardian).
+    pub(crate) process: ServerProcess,
 }
 
 impl Postgres {
@@ -154,10 +155,6 @@ impl Postgres {
             .await
             .with_context(|| format!("creating database {name}"))?;
         Ok(TestDatabase { name })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn stop(&self) {

@@ -11,7 +11,8 @@ use crate::process::{server_command, ServerProcess};
 #[derive(Debug)]
 pub struct Redis {
     port: u16,
-    process: ServerProcess,
+    /// The running server (its pid is watched by the harness guardian).
+    pub(crate) process: ServerProcess,
 }
 
 impl Redis {
@@ -39,10 +40,6 @@ impl Redis {
     /// `redis://127.0.0.1:PORT/DB`; tests that need a private keyspace pick their own `db`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.process.pid()
     }
 
     pub fn stop(&self) {

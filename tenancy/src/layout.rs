@@ -58,6 +58,25 @@ pub struct IndexLayout {
 }
 
 impl IndexLayout {
+    /// An index on `keys` (after `tenant_id`) that may hold the same keys more than once.
+    pub const fn on(name: &'static str, keys: &'static [(&'static str, i32)]) -> Self {
+        IndexLayout {
+            name,
+            keys,
+            unique: false,
+        }
+    }
+
+    /// An index on `keys` (after `tenant_id`) that refuses a second document with the same
+    /// keys: within a tenant, the keys are unique.
+    pub const fn unique(name: &'static str, keys: &'static [(&'static str, i32)]) -> Self {
+        IndexLayout {
+            name,
+            keys,
+            unique: true,
+        }
+    }
+
     /// The full key list, `tenant_id` first (a `tenant_id` among [`keys`](Self::keys) is
     /// dropped, so it is never listed twice).
     pub fn key_paths(&self) -> Vec<(&'static str, i32)> {

@@ -6,6 +6,7 @@ use axum::Router;
 use serde_json::Value;
 
 use prismicx_service_common::mongo::{MongoLayout, MongoStore};
+use prismicx_service_common::pg::migrate::ServiceSchema;
 use prismicx_service_common::tenancy::Tenancy;
 
 use super::{mongo_store, tenancy_of, ApiClient, Call, PgService, Reply, TestTenant, PLATFORM_KEY};
@@ -79,6 +80,17 @@ impl<S> ServiceApp<S> {
                 .replace(&format!("{{ident{n}}}"), &t.pg_schema());
         }
         out
+    }
+
+    /// The catalog keeps the tenancy contract, the lint inspecting the `tables` tables of
+    /// `pg_tables` matching `filter` ([`PgService::expect_contract_kept`]), and still does after
+    /// the first tenant is provisioned again with `schema`, which changes nothing
+    /// ([`PgService::expect_reprovision_idempotent`]).
+    pub async fn expect_catalog_contract(&self, schema: &ServiceSchema, filter: &str, tables: i64) {
+        let pg = self.pg();
+        pg.expect_contract_kept(filter, tables).await;
+        pg.expect_reprovision_idempotent(schema, &self.tenant(0).placement)
+            .await;
     }
 
     /// Runs `sql` ([`ServiceApp::fill`]ed) as the superuser, then expects the catalog lint to

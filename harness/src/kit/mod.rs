@@ -25,5 +25,5 @@ pub use http::{field_strs, ApiClient, Call, Reply};
 pub use mongo::{
     mongo_for, mongo_store, mongo_system, mongo_tenant, raw_count, raw_database, raw_find,
 };
-pub use pg::{expect_sqlstate, sqlstate, PgOptions, PgService};
+pub use pg::{expect_no_rows_touched, expect_sqlstate, sqlstate, PgOptions, PgService};
 pub use tenant::{registry_of, tenancy_of, tenants_with, test_tenants, TestTenant, PLATFORM_KEY};

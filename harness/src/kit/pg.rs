@@ -158,7 +158,8 @@ impl PgService {
     }
 
     /// Provisions `tenant` of `schema` again: idempotent, at the schema's tenant version, which
-    /// `tenant_version` reports; a slug never provisioned has no version.
+    /// `tenant_version` reports, and the catalog still keeps the contract; a slug never
+    /// provisioned has no version.
     pub async fn expect_reprovision_idempotent(
         &self,
         schema: &ServiceSchema,
@@ -174,6 +175,11 @@ impl PgService {
         let none = TenantSlug::parse("never-provisioned").expect("a slug");
         let seen = migrate::tenant_version(&mut admin, &none).await;
         assert_eq!(seen.expect("tenant version"), None);
+        assert_eq!(
+            self.lint().await,
+            vec![],
+            "the catalog after provisioning again"
+        );
     }
 
     /// The database's owner and app roles.
@@ -205,6 +211,32 @@ impl PgService {
     pub fn tenant_db(&self) -> TenantDb {
         TenantDb::connect_lazy(self.settings())
     }
+}
+
+/// Runs each of `statements` (SQL aimed at another tenant's rows) in one transaction of `tenant`
+/// and expects none of them to touch a row; then commits, so that a write which slipped through
+/// would stay for the test to see.
+pub async fn expect_no_rows_touched(
+    db: &TenantDb,
+    tenant: &TenantPlacement,
+    statements: &[String],
+) {
+    let mut tx = db
+        .begin(tenant)
+        .await
+        .expect("begin the tenant's transaction");
+    for sql in statements {
+        let done = prismicx_service_common::pg::query(sql)
+            .execute(tx.conn())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(
+            done.rows_affected(),
+            0,
+            "{sql} touched another tenant's rows"
+        );
+    }
+    tx.commit().await.expect("commit");
 }
 
 /// The SQLSTATE of a database error (`None` for any other error).

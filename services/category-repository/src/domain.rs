@@ -195,15 +195,16 @@ pub fn validate_attributes(v: &Value, field: &str, errors: &mut Vec<FieldError>)
         if errors.len() >= 10 {
             return;
         }
+        let nests = matches!(v, Value::Object(_) | Value::Array(_));
+        if nests && level > MAX_ATTRIBUTE_NESTING {
+            errors.push(FieldError::new(
+                path,
+                format!("nests deeper than {MAX_ATTRIBUTE_NESTING} levels"),
+            ));
+            return;
+        }
         match v {
             Value::Object(m) => {
-                if level > MAX_ATTRIBUTE_NESTING {
-                    errors.push(FieldError::new(
-                        path,
-                        format!("nests deeper than {MAX_ATTRIBUTE_NESTING} levels"),
-                    ));
-                    return;
-                }
                 for (k, child) in m {
                     if !valid_key(k) {
                         errors.push(FieldError::new(
@@ -218,13 +219,6 @@ pub fn validate_attributes(v: &Value, field: &str, errors: &mut Vec<FieldError>)
                 }
             }
             Value::Array(a) => {
-                if level > MAX_ATTRIBUTE_NESTING {
-                    errors.push(FieldError::new(
-                        path,
-                        format!("nests deeper than {MAX_ATTRIBUTE_NESTING} levels"),
-                    ));
-                    return;
-                }
                 for (i, child) in a.iter().enumerate() {
                     walk(child, &format!("{path}.{i}"), level + 1, errors);
                 }

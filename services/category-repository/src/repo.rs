@@ -132,6 +132,15 @@ impl TransientError for TxError {
 
 type TxResult<T> = Result<T, TxError>;
 
+/// A guarded write of one document: done when it matched `1`, [`TxError::Stale`] otherwise.
+fn guarded_one(matched: u64) -> TxResult<()> {
+    if matched == 1 {
+        Ok(())
+    } else {
+        Err(TxError::Stale)
+    }
+}
+
 fn concurrent_change() -> ApiError {
     ApiError::Conflict {
         detail: "a concurrent change of the tree conflicted with this one; retry".into(),
@@ -377,11 +386,7 @@ impl Tree {
                     .await?
             }
         };
-        if matched == 1 {
-            Ok(())
-        } else {
-            Err(TxError::Stale)
-        }
+        guarded_one(matched)
     }
 
     /// Updates `x` if it is still at the revision read; bumps the revision.
@@ -398,11 +403,7 @@ impl Tree {
             .update_one_in(s, doc! { "_id": x.id, "revision": x.revision }, update)
             .await
             .map_err(duplicate_as(duplicate_field))?;
-        if matched == 1 {
-            Ok(())
-        } else {
-            Err(TxError::Stale)
-        }
+        guarded_one(matched)
     }
 
     async fn shift(
@@ -765,9 +766,7 @@ impl Tree {
             .cats
             .delete_one_in(s, doc! { "_id": x.id, "revision": x.revision })
             .await?;
-        if own != 1 {
-            return Err(TxError::Stale);
-        }
+        guarded_one(own)?;
         let below = if cascade {
             self.cats
                 .delete_many_in(s, doc! { "ancestors": x.id })

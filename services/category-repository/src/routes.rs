@@ -78,12 +78,9 @@ fn children_page(items: Vec<CategoryDoc>, limit: u32) -> Page<Category> {
         (status = 201, description = "Created", body = Category, headers(
             ("location" = String, description = "URL of the new category"),
             ("etag" = String, description = "The revision, for If-Match"))),
-        (status = 400, description = "Malformed JSON", body = Problem),
         (status = 404, description = "parentId names no category of the tenant", body = Problem),
         (status = 409, description = "A sibling has the same name (case-insensitively)", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "Invalid fields (name, description, position, attributes, depth over 32 levels)", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid fields (name, description, position, attributes, depth over 32 levels)", body = Problem)))]
 pub async fn create_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateCategory>,
@@ -100,9 +97,7 @@ pub async fn create_category(
 /// List the roots of the tenant's forest, in order.
 #[utoipa::path(get, path = "/v1/categories", tag = "categories", params(PageQuery),
     responses(
-        (status = 200, description = "Roots ordered by position", body = Page<Category>),
-        (status = 400, description = "Bad limit, cursor or unknown parameter", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 200, description = "Roots ordered by position", body = Page<Category>)))]
 pub async fn list_roots(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<PageQuery>,
@@ -119,9 +114,7 @@ pub async fn list_roots(
     params(("id" = Uuid, Path, description = "Category id")),
     responses(
         (status = 200, description = "The category", body = Category, headers(("etag" = String, description = "The revision, for If-Match"))),
-        (status = 400, description = "id is not a UUID", body = Problem),
-        (status = 404, description = "No such category in the tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such category in the tenant", body = Problem)))]
 pub async fn get_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -141,13 +134,9 @@ pub async fn get_category(
         ("If-Match" = Option<String>, Header, description = "The ETag last read; the change is refused (412) if the category changed since")),
     responses(
         (status = 200, description = "The changed category", body = Category, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
         (status = 404, description = "No such category in the tenant", body = Problem),
         (status = 409, description = "A sibling has the new name", body = Problem),
-        (status = 412, description = "If-Match names another revision", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid fields", body = Problem)))]
 pub async fn update_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -169,11 +158,8 @@ pub async fn update_category(
         ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad id, If-Match or query parameter", body = Problem),
         (status = 404, description = "No such category in the tenant", body = Problem),
-        (status = 409, description = "The category has children and cascade is not set", body = Problem),
-        (status = 412, description = "If-Match names another revision", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 409, description = "The category has children and cascade is not set", body = Problem)))]
 pub async fn delete_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -196,13 +182,9 @@ pub async fn delete_category(
         ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
     responses(
         (status = 200, description = "The moved category", body = Category, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
         (status = 404, description = "The category or the new parent does not exist in the tenant", body = Problem),
         (status = 409, description = "The move would create a cycle, a sibling there has the same name, or a concurrent change won", body = Problem),
-        (status = 412, description = "If-Match names another revision", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "parentId missing, position out of range, or the tree would be deeper than 32 levels", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "parentId missing, position out of range, or the tree would be deeper than 32 levels", body = Problem)))]
 pub async fn move_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -223,13 +205,9 @@ pub async fn move_category(
         ("If-Match" = Option<String>, Header, description = "The ETag last read; refused (412) if the category changed since")),
     responses(
         (status = 200, description = "The category at its new position", body = Category, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
         (status = 404, description = "No such category in the tenant", body = Problem),
         (status = 409, description = "A concurrent change won", body = Problem),
-        (status = 412, description = "If-Match names another revision", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "position out of range", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "position out of range", body = Problem)))]
 pub async fn reorder_category(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -253,9 +231,7 @@ pub async fn reorder_category(
     params(("id" = Uuid, Path, description = "Category id"), PageQuery),
     responses(
         (status = 200, description = "Children ordered by position", body = Page<Category>),
-        (status = 400, description = "Bad id, limit, cursor or unknown parameter", body = Problem),
-        (status = 404, description = "No such category in the tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such category in the tenant", body = Problem)))]
 pub async fn list_children(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -274,9 +250,7 @@ pub async fn list_children(
     params(("id" = Uuid, Path, description = "Category id")),
     responses(
         (status = 200, description = "Ancestors, root first; empty for a root", body = Vec<Category>),
-        (status = 400, description = "id is not a UUID", body = Problem),
-        (status = 404, description = "No such category in the tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such category in the tenant", body = Problem)))]
 pub async fn list_ancestors(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,
@@ -292,9 +266,7 @@ pub async fn list_ancestors(
     params(("id" = Uuid, Path, description = "Category id"), DescendantsQuery),
     responses(
         (status = 200, description = "Descendants by depth, parent, position", body = Page<Category>),
-        (status = 400, description = "Bad id, limit, cursor, maxDepth or unknown parameter", body = Problem),
-        (status = 404, description = "No such category in the tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such category in the tenant", body = Problem)))]
 pub async fn list_descendants(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<String>,

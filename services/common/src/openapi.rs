@@ -21,8 +21,10 @@
 //!   JSON fields are the `JsonValue` schema;
 //! - each operation requires the `api_key` security scheme.
 //!
-//! A route declares its own statuses (201, 404 for its resource, 409, 412, …) with its own
-//! descriptions; those are kept, only their content type is corrected. A service then states
+//! A route declares only its success responses and the statuses whose meaning is its own (404
+//! for its resource, 409, a 422 or 503 it explains), with its own descriptions; those are kept,
+//! only their content type is corrected. It repeats neither the statuses above nor `security`:
+//! declared once here, they cannot drift apart between routes. A service then states
 //! its own field rules in its `openapi.rs` with [`constrain`], [`constrain_param`],
 //! [`trimmed_text`], [`attributes_schema`], [`require_a_change`] and [`any_json`]: whatever a
 //! handler refuses, the document says, so a request valid by the document is accepted (the API

@@ -1,8 +1,9 @@
-//! `SERVICE_NAME` reaches every log line a request produces.
+//! `SERVICE_NAME` reaches every log line a request produces and labels the metrics; without it,
+//! the service's constant name does.
 //!
-//! Alone in its own test binary: tracing caches each callsite's interest process-wide, so a
-//! scoped subscriber only sees a callsite reliably when no other test thread registers it at
-//! the same moment.
+//! Alone in its own test binary, as one test: tracing caches each callsite's interest
+//! process-wide, so a scoped subscriber only sees a callsite reliably when no other test thread
+//! registers it at the same moment.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -32,16 +33,9 @@ impl Write for Captured {
     }
 }
 
-#[tokio::test]
-async fn service_name_is_a_field_of_request_logs() {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+/// The shell around one `/probe` route that logs, for a service constantly named
+/// `constant-service` and configured with `service_name`.
+fn app(service_name: Option<&str>) -> axum::Router {
     let registry = Arc::new(StaticRegistry::default());
     let tenancy = Tenancy::new(
         &"platform".into(),
@@ -57,20 +51,24 @@ async fn service_name_is_a_field_of_request_logs() {
         }),
     );
     let settings = AppSettings {
-        service_name: Some("renamed-service".into()),
+        service_name: service_name.map(str::to_string),
         ..AppSettings::default()
     };
-    let app = application(
+    application(
         "constant-service",
         serde_json::json!({}),
         router,
         &tenancy,
         Vec::new(),
         settings,
-    );
+    )
+}
+
+/// The body `app` answers `GET path` with, asked with the platform key.
+async fn get(app: axum::Router, path: &str) -> String {
     let res = app
         .oneshot(
-            Request::get("/probe")
+            Request::get(path)
                 .header("authorization", "Bearer platform")
                 .body(Body::empty())
                 .expect("request"),
@@ -78,8 +76,21 @@ async fn service_name_is_a_field_of_request_logs() {
         .await
         .expect("response");
     let body = res.into_body().collect().await.expect("body").to_bytes();
-    assert_eq!(&body[..], b"ok");
+    String::from_utf8_lossy(&body).into_owned()
+}
 
+#[tokio::test]
+async fn service_name_is_a_field_of_request_logs_and_labels_metrics() {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let named = app(Some("renamed-service"));
+    assert_eq!(get(named.clone(), "/probe").await, "ok");
     let logs =
         String::from_utf8_lossy(&out.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     let line = logs
@@ -88,4 +99,19 @@ async fn service_name_is_a_field_of_request_logs() {
         .unwrap_or_else(|| panic!("no probe log in {logs}"));
     assert!(line.contains("service=renamed-service"), "{line}");
     assert!(!line.contains("constant-service"), "{line}");
+
+    let metrics = get(named, "/metrics").await;
+    assert!(
+        metrics.contains(r#"service="renamed-service""#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("constant-service"), "{metrics}");
+
+    let unnamed = app(None);
+    get(unnamed.clone(), "/probe").await;
+    let metrics = get(unnamed, "/metrics").await;
+    assert!(
+        metrics.contains(r#"service="constant-service""#),
+        "{metrics}"
+    );
 }

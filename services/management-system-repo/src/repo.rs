@@ -3,9 +3,11 @@
 //! security scopes every statement. Errors stay `sqlx::Error` (wrapped in [`Fail`]) so the
 //! caller's retry can tell transient failures from permanent ones.
 
-use chrono::{DateTime, Utc};
-use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
+use prismicx_service_common::pg::rows::{self, After};
+use prismicx_service_common::pg::{query, query_as, TenantTx};
 use prismicx_service_common::ApiError;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -19,20 +21,8 @@ const VERSION_COLUMNS: &str =
 const RELATION_COLUMNS: &str =
     "id, tenant_id, source_id, target_id, kind, description, created_at, updated_at";
 
-/// A keyset position: items strictly after (created_at, id).
-pub type After = Option<(DateTime<Utc>, Uuid)>;
-
-fn push_keyset_page(qb: &mut QueryBuilder<'_, Postgres>, after: After, limit: u32) {
-    if let Some((at, id)) = after {
-        qb.push(" AND (created_at, id) > (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-}
+/// The order of every list: oldest first.
+const CREATED: (&str, &str) = ("created_at", "id");
 
 /// Maps unique violations on known constraints to a 409 naming the field.
 fn conflict_on_unique(e: sqlx::Error) -> Fail {
@@ -57,18 +47,25 @@ fn conflict_on_unique(e: sqlx::Error) -> Fail {
     Fail::Db(e)
 }
 
-pub async fn insert_system(tx: &mut TenantTx, s: &NewSystem) -> Result<System, Fail> {
-    let sql = format!(
-        "INSERT INTO systems (name, kind, display_name, description, attributes, config_schema) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SYSTEM_COLUMNS}"
-    );
-    query_as::<System>(&sql)
-        .bind(&s.name)
+/// `q` with the system's writable fields bound next, in the order the insert and the update
+/// both list them: name, kind, display name, description, attributes, config schema.
+fn with_system_fields<'q>(q: SystemQuery<'q>, s: &'q NewSystem) -> SystemQuery<'q> {
+    q.bind(&s.name)
         .bind(&s.kind)
         .bind(&s.display_name)
         .bind(&s.description)
         .bind(&s.attributes)
         .bind(&s.config_schema)
+}
+
+type SystemQuery<'q> = QueryAs<'q, Postgres, System, PgArguments>;
+
+pub async fn insert_system(tx: &mut TenantTx, s: &NewSystem) -> Result<System, Fail> {
+    let sql = format!(
+        "INSERT INTO systems (name, kind, display_name, description, attributes, config_schema) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {SYSTEM_COLUMNS}"
+    );
+    with_system_fields(query_as::<System>(&sql), s)
         .fetch_one(tx.conn())
         .await
         .map_err(conflict_on_unique)
@@ -113,14 +110,7 @@ pub async fn update_system(tx: &mut TenantTx, id: Uuid, s: &NewSystem) -> Result
          attributes = $6, config_schema = $7, revision = revision + 1, \
          updated_at = clock_timestamp() WHERE id = $1 RETURNING {SYSTEM_COLUMNS}"
     );
-    query_as::<System>(&sql)
-        .bind(id)
-        .bind(&s.name)
-        .bind(&s.kind)
-        .bind(&s.display_name)
-        .bind(&s.description)
-        .bind(&s.attributes)
-        .bind(&s.config_schema)
+    with_system_fields(query_as::<System>(&sql).bind(id), s)
         .fetch_one(tx.conn())
         .await
         .map_err(conflict_on_unique)
@@ -141,10 +131,7 @@ pub async fn list_systems(
     if let Some(k) = kind {
         qb.push(" AND kind = ").push_bind(k.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<System>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }
 
 pub async fn insert_version(
@@ -226,10 +213,7 @@ pub async fn list_versions(
     if let Some(s) = status {
         qb.push(" AND status = ").push_bind(s.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<SystemVersion>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }
 
 pub async fn insert_relation(
@@ -315,8 +299,5 @@ pub async fn list_relations(
     if let Some(k) = kind {
         qb.push(" AND kind = ").push_bind(k.to_string());
     }
-    push_keyset_page(&mut qb, after, limit);
-    Ok(build_query_as::<Relation>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, CREATED, after, limit).await?)
 }

@@ -9,7 +9,7 @@
 
 mod support;
 
-use prismicx_harness::kit::expect_sqlstate;
+use prismicx_harness::kit::{expect_no_rows_touched, expect_sqlstate};
 
 use axum::http::{Method, StatusCode};
 use mongodb::bson::{doc, Document};
@@ -529,22 +529,11 @@ async fn below_the_api_the_database_refuses_cross_tenant_rows() {
         drop(tx);
     }
     // Updates and deletes aimed at B's schema touch nothing.
-    let mut tx = app.state.db.begin(&a).await.unwrap();
-    let n = prismicx_service_common::pg::query(&format!(
-        "UPDATE {b_schema}.systems SET description = 'pwned'"
-    ))
-    .execute(tx.conn())
-    .await
-    .unwrap()
-    .rows_affected();
-    assert_eq!(n, 0);
-    let n = prismicx_service_common::pg::query(&format!("DELETE FROM {b_schema}.systems"))
-        .execute(tx.conn())
-        .await
-        .unwrap()
-        .rows_affected();
-    assert_eq!(n, 0);
-    tx.commit().await.unwrap();
+    let aimed_at_b = [
+        format!("UPDATE {b_schema}.systems SET description = 'pwned'"),
+        format!("DELETE FROM {b_schema}.systems"),
+    ];
+    expect_no_rows_touched(&app.state.db, &a, &aimed_at_b).await;
     let r = app.get(B, &format!("/v1/systems/{b_sys}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["description"], "theirs of tenant 1");

@@ -100,12 +100,7 @@ async fn store_next(
         (status = 201, description = "Created (revision 1)", body = Task, headers(
             ("location" = String, description = "URL of the new task"),
             ("etag" = String, description = "The task's revision, `\"1\"`"))),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)))]
 pub async fn create_task(
     Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateTask>,
@@ -121,11 +116,7 @@ pub async fn create_task(
     params(("id" = Uuid, Path, description = "Task id")),
     responses(
         (status = 200, description = "The task", body = Task, headers(("etag" = String, description = "The task's revision, e.g. `\"3\"`"))),
-        (status = 400, description = "The id is not a UUID", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
-        (status = 404, description = "The tenant has no such task", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "The tenant has no such task", body = Problem)))]
 pub async fn get_task(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -143,15 +134,9 @@ pub async fn get_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 200, description = "The task at its next revision", body = Task, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "If-Match malformed, malformed JSON, or a bad id", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
         (status = 404, description = "The tenant has no such task", body = Problem),
         (status = 409, description = "`status` names a transition the state machine refuses (the allowed ones are listed)", body = Problem),
-        (status = 412, description = "The task changed since the If-Match revision; nothing was written", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid or unknown fields (each named)", body = Problem)))]
 pub async fn update_task(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -177,15 +162,9 @@ pub async fn update_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 200, description = "The task in its new status, at its next revision", body = Task, headers(("etag" = String, description = "The new revision"))),
-        (status = 400, description = "If-Match malformed, malformed JSON, or a bad id", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
         (status = 404, description = "The tenant has no such task", body = Problem),
         (status = 409, description = "The transition is not allowed from the current status (field `status`; the allowed ones are listed)", body = Problem),
-        (status = 412, description = "The task changed since the If-Match revision; nothing was written", body = Problem),
-        (status = 415, description = "The body is not JSON", body = Problem),
-        (status = 422, description = "`to` is missing or not a status", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "`to` is missing or not a status", body = Problem)))]
 pub async fn transition_task(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -206,12 +185,7 @@ pub async fn transition_task(
         ("If-Match" = String, Header, description = "The ETag last read, e.g. `\"3\"` (required)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "If-Match malformed, or a bad id", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem),
-        (status = 404, description = "The tenant has no such task", body = Problem),
-        (status = 412, description = "The task changed since the If-Match revision; nothing was deleted", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "The tenant has no such task", body = Problem)))]
 pub async fn delete_task(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -404,12 +378,7 @@ fn split_list(values: &[String]) -> Vec<String> {
         ("overdue" = Option<bool>, Query, description = "true: only open tasks (todo, in_progress) due before now; false: all others"),
         ("q" = Option<String>, Query, description = "Case-insensitive text in the title (taken literally, at most 200 characters)"),
     ),
-    responses(
-        (status = 200, description = "One page of tasks", body = Page<Task>),
-        (status = 400, description = "An unknown or invalid query parameter (named), or a cursor of another sort", body = Problem),
-        (status = 401, description = "No valid API key", body = Problem),
-        (status = 403, description = "The tenant is suspended, or X-Tenant names another tenant", body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "One page of tasks", body = Page<Task>)))]
 pub async fn list_tasks(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<Vec<(String, String)>>,

@@ -93,8 +93,7 @@ fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> Result<T,
         ("state" = Option<prismicx_service_common::tenancy::TenantState>, Query, description = "provisioning, active, suspended or deleting"),
         ("tier" = Option<prismicx_service_common::tenancy::Tier>, Query, description = "standard or dedicated"),
     ),
-    responses((status = 200, body = Page<TenantView>), (status = 400, body = Problem), (status = 403, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<TenantView>), (status = 403, description = "Not the platform key", body = Problem)))]
 pub async fn list_tenants(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -124,8 +123,8 @@ pub async fn list_tenants(
 /// A tenant's registry entry: any tenant with the platform key, its own with a tenant key.
 #[utoipa::path(get, path = "/v1/tenants/{slug}", tag = "tenants",
     params(("slug" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")),
-    responses((status = 200, body = TenantView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = TenantView),
+        (status = 403, description = "A tenant key for another tenant", body = Problem)))]
 pub async fn get_tenant(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -148,8 +147,7 @@ pub async fn get_tenant(
 
 /// The calling tenant's registry entry.
 #[utoipa::path(get, path = "/v1/tenant", tag = "tenants",
-    responses((status = 200, body = TenantView), (status = 401, body = Problem), (status = 403, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = TenantView)))]
 pub async fn own_tenant(
     Scoped { state, tenant }: Scoped<AppState>,
 ) -> Result<Json<TenantView>, ApiError> {
@@ -169,9 +167,7 @@ fn key_not_found(id: Uuid) -> ApiError {
     responses(
         (status = 201, description = "Issued; `key` is shown only now", body = IssuedApiKey,
             headers(("location" = String, description = "URL of the key"))),
-        (status = 409, description = "The tenant already holds the maximum of live keys", body = Problem),
-        (status = 422, body = Problem)),
-    security(("api_key" = [])))]
+        (status = 409, description = "The tenant already holds the maximum of live keys", body = Problem)))]
 pub async fn create_api_key(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -220,8 +216,7 @@ pub async fn create_api_key(
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
     ),
-    responses((status = 200, body = Page<ApiKeyView>), (status = 400, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<ApiKeyView>)))]
 pub async fn list_api_keys(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -239,8 +234,7 @@ pub async fn list_api_keys(
 /// One of the tenant's API keys.
 #[utoipa::path(get, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = Uuid, Path, description = "Key id")),
-    responses((status = 200, body = ApiKeyView), (status = 404, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = ApiKeyView)))]
 pub async fn get_api_key(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -257,8 +251,7 @@ pub async fn get_api_key(
 /// event (at most `TENANT_CACHE_TTL_SECS` later when Redis is unreachable). Idempotent.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
     params(("id" = Uuid, Path, description = "Key id")),
-    responses((status = 204, description = "Revoked"), (status = 404, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204, description = "Revoked")))]
 pub async fn revoke_api_key(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -298,8 +291,7 @@ fn setting_not_found(key: &str) -> ApiError {
         ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
     ),
-    responses((status = 200, body = Page<Setting>), (status = 400, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<Setting>)))]
 pub async fn list_settings(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -313,9 +305,7 @@ pub async fn list_settings(
 /// One setting; its revision is the `ETag`.
 #[utoipa::path(get, path = "/v1/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key", pattern = r"^[a-z0-9][a-z0-9._-]{0,127}$")),
-    responses((status = 200, body = Setting, headers(("etag" = String, description = "The revision"))),
-        (status = 400, body = Problem), (status = 404, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Setting, headers(("etag" = String, description = "The revision")))))]
 pub async fn get_setting(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
@@ -333,10 +323,7 @@ pub async fn get_setting(
         ("If-Match" = Option<String>, Header, description = "The ETag last read; the write happens only at that revision")),
     responses(
         (status = 200, description = "Replaced", body = Setting),
-        (status = 201, description = "Created", body = Setting),
-        (status = 400, body = Problem), (status = 412, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem)),
-    security(("api_key" = [])))]
+        (status = 201, description = "Created", body = Setting)))]
 pub async fn put_setting(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
@@ -368,8 +355,7 @@ pub async fn put_setting(
 #[utoipa::path(delete, path = "/v1/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key", pattern = r"^[a-z0-9][a-z0-9._-]{0,127}$"),
         ("If-Match" = Option<String>, Header, description = "The ETag last read")),
-    responses((status = 204, description = "Deleted"), (status = 404, body = Problem), (status = 412, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204, description = "Deleted")))]
 pub async fn delete_setting(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(key): Path<String>,
@@ -384,8 +370,7 @@ pub async fn delete_setting(
 /// (platform key only; read fresh from the registry, callers cache it).
 #[utoipa::path(get, path = "/internal/v1/tenants/{slug}", tag = "internal",
     params(("slug" = String, Path, description = "Tenant slug", pattern = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")),
-    responses((status = 200, body = TenantRecord), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = TenantRecord), (status = 403, description = "Not the platform key", body = Problem)))]
 pub async fn resolve_tenant(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -404,8 +389,7 @@ pub async fn resolve_tenant(
 /// 404 when no live key has that digest, its tenant is gone, or it was issued before the
 /// tenant's current registry entry (a tenant deleted and created again).
 #[utoipa::path(post, path = "/internal/v1/api-keys/verify", tag = "internal", request_body = VerifyKeyRequest,
-    responses((status = 200, body = VerifyKeyResponse), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = VerifyKeyResponse), (status = 403, description = "Not the platform key", body = Problem)))]
 pub async fn verify_key(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -4,11 +4,13 @@
 //! are [`Fail`]: a database error kept as it is, so the handlers' retry can tell a transient one,
 //! or the API error a constraint means (409).
 
-use chrono::{DateTime, Utc};
 use prismicx_service_common::pg::retry::Fail;
-use prismicx_service_common::pg::{build_query_as, query, query_as, rows, TenantTx};
+use prismicx_service_common::pg::rows::{self, After};
+use prismicx_service_common::pg::{query, query_as, TenantTx};
 use prismicx_service_common::ApiError;
 use serde_json::Value;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -17,26 +19,6 @@ use crate::domain::{AuditEvent, NewRole, NewUser, Role, User};
 const USER_COLUMNS: &str =
     "id, tenant_id, email, display_name, status, attributes, created_at, updated_at";
 const ROLE_COLUMNS: &str = "id, tenant_id, name, description, permissions, created_at, updated_at";
-
-/// Appends the keyset condition (rows strictly after `after` in (`time_col`, `id_col`) order),
-/// the order and `LIMIT limit + 1`, so the caller can tell whether another page follows.
-fn push_keyset_page(
-    qb: &mut QueryBuilder<'_, Postgres>,
-    time_col: &str,
-    id_col: &str,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: u32,
-) {
-    if let Some((at, id)) = after {
-        qb.push(format!(" AND ({time_col}, {id_col}) > ("))
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(format!(" ORDER BY {time_col}, {id_col} LIMIT "))
-        .push_bind(i64::from(limit) + 1);
-}
 
 /// Maps a unique violation on a known constraint to a 409 naming the field.
 fn unique_to_conflict(e: sqlx::Error) -> Fail {
@@ -76,16 +58,23 @@ pub async fn audit(
     Ok(())
 }
 
+/// `q` with the user's writable fields bound next, in the order the insert and the update both
+/// list them: email, display name, status, attributes.
+fn with_user_fields<'q>(q: UserQuery<'q>, u: &'q NewUser) -> UserQuery<'q> {
+    q.bind(&u.email)
+        .bind(&u.display_name)
+        .bind(&u.status)
+        .bind(&u.attributes)
+}
+
+type UserQuery<'q> = QueryAs<'q, Postgres, User, PgArguments>;
+
 pub async fn insert_user(tx: &mut TenantTx, u: &NewUser) -> Result<User, Fail> {
     let sql = format!(
         "INSERT INTO users (email, display_name, status, attributes) VALUES ($1, $2, $3, $4) \
          RETURNING {USER_COLUMNS}"
     );
-    query_as::<User>(&sql)
-        .bind(&u.email)
-        .bind(&u.display_name)
-        .bind(&u.status)
-        .bind(&u.attributes)
+    with_user_fields(query_as::<User>(&sql), u)
         .fetch_one(tx.conn())
         .await
         .map_err(unique_to_conflict)
@@ -107,12 +96,7 @@ pub async fn update_user(tx: &mut TenantTx, id: Uuid, u: &NewUser) -> Result<Use
         "UPDATE users SET email = $2, display_name = $3, status = $4, attributes = $5, \
          updated_at = clock_timestamp() WHERE id = $1 RETURNING {USER_COLUMNS}"
     );
-    query_as::<User>(&sql)
-        .bind(id)
-        .bind(&u.email)
-        .bind(&u.display_name)
-        .bind(&u.status)
-        .bind(&u.attributes)
+    with_user_fields(query_as::<User>(&sql).bind(id), u)
         .fetch_one(tx.conn())
         .await
         .map_err(unique_to_conflict)
@@ -133,7 +117,7 @@ pub struct UserFilter {
     /// `attributes ->> key = value` for each pair.
     pub attributes: Vec<(String, String)>,
     /// Keyset position: items strictly after (created_at, id).
-    pub after: Option<(DateTime<Utc>, Uuid)>,
+    pub after: After,
     pub limit: u32,
 }
 
@@ -178,8 +162,8 @@ pub async fn list_users(tx: &mut TenantTx, f: &UserFilter) -> Result<Vec<User>, 
             .push(" = ")
             .push_bind(v.clone());
     }
-    push_keyset_page(&mut qb, "u.created_at", "u.id", f.after, f.limit);
-    Ok(build_query_as::<User>(&mut qb).fetch_all(tx.conn()).await?)
+    let order = ("u.created_at", "u.id");
+    Ok(rows::keyset_page(tx, qb, order, f.after, f.limit).await?)
 }
 
 pub async fn insert_role(tx: &mut TenantTx, r: &NewRole) -> Result<Role, Fail> {
@@ -207,15 +191,9 @@ pub async fn delete_role(tx: &mut TenantTx, id: Uuid) -> Result<bool, Fail> {
     Ok(rows::delete_by_id(tx, "roles", id).await?)
 }
 
-pub async fn list_roles(
-    tx: &mut TenantTx,
-    after: Option<(DateTime<Utc>, Uuid)>,
-    limit: u32,
-) -> Result<Vec<Role>, Fail> {
-    let mut qb: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("SELECT {ROLE_COLUMNS} FROM roles WHERE TRUE"));
-    push_keyset_page(&mut qb, "created_at", "id", after, limit);
-    Ok(build_query_as::<Role>(&mut qb).fetch_all(tx.conn()).await?)
+pub async fn list_roles(tx: &mut TenantTx, after: After, limit: u32) -> Result<Vec<Role>, Fail> {
+    let qb = QueryBuilder::new(format!("SELECT {ROLE_COLUMNS} FROM roles WHERE TRUE"));
+    Ok(rows::keyset_page(tx, qb, ("created_at", "id"), after, limit).await?)
 }
 
 /// Grants `role_id` to `user_id`; `false` when the user already had it.
@@ -253,7 +231,7 @@ pub async fn roles_of_user(tx: &mut TenantTx, user_id: Uuid) -> Result<Vec<Role>
 pub async fn list_audit(
     tx: &mut TenantTx,
     entity_id: Option<Uuid>,
-    after: Option<(DateTime<Utc>, Uuid)>,
+    after: After,
     limit: u32,
 ) -> Result<Vec<AuditEvent>, Fail> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
@@ -263,10 +241,7 @@ pub async fn list_audit(
     if let Some(e) = entity_id {
         qb.push(" AND entity_id = ").push_bind(e);
     }
-    push_keyset_page(&mut qb, "occurred_at", "id", after, limit);
-    Ok(build_query_as::<AuditEvent>(&mut qb)
-        .fetch_all(tx.conn())
-        .await?)
+    Ok(rows::keyset_page(tx, qb, ("occurred_at", "id"), after, limit).await?)
 }
 
 #[cfg(test)]

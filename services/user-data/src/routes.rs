@@ -10,6 +10,7 @@ use axum::routing::{get, put};
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use prismicx_service_common::auth::Principal;
+use prismicx_service_common::error::Problem;
 use prismicx_service_common::extract::{created, Json, Path, Query};
 use prismicx_service_common::in_tenant_tx;
 use prismicx_service_common::pagination::{self, Page, PageQuery};
@@ -74,9 +75,8 @@ fn role_not_found(id: Uuid) -> ApiError {
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser,
     responses(
         (status = 201, description = "Created", body = User, headers(("location" = String, description = "URL of the new user"))),
-        (status = 409, description = "Email already used in this tenant", body = prismicx_service_common::error::Problem),
-        (status = 422, description = "Invalid fields", body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+        (status = 409, description = "Email already used in this tenant", body = Problem),
+        (status = 422, description = "Invalid fields", body = Problem)))]
 pub async fn create_user(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -95,8 +95,7 @@ pub async fn create_user(
 /// Get a user.
 #[utoipa::path(get, path = "/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = User)))]
 pub async fn get_user(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -112,9 +111,8 @@ pub async fn get_user(
 /// Change a user's fields; `attributes` is a JSON merge patch.
 #[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", request_body = UpdateUser,
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = User), (status = 404, body = prismicx_service_common::error::Problem),
-        (status = 409, body = prismicx_service_common::error::Problem), (status = 422, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = User),
+        (status = 409, description = "Email already used in this tenant", body = Problem)))]
 pub async fn update_user(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -147,8 +145,7 @@ pub async fn update_user(
 /// Delete a user (and their memberships).
 #[utoipa::path(delete, path = "/v1/users/{id}", tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204)))]
 pub async fn delete_user(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -178,8 +175,7 @@ const MAX_ATTRIBUTE_FILTERS: usize = 5;
         ("q" = Option<String>, Query, description = "Case-insensitive text in email or display name"),
         ("attr.<key>" = Option<String>, Query, description = "attributes.<key> equals this text (up to 5)"),
     ),
-    responses((status = 200, body = Page<User>), (status = 400, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<User>)))]
 pub async fn list_users(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -239,8 +235,7 @@ pub async fn list_users(
 /// The roles a user is a member of.
 #[utoipa::path(get, path = "/v1/users/{id}/roles", tag = "memberships",
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, body = Vec<Role>), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Vec<Role>)))]
 pub async fn user_roles(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -257,8 +252,7 @@ pub async fn user_roles(
 /// Make a user a member of a role (idempotent).
 #[utoipa::path(put, path = "/v1/users/{id}/roles/{role_id}", tag = "memberships",
     params(("id" = Uuid, Path, description = "User id"), ("role_id" = Uuid, Path, description = "Role id")),
-    responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204)))]
 pub async fn grant_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -284,8 +278,7 @@ pub async fn grant_role(
 /// Remove a user from a role.
 #[utoipa::path(delete, path = "/v1/users/{id}/roles/{role_id}", tag = "memberships",
     params(("id" = Uuid, Path, description = "User id"), ("role_id" = Uuid, Path, description = "Role id")),
-    responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204)))]
 pub async fn revoke_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -306,9 +299,8 @@ pub async fn revoke_role(
 
 /// Create a role.
 #[utoipa::path(post, path = "/v1/roles", tag = "roles", request_body = CreateRole,
-    responses((status = 201, body = Role), (status = 409, body = prismicx_service_common::error::Problem),
-        (status = 422, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 201, body = Role),
+        (status = 409, description = "A role of this name exists in this tenant", body = Problem)))]
 pub async fn create_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -327,8 +319,7 @@ pub async fn create_role(
 /// Get a role.
 #[utoipa::path(get, path = "/v1/roles/{id}", tag = "roles",
     params(("id" = Uuid, Path, description = "Role id")),
-    responses((status = 200, body = Role), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Role)))]
 pub async fn get_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -344,8 +335,7 @@ pub async fn get_role(
 /// Delete a role (and its memberships).
 #[utoipa::path(delete, path = "/v1/roles/{id}", tag = "roles",
     params(("id" = Uuid, Path, description = "Role id")),
-    responses((status = 204), (status = 404, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 204)))]
 pub async fn delete_role(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -363,8 +353,7 @@ pub async fn delete_role(
 
 /// List roles.
 #[utoipa::path(get, path = "/v1/roles", tag = "roles", params(PageQuery),
-    responses((status = 200, body = Page<Role>), (status = 400, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<Role>)))]
 pub async fn list_roles(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<PageQuery>,
@@ -392,8 +381,7 @@ pub struct AuditQuery {
 
 /// The tenant's audit trail, oldest first.
 #[utoipa::path(get, path = "/v1/audit-events", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Page<AuditEvent>), (status = 400, body = prismicx_service_common::error::Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<AuditEvent>)))]
 pub async fn list_audit_events(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<AuditQuery>,

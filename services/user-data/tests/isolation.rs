@@ -6,7 +6,7 @@
 
 mod support;
 
-use prismicx_harness::kit::expect_sqlstate;
+use prismicx_harness::kit::{expect_no_rows_touched, expect_sqlstate};
 
 use axum::http::{Method, StatusCode};
 use futures::future::join_all;
@@ -178,15 +178,10 @@ async fn sql_acting_as_a_tenant_cannot_reach_another_tenants_rows() {
         .await;
     expect_sqlstate(forged, "42501", "a row for another tenant must be refused");
     drop(tx);
-    let mut tx = app.state.db.begin(&a).await.unwrap();
-    let forged = prismicx_service_common::pg::query(&format!(
+    let aimed_at_b = [format!(
         "UPDATE {b_schema}.users SET display_name = 'pwned'"
-    ))
-    .execute(tx.conn())
-    .await
-    .unwrap();
-    assert_eq!(forged.rows_affected(), 0);
-    tx.commit().await.unwrap();
+    )];
+    expect_no_rows_touched(&app.state.db, &a, &aimed_at_b).await;
     let r = app.get(1, USERS).await;
     assert_eq!(r.body["items"][0]["displayName"], "Victim");
 }

@@ -1,13 +1,14 @@
 //! The vector engine through its public API: durability across a real `kill -9`, recall
-//! against exact search, quotas, tenant isolation, eviction and tier moves.
+//! against exact search, quotas, tenant isolation, eviction and tier moves, and filtered
+//! queries, counts and deletes (with and without a payload index) against brute force.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use prismicx_vector_store::engine::{
-    CollectionKey, CollectionSpec, Durability, Engine, EngineConfig, EngineError, IndexParams,
-    IndexState, Metric, Plan, Point, Query, Quota, Scope,
+    CollectionKey, CollectionSpec, Durability, Engine, EngineConfig, EngineError, Filter,
+    IndexParams, IndexState, Metric, Plan, Point, Query, Quota, Scope,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::json;
@@ -45,11 +46,11 @@ fn key(scope: Scope, tenant: Uuid, collection: Uuid) -> CollectionKey {
 
 /// An engine in `dir` with one new collection of a new tenant.
 fn engine_with_collection(dir: &Path, spec: &CollectionSpec) -> (Engine, CollectionKey) {
-    let engine = Engine::open(config(dir)).unwrap();
+    let engine = Engine::open(config(dir)).expect("engine opens");
     let key = key(Scope::Shared, Uuid::new_v4(), Uuid::new_v4());
     engine
         .create_collection(&key, spec, &Quota::default())
-        .unwrap();
+        .expect("collection is created");
     (engine, key)
 }
 
@@ -514,4 +515,194 @@ fn queries_with_different_ef_run_side_by_side() {
         engine.query(&key, &query(vec![f32::INFINITY; 8], 3)),
         Err(EngineError::NotFinite)
     ));
+}
+
+fn filter(value: serde_json::Value) -> Filter {
+    Filter::parse("filter", &value).expect("filter parses")
+}
+
+/// Points `p00000…` with random vectors and the payload `{"bucket": i % 100}`.
+fn bucketed_points(seed: u64, n: usize, dim: usize) -> Vec<Point> {
+    random_points(seed, n, dim)
+        .into_iter()
+        .enumerate()
+        .map(|(i, point)| Point {
+            payload: json!({"bucket": i % 100}),
+            ..point
+        })
+        .collect()
+}
+
+/// The ids of the `k` points nearest to `query` (Euclidean) among those `keep` accepts.
+fn brute_force_nearest(
+    points: &[Point],
+    query: &[f32],
+    k: usize,
+    keep: impl Fn(&Point) -> bool,
+) -> Vec<String> {
+    let mut scored: Vec<(f32, &str)> = points
+        .iter()
+        .filter(|p| keep(p))
+        .map(|p| {
+            let distance: f32 = p
+                .vector
+                .iter()
+                .zip(query)
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            (distance, p.id.as_str())
+        })
+        .collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    scored
+        .into_iter()
+        .take(k)
+        .map(|(_, id)| id.into())
+        .collect()
+}
+
+fn bucket_of(payload: &serde_json::Value) -> u64 {
+    payload["bucket"].as_u64().expect("a bucket")
+}
+
+#[test]
+fn filtered_queries_agree_with_brute_force_with_and_without_a_payload_index() {
+    const DIM: usize = 16;
+    let points = bucketed_points(21, 3000, DIM);
+    let queries = random_points(22, 20, DIM);
+    let mut memory = Vec::new();
+    for indexed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = spec(DIM, Metric::L2);
+        if indexed {
+            spec.indexed_fields = vec!["bucket".into()];
+        }
+        let (engine, key) = engine_with_collection(dir.path(), &spec);
+        for batch in points.chunks(1000) {
+            engine
+                .upsert(&key, batch.to_vec(), &Quota::default())
+                .unwrap();
+        }
+        memory.push(engine.stats(&key).unwrap().bytes_in_memory);
+
+        // 1 % selectivity: the exact k nearest of the matches.
+        for sparse in [json!({"bucket": 0}), json!({"bucket": {"$lt": 1}})] {
+            let sparse = filter(sparse);
+            assert_eq!(engine.count(&key, Some(&sparse)).unwrap(), 30);
+            for q in &queries {
+                let mut filtered = query(q.vector.clone(), 10);
+                filtered.filter = Some(sparse.clone());
+                let (hits, plan) = engine.query(&key, &filtered).unwrap();
+                assert_eq!(plan, Plan::ExactScan, "indexed: {indexed}");
+                let ids: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
+                let expected =
+                    brute_force_nearest(&points, &q.vector, 10, |p| bucket_of(&p.payload) == 0);
+                assert_eq!(ids, expected, "indexed: {indexed}");
+            }
+        }
+
+        // 50 % selectivity: k matching hits from the graph, close to the exact answer.
+        let half = filter(json!({"bucket": {"$lt": 50}}));
+        assert_eq!(engine.count(&key, Some(&half)).unwrap(), 1500);
+        let mut found = 0;
+        for q in &queries {
+            let mut filtered = query(q.vector.clone(), 10);
+            filtered.filter = Some(half.clone());
+            let (hits, plan) = engine.query(&key, &filtered).unwrap();
+            assert_eq!(plan, Plan::FilteredIndex, "indexed: {indexed}");
+            assert_eq!(hits.len(), 10);
+            assert!(hits
+                .iter()
+                .all(|h| bucket_of(h.payload.as_ref().unwrap()) < 50));
+            let expected =
+                brute_force_nearest(&points, &q.vector, 10, |p| bucket_of(&p.payload) < 50);
+            found += hits.iter().filter(|h| expected.contains(&h.id)).count();
+        }
+        let recall = found as f64 / (10 * queries.len()) as f64;
+        assert!(recall >= 0.9, "indexed: {indexed}, recall@10 = {recall}");
+    }
+    assert!(
+        memory[1] > memory[0],
+        "the payload index counts in memory: {memory:?}"
+    );
+}
+
+#[test]
+fn deleted_and_overwritten_points_never_match_again() {
+    const DIM: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = spec(DIM, Metric::L2);
+    spec.indexed_fields = vec!["bucket".into()];
+    let (engine, key) = engine_with_collection(dir.path(), &spec);
+    let points = bucketed_points(31, 600, DIM);
+    engine
+        .upsert(&key, points.clone(), &Quota::default())
+        .unwrap();
+
+    // Buckets 0..10 go: 60 points.
+    let low = filter(json!({"bucket": {"$lt": 10}}));
+    assert_eq!(engine.count(&key, Some(&low)).unwrap(), 60);
+    assert_eq!(engine.delete_filter(&key, &low).unwrap(), 60);
+    assert_eq!(engine.delete_filter(&key, &low).unwrap(), 0);
+    // p00010 moves from bucket 10 to bucket 99, with a new vector.
+    let moved = Point {
+        id: "p00010".into(),
+        vector: vec![0.5; DIM],
+        payload: json!({"bucket": 99}),
+    };
+    engine
+        .upsert(&key, vec![moved.clone()], &Quota::default())
+        .unwrap();
+    let deleted: Vec<&Point> = points
+        .iter()
+        .filter(|p| bucket_of(&p.payload) < 10)
+        .collect();
+
+    let check = |engine: &Engine, stage: &str| {
+        assert_eq!(engine.count(&key, None).unwrap(), 540, "{stage}");
+        assert_eq!(engine.count(&key, Some(&low)).unwrap(), 0, "{stage}");
+        let bucket_10 = filter(json!({"bucket": 10}));
+        assert_eq!(engine.count(&key, Some(&bucket_10)).unwrap(), 5, "{stage}");
+        let bucket_99 = filter(json!({"bucket": {"$gte": 99}}));
+        assert_eq!(engine.count(&key, Some(&bucket_99)).unwrap(), 7, "{stage}");
+        // Every live point, exactly.
+        let mut all = query(vec![0.0; DIM], 1000);
+        all.exact = true;
+        let (hits, _) = engine.query(&key, &all).unwrap();
+        assert_eq!(hits.len(), 540, "{stage}");
+        assert!(
+            hits.iter()
+                .all(|h| bucket_of(h.payload.as_ref().unwrap()) >= 10),
+            "{stage}"
+        );
+        // A deleted point's own vector does not find it, through the graph or a filter.
+        for point in deleted.iter().take(20) {
+            for filtered in [None, Some(low.clone())] {
+                let mut near = query(point.vector.clone(), 5);
+                near.filter = filtered;
+                let (hits, _) = engine.query(&key, &near).unwrap();
+                assert!(hits.iter().all(|h| h.id != point.id), "{stage}");
+            }
+        }
+        // The overwritten point is found under its new bucket only, with its new payload.
+        let mut near = query(moved.vector.clone(), 1);
+        near.filter = Some(bucket_99.clone());
+        let (hits, _) = engine.query(&key, &near).unwrap();
+        assert_eq!(hits[0].id, moved.id, "{stage}");
+        assert_eq!(hits[0].payload.as_ref(), Some(&moved.payload), "{stage}");
+        near.filter = Some(bucket_10);
+        near.limit = 10;
+        let (hits, _) = engine.query(&key, &near).unwrap();
+        assert_eq!(hits.len(), 5, "{stage}");
+        assert!(hits.iter().all(|h| h.id != moved.id), "{stage}");
+    };
+    check(&engine, "in memory");
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    check(&engine, "after reopening (log replay)");
+    engine.compact(&key).unwrap();
+    check(&engine, "after compaction");
+    drop(engine);
+    let engine = Engine::open(config(dir.path())).unwrap();
+    check(&engine, "after reopening the compacted snapshot");
 }

@@ -16,40 +16,33 @@ pub const MONGO: MongoLayout = MongoLayout {
             indexes: &[
                 // Children of a node (and the roots: parent_id null) in sibling order; the
                 // sibling shifts of inserts, moves and deletes; the last sibling's position.
-                IndexLayout {
-                    name: "categories_tenant_parent_position",
-                    keys: &[("parent_id", 1), ("position", 1), ("_id", 1)],
-                    unique: false,
-                },
+                IndexLayout::on(
+                    "categories_tenant_parent_position",
+                    &[("parent_id", 1), ("position", 1), ("_id", 1)],
+                ),
                 // Names are unique among siblings, case-insensitively (name_key is the
                 // lowercased name).
-                IndexLayout {
-                    name: "categories_tenant_parent_name",
-                    keys: &[("parent_id", 1), ("name_key", 1)],
-                    unique: true,
-                },
+                IndexLayout::unique(
+                    "categories_tenant_parent_name",
+                    &[("parent_id", 1), ("name_key", 1)],
+                ),
                 // Descendants of a node (multikey on the materialized path) in the order of
                 // the descendants listing; subtree rewrites of moves and cascade deletes.
-                IndexLayout {
-                    name: "categories_tenant_ancestors",
-                    keys: &[
+                IndexLayout::on(
+                    "categories_tenant_ancestors",
+                    &[
                         ("ancestors", 1),
                         ("depth", 1),
                         ("parent_id", 1),
                         ("position", 1),
                         ("_id", 1),
                     ],
-                    unique: false,
-                },
+                ),
             ],
         },
         CollectionLayout {
             name: FORESTS,
-            indexes: &[IndexLayout {
-                name: "category_forests_tenant",
-                keys: &[],
-                unique: true,
-            }],
+            indexes: &[IndexLayout::unique("category_forests_tenant", &[])],
         },
     ],
 };

@@ -2,6 +2,18 @@
 //! and collections. The service crates re-export their own module from here; the operator reads
 //! all of them to provision a tenant, the docs generator to describe them.
 
+/// A [`Migration`](crate::layout::Migration) of `tenancy/migrations/`: its version, its name and
+/// its file there, whose SQL is compiled in.
+macro_rules! migration {
+    ($version:literal, $name:literal, $file:literal) => {
+        crate::layout::Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../../migrations/", $file)),
+        }
+    };
+}
+
 pub mod category_repository;
 pub mod management_system_repo;
 pub mod task_repo;

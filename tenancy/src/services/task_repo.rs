@@ -13,47 +13,22 @@ pub const MONGO: MongoLayout = MongoLayout {
         name: TASKS,
         indexes: &[
             // sort=createdAt / -createdAt (the default list order) and its cursor.
-            IndexLayout {
-                name: "tasks_tenant_created",
-                keys: &[("created_at", 1), ("_id", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_created", &[("created_at", 1), ("_id", 1)]),
             // sort=updatedAt / -updatedAt.
-            IndexLayout {
-                name: "tasks_tenant_updated",
-                keys: &[("updated_at", 1), ("_id", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_updated", &[("updated_at", 1), ("_id", 1)]),
             // sort=dueAt / -dueAt (`due_sort`: the due date, or "never" for tasks without one).
-            IndexLayout {
-                name: "tasks_tenant_due",
-                keys: &[("due_sort", 1), ("_id", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_due", &[("due_sort", 1), ("_id", 1)]),
             // sort=priority / -priority.
-            IndexLayout {
-                name: "tasks_tenant_priority",
-                keys: &[("priority_rank", 1), ("_id", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_priority", &[("priority_rank", 1), ("_id", 1)]),
             // status filters, overdue=true and dueBefore/dueAfter within a status.
-            IndexLayout {
-                name: "tasks_tenant_status_due",
-                keys: &[("status", 1), ("due_at", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_status_due", &[("status", 1), ("due_at", 1)]),
             // assignee filter (with or without status).
-            IndexLayout {
-                name: "tasks_tenant_assignee_status",
-                keys: &[("assignee", 1), ("status", 1)],
-                unique: false,
-            },
+            IndexLayout::on(
+                "tasks_tenant_assignee_status",
+                &[("assignee", 1), ("status", 1)],
+            ),
             // label filter (multikey).
-            IndexLayout {
-                name: "tasks_tenant_labels",
-                keys: &[("labels", 1)],
-                unique: false,
-            },
+            IndexLayout::on("tasks_tenant_labels", &[("labels", 1)]),
         ],
     }],
 };

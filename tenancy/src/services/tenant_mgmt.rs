@@ -12,11 +12,7 @@ pub const MONGO: MongoLayout = MongoLayout {
     database: "tenant_registry",
     collections: &[CollectionLayout {
         name: SETTINGS_COLLECTION,
-        indexes: &[IndexLayout {
-            name: "settings_tenant_key",
-            keys: &[("key", 1)],
-            unique: true,
-        }],
+        indexes: &[IndexLayout::unique("settings_tenant_key", &[("key", 1)])],
     }],
 };
 

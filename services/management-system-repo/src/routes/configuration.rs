@@ -138,14 +138,10 @@ fn created(id: Uuid, c: Configuration) -> Response {
         (status = 201, description = "Stored as a new version", body = Configuration,
             headers(("etag" = String, description = "The new version number"),
                     ("location" = String, description = "URL of the new version"))),
-        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Too many concurrent writers, or the system's configSchema no longer compiles", body = Problem),
-        (status = 412, description = "If-Match does not name the latest version", body = Problem),
         (status = 422, description = "Invalid body; each schema violation is listed with its JSON pointer (/config/...)", body = Problem),
-        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)))]
 pub async fn put_configuration(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -184,13 +180,10 @@ pub async fn put_configuration(
         (status = 201, description = "Stored as a new version", body = Configuration,
             headers(("etag" = String, description = "The new version number"),
                     ("location" = String, description = "URL of the new version"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Too many concurrent writers", body = Problem),
-        (status = 412, description = "If-Match does not name the latest version", body = Problem),
         (status = 422, description = "toVersion names no version, or its content violates the current configSchema", body = Problem),
-        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)))]
 pub async fn rollback(
     Scoped { state, tenant }: Scoped<AppState>,
     Extension(principal): Extension<Principal>,
@@ -243,9 +236,7 @@ pub async fn rollback(
     params(("id" = Uuid, Path, description = "System id")),
     responses(
         (status = 200, body = Configuration, headers(("etag" = String, description = "The version number, for If-Match"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant, or it has no configuration yet", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant, or it has no configuration yet", body = Problem)))]
 pub async fn get_latest(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -265,9 +256,7 @@ pub async fn get_latest(
     params(("id" = Uuid, Path, description = "System id"), ("version" = i64, Path, description = "Version number (1, 2, …)")),
     responses(
         (status = 200, body = Configuration, headers(("etag" = String, description = "The version number"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant, or no such version", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant, or no such version", body = Problem)))]
 pub async fn get_version(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version)): Path<(Uuid, i64)>,
@@ -287,10 +276,7 @@ pub async fn get_version(
     params(("id" = Uuid, Path, description = "System id"), PageQuery),
     responses(
         (status = 200, body = Page<ConfigurationSummary>),
-        (status = 400, description = "Bad or unknown query parameter", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant", body = Problem)))]
 pub async fn list_versions(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -324,10 +310,7 @@ pub struct DiffQuery {
     params(("id" = Uuid, Path, description = "System id"), DiffQuery),
     responses(
         (status = 200, body = ConfigurationDiff),
-        (status = 400, description = "from or to missing or not a number, or an unknown parameter", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant, or no such version", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant, or no such version", body = Problem)))]
 pub async fn diff(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,

@@ -28,11 +28,9 @@ fn unknown_target() -> ApiError {
     params(("id" = Uuid, Path, description = "Source system id")),
     responses(
         (status = 201, body = Relation, headers(("location" = String, description = "URL of the new relation"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such source system in this tenant", body = Problem),
         (status = 409, description = "The same relation (target and kind) exists", body = Problem),
-        (status = 422, description = "Invalid fields; targetId names no system of this tenant, or the source itself", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid fields; targetId names no system of this tenant, or the source itself", body = Problem)))]
 pub async fn create_relation(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -70,9 +68,7 @@ pub async fn create_relation(
     params(("id" = Uuid, Path, description = "System id (source or target)"), ("relation_id" = Uuid, Path, description = "Relation id")),
     responses(
         (status = 200, body = Relation),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such relation at this system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such relation at this system in this tenant", body = Problem)))]
 pub async fn get_relation(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, relation_id)): Path<(Uuid, Uuid)>,
@@ -92,9 +88,7 @@ pub async fn get_relation(
     params(("id" = Uuid, Path, description = "System id (source or target)"), ("relation_id" = Uuid, Path, description = "Relation id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such relation at this system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such relation at this system in this tenant", body = Problem)))]
 pub async fn delete_relation(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, relation_id)): Path<(Uuid, Uuid)>,
@@ -127,10 +121,7 @@ pub struct RelationQuery {
     params(("id" = Uuid, Path, description = "System id"), RelationQuery),
     responses(
         (status = 200, body = Page<Relation>),
-        (status = 400, description = "Bad or unknown query parameter", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant", body = Problem)))]
 pub async fn list_relations(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,

@@ -27,14 +27,9 @@ fn with_etag(status: StatusCode, system: System) -> Response {
         (status = 201, description = "Created", body = System,
             headers(("location" = String, description = "URL of the new system"),
                     ("etag" = String, description = "Revision, for If-Match"))),
-        (status = 400, description = "Malformed JSON", body = Problem),
-        (status = 401, description = "No or unknown API key", body = Problem),
-        (status = 403, description = "Tenant suspended or not the key's", body = Problem),
         (status = 409, description = "A system with this name exists", body = Problem),
-        (status = 415, description = "Body is not JSON", body = Problem),
         (status = 422, description = "Invalid fields (configSchema errors carry JSON pointers)", body = Problem),
-        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)))]
 pub async fn create_system(
     Scoped { state, tenant }: Scoped<AppState>,
     Json(body): Json<CreateSystem>,
@@ -56,10 +51,7 @@ pub async fn create_system(
     params(("id" = Uuid, Path, description = "System id")),
     responses(
         (status = 200, body = System, headers(("etag" = String, description = "Revision, for If-Match"))),
-        (status = 400, description = "Malformed id", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant", body = Problem)))]
 pub async fn get_system(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -82,14 +74,10 @@ pub async fn get_system(
            ("If-Match" = String, Header, description = "ETag of the system as last read, e.g. \"3\"")),
     responses(
         (status = 200, body = System, headers(("etag" = String, description = "New revision"))),
-        (status = 400, description = "Malformed JSON, id or If-Match", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "Name taken", body = Problem),
-        (status = 412, description = "The system changed since it was read", body = Problem),
         (status = 422, description = "Invalid fields", body = Problem),
-        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 503, description = "Too many configuration schema checks running; retry", body = Problem)))]
 pub async fn update_system(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -125,11 +113,8 @@ pub async fn update_system(
            ("If-Match" = Option<String>, Header, description = "ETag of the system as last read")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
-        (status = 412, description = "The system changed since it was read", body = Problem),
-        (status = 503, description = "A database is unavailable; nothing of the system is lost except possibly part of its configurations, retry", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 503, description = "A database is unavailable; nothing of the system is lost except possibly part of its configurations, retry", body = Problem)))]
 pub async fn delete_system(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -168,11 +153,7 @@ pub struct SystemQuery {
 
 /// List systems, oldest first (by creation time, then id).
 #[utoipa::path(get, path = "/v1/systems", tag = "systems", params(SystemQuery),
-    responses(
-        (status = 200, body = Page<System>),
-        (status = 400, description = "Bad or unknown query parameter", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem)),
-    security(("api_key" = [])))]
+    responses((status = 200, body = Page<System>)))]
 pub async fn list_systems(
     Scoped { state, tenant }: Scoped<AppState>,
     Query(q): Query<SystemQuery>,

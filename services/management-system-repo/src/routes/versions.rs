@@ -24,11 +24,9 @@ fn version_not_found(id: Uuid) -> ApiError {
     params(("id" = Uuid, Path, description = "System id")),
     responses(
         (status = 201, body = SystemVersion, headers(("location" = String, description = "URL of the new version"))),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system in this tenant", body = Problem),
         (status = 409, description = "The system already has this version", body = Problem),
-        (status = 422, description = "Invalid fields", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid fields", body = Problem)))]
 pub async fn create_version(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,
@@ -52,9 +50,7 @@ pub async fn create_version(
     params(("id" = Uuid, Path, description = "System id"), ("version_id" = Uuid, Path, description = "Version id")),
     responses(
         (status = 200, body = SystemVersion),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system or version in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system or version in this tenant", body = Problem)))]
 pub async fn get_version(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
@@ -74,10 +70,8 @@ pub async fn get_version(
     params(("id" = Uuid, Path, description = "System id"), ("version_id" = Uuid, Path, description = "Version id")),
     responses(
         (status = 200, body = SystemVersion),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, description = "No such system or version in this tenant", body = Problem),
-        (status = 422, description = "Invalid fields or status transition", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 422, description = "Invalid fields or status transition", body = Problem)))]
 pub async fn update_version(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
@@ -99,9 +93,7 @@ pub async fn update_version(
     params(("id" = Uuid, Path, description = "System id"), ("version_id" = Uuid, Path, description = "Version id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system or version in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system or version in this tenant", body = Problem)))]
 pub async fn delete_version(
     Scoped { state, tenant }: Scoped<AppState>,
     Path((id, version_id)): Path<(Uuid, Uuid)>,
@@ -130,10 +122,7 @@ pub struct VersionQuery {
     params(("id" = Uuid, Path, description = "System id"), VersionQuery),
     responses(
         (status = 200, body = Page<SystemVersion>),
-        (status = 400, description = "Bad or unknown query parameter", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, description = "No such system in this tenant", body = Problem)),
-    security(("api_key" = [])))]
+        (status = 404, description = "No such system in this tenant", body = Problem)))]
 pub async fn list_versions(
     Scoped { state, tenant }: Scoped<AppState>,
     Path(id): Path<Uuid>,

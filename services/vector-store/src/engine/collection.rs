@@ -6,9 +6,14 @@
 //! the log is touched; once a record is logged it is applied in memory, and if applying fails
 //! the collection is marked `broken` so the engine drops it and reloads it from disk (where the
 //! logged write replays).
+//!
+//! A snapshot whose index file is at least [`VIEW_MIN_BYTES`] opens with the index mapped
+//! read-only (`index.rs`); the first write (or a log replay, or a checkpoint) loads it into
+//! memory for writing first ([`Collection::ensure_writable`]), before anything is logged.
 
 use std::path::{Path, PathBuf};
 
+use super::filter::MAX_PATH_BYTES;
 use super::index::VectorIndex;
 use super::layout::{self, WAL};
 use super::points::{quota_bytes, PointStore};
@@ -18,6 +23,10 @@ use super::{CollectionSpec, Durability, EngineError, Metric, Point};
 
 /// The longest id, in bytes.
 pub(crate) const MAX_ID_BYTES: usize = 256;
+/// Snapshot index files from this size on are mapped read-only until the first write.
+pub(crate) const VIEW_MIN_BYTES: u64 = 64 << 20;
+/// The most payload fields a collection may index.
+pub(crate) const MAX_INDEXED_FIELDS: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct Collection {
@@ -55,6 +64,20 @@ pub(crate) fn validate_spec(spec: &CollectionSpec) -> Result<(), EngineError> {
     }
     if !(1..=10_000).contains(&spec.index.ef_search) {
         return invalid("ef_search must be between 1 and 10000");
+    }
+    if spec.indexed_fields.len() > MAX_INDEXED_FIELDS {
+        return invalid("at most 64 payload fields can be indexed");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for field in &spec.indexed_fields {
+        if field.is_empty() || field.len() > MAX_PATH_BYTES {
+            return Err(EngineError::Invalid(format!(
+                "an indexed field must have 1 to {MAX_PATH_BYTES} bytes"
+            )));
+        }
+        if !seen.insert(field.as_str()) {
+            return invalid("an indexed field is listed twice");
+        }
     }
     Ok(())
 }
@@ -94,7 +117,7 @@ impl Collection {
         spec: &CollectionSpec,
         durability: Durability,
     ) -> Result<Collection, EngineError> {
-        let store = PointStore::new(spec.dimension, spec.metric);
+        let store = PointStore::new(spec.dimension, spec.metric, &spec.indexed_fields);
         let index = VectorIndex::new(spec)?;
         let manifest = Manifest {
             format: 1,
@@ -120,8 +143,17 @@ impl Collection {
 
     /// Loads a collection: snapshot, then the log records after it.
     pub(crate) fn open(dir: &Path, durability: Durability) -> Result<Collection, EngineError> {
+        Collection::open_viewing_from(dir, durability, VIEW_MIN_BYTES)
+    }
+
+    /// [`Collection::open`], mapping the snapshot's index read-only from `view_min_bytes` on.
+    fn open_viewing_from(
+        dir: &Path,
+        durability: Durability,
+        view_min_bytes: u64,
+    ) -> Result<Collection, EngineError> {
         let manifest = snapshot::read_manifest(dir)?;
-        let (store, mut index) = snapshot::read(dir, &manifest)?;
+        let (store, mut index) = snapshot::read(dir, &manifest, view_min_bytes)?;
         if index.size() != store.len() {
             index = rebuild_index(&manifest.spec, &store)?;
         }
@@ -144,6 +176,17 @@ impl Collection {
             collection.lsn = record.lsn;
         }
         Ok(collection)
+    }
+
+    /// Loads the index into memory for writing when it is a read-only view of the snapshot's
+    /// index file (which the current generation names, and which is still on disk: only a
+    /// checkpoint replaces it, and a checkpoint comes here first).
+    pub(crate) fn ensure_writable(&mut self) -> Result<(), EngineError> {
+        if self.index.is_view() {
+            let path = self.dir.join(layout::index_file(self.generation));
+            self.index = VectorIndex::load(&self.spec, layout::utf8(&path)?)?;
+        }
+        Ok(())
     }
 
     /// Validates a batch completely (nothing is written). Duplicate ids: the last one wins.
@@ -191,6 +234,7 @@ impl Collection {
         if written == 0 {
             return Ok(0);
         }
+        self.ensure_writable()?;
         let new_points = prepared
             .points
             .iter()
@@ -227,6 +271,7 @@ impl Collection {
     ) -> Result<u64, EngineError> {
         let n = ids.len() as u64;
         if n > 0 {
+            self.ensure_writable()?;
             self.log_and_apply(WalOp::Delete(ids), counts_after)?;
         }
         Ok(n)
@@ -249,6 +294,7 @@ impl Collection {
 
     /// Applies a (logged) write in memory.
     fn apply(&mut self, op: &WalOp) -> Result<(), EngineError> {
+        self.ensure_writable()?;
         match op {
             WalOp::Upsert(points) => {
                 for point in points {
@@ -274,6 +320,7 @@ impl Collection {
 
     /// Folds the log into a new snapshot and empties the log.
     pub(crate) fn checkpoint(&mut self) -> Result<(), EngineError> {
+        self.ensure_writable()?;
         let manifest = Manifest {
             format: 1,
             spec: self.spec.clone(),
@@ -288,7 +335,11 @@ impl Collection {
 
     /// Renumbers the live points densely, rebuilds the index from them, and checkpoints.
     pub(crate) fn compact(&mut self) -> Result<(), EngineError> {
-        let mut store = PointStore::new(self.spec.dimension, self.spec.metric);
+        let mut store = PointStore::new(
+            self.spec.dimension,
+            self.spec.metric,
+            &self.spec.indexed_fields,
+        );
         for (slot, point) in self.store.live() {
             let vector = self.store.vector(slot).to_vec();
             let bytes = point.bytes;
@@ -414,6 +465,110 @@ mod tests {
         assert_eq!(c.store.counts().points, 2);
         assert_eq!(c.store.counts().slots, 2);
         assert_eq!(c.index.size(), 2);
+    }
+
+    fn nearest(c: &Collection, x: f32) -> u64 {
+        c.index.search(&[x, 0.0, 1.0], 1, 64, None).unwrap()[0].0
+    }
+
+    #[test]
+    fn a_viewed_index_answers_then_is_loaded_for_the_first_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
+        let points = (0..300)
+            .map(|i| point(&format!("p{i}"), i as f32))
+            .collect();
+        upsert(&mut c, points);
+        c.checkpoint().unwrap();
+        drop(c);
+        let reopen = |view_min_bytes| {
+            Collection::open_viewing_from(dir.path(), Durability::Relaxed, view_min_bytes).unwrap()
+        };
+        let loaded = reopen(u64::MAX);
+        assert!(!loaded.index.is_view(), "a small file is loaded");
+        let viewed = reopen(0);
+        assert!(
+            viewed.index.memory_usage() < loaded.index.memory_usage(),
+            "a view's pages are not on the heap"
+        );
+        drop((loaded, viewed));
+
+        let mut c = reopen(0);
+        assert!(c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_eq!(nearest(&c, 42.0), c.store.slot_of("p42").unwrap());
+        assert!(
+            c.index.insert(999, &[0.0, 0.0, 1.0]).is_err(),
+            "a view is read-only"
+        );
+        upsert(&mut c, vec![point("new", 1000.0)]);
+        assert!(!c.index.is_view());
+        assert_eq!(c.index.size(), 301);
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
+        drop(c);
+
+        // The log holds a write past the snapshot: its replay needs a writable index.
+        let mut c = reopen(0);
+        assert!(!c.index.is_view());
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
+        c.checkpoint().unwrap();
+        drop(c);
+
+        let mut c = reopen(0);
+        assert!(c.index.is_view());
+        let p42 = c.store.slot_of("p42").unwrap();
+        delete(&mut c, &["p42"]);
+        assert!(!c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_ne!(nearest(&c, 42.0), p42);
+        drop(c);
+
+        // A checkpoint of a viewed collection writes the same index again.
+        let mut c = reopen(0);
+        c.checkpoint().unwrap();
+        drop(c);
+        let c = reopen(0);
+        assert!(c.index.is_view());
+        assert_eq!(c.index.size(), 300);
+        assert_eq!(nearest(&c, 1000.0), c.store.slot_of("new").unwrap());
+    }
+
+    #[test]
+    fn a_truncated_index_file_fails_the_open_viewed_or_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
+        let points = (0..300)
+            .map(|i| point(&format!("p{i}"), i as f32))
+            .collect();
+        upsert(&mut c, points);
+        c.checkpoint().unwrap();
+        drop(c);
+        let path = dir.path().join(layout::index_file(2));
+        let len = std::fs::metadata(&path).unwrap().len();
+        for cut in [len - 8, len / 2, 10] {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(cut).unwrap();
+            for view_min_bytes in [0, u64::MAX] {
+                let opened =
+                    Collection::open_viewing_from(dir.path(), Durability::Relaxed, view_min_bytes);
+                assert!(opened.is_err(), "cut at {cut}, view from {view_min_bytes}");
+            }
+        }
+    }
+
+    #[test]
+    fn indexed_fields_are_checked() {
+        let with_fields = |fields: &[&str]| CollectionSpec {
+            indexed_fields: fields.iter().map(|f| f.to_string()).collect(),
+            ..spec()
+        };
+        assert!(validate_spec(&with_fields(&["a", "b.c"])).is_ok());
+        assert!(validate_spec(&with_fields(&[""])).is_err());
+        assert!(validate_spec(&with_fields(&["a", "a"])).is_err());
+        assert!(validate_spec(&with_fields(&[&"x".repeat(MAX_PATH_BYTES + 1)])).is_err());
+        let many: Vec<String> = (0..=MAX_INDEXED_FIELDS).map(|i| format!("f{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(validate_spec(&with_fields(&many)).is_err());
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //!
 //! Data flow: a request's filter document goes through [`Filter::parse`] once, which validates
 //! it (collecting every problem as a [`FilterError`] with the path of the offending part under
-//! the request field, e.g. `filter.$and[1].price.$gt`) and turns it into a tree of [`Node`]s
-//! whose field paths are already split into segments and whose literals are already typed. The
-//! engine then calls [`Filter::matches`] for every point it considers; matching walks the tree
-//! and looks values up in the payload in place: it allocates nothing and never converts the
-//! payload. When a collection has indexed fields, the engine first asks
-//! [`Filter::candidates`](super::payload_index) for the ids that may match (see
+//! the request field, e.g. `filter.$and[1].price.$gt`) and turns it into a tree of nodes
+//! whose field paths are already split into segments and whose literals are already typed (an
+//! `$in` list is sorted once for binary search). The engine then calls [`Filter::matches`] for
+//! every point it considers; matching walks the tree and looks values up in the payload in
+//! place: it allocates nothing and never converts the payload. When a collection has indexed
+//! fields, the engine first asks [`Filter::candidates`] for the ids that may match (see
 //! `payload_index.rs`).
 //!
 //! # The language
@@ -191,7 +191,7 @@ pub(super) enum Bound {
 }
 
 impl Filter {
-    /// Parses and validates a filter; every problem found is reported, each with its path under
+    /// Parses and validates a filter; every problem found is reported, in path order, each with its path under
     /// `root` (the request field the filter came in, e.g. `filter`).
     pub fn parse(root: &str, value: &Value) -> Result<Filter, Vec<FilterError>> {
         let mut parser = Parser::default();
@@ -211,6 +211,9 @@ impl Filter {
         if parser.errors.is_empty() {
             Ok(Filter { root: node })
         } else {
+            // In path order: a JSON object's key order depends on serde_json's features, and a
+            // client should get the same answer from every build.
+            parser.errors.sort_by(|a, b| a.field.cmp(&b.field));
             Err(parser.errors)
         }
     }
@@ -577,11 +580,7 @@ impl Parser {
                 }
             }
         }
-        if conditions.len() == 1 {
-            conditions.pop().unwrap_or(Node::And(Vec::new()))
-        } else {
-            Node::And(conditions)
-        }
+        single_or(conditions, Node::And)
     }
 
     /// The operand of `$and` / `$or`: a non-empty array of filters.
@@ -675,17 +674,13 @@ impl Parser {
             );
             return Condition::All(Vec::new());
         }
-        let mut conditions: Vec<Condition> = map
+        let conditions: Vec<Condition> = map
             .iter()
             .filter_map(|(operator, operand)| {
                 self.operator(&format!("{path}.{operator}"), operator, operand, depth + 1)
             })
             .collect();
-        if conditions.len() == 1 {
-            conditions.pop().unwrap_or(Condition::All(Vec::new()))
-        } else {
-            Condition::All(conditions)
-        }
+        single_or(conditions, Condition::All)
     }
 
     fn operator(
@@ -855,6 +850,14 @@ impl Parser {
     }
 }
 
+/// The one item, or all of them combined.
+fn single_or<T>(items: Vec<T>, combine: fn(Vec<T>) -> T) -> T {
+    match <[T; 1]>::try_from(items) {
+        Ok([one]) => one,
+        Err(items) => combine(items),
+    }
+}
+
 /// The operators that apply to a field (refused at the filter level).
 const FIELD_OPERATORS: &[&str] = &[
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists",
@@ -900,6 +903,14 @@ mod tests {
             Ok(_) => panic!("{filter} was accepted"),
             Err(errors) => errors.into_iter().map(|error| error.field).collect(),
         }
+    }
+
+    /// Asserts that the filter is refused with exactly one error, at `field`, whose message
+    /// contains `fragment`.
+    fn assert_error(filter: Value, field: impl AsRef<str>, fragment: &str) {
+        let error = single_error(filter);
+        assert_eq!(error.field, field.as_ref());
+        assert!(error.message.contains(fragment), "{}", error.message);
     }
 
     fn single_error(filter: Value) -> FilterError {
@@ -1221,9 +1232,7 @@ mod tests {
 
     #[test]
     fn a_filter_is_an_object() {
-        let error = single_error(json!([{"a": 1}]));
-        assert_eq!(error.field, "filter");
-        assert!(error.message.contains("object"), "{}", error.message);
+        assert_error(json!([{"a": 1}]), "filter", "object");
         assert_eq!(error_fields(json!("a")), ["filter"]);
         assert_eq!(
             error_fields(json!({"$and": [{"a": 1}, 5]})),
@@ -1234,26 +1243,16 @@ mod tests {
 
     #[test]
     fn unknown_and_misplaced_operators() {
-        let error = single_error(json!({"$nor": [{"a": 1}]}));
-        assert_eq!(error.field, "filter.$nor");
-        assert!(
-            error.message.contains("unknown operator `$nor`"),
-            "{}",
-            error.message
+        assert_error(
+            json!({"$nor": [{"a": 1}]}),
+            "filter.$nor",
+            "unknown operator `$nor`",
         );
-        let error = single_error(json!({"$eq": 1}));
-        assert_eq!(error.field, "filter.$eq");
-        assert!(
-            error.message.contains("applies to a field"),
-            "{}",
-            error.message
-        );
-        let error = single_error(json!({"price": {"$regex": "a"}}));
-        assert_eq!(error.field, "filter.price.$regex");
-        assert!(
-            error.message.contains("unknown operator"),
-            "{}",
-            error.message
+        assert_error(json!({"$eq": 1}), "filter.$eq", "applies to a field");
+        assert_error(
+            json!({"price": {"$regex": "a"}}),
+            "filter.price.$regex",
+            "unknown operator",
         );
         assert_eq!(
             error_fields(json!({"price": {"$and": [{"$gt": 1}]}})),
@@ -1267,23 +1266,21 @@ mod tests {
 
     #[test]
     fn operands_of_the_wrong_type() {
-        let error = single_error(json!({"tags": {"$in": "a"}}));
-        assert_eq!(error.field, "filter.tags.$in");
-        assert!(error.message.contains("array"), "{}", error.message);
+        assert_error(json!({"tags": {"$in": "a"}}), "filter.tags.$in", "array");
         assert_eq!(
             error_fields(json!({"tags": {"$nin": {"a": 1}}})),
             ["filter.tags.$nin"]
         );
-        let error = single_error(json!({"a": {"$exists": 1}}));
-        assert_eq!(error.field, "filter.a.$exists");
-        assert!(error.message.contains("true or false"), "{}", error.message);
+        assert_error(
+            json!({"a": {"$exists": 1}}),
+            "filter.a.$exists",
+            "true or false",
+        );
         for operand in [json!({}), json!([1]), json!(null), json!(true)] {
-            let error = single_error(json!({"$and": [{"a": 1}, {"price": {"$gt": operand}}]}));
-            assert_eq!(error.field, "filter.$and[1].price.$gt", "{operand}");
-            assert!(
-                error.message.contains("a number or a string"),
-                "{}",
-                error.message
+            assert_error(
+                json!({"$and": [{"a": 1}, {"price": {"$gt": operand}}]}),
+                "filter.$and[1].price.$gt",
+                "a number or a string",
             );
         }
         for op in ["$gte", "$lt", "$lte"] {
@@ -1293,12 +1290,10 @@ mod tests {
             );
         }
         for operand in [json!([]), json!({}), json!({"a": 1}), json!(1)] {
-            let error = single_error(json!({"$and": operand.clone()}));
-            assert_eq!(error.field, "filter.$and", "{operand}");
-            assert!(
-                error.message.contains("non-empty array"),
-                "{}",
-                error.message
+            assert_error(
+                json!({"$and": operand.clone()}),
+                "filter.$and",
+                "non-empty array",
             );
             assert_eq!(error_fields(json!({"$or": operand})), ["filter.$or"]);
         }
@@ -1324,19 +1319,11 @@ mod tests {
         assert_eq!(error_fields(json!({"a..b": 1})), ["filter.a..b"]);
         assert_eq!(error_fields(json!({".a": 1})), ["filter..a"]);
         assert_eq!(error_fields(json!({"a.": 1})), ["filter.a."]);
-        let error = single_error(json!({"a.$b": 1}));
-        assert_eq!(error.field, "filter.a.$b");
-        assert!(
-            error.message.contains("starting with `$`"),
-            "{}",
-            error.message
-        );
-        let error = single_error(json!({"a": {"$gt": 1, "b": 2}}));
-        assert_eq!(error.field, "filter.a");
-        assert!(
-            error.message.contains("mixes operators"),
-            "{}",
-            error.message
+        assert_error(json!({"a.$b": 1}), "filter.a.$b", "starting with `$`");
+        assert_error(
+            json!({"a": {"$gt": 1, "b": 2}}),
+            "filter.a",
+            "mixes operators",
         );
     }
 
@@ -1374,12 +1361,10 @@ mod tests {
     fn depth_limit() {
         // The innermost object of n nested `$not`s is at level n + 1.
         assert!(Filter::parse("filter", &nested_nots(MAX_DEPTH - 1)).is_ok());
-        let error = single_error(nested_nots(MAX_DEPTH));
-        assert_eq!(error.field, format!("filter{}", ".$not".repeat(MAX_DEPTH)));
-        assert!(
-            error.message.contains("deeper than 16"),
-            "{}",
-            error.message
+        assert_error(
+            nested_nots(MAX_DEPTH),
+            format!("filter{}", ".$not".repeat(MAX_DEPTH)),
+            "deeper than 16",
         );
         // Literals count too: the root (1), the field's object value (2..).
         let deep_literal = (0..MAX_DEPTH - 1).fold(json!(1), |inner, _| json!([inner]));
@@ -1401,13 +1386,7 @@ mod tests {
     fn node_limit() {
         // `$and` is a condition too.
         assert!(Filter::parse("filter", &conjunction(MAX_NODES - 1)).is_ok());
-        let error = single_error(conjunction(MAX_NODES));
-        assert_eq!(error.field, "filter");
-        assert!(
-            error.message.contains("257 conditions"),
-            "{}",
-            error.message
-        );
+        assert_error(conjunction(MAX_NODES), "filter", "257 conditions");
         let operators = json!({"a": {"$gt": 1, "$lt": 2, "$not": {"$eq": 3, "$ne": 4}}});
         let mut parser = Parser::default();
         parser.filter("filter", &operators, 1);
@@ -1422,9 +1401,11 @@ mod tests {
         assert!(!f.matches(&json!({"tags": 1024})));
         let mut too_many = values;
         too_many.push(json!("one more"));
-        let error = single_error(json!({"tags": {"$nin": too_many}}));
-        assert_eq!(error.field, "filter.tags.$nin");
-        assert!(error.message.contains("1025 values"), "{}", error.message);
+        assert_error(
+            json!({"tags": {"$nin": too_many}}),
+            "filter.tags.$nin",
+            "1025 values",
+        );
     }
 
     #[test]
@@ -1432,9 +1413,11 @@ mod tests {
         let longest = "a".repeat(MAX_PATH_BYTES);
         assert!(matches(json!({&longest: 1}), json!({&longest: 1})));
         let too_long = format!("b.{longest}");
-        let error = single_error(json!({&too_long: 1}));
-        assert_eq!(error.field, format!("filter.{too_long}"));
-        assert!(error.message.contains("258 bytes"), "{}", error.message);
+        assert_error(
+            json!({&too_long: 1}),
+            format!("filter.{too_long}"),
+            "258 bytes",
+        );
     }
 
     #[test]
@@ -1456,9 +1439,7 @@ mod tests {
             (json!({"meta": {"a": [&too_long]}}), "filter.meta.a[0]"),
         ];
         for (filter, field) in cases {
-            let error = single_error(filter);
-            assert_eq!(error.field, field);
-            assert!(error.message.contains("4098 bytes"), "{}", error.message);
+            assert_error(filter, field, "4098 bytes");
         }
     }
 

@@ -6,6 +6,12 @@
 //! queries with the same `ef` run side by side (up to the reserved thread count); a query
 //! wanting another `ef` waits until the index is idle, sets it, then runs. Writes run under the
 //! collection's exclusive lock and need no gate.
+//!
+//! A large snapshot's index can be opened as a read-only *view* ([`VectorIndex::view`]): usearch
+//! maps the file instead of copying it to the heap, so its pages live in the page cache and
+//! can be reclaimed. A view answers searches only; the collection loads the index for writing
+//! ([`VectorIndex::load`]) before its first write (`collection.rs`), and a write that reaches a
+//! view anyway is refused.
 
 use std::sync::{Condvar, Mutex};
 
@@ -47,12 +53,15 @@ struct EfGate {
 pub(crate) struct VectorIndex {
     index: Index,
     gate: EfGate,
+    /// The index maps its file read-only (see the module doc).
+    viewed: bool,
 }
 
 impl std::fmt::Debug for VectorIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VectorIndex")
             .field("size", &self.index.size())
+            .field("viewed", &self.viewed)
             .finish()
     }
 }
@@ -88,16 +97,45 @@ impl VectorIndex {
         Ok(VectorIndex::wrap(index, spec))
     }
 
-    /// Loads an index saved by [`VectorIndex::save`].
+    /// Loads an index saved by [`VectorIndex::save`] into memory, for reading and writing.
     pub(crate) fn load(spec: &CollectionSpec, path: &str) -> Result<VectorIndex, EngineError> {
+        VectorIndex::open(spec, path, false)
+    }
+
+    /// Maps an index saved by [`VectorIndex::save`] read-only: searches only.
+    pub(crate) fn view(spec: &CollectionSpec, path: &str) -> Result<VectorIndex, EngineError> {
+        VectorIndex::open(spec, path, true)
+    }
+
+    fn open(spec: &CollectionSpec, path: &str, viewed: bool) -> Result<VectorIndex, EngineError> {
         let index = Index::new(&options(spec)).map_err(|e| index_error("create", e))?;
-        index.load(path).map_err(|e| index_error("load", e))?;
+        if viewed {
+            index.view(path).map_err(|e| index_error("view", e))?;
+        } else {
+            index.load(path).map_err(|e| index_error("load", e))?;
+        }
         if index.dimensions() != spec.dimension {
             return Err(EngineError::Corrupt(
                 "index file dimension differs from the collection's".into(),
             ));
         }
-        Ok(VectorIndex::wrap(index, spec))
+        let mut index = VectorIndex::wrap(index, spec);
+        index.viewed = viewed;
+        Ok(index)
+    }
+
+    /// Whether this is a read-only view of its file.
+    pub(crate) fn is_view(&self) -> bool {
+        self.viewed
+    }
+
+    fn writable(&self) -> Result<(), EngineError> {
+        if self.viewed {
+            return Err(EngineError::Index(
+                "a read-only view of the index cannot be written".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn wrap(index: Index, spec: &CollectionSpec) -> VectorIndex {
@@ -113,6 +151,7 @@ impl VectorIndex {
                 idle: Condvar::new(),
                 slots: search_threads(),
             },
+            viewed: false,
         }
     }
 
@@ -122,6 +161,7 @@ impl VectorIndex {
 
     /// Makes room for `additional` more points, growing in chunks.
     pub(crate) fn reserve_for(&self, additional: usize) -> Result<(), EngineError> {
+        self.writable()?;
         let needed = self.index.size() + additional;
         let capacity = self.index.capacity();
         if needed <= capacity {
@@ -135,6 +175,7 @@ impl VectorIndex {
 
     /// Adds a key (replacing it when present).
     pub(crate) fn insert(&self, key: u64, vector: &[f32]) -> Result<(), EngineError> {
+        self.writable()?;
         if self.index.contains(key) {
             self.remove(key)?;
         }
@@ -145,6 +186,7 @@ impl VectorIndex {
     }
 
     pub(crate) fn remove(&self, key: u64) -> Result<(), EngineError> {
+        self.writable()?;
         self.index
             .remove(key)
             .map(|_| ())

@@ -24,11 +24,17 @@
 //! commit), the directory fsynced, then the log emptied (`snapshot.rs`). Loading a collection
 //! (on first use) reads the snapshot and replays the log records with an LSN above the
 //! snapshot's. A torn or corrupt last record is truncated (it was never acknowledged); a bad
-//! record followed by more data fails the load with [`EngineError::Corrupt`].
+//! record followed by more data fails the load with [`EngineError::Corrupt`]. A snapshot index
+//! file of 64 MiB or more, with no log to replay, is mapped read-only (a usearch view) rather
+//! than copied to the heap; the collection's first write, or a checkpoint, loads it for writing
+//! first (`collection.rs`, `index.rs`).
 //!
 //! # Queries
 //! `planner.rs`: no filter → HNSW at the query's `ef` (exact scan when asked or below 256
-//! points); a filter → the matching points are found by scanning payloads; up to
+//! points); a filter → the matching points are found through the payload index of the
+//! collection's `indexed_fields` when it answers the filter (`payload_index.rs`; its
+//! candidates are checked with the filter), else by scanning payloads (`count` and
+//! `delete_filter` find their points the same way); up to
 //! `max(1000, 4·k, 2 % of the points)` matches are scanned exactly, more go through usearch's
 //! filtered search, falling back to the exact scan when it returns fewer than `min(k, matches)`.
 //! Scores: cosine similarity and inner product (higher first), Euclidean distance (lower first).
@@ -36,8 +42,9 @@
 //! # Memory budget
 //! `budget.rs`: collections load on first use; after each call, least recently used ones (never
 //! the one just used, never one busy in another call) are checkpointed if needed and dropped
-//! from memory while the resident total (usearch's `memory_usage` plus vectors, payloads and
-//! maps) is above `memory_budget_bytes`.
+//! from memory while the resident total (usearch's `memory_usage` plus vectors, payloads, maps
+//! and the payload index) is above `memory_budget_bytes`. A viewed index's mapped pages are page
+//! cache, not counted.
 //!
 //! # Quota and usage
 //! `usage.rs`: a point counts for its vector bytes (4 a dimension) + its payload as compact
@@ -126,7 +133,8 @@ pub struct CollectionSpec {
     pub dimension: usize,
     pub metric: Metric,
     pub index: IndexParams,
-    /// Payload fields with an index (equality and range filters on them skip the payload scan).
+    /// Payload fields with an index (equality and range filters on them skip the payload scan):
+    /// dotted paths as in filters, at most 64, each of 1 to 256 bytes, none listed twice.
     pub indexed_fields: Vec<String>,
 }
 
@@ -618,11 +626,11 @@ impl Engine {
     /// Deletes the points whose payload matches; returns how many were deleted.
     pub fn delete_filter(&self, key: &CollectionKey, filter: &Filter) -> Result<u64, EngineError> {
         self.delete_where(key, |collection| {
-            collection
-                .store
-                .live()
-                .filter(|(_, point)| filter.matches(&point.payload))
-                .map(|(_, point)| point.id.clone())
+            let store = &collection.store;
+            store
+                .matching(filter)
+                .into_iter()
+                .filter_map(|slot| store.slot(slot).map(|point| point.id.clone()))
                 .collect()
         })
     }
@@ -649,10 +657,7 @@ impl Engine {
             let store = &collection.store;
             Ok(match filter {
                 None => store.len() as u64,
-                Some(filter) => store
-                    .live()
-                    .filter(|(_, point)| filter.matches(&point.payload))
-                    .count() as u64,
+                Some(filter) => store.matching(filter).len() as u64,
             })
         })
     }
@@ -713,16 +718,12 @@ impl Engine {
         }
         self.read(key, |collection| {
             collection::validate_vector(&collection.spec, &query.vector)?;
-            let matches = query
-                .filter
-                .as_ref()
-                .map(|f| move |p: &serde_json::Value| f.matches(p));
             let search = planner::Search {
                 vector: &query.vector,
                 k: query.limit,
                 ef: query.ef.unwrap_or(collection.spec.index.ef_search),
                 exact: query.exact,
-                predicate: matches.as_ref().map(|m| m as planner::Predicate<'_>),
+                filter: query.filter.as_ref(),
             };
             let (scored, plan) = planner::run(collection, &search)?;
             let store = &collection.store;

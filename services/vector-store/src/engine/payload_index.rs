@@ -48,7 +48,16 @@ use super::filter::{
 #[derive(Debug, Clone, Default)]
 pub struct PayloadIndex {
     fields: HashMap<String, FieldIndex>,
+    /// (key, id) entries held across the fields' maps, for the memory estimate.
+    postings: u64,
+    /// Estimated heap bytes of the distinct keys (map nodes, strings).
+    key_bytes: u64,
 }
+
+/// Rough heap bytes of one id in a key's `BTreeSet<u64>`.
+const POSTING_BYTES: u64 = 16;
+/// Rough heap bytes of one distinct key beyond its string (map slot, set header).
+const KEY_OVERHEAD: u64 = 64;
 
 #[derive(Debug, Clone)]
 struct FieldIndex {
@@ -95,6 +104,14 @@ impl OrderedF64 {
 }
 
 impl IndexKey {
+    /// Rough heap bytes of this key as a map entry.
+    fn heap_bytes(&self) -> u64 {
+        match self {
+            IndexKey::String(s) => KEY_OVERHEAD + s.len() as u64,
+            _ => KEY_OVERHEAD,
+        }
+    }
+
     fn number(n: Num) -> IndexKey {
         match n {
             Num::Int(i) => IndexKey::Int(i),
@@ -130,7 +147,14 @@ impl PayloadIndex {
                     (field.clone(), index)
                 })
                 .collect(),
+            postings: 0,
+            key_bytes: 0,
         }
+    }
+
+    /// Heap bytes held, estimated from counters kept by `insert` and `remove`.
+    pub fn memory_bytes(&self) -> u64 {
+        self.postings * POSTING_BYTES + self.key_bytes
     }
 
     /// Whether a field path is indexed.
@@ -143,10 +167,19 @@ impl PayloadIndex {
         for field in self.fields.values_mut() {
             let (keys, numbers) = field.indexed_values(payload);
             for key in keys {
-                field.equal.entry(key).or_default().insert(id);
+                let key_bytes = key.heap_bytes();
+                let ids = field.equal.entry(key).or_insert_with(|| {
+                    self.key_bytes += key_bytes;
+                    BTreeSet::new()
+                });
+                self.postings += u64::from(ids.insert(id));
             }
             for number in numbers {
-                field.numbers.entry(number).or_default().insert(id);
+                let ids = field.numbers.entry(number).or_insert_with(|| {
+                    self.key_bytes += KEY_OVERHEAD;
+                    BTreeSet::new()
+                });
+                self.postings += u64::from(ids.insert(id));
             }
         }
     }
@@ -157,16 +190,18 @@ impl PayloadIndex {
             let (keys, numbers) = field.indexed_values(payload);
             for key in keys {
                 if let Some(ids) = field.equal.get_mut(&key) {
-                    ids.remove(&id);
+                    self.postings -= u64::from(ids.remove(&id));
                     if ids.is_empty() {
+                        self.key_bytes -= key.heap_bytes();
                         field.equal.remove(&key);
                     }
                 }
             }
             for number in numbers {
                 if let Some(ids) = field.numbers.get_mut(&number) {
-                    ids.remove(&id);
+                    self.postings -= u64::from(ids.remove(&id));
                     if ids.is_empty() {
+                        self.key_bytes -= KEY_OVERHEAD;
                         field.numbers.remove(&number);
                     }
                 }

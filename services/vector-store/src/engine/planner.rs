@@ -2,7 +2,8 @@
 //!
 //! - No filter: the HNSW index, unless the query asks for `exact` or the collection has fewer
 //!   than [`SMALL_COLLECTION`] points (where a scan is both cheaper and exact).
-//! - A filter: first the set of matching slots (a scan of the payloads with the filter). When
+//! - A filter: first the set of matching slots: the payload index's candidates, each checked
+//!   with the filter, when the index answers it, else a scan of the payloads. When
 //!   there are at most [`exact_threshold`] of them (`max(1000, 4·k, 2 % of the points)`), an
 //!   exact scan over just those answers; otherwise usearch's filtered search walks the graph
 //!   with a bitset predicate. If that returns fewer than `min(k, matches)` hits (the graph can
@@ -13,6 +14,7 @@
 //! Euclidean distance (lower first).
 
 use super::collection::Collection;
+use super::filter::Filter;
 use super::index::score_of;
 use super::points::dot;
 use super::{Metric, Plan};
@@ -27,16 +29,13 @@ pub(crate) fn exact_threshold(k: usize, points: usize) -> usize {
     EXACT_FLOOR.max(4 * k).max(points / 50)
 }
 
-/// A payload predicate (a parsed filter's `matches`).
-pub(crate) type Predicate<'a> = &'a dyn Fn(&serde_json::Value) -> bool;
-
 /// What the planner needs of a query.
 pub(crate) struct Search<'a> {
     pub vector: &'a [f32],
     pub k: usize,
     pub ef: usize,
     pub exact: bool,
-    pub predicate: Option<Predicate<'a>>,
+    pub filter: Option<&'a Filter>,
 }
 
 /// Best-first `(slot, score)` pairs and the path that produced them.
@@ -47,7 +46,7 @@ pub(crate) fn run(
     let store = &collection.store;
     let metric = collection.spec.metric;
     let k = search.k;
-    let Some(predicate) = search.predicate else {
+    let Some(filter) = search.filter else {
         if search.exact || store.len() < SMALL_COLLECTION {
             let slots = store.live().map(|(slot, _)| slot);
             return Ok((
@@ -58,11 +57,7 @@ pub(crate) fn run(
         let hits = collection.index.search(search.vector, k, search.ef, None)?;
         return Ok((to_scores(metric, hits), Plan::Index));
     };
-    let matching: Vec<u64> = store
-        .live()
-        .filter(|(_, point)| predicate(&point.payload))
-        .map(|(slot, _)| slot)
-        .collect();
+    let matching = store.matching(filter);
     if search.exact || matching.len() <= exact_threshold(k, store.len()) {
         let hits = exact_scan(collection, search.vector, k, matching.iter().copied());
         return Ok((hits, Plan::ExactScan));
@@ -153,14 +148,18 @@ mod tests {
         (dir, c)
     }
 
-    fn top_10<'a>(query: &'a [f32], predicate: Predicate<'a>) -> Search<'a> {
+    fn top_10<'a>(query: &'a [f32], filter: &'a Filter) -> Search<'a> {
         Search {
             vector: query,
             k: 10,
             ef: 64,
             exact: false,
-            predicate: Some(predicate),
+            filter: Some(filter),
         }
+    }
+
+    fn parsed(filter: serde_json::Value) -> Filter {
+        Filter::parse("filter", &filter).unwrap()
     }
 
     #[test]
@@ -185,13 +184,13 @@ mod tests {
         let (_dir, c) = filled(Metric::L2, 3000, 8);
         let query = vec![0.0; 8];
         // 1 % of the points match.
-        let predicate = |p: &serde_json::Value| p["group"] == json!(42);
-        let (hits, plan) = run(&c, &top_10(&query, &predicate)).unwrap();
+        let filter = parsed(json!({"group": 42}));
+        let (hits, plan) = run(&c, &top_10(&query, &filter)).unwrap();
         assert_eq!(plan, Plan::ExactScan);
         let matching = c
             .store
             .live()
-            .filter(|(_, p)| predicate(&p.payload))
+            .filter(|(_, p)| p.payload["group"] == json!(42))
             .map(|(s, _)| s);
         let expected = exact_scan(&c, &query, 10, matching);
         assert_eq!(hits, expected);
@@ -202,8 +201,9 @@ mod tests {
     fn a_broad_filter_uses_the_graph_and_still_returns_k() {
         let (_dir, c) = filled(Metric::Cosine, 3000, 8);
         let query = vec![0.5; 8];
+        let filter = parsed(json!({"group": {"$lt": 50}}));
         let predicate = |p: &serde_json::Value| p["group"].as_u64().is_some_and(|g| g < 50);
-        let search = top_10(&query, &predicate);
+        let search = top_10(&query, &filter);
         let (hits, plan) = run(&c, &search).unwrap();
         assert_eq!(plan, Plan::FilteredIndex);
         assert_eq!(hits.len(), 10);
@@ -211,7 +211,7 @@ mod tests {
             assert!(predicate(&c.store.slot(slot).unwrap().payload));
         }
         let unfiltered = Search {
-            predicate: None,
+            filter: None,
             ..search
         };
         assert_eq!(run(&c, &unfiltered).unwrap().1, Plan::Index);

@@ -6,9 +6,17 @@
 //! deleting one leaves a hole (counted as `deleted_pending`) until `compact` renumbers the live
 //! points densely. Exact scoring reads the contiguous vectors with plain loops the compiler
 //! vectorises; cosine uses the stored norms, so it normalises exactly as usearch's `Cos` does.
+//!
+//! The store also keeps the collection's [`PayloadIndex`] (its `indexed_fields`) in step, keyed
+//! by slot: `put` removes a replaced point's old payload from it and inserts the new one,
+//! `remove` takes the point out. A store rebuilt by `put` (snapshot load, log replay,
+//! compaction) therefore rebuilds its index too. [`PointStore::matching`] answers a filter
+//! through it when it can, else by scanning the payloads.
 
 use std::collections::BTreeMap;
 
+use super::filter::Filter;
+use super::payload_index::PayloadIndex;
 use super::wal::Counts;
 use super::{Metric, Point};
 
@@ -39,6 +47,7 @@ pub(crate) struct PointStore {
     slots: Vec<Option<Slot>>,
     ids: BTreeMap<String, u64>,
     counted_bytes: u64,
+    payload_index: PayloadIndex,
 }
 
 /// Sums `term(a[i], b[i])` over two equal-length slices. Eight independent accumulators let
@@ -70,7 +79,8 @@ pub(crate) fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
 }
 
 impl PointStore {
-    pub(crate) fn new(dim: usize, metric: Metric) -> PointStore {
+    /// An empty store whose payload index covers `indexed_fields`.
+    pub(crate) fn new(dim: usize, metric: Metric, indexed_fields: &[String]) -> PointStore {
         PointStore {
             dim,
             metric,
@@ -79,6 +89,7 @@ impl PointStore {
             slots: Vec::new(),
             ids: BTreeMap::new(),
             counted_bytes: 0,
+            payload_index: PayloadIndex::new(indexed_fields),
         }
     }
 
@@ -144,6 +155,7 @@ impl PointStore {
                 self.norms[slot as usize] = norm;
                 if let Some(old) = self.slots[slot as usize].take() {
                     self.counted_bytes -= old.bytes;
+                    self.payload_index.remove(slot, &old.payload);
                 }
                 slot
             }
@@ -157,6 +169,7 @@ impl PointStore {
             }
         };
         self.counted_bytes += bytes;
+        self.payload_index.insert(slot, &point.payload);
         self.slots[slot as usize] = Some(Slot {
             id: point.id,
             payload: point.payload,
@@ -177,8 +190,25 @@ impl PointStore {
         let slot = self.ids.remove(id)?;
         if let Some(old) = self.slots[slot as usize].take() {
             self.counted_bytes -= old.bytes;
+            self.payload_index.remove(slot, &old.payload);
         }
         Some(slot)
+    }
+
+    /// The live slots whose payload matches, in slot order: the payload index's candidates
+    /// checked one by one when it answers the filter, else a scan of every payload.
+    pub(crate) fn matching(&self, filter: &Filter) -> Vec<u64> {
+        match filter.candidates(&self.payload_index) {
+            Some(candidates) => candidates
+                .into_iter()
+                .filter(|&slot| self.slot(slot).is_some_and(|p| filter.matches(&p.payload)))
+                .collect(),
+            None => self
+                .live()
+                .filter(|(_, point)| filter.matches(&point.payload))
+                .map(|(slot, _)| slot)
+                .collect(),
+        }
     }
 
     /// The bytes a point with this id holds now (0 when absent).
@@ -213,6 +243,7 @@ impl PointStore {
             + self.slots.capacity() * std::mem::size_of::<Option<Slot>>()) as u64
             + self.counted_bytes
             + self.ids.len() as u64 * SLOT_OVERHEAD
+            + self.payload_index.memory_bytes()
     }
 }
 
@@ -231,7 +262,7 @@ mod tests {
 
     #[test]
     fn replace_reuses_the_slot_and_delete_leaves_a_hole() {
-        let mut store = PointStore::new(2, Metric::L2);
+        let mut store = PointStore::new(2, Metric::L2, &[]);
         let a = store.put(point("a", &[1.0, 0.0]), 10);
         let b = store.put(point("b", &[0.0, 1.0]), 10);
         assert_eq!(store.put(point("a", &[3.0, 4.0]), 12), a);
@@ -255,6 +286,33 @@ mod tests {
             }
         );
         assert_eq!(store.score(&[0.0, 0.0], 0.0, a), 5.0);
+    }
+
+    #[test]
+    fn the_payload_index_follows_overwrites_and_removals() {
+        let mut store = PointStore::new(2, Metric::L2, &["tag".to_string()]);
+        let with_tag = |id: &str, tag: &str| Point {
+            payload: json!({"tag": tag}),
+            ..point(id, &[1.0, 0.0])
+        };
+        let a = store.put(with_tag("a", "red"), 10);
+        let b = store.put(with_tag("b", "red"), 10);
+        let red = Filter::parse("filter", &json!({"tag": "red"})).unwrap();
+        let blue = Filter::parse("filter", &json!({"tag": "blue"})).unwrap();
+        assert_eq!(red.candidates(&store.payload_index), Some(vec![a, b]));
+        let indexed = store.memory_bytes();
+
+        assert_eq!(store.put(with_tag("a", "blue"), 10), a);
+        assert_eq!(red.candidates(&store.payload_index), Some(vec![b]));
+        assert_eq!(blue.candidates(&store.payload_index), Some(vec![a]));
+        assert_eq!(store.matching(&blue), vec![a]);
+
+        store.remove("b");
+        assert_eq!(red.candidates(&store.payload_index), Some(vec![]));
+        assert_eq!(store.matching(&red), Vec::<u64>::new());
+        store.remove("a");
+        assert_eq!(store.payload_index.memory_bytes(), 0);
+        assert!(store.memory_bytes() < indexed);
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn decode_data(bytes: &[u8], spec: &CollectionSpec) -> Result<PointStore, Engine
         return Err(damaged());
     }
     let slots = r.u64()?;
-    let mut store = PointStore::new(dim, spec.metric);
+    let mut store = PointStore::new(dim, spec.metric, &spec.indexed_fields);
     for _ in 0..slots {
         match r.u8()? {
             0 => store.push_hole(),
@@ -169,15 +169,23 @@ fn remove_other_generations(dir: &Path, generation: u64) -> Result<(), EngineErr
     Ok(())
 }
 
-/// Reads the snapshot a manifest names.
+/// Reads the snapshot a manifest names. An index file of at least `view_min_bytes` is mapped
+/// read-only ([`VectorIndex::view`]) instead of loaded.
 pub(crate) fn read(
     dir: &Path,
     manifest: &Manifest,
+    view_min_bytes: u64,
 ) -> Result<(PointStore, VectorIndex), EngineError> {
     let data = std::fs::read(dir.join(layout::data_file(manifest.generation)))?;
     let store = decode_data(&data, &manifest.spec)?;
     let index_path = dir.join(layout::index_file(manifest.generation));
-    let index = VectorIndex::load(&manifest.spec, layout::utf8(&index_path)?)?;
+    let index_bytes = std::fs::metadata(&index_path)?.len();
+    let index_path = layout::utf8(&index_path)?;
+    let index = if index_bytes >= view_min_bytes {
+        VectorIndex::view(&manifest.spec, index_path)?
+    } else {
+        VectorIndex::load(&manifest.spec, index_path)?
+    };
     remove_other_generations(dir, manifest.generation)?;
     Ok((store, index))
 }
