@@ -27,7 +27,11 @@
 //!    500 queries, recall against an exact filtered top 10 computed here.
 //! 6. Ingest: 10,000 points into a new collection through `upsert` in batches of 500, with fsync
 //!    durability and with relaxed durability (each its own engine).
-//! 7. Many tenants: 10,000 tenants with one collection of 100 random 32-d points each on one
+//! 7. Service: vector-store-service in this process on a loopback port (metadata in the
+//!    harness's MongoDB, engine with fsync durability): a third of the base ingested through
+//!    `PUT …/points` in batches of 500, then `wrk` (one connection, then 8) on `POST …/query`
+//!    against the same collection queried in process.
+//! 8. Many tenants: 10,000 tenants with one collection of 100 random 32-d points each on one
 //!    engine with a 4 MiB memory budget; resident bytes against the budget; latency of a query to
 //!    a cold (evicted) tenant and to a warm one, p50 / p99.
 //!
