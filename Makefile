@@ -7,13 +7,16 @@ CARGO ?= cargo
 RUN_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help deps test run e2e-kind bench generate fmt lint images-check clean-cache
+.PHONY: help deps bench-deps test run e2e-kind bench generate fmt lint images-check clean-cache
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## Install Debian packages (servers; plantuml for the diagrams), SecantusDB venv, helm and kubectl (idempotent)
 	@scripts/install-deps.sh
+
+bench-deps: ## What only the benchmarks need, on top of deps: Debian dataset-fashion-mnist, a venv with faiss-cpu, hnswlib, numpy, matplotlib (idempotent)
+	@scripts/install-deps.sh --bench
 
 test: deps ## fmt check, clippy -D warnings, then the whole workspace test suite
 	$(CARGO) fmt --all -- --check
@@ -27,10 +30,11 @@ run: deps ## Run the local platform (prismicx-local); pass arguments with RUN_AR
 e2e-kind: deps ## The end-to-end suite against a kind cluster (needs docker and kind): build and load the images, helm install, run e2e/
 	scripts/e2e-kind.sh
 
-bench: deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, a quiet tenant's latency beside a noisy one, tenant provisioning vs a plain script
+bench: bench-deps ## Run the benchmarks: user-data GET /v1/users/{id} vs pgbench, a quiet tenant's latency beside a noisy one, tenant provisioning vs a plain script, vector search (vector-store engine vs faiss and hnswlib on Fashion-MNIST, filtered, ingest, many tenants)
 	$(CARGO) bench --locked -p prismicx-user-data --bench get_user
 	$(CARGO) bench --locked -p prismicx-user-data --bench noisy_neighbour
 	$(CARGO) bench --locked -p prismicx-operator --bench provision
+	$(CARGO) bench --locked -p prismicx-vector-store --bench ann
 
 generate: ## Regenerate every generated file: CRDs and the chart's copies, API reference, data layout, schema reference, diagram sources, and their PNGs when plantuml is installed (make deps); the tests fail when a generated text drifts
 	$(CARGO) run --locked -q -p prismicx-operator-api --bin crdgen -- crds

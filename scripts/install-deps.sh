@@ -3,6 +3,8 @@
 # plantuml for the diagrams), a Python venv
 # (SecantusDB; kubernetes-validate and checkov for the chart checks), a second venv with
 # schemathesis (API fuzzing), helm and kubectl.
+# With --bench, also what only `make bench` needs: the Debian package dataset-fashion-mnist and
+# a venv with faiss-cpu, hnswlib, numpy and matplotlib (the vector-store ANN benchmark's peers).
 # Idempotent and quiet: prints one line per thing it actually installs and
 # nothing at all when everything is already present.
 set -euo pipefail
@@ -16,6 +18,17 @@ LOG="$TOOLS/install-deps.log"
 # `make generate`; no test needs them. With the machine's JRE already present they add about
 # 30 MB and 10 s to a first install (default-jre-headless is one more download where no JRE is).
 DEB_PACKAGES=(pgbouncer redis-server wrk postgresql-15 postgresql-client-15 curl plantuml graphviz)
+
+BENCH=false
+for arg in "$@"; do
+    case "$arg" in
+    --bench) BENCH=true ;;
+    *) echo "install-deps: unknown argument $arg (usage: install-deps.sh [--bench])" >&2; exit 2 ;;
+    esac
+done
+# Fashion-MNIST (60,000 + 10,000 vectors of 784 dimensions, in /usr/share/datasets/fashion-mnist):
+# the data of services/vector-store/benches/ann.rs. About 30 MB; no test needs it.
+$BENCH && DEB_PACKAGES+=(dataset-fashion-mnist)
 
 mkdir -p "$TOOLS"
 
@@ -138,4 +151,13 @@ PY
     trap - EXIT
     echo "installed helm $helm_v into $BIN"
     echo "installed kubectl (${kubectl_v}) into $BIN"
+fi
+
+# --- benchmark peers: faiss and hnswlib, in a venv of their own (--bench) ----
+# Pinned: the figures in docs/benchmarks.md name these versions. hnswlib 0.8.0 ships only a source
+# distribution for this Python; pip builds it with the machine's C++ compiler.
+if $BENCH; then
+    ANN_VENV="$TOOLS/ann-venv"
+    ANN_TOOLS=(faiss-cpu==1.15.1 hnswlib==0.8.0 numpy==2.4.6 matplotlib==3.11.2)
+    pip_install_pinned "$ANN_VENV" "" "${ANN_TOOLS[@]}"
 fi
