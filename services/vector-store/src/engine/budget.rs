@@ -9,7 +9,7 @@
 //! checkpoints a non-empty log first, so a reload reads a snapshot rather than replaying.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::collection::Collection;
@@ -19,8 +19,8 @@ use super::{CollectionKey, Resident};
 pub(crate) struct Handle {
     pub state: RwLock<Option<Collection>>,
     last_used: AtomicU64,
-    bytes: AtomicU64,
-    resident: AtomicBool,
+    /// Whether it is resident, and its bytes (counted in the registry's totals when resident).
+    held: Mutex<(bool, u64)>,
 }
 
 impl Handle {
@@ -28,23 +28,16 @@ impl Handle {
         Handle {
             state: RwLock::new(None),
             last_used: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            resident: AtomicBool::new(false),
+            held: Mutex::new((false, 0)),
         }
     }
 
-    /// Records what a collection holds after a call.
-    pub(crate) fn note(&self, collection: Option<&Collection>, tick: u64) {
-        self.last_used.store(tick, Ordering::Relaxed);
-        self.resident.store(collection.is_some(), Ordering::Relaxed);
-        self.bytes.store(
-            collection.map_or(0, Collection::memory_bytes),
-            Ordering::Relaxed,
-        );
+    fn held(&self) -> std::sync::MutexGuard<'_, (bool, u64)> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn is_resident(&self) -> bool {
-        self.resident.load(Ordering::Relaxed)
+        self.held().0
     }
 }
 
@@ -52,9 +45,32 @@ impl Handle {
 pub(crate) struct Registry {
     handles: Mutex<HashMap<CollectionKey, Arc<Handle>>>,
     clock: AtomicU64,
+    /// The resident collections and bytes, kept by [`Registry::note`] so that no call walks
+    /// every handle unless the budget is exceeded.
+    totals: Mutex<Resident>,
 }
 
 impl Registry {
+    /// Records what a collection holds after a call, and its share of the totals.
+    pub(crate) fn note(&self, handle: &Handle, collection: Option<&Collection>, tick: u64) {
+        handle.last_used.store(tick, Ordering::Relaxed);
+        let now = (
+            collection.is_some(),
+            collection.map_or(0, Collection::memory_bytes),
+        );
+        let mut held = handle.held();
+        let before = std::mem::replace(&mut *held, now);
+        let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        if before.0 {
+            totals.collections -= 1;
+            totals.bytes -= before.1;
+        }
+        if now.0 {
+            totals.collections += 1;
+            totals.bytes += now.1;
+        }
+    }
+
     pub(crate) fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
     }
@@ -75,6 +91,8 @@ impl Registry {
         let mut map = self.map();
         if map.get(key).is_some_and(|h| Arc::ptr_eq(h, handle)) {
             map.remove(key);
+            drop(map);
+            self.note(handle, None, 0);
         }
     }
 
@@ -91,14 +109,7 @@ impl Registry {
     }
 
     pub(crate) fn resident(&self) -> Resident {
-        let mut resident = Resident::default();
-        for handle in self.map().values() {
-            if handle.is_resident() {
-                resident.collections += 1;
-                resident.bytes += handle.bytes.load(Ordering::Relaxed);
-            }
-        }
-        resident
+        *self.totals.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Evicts least recently used collections (not `keep`) while above `budget` bytes.
@@ -132,7 +143,7 @@ impl Registry {
                 *state = None;
             }
             let tick = handle.last_used.load(Ordering::Relaxed);
-            handle.note(state.as_ref(), tick);
+            self.note(&handle, state.as_ref(), tick);
         }
     }
 }

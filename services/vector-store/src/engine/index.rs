@@ -13,6 +13,7 @@
 //! ([`VectorIndex::load`]) before its first write (`collection.rs`), and a write that reaches a
 //! view anyway is refused.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
@@ -55,7 +56,14 @@ pub(crate) struct VectorIndex {
     gate: EfGate,
     /// The index maps its file read-only (see the module doc).
     viewed: bool,
+    /// usearch's `memory_usage` as last measured: measuring walks every node, so it is done
+    /// when the index is opened, when its capacity grows and every [`MEMORY_REMEASURE`] adds,
+    /// never on a search.
+    memory: AtomicUsize,
 }
+
+/// Adds between two measurements of an index's memory.
+const MEMORY_REMEASURE: usize = 1024;
 
 impl std::fmt::Debug for VectorIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,6 +129,7 @@ impl VectorIndex {
         }
         let mut index = VectorIndex::wrap(index, spec);
         index.viewed = viewed;
+        index.measure_memory();
         Ok(index)
     }
 
@@ -152,7 +161,19 @@ impl VectorIndex {
                 slots: search_threads(),
             },
             viewed: false,
+            memory: AtomicUsize::new(0),
         }
+        .measured()
+    }
+
+    fn measured(self) -> VectorIndex {
+        self.measure_memory();
+        self
+    }
+
+    fn measure_memory(&self) {
+        self.memory
+            .store(self.index.memory_usage(), Ordering::Relaxed);
     }
 
     pub(crate) fn save(&self, path: &str) -> Result<(), EngineError> {
@@ -170,7 +191,9 @@ impl VectorIndex {
         let target = needed.max(capacity * 2).max(MIN_RESERVE);
         self.index
             .reserve_capacity_and_threads(target, search_threads())
-            .map_err(|e| index_error("reserve", e))
+            .map_err(|e| index_error("reserve", e))?;
+        self.measure_memory();
+        Ok(())
     }
 
     /// Adds a key (replacing it when present).
@@ -182,7 +205,11 @@ impl VectorIndex {
         self.reserve_for(1)?;
         self.index
             .add(key, vector)
-            .map_err(|e| index_error("add", e))
+            .map_err(|e| index_error("add", e))?;
+        if self.index.size() % MEMORY_REMEASURE == 0 {
+            self.measure_memory();
+        }
+        Ok(())
     }
 
     pub(crate) fn remove(&self, key: u64) -> Result<(), EngineError> {
@@ -197,8 +224,9 @@ impl VectorIndex {
         self.index.size()
     }
 
+    /// The index's bytes in memory, as last measured (see [`VectorIndex::memory`]).
     pub(crate) fn memory_usage(&self) -> usize {
-        self.index.memory_usage()
+        self.memory.load(Ordering::Relaxed)
     }
 
     /// Approximate search; `allow` restricts the keys (a filtered search). Results are

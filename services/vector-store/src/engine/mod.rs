@@ -382,7 +382,8 @@ impl Engine {
         let shared = read_lock(&handle.state);
         if let Some(collection) = shared.as_ref() {
             let result = f(collection);
-            handle.note(Some(collection), self.registry.tick());
+            self.registry
+                .note(&handle, Some(collection), self.registry.tick());
             drop(shared);
             self.enforce_budget(key);
             return result;
@@ -394,7 +395,8 @@ impl Engine {
             Some(collection) => f(collection),
             None => Err(EngineError::NotFound),
         };
-        handle.note(state.as_ref(), self.registry.tick());
+        self.registry
+            .note(&handle, state.as_ref(), self.registry.tick());
         drop(state);
         self.enforce_budget(key);
         result
@@ -415,7 +417,8 @@ impl Engine {
         if state.as_ref().is_some_and(|c| c.broken) {
             *state = None; // reloaded from disk on next use
         }
-        handle.note(state.as_ref(), self.registry.tick());
+        self.registry
+            .note(&handle, state.as_ref(), self.registry.tick());
         drop(state);
         self.enforce_budget(key);
         result
@@ -503,7 +506,7 @@ impl Engine {
         let handle = self.registry.handle(key);
         let mut state = write_lock(&handle.state);
         *state = None;
-        handle.note(None, 0);
+        self.registry.note(&handle, None, 0);
         drop(state);
         self.registry.forget(key, &handle);
     }
