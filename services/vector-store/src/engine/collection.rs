@@ -471,8 +471,8 @@ mod tests {
         c.index.search(&[x, 0.0, 1.0], 1, 64, None).unwrap()[0].0
     }
 
-    #[test]
-    fn a_viewed_index_answers_then_is_loaded_for_the_first_write() {
+    /// A directory holding a collection of 300 points `p0`..`p299`, checkpointed.
+    fn checkpointed_300_points() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
         let points = (0..300)
@@ -480,7 +480,12 @@ mod tests {
             .collect();
         upsert(&mut c, points);
         c.checkpoint().unwrap();
-        drop(c);
+        dir
+    }
+
+    #[test]
+    fn a_viewed_index_answers_then_is_loaded_for_the_first_write() {
+        let dir = checkpointed_300_points();
         let reopen = |view_min_bytes| {
             Collection::open_viewing_from(dir.path(), Durability::Relaxed, view_min_bytes).unwrap()
         };
@@ -535,14 +540,7 @@ mod tests {
 
     #[test]
     fn a_truncated_index_file_fails_the_open_viewed_or_loaded() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut c = Collection::create(dir.path(), &spec(), Durability::Relaxed).unwrap();
-        let points = (0..300)
-            .map(|i| point(&format!("p{i}"), i as f32))
-            .collect();
-        upsert(&mut c, points);
-        c.checkpoint().unwrap();
-        drop(c);
+        let dir = checkpointed_300_points();
         let path = dir.path().join(layout::index_file(2));
         let len = std::fs::metadata(&path).unwrap().len();
         for cut in [len - 8, len / 2, 10] {
